@@ -1,0 +1,59 @@
+"""The ``plant`` command line.
+
+Each subcommand lives in its own module with a ``register(subparsers)`` function that adds its
+parser and sets ``run=`` to a function ``(args) -> int``. Human output by default, ``--json`` for
+scripts. This module is the process entry point: it reads the environment, loads the config once
+and configures logging once; nothing below it reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from plantd import __version__
+from plantd.cli import _broker_cmd, _call_cmd, _config_cmd, _mmi_cmd, _up_cmd
+from plantd.errors import PlantdError
+
+__all__ = ["build_parser", "main"]
+
+_SUBCOMMANDS = (_up_cmd, _broker_cmd, _call_cmd, _mmi_cmd, _config_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="plant", description="Control and inspect a plantd appliance."
+    )
+    parser.add_argument("--version", action="version", version=f"plant {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="DIR",
+        help="configuration directory (default: $PLANTD_CONFIG, else /etc/plantd if present, "
+        "else built-in defaults)",
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    parser.add_argument("--log-level", default=None, help="override logging.level")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in _SUBCOMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.environ = dict(os.environ)
+    try:
+        code: int = args.run(args)
+    except PlantdError as exc:
+        print(f"plant: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Helpers shared by the subcommands: config from the command line, output in two shapes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from plantd.config import PlantdConfig, load_config, resolve_config_dir
+from plantd.logs import configure_logging
+
+__all__ = ["OUTPUT_OPTIONS", "cli_config", "emit", "setup_logging"]
+
+# Added to every leaf subcommand so `plant mmi workers --json` works as well as
+# `plant --json mmi workers` (SUPPRESS keeps the top-level value when it is not repeated).
+OUTPUT_OPTIONS = argparse.ArgumentParser(add_help=False)
+OUTPUT_OPTIONS.add_argument(
+    "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable JSON output"
+)
+
+
+def cli_config(args: argparse.Namespace) -> PlantdConfig:
+    """Load the config the command line points at (``--config``, ``$PLANTD_CONFIG``, defaults)."""
+    config_dir = resolve_config_dir(
+        Path(args.config) if args.config else None, args.environ
+    )
+    return load_config(config_dir, args.environ)
+
+
+def setup_logging(args: argparse.Namespace, config: PlantdConfig) -> None:
+    level = args.log_level or config.logging.level
+    configure_logging(
+        level, config.logging.format, under_journal="JOURNAL_STREAM" in args.environ
+    )
+
+
+def emit(args: argparse.Namespace, data: object, human: str) -> None:
+    """Print ``data`` as JSON with ``--json``, else the human text."""
+    if args.json:
+        json.dump(data, sys.stdout, indent=2, sort_keys=True, default=str)
+        sys.stdout.write("\n")
+    else:
+        print(human)

@@ -1,0 +1,188 @@
+"""The asyncio MDP client.
+
+Theory of operation: MDP replies carry no request id, so a DEALER socket can have only one
+request outstanding. The client therefore keeps a small pool of *channels* (a DEALER socket and
+its sans-IO :class:`~plantd.mdp.ClientProtocol`): each request borrows one, and many requests
+can be in flight at once on as many channels. When an attempt times out, its channel is closed
+rather than returned — a late reply must never be read as the answer to the next request — and
+the request is sent again on a fresh channel after a capped, jittered backoff (RFC 18's advice).
+A broker restart is therefore survived as long as it comes back within the retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import AsyncIterator
+from types import TracebackType
+
+import zmq
+import zmq.asyncio
+
+from plantd._zmq import async_context, backoff_delays
+from plantd.config import ClientConfig
+from plantd.errors import RemoteProtocolError, RequestTimeout, UsageError
+from plantd.mdp import ClientProtocol, Version
+
+__all__ = ["AsyncClient", "Reply"]
+
+log = logging.getLogger(__name__)
+
+Reply = list[bytes]
+
+
+class _Channel:
+    __slots__ = ("protocol", "socket")
+
+    def __init__(self, context: zmq.asyncio.Context, endpoint: str, version: Version) -> None:
+        self.socket = context.socket(zmq.DEALER)
+        self.socket.linger = 0
+        self.socket.connect(endpoint)
+        self.protocol = ClientProtocol(version)
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+
+
+class AsyncClient:
+    """Send requests to MDP services through the broker at ``endpoint``.
+
+    ``timeout`` bounds each attempt (seconds until the first reply part, and between parts);
+    ``retries`` is how many more attempts follow a timeout. Use as ``async with``.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        timeout: float = 5.0,
+        retries: int = 3,
+        backoff_initial: float = 0.1,
+        backoff_max: float = 2.0,
+        version: Version = Version.V2,
+        max_idle_channels: int = 16,
+    ) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.retries = retries
+        self.version = version
+        self._backoff = (backoff_initial, backoff_max)
+        self._context = async_context()
+        self._idle: list[_Channel] = []
+        self._busy: set[_Channel] = set()
+        self._max_idle = max_idle_channels
+        self._closed = False
+
+    @classmethod
+    def from_config(cls, endpoint: str, config: ClientConfig, **overrides: object) -> AsyncClient:
+        kwargs: dict[str, object] = {
+            "timeout": config.timeout,
+            "retries": config.retries,
+            "backoff_initial": config.backoff_initial,
+            "backoff_max": config.backoff_max,
+        }
+        kwargs.update(overrides)
+        return cls(endpoint, **kwargs)  # type: ignore[arg-type]
+
+    async def request(
+        self,
+        service: str | bytes,
+        *body: bytes,
+        timeout: float | None = None,
+        retries: int | None = None,
+    ) -> Reply:
+        """Send ``body`` to ``service`` and return the FINAL reply's frames.
+
+        PARTIAL replies, if the service streams, are skipped; use :meth:`stream` to see them.
+        Raises :class:`RequestTimeout` when every attempt timed out.
+        """
+        final: Reply = []
+        async for part in self.stream(service, *body, timeout=timeout, retries=retries):
+            final = part
+        return final
+
+    async def stream(
+        self,
+        service: str | bytes,
+        *body: bytes,
+        timeout: float | None = None,
+        retries: int | None = None,
+    ) -> AsyncIterator[Reply]:
+        """Yield every reply part (each PARTIAL, then the FINAL) as it arrives.
+
+        Retries happen only before the first part arrives: once a part was seen, a timeout
+        raises, because re-sending would repeat what the caller already received.
+        """
+        name = service.encode() if isinstance(service, str) else service
+        attempt_timeout = self.timeout if timeout is None else timeout
+        attempts_allowed = 1 + (self.retries if retries is None else retries)
+        delays = backoff_delays(*self._backoff)
+        for attempt in range(1, attempts_allowed + 1):
+            channel = self._borrow()
+            clean = False
+            received_any = False
+            try:
+                await channel.socket.send_multipart(channel.protocol.request(name, list(body)))
+                while True:
+                    frames = await self._receive(channel, attempt_timeout)
+                    if frames is None:
+                        break  # timed out: this channel is abandoned
+                    reply = channel.protocol.receive(frames)
+                    received_any = True
+                    if reply.final:
+                        clean = True
+                    yield reply.body
+                    if reply.final:
+                        return
+            except RemoteProtocolError as exc:
+                log.warning("dropping a client socket after a protocol error: %s", exc)
+            finally:
+                self._give_back(channel, clean)
+            if received_any:
+                raise RequestTimeout(name.decode(), attempt, attempt_timeout)
+            if attempt < attempts_allowed:
+                delay = next(delays)
+                log.debug("no reply from %r (attempt %d), retrying in %.2f s", name, attempt, delay)
+                await asyncio.sleep(delay)
+        raise RequestTimeout(name.decode(), attempts_allowed, attempt_timeout)
+
+    async def _receive(self, channel: _Channel, timeout: float) -> list[bytes] | None:
+        if not await channel.socket.poll(timeout * 1000.0, zmq.POLLIN):
+            return None
+        return await channel.socket.recv_multipart()
+
+    def _borrow(self) -> _Channel:
+        if self._closed:
+            raise UsageError("this client is closed")
+        channel = self._idle.pop() if self._idle else None
+        if channel is None:
+            channel = _Channel(self._context, self.endpoint, self.version)
+        self._busy.add(channel)
+        return channel
+
+    def _give_back(self, channel: _Channel, clean: bool) -> None:
+        self._busy.discard(channel)
+        if clean and not self._closed and len(self._idle) < self._max_idle:
+            self._idle.append(channel)
+        else:
+            channel.close()
+
+    async def aclose(self) -> None:
+        """Close every socket; requests still in flight fail."""
+        self._closed = True
+        for channel in itertools.chain(self._idle, self._busy):
+            channel.close()
+        self._idle.clear()
+        self._busy.clear()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

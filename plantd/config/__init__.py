@@ -1,0 +1,68 @@
+"""Configuration: YAML files and environment overrides -> typed, frozen, validated values.
+
+Load once, at the entry point, and pass the value down::
+
+    config_dir = resolve_config_dir(args_config_dir, os.environ)
+    config = load_config(config_dir, os.environ)   # ConfigError lists every problem
+    config.broker.heartbeat_interval               # 2.5 (seconds, a float)
+
+Sources, lowest precedence first: built-in defaults, ``<config dir>/plantd.yaml``, then
+``PLANTD_<SECTION>_<KEY>`` variables. Every problem names its file and line (or its variable),
+its key path, what was found and what was expected. ``docs/configuration.md`` lists every key.
+
+The generic machinery is public too, for other config files (``modules.d/*.yaml``):
+:func:`read_yaml` keeps the line of every key, :func:`parse_dataclass` builds a frozen dataclass
+from the data (markers :class:`Duration`, :class:`Size`, :class:`Ge`, :class:`Gt`, :class:`Le`,
+:class:`Check`), and :func:`to_data` turns one back into plain data.
+"""
+
+from __future__ import annotations
+
+from plantd.config._env import env_override_names
+from plantd.config._loader import CONFIG_FILE, DEFAULT_CONFIG_DIR, load_config, resolve_config_dir
+from plantd.config._location import KeyPath
+from plantd.config._markers import INTERNAL, Check, Duration, Ge, Gt, Le, Size
+from plantd.config._model import (
+    BrokerConfig,
+    BusConfig,
+    ClientConfig,
+    LoggingConfig,
+    PathsConfig,
+    PlantdConfig,
+    WorkerConfig,
+)
+from plantd.config._modules import MODULES_DIR, ModuleHeader, check_module_file, check_modules_dir
+from plantd.config._schema import parse_dataclass, to_data
+from plantd.config._yaml import YamlDocument, parse_yaml, read_yaml
+
+__all__ = [
+    "CONFIG_FILE",
+    "DEFAULT_CONFIG_DIR",
+    "INTERNAL",
+    "MODULES_DIR",
+    "BrokerConfig",
+    "BusConfig",
+    "Check",
+    "ClientConfig",
+    "Duration",
+    "Ge",
+    "Gt",
+    "KeyPath",
+    "Le",
+    "LoggingConfig",
+    "ModuleHeader",
+    "PathsConfig",
+    "PlantdConfig",
+    "Size",
+    "WorkerConfig",
+    "YamlDocument",
+    "check_module_file",
+    "check_modules_dir",
+    "env_override_names",
+    "load_config",
+    "parse_dataclass",
+    "parse_yaml",
+    "read_yaml",
+    "resolve_config_dir",
+    "to_data",
+]

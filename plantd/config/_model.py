@@ -1,0 +1,193 @@
+"""The plantd schema: ``plantd.yaml``, section by section.
+
+Each section is a frozen dataclass whose defaults are the appliance defaults (DESIGN.md:
+everything on loopback). ``docs/configuration.md`` documents every key; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Literal
+
+from plantd.config._location import KeyPath
+from plantd.config._markers import INTERNAL, Check, Duration, Ge, Gt, Size
+
+__all__ = [
+    "BrokerConfig",
+    "BusConfig",
+    "ClientConfig",
+    "LoggingConfig",
+    "PathsConfig",
+    "PlantdConfig",
+    "WorkerConfig",
+    "endpoint_problem",
+]
+
+_TCP = re.compile(r"(?P<host>\[[^\]]*\]|[^:\[\]]*):(?P<port>\d+)", re.ASCII)
+
+
+def endpoint_problem(endpoint: str) -> str | None:
+    """None if plantd may bind ``endpoint``, else what is wrong with it.
+
+    A ZeroMQ endpoint is ``tcp://HOST:PORT``, ``ipc://PATH`` or ``inproc://NAME``. A tcp host
+    must be loopback (127.0.0.0/8, ::1, localhost): binding beyond loopback needs CURVE, which
+    plantd does not have yet (DESIGN.md).
+    """
+    scheme, sep, rest = endpoint.partition("://")
+    if not sep or scheme not in ("tcp", "ipc", "inproc") or not rest:
+        return (
+            "expected a ZeroMQ endpoint: tcp://HOST:PORT, ipc://PATH or inproc://NAME, "
+            f"got {endpoint!r}"
+        )
+    if scheme != "tcp":
+        return None
+    match = _TCP.fullmatch(rest)
+    if match is None or not match["host"] or not 0 < int(match["port"]) < 65536:
+        return (
+            "expected tcp://HOST:PORT with a port from 1 to 65535 "
+            f"(IPv6 hosts in brackets: tcp://[::1]:9797), got {endpoint!r}"
+        )
+    host = match["host"].strip("[]")
+    if not _is_loopback(host):
+        return (
+            f"{endpoint!r} is not on loopback; binding any other address needs CURVE "
+            "security, which plantd does not support yet (use 127.0.0.1, [::1] or localhost, "
+            "or ipc://)"
+        )
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name or an interface name: it may not be loopback
+
+
+Endpoint = Annotated[str, Check(endpoint_problem)]
+Seconds = Annotated[float, Duration, Gt(0)]
+Count = Annotated[int, Ge(1)]
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerConfig:
+    """``broker:``, the MDP broker.
+
+    ``request_expiry``: how long a request may wait in a queue before the broker answers it
+    with an error. ``worker_loss_retries``: how many times a request whose worker died is
+    queued again before the client gets an error.
+    """
+
+    endpoint: Endpoint = "tcp://127.0.0.1:9797"
+    heartbeat_interval: Seconds = 2.5
+    heartbeat_liveness: Annotated[int, Ge(2)] = 3
+    request_expiry: Seconds = 10.0
+    max_queue_per_service: Count = 1000
+    max_queued_total: Count = 100_000
+    max_message_bytes: Annotated[int, Size, Ge(1)] = 1_048_576
+    worker_loss_retries: Annotated[int, Ge(0)] = 1
+
+
+@dataclass(frozen=True, slots=True)
+class BusConfig:
+    """``bus:``, the data bus proxy: publishers connect to ``frontend`` (the broker binds XSUB
+    there), subscribers to ``backend`` (XPUB)."""
+
+    frontend: Endpoint = "tcp://127.0.0.1:11000"
+    backend: Endpoint = "tcp://127.0.0.1:11001"
+    high_water_mark: Count = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """``client:``, MDP clients (``plant`` and services calling services)."""
+
+    timeout: Seconds = 5.0
+    retries: Annotated[int, Ge(0)] = 3
+    backoff_initial: Seconds = 0.1
+    backoff_max: Seconds = 2.0
+
+    def cross_check(self) -> Iterator[tuple[KeyPath, str]]:
+        if self.backoff_initial > self.backoff_max:
+            yield (
+                ("backoff_initial",),
+                f"must not exceed backoff_max ({self.backoff_max:g} s), "
+                f"got {self.backoff_initial:g} s",
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    """``worker:``, MDP workers (services and modules)."""
+
+    heartbeat_interval: Seconds = 2.5
+    heartbeat_liveness: Annotated[int, Ge(2)] = 3
+    reconnect_initial: Seconds = 0.1
+    reconnect_max: Seconds = 5.0
+
+    def cross_check(self) -> Iterator[tuple[KeyPath, str]]:
+        if self.reconnect_initial > self.reconnect_max:
+            yield (
+                ("reconnect_initial",),
+                f"must not exceed reconnect_max ({self.reconnect_max:g} s), "
+                f"got {self.reconnect_initial:g} s",
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    """``logging:``, for every plantd process (to stdout; journald picks it up)."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class PathsConfig:
+    """``paths:``; relative paths in a file are relative to its config directory."""
+
+    data: Path = Path("/var/lib/plantd")
+    run: Path = Path("/run/plantd")
+
+
+@dataclass(frozen=True, slots=True)
+class PlantdConfig:
+    """The whole of ``plantd.yaml``, after environment overrides.
+
+    ``source_dir`` is the config directory it was loaded from (None: built-in defaults).
+    """
+
+    broker: BrokerConfig = field(default_factory=BrokerConfig)
+    bus: BusConfig = field(default_factory=BusConfig)
+    client: ClientConfig = field(default_factory=ClientConfig)
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    source_dir: Path | None = field(default=None, metadata=INTERNAL)
+
+    def cross_check(self) -> Iterator[tuple[KeyPath, str]]:
+        """The broker binds all three endpoints: no two may be the same place."""
+        bound: dict[str, KeyPath] = {}
+        for path, endpoint in (
+            (("broker", "endpoint"), self.broker.endpoint),
+            (("bus", "frontend"), self.bus.frontend),
+            (("bus", "backend"), self.bus.backend),
+        ):
+            place = _bind_place(endpoint)
+            if place in bound:
+                other = ".".join(str(part) for part in bound[place])
+                yield path, f"{endpoint!r} is the same place as {other}; each needs its own"
+            else:
+                bound[place] = path
+
+
+def _bind_place(endpoint: str) -> str:
+    """tcp endpoints on loopback collide by port, whatever the loopback host is written as."""
+    scheme, _, rest = endpoint.partition("://")
+    return f"tcp:{rest.rpartition(':')[2]}" if scheme == "tcp" else endpoint

@@ -1,0 +1,112 @@
+"""Every exception plantd raises, in one tree.
+
+Errors say who is at fault: the caller (bad arguments, used after close), the peer (it sent
+something that is not the protocol), the service (it answered with an error), or the device
+(unreachable for now, or refusing).
+
+    PlantdError
+    ├── ConfigError               a config file or override is wrong; names file, line, key path
+    ├── UsageError                the caller used an API wrongly (e.g. a closed client)
+    ├── ProtocolError             bytes on the wire that are not the protocol
+    │   ├── LocalProtocolError    we were asked to send something the protocol forbids
+    │   └── RemoteProtocolError   a peer sent something the protocol forbids
+    ├── RequestError              a request did not end with a good reply
+    │   ├── RequestTimeout        no reply after every retry
+    │   └── ServiceError          the service (or the broker on its behalf) answered an error
+    └── DeviceError               raised by drivers at their edge
+        ├── DeviceUnavailable     transient: not reachable now, retry with backoff
+        └── DeviceFault           the device answered and refused
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DeviceError",
+    "DeviceFault",
+    "DeviceUnavailable",
+    "LocalProtocolError",
+    "PlantdError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "RequestError",
+    "RequestTimeout",
+    "ServiceError",
+    "UsageError",
+]
+
+
+class PlantdError(Exception):
+    """The root of every error plantd raises on purpose."""
+
+
+class ConfigError(PlantdError):
+    """Configuration that cannot be used.
+
+    ``problems`` lists every problem found (validation does not stop at the first one); the
+    message joins them, one per line, each naming file, line, key path and what was expected.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class UsageError(PlantdError):
+    """The caller used an API in a way it does not allow (your fault, not the peer's)."""
+
+
+class ProtocolError(PlantdError):
+    """Frames that break the protocol."""
+
+
+class LocalProtocolError(ProtocolError):
+    """We were about to send something the protocol forbids."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """A peer sent something the protocol forbids."""
+
+
+class RequestError(PlantdError):
+    """A request that did not end with a good reply."""
+
+
+class RequestTimeout(RequestError):
+    """No reply arrived within the timeout, after every retry."""
+
+    def __init__(self, service: str, attempts: int, timeout: float) -> None:
+        self.service = service
+        self.attempts = attempts
+        self.timeout = timeout
+        super().__init__(
+            f"no reply from service {service!r} after {attempts} attempt(s) "
+            f"of {timeout:g} s each (is the broker running, and a worker for the service?)"
+        )
+
+
+class ServiceError(RequestError):
+    """The service, or the broker on its behalf, answered ``{"ok": false, "error": …}``.
+
+    ``code`` is a short stable identifier (``broker.no-worker``, ``state.unknown-scope``, …);
+    codes that start with ``broker.`` come from the broker, not from a worker.
+    """
+
+    def __init__(self, code: str, message: str, service: str = "") -> None:
+        self.code = code
+        self.message = message
+        self.service = service
+        where = f" from {service!r}" if service else ""
+        super().__init__(f"{code}{where}: {message}")
+
+
+class DeviceError(PlantdError):
+    """A device could not do what was asked."""
+
+
+class DeviceUnavailable(DeviceError):
+    """Transient: the device cannot be reached now (retry with backoff)."""
+
+
+class DeviceFault(DeviceError):
+    """The device answered and refused (an exception code, a rejected write)."""

@@ -1,0 +1,396 @@
+"""The Majordomo broker as a sans-IO state machine.
+
+The socket loop around it calls ``receive(sender, frames, now)`` for every message that arrives
+on the ROUTER and ``tick(now)`` whenever ``next_tick()`` is due; both return the messages to send,
+each as ``[identity, *frames]``. Nothing here touches a socket or reads a clock.
+
+Rules (RFC 18 and RFC 7, with RFC 8 MMI):
+
+Workers
+  W1  READY from an unknown peer registers a worker for the service (in the version of its
+      header) and makes it idle. READY for ``mmi.*`` is refused with DISCONNECT.
+  W2  Every message from a registered worker refreshes its expiry
+      (``heartbeat_interval × heartbeat_liveness`` from now); a worker past its expiry is removed,
+      busy or idle, so a worker that dies mid-request is noticed.
+  W3  PARTIAL from the busy worker is forwarded to its client; FINAL is forwarded and makes the
+      worker idle again, which immediately serves the next queued request of its service.
+  W4  Any valid but unexpected command (READY twice, a reply when idle or for another client, a
+      REQUEST, HEARTBEAT before READY, a command in the other version) is answered with
+      DISCONNECT and the peer is forgotten. DISCONNECT from a worker removes it silently.
+  W5  Every heartbeat interval the broker sends HEARTBEAT to each worker it has not sent
+      anything to during that interval.
+  W6  When a busy worker is removed, its request is queued again at the head of its service
+      queue (``worker_loss_retries`` times at most), unless a PARTIAL already reached the client;
+      otherwise the client receives a ``broker.worker-lost`` error.
+
+Clients
+  C1  A REQUEST goes to the least recently used idle worker of its service, else into the
+      service's FIFO queue. Requests for services nobody serves yet are queued too.
+  C2  Queues are bounded per service and in total; a request that finds them full, or whose body
+      exceeds ``max_message_bytes``, is answered at once with an error.
+  C3  A request still queued ``request_expiry`` seconds after it arrived is answered with an
+      error (``broker.no-worker`` when no worker is registered, else ``broker.expired``).
+  C4  ``mmi.*`` requests are answered by the broker itself (see ``_mmi``).
+  C5  MDP/0.1 clients get one REPLY: PARTIALs of a 0.2 worker are gathered (bounded) and sent
+      with the FINAL.
+
+Malformed messages (not MDP at all, or breaking the frame rules) are dropped and counted; if the
+sender is a registered worker it is treated as invalid (W4). Clients sending valid commands they
+may not send (PARTIAL/FINAL) are dropped and counted as unexpected. Nothing a peer sends can
+raise out of ``receive``.
+
+Broker errors reach clients as a FINAL (REPLY for 0.1) whose body is one JSON frame in the
+service-call format: ``{"ok": false, "error": {"code": "broker.…", "message": "…"}}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import deque
+
+from plantd.config import BrokerConfig
+from plantd.errors import RemoteProtocolError
+from plantd.mdp import _mmi
+from plantd.mdp._frames import (
+    CLIENT_V1,
+    CLIENT_V2,
+    WORKER_V1,
+    WORKER_V2,
+    ClientReply,
+    ClientRequest,
+    Disconnect,
+    Heartbeat,
+    Version,
+    WorkerReady,
+    WorkerReply,
+    decode,
+)
+from plantd.mdp._state import BrokerCounters, Request, Service, Worker
+
+__all__ = ["Broker", "Outgoing"]
+
+log = logging.getLogger(__name__)
+
+Outgoing = list[list[bytes]]
+
+# Command bytes the broker sends to workers (see _frames for the full tables).
+_W2_REQUEST, _W2_HEARTBEAT, _W2_DISCONNECT = b"\x02", b"\x05", b"\x06"
+_W1_REQUEST, _W1_HEARTBEAT, _W1_DISCONNECT = b"\x02", b"\x04", b"\x05"
+
+
+def error_body(code: str, message: str) -> list[bytes]:
+    """A broker error in the service-call reply format."""
+    payload = {"ok": False, "error": {"code": code, "message": message}}
+    return [json.dumps(payload, separators=(",", ":")).encode()]
+
+
+class Broker:
+    """Routes requests from clients to workers by service name."""
+
+    def __init__(self, config: BrokerConfig, now: float) -> None:
+        self.config = config
+        self.started = now
+        self.counters = BrokerCounters()
+        self.workers: dict[bytes, Worker] = {}
+        self.services: dict[bytes, Service] = {}
+        self.queued = 0  # requests waiting in all service queues
+        self._expiry = config.heartbeat_interval * config.heartbeat_liveness
+        self._next_heartbeat = now + config.heartbeat_interval
+        # Ticks run often enough to notice expiries promptly, without scanning all the time.
+        self._tick_period = min(config.heartbeat_interval, config.request_expiry) / 2
+
+    # -- the two entry points ---------------------------------------------------------------
+
+    def receive(self, sender: bytes, frames: list[bytes], now: float) -> Outgoing:
+        out: Outgoing = []
+        try:
+            message = decode(frames)
+        except RemoteProtocolError as exc:
+            self._malformed(sender, str(exc), now, out)
+            return out
+        if isinstance(message, ClientRequest):
+            self._client_request(sender, message, now, out)
+        elif isinstance(message, ClientReply):
+            self.counters.unexpected += 1
+            log.debug("dropped %s from client %s: clients may not send replies",
+                      "PARTIAL" if not message.final else "FINAL", sender.hex())  # fmt: skip
+        else:
+            self._worker_message(sender, message, now, out)
+        return out
+
+    def tick(self, now: float) -> Outgoing:
+        out: Outgoing = []
+        self._expire_workers(now, out)
+        self._expire_requests(now, out)
+        if now >= self._next_heartbeat:
+            self._send_heartbeats(out)
+            self._next_heartbeat = now + self.config.heartbeat_interval
+        return out
+
+    def next_tick(self, now: float) -> float:
+        """When ``tick`` should run next (at most one tick period away)."""
+        return min(now + self._tick_period, self._next_heartbeat)
+
+    def shutdown(self) -> Outgoing:
+        """DISCONNECT every worker (orderly stop); they will re-register with the next broker."""
+        out: Outgoing = []
+        for worker in list(self.workers.values()):
+            self._send_disconnect(worker.identity, worker.version, out)
+        self.workers.clear()
+        return out
+
+    # -- clients ----------------------------------------------------------------------------
+
+    def _client_request(
+        self, sender: bytes, message: ClientRequest, now: float, out: Outgoing
+    ) -> None:
+        counters = self.counters
+        counters.requests += 1
+        name, body, version = message.service, message.body, message.version
+        if name.startswith(b"mmi."):
+            counters.mmi_requests += 1
+            reply = _mmi.answer(self, name, body, now)
+            self._reply_to_client(sender, version, name, reply, out)
+            return
+        size = sum(map(len, body))
+        if size > self.config.max_message_bytes:
+            counters.rejected_too_large += 1
+            self._error_to_client(sender, version, name, "broker.too-large",
+                f"request body of {size} bytes exceeds broker.max_message_bytes "
+                f"({self.config.max_message_bytes})", out)  # fmt: skip
+            return
+        service = self.services.get(name)
+        if service is None:
+            service = self.services[name] = Service(name)
+        request = Request(sender, version, body, now + self.config.request_expiry)
+        worker = service.pop_idle() if not service.requests else None
+        if worker is not None:
+            self._dispatch(worker, request, out)
+            return
+        if (
+            len(service.requests) >= self.config.max_queue_per_service
+            or self.queued >= self.config.max_queued_total
+        ):
+            counters.rejected_queue_full += 1
+            self._error_to_client(sender, version, name, "broker.queue-full",
+                f"the queue for {name.decode()!r} is full ({len(service.requests)} waiting, "
+                f"{self.queued} in all); try again later", out)  # fmt: skip
+            self._forget_if_unused(service)
+            return
+        service.requests.append(request)
+        self.queued += 1
+
+    def _reply_to_client(
+        self, client: bytes, version: Version, service: bytes, body: list[bytes], out: Outgoing
+    ) -> None:
+        if version is Version.V2:
+            out.append([client, CLIENT_V2, b"\x03", service, *body])
+        else:
+            out.append([client, b"", CLIENT_V1, service, *body])
+
+    def _error_to_client(
+        self, client: bytes, version: Version, service: bytes, code: str, text: str, out: Outgoing
+    ) -> None:
+        self._reply_to_client(client, version, service, error_body(code, text), out)
+
+    # -- workers ----------------------------------------------------------------------------
+
+    def _worker_message(self, sender: bytes, message: object, now: float, out: Outgoing) -> None:
+        worker = self.workers.get(sender)
+        if worker is not None:
+            version_matches = getattr(message, "version", None) is worker.version
+            if isinstance(message, WorkerReply) and version_matches:
+                worker.expiry = now + self._expiry
+                self._worker_reply(worker, message, now, out)
+                return
+            if isinstance(message, Heartbeat) and version_matches:
+                worker.expiry = now + self._expiry
+                return
+            if isinstance(message, Disconnect):
+                self._remove_worker(worker, now, out)
+                log.info("worker %s for %r disconnected", sender.hex(), worker.service.label)
+                return
+            self._unexpected(sender, worker.version, f"{type(message).__name__} from a "
+                             f"registered worker", out, worker=worker, now=now)  # fmt: skip
+            return
+        if isinstance(message, WorkerReady):
+            self._worker_ready(sender, message, now, out)
+        elif isinstance(message, Disconnect):
+            pass  # a worker may disconnect before READY; there is nothing to forget
+        else:
+            version = getattr(message, "version", Version.V2)
+            self._unexpected(sender, version, f"{type(message).__name__} from an unknown peer",
+                             out)  # fmt: skip
+
+    def _worker_ready(self, sender: bytes, message: WorkerReady, now: float, out: Outgoing) -> None:
+        name = message.service
+        if name.startswith(b"mmi."):
+            self.counters.refused_mmi += 1
+            log.warning("refused worker %s: %r is reserved for the broker", sender.hex(), name)
+            self._send_disconnect(sender, message.version, out)
+            return
+        service = self.services.get(name)
+        if service is None:
+            service = self.services[name] = Service(name)
+        worker = Worker(sender, message.version, service, now + self._expiry)
+        self.workers[sender] = worker
+        service.workers += 1
+        self.counters.workers_registered += 1
+        log.info("worker %s ready for %r (MDP/0.%d)", sender.hex(), service.label,
+                 message.version.value)  # fmt: skip
+        self._serve(worker, now, out)
+
+    def _worker_reply(self, worker: Worker, message: WorkerReply, now: float, out: Outgoing) -> None:
+        request = worker.request
+        if request is None or message.client != request.client:
+            what = "a reply while idle" if request is None else "a reply for another client"
+            self._unexpected(worker.identity, worker.version, what, out, worker=worker, now=now)
+            return
+        name = worker.service.name
+        if not message.final:
+            self.counters.partials += 1
+            request.partial_sent = True
+            if request.version is Version.V2:
+                out.append([request.client, CLIENT_V2, b"\x02", name, *message.body])
+            else:
+                request.gather(message.body, self.config.max_message_bytes)
+            return
+        self.counters.replies += 1
+        worker.request = None
+        if request.version is Version.V2:
+            out.append([request.client, CLIENT_V2, b"\x03", name, *message.body])
+        elif request.gathered is None:
+            self._error_to_client(request.client, Version.V1, name, "broker.too-large",
+                "the streamed reply exceeds broker.max_message_bytes and MDP/0.1 clients "
+                "take one reply", out)  # fmt: skip
+        else:
+            out.append([request.client, b"", CLIENT_V1, name, *request.gathered, *message.body])
+        self._serve(worker, now, out)
+
+    def _serve(self, worker: Worker, now: float, out: Outgoing) -> None:
+        """``worker`` is free: give it the next queued request, or make it idle."""
+        requests = worker.service.requests
+        if requests:
+            self.queued -= 1
+            self._dispatch(worker, requests.popleft(), out)
+        else:
+            worker.service.push_idle(worker)
+
+    def _dispatch(self, worker: Worker, request: Request, out: Outgoing) -> None:
+        worker.request = request
+        worker.sent_recently = True
+        if worker.version is Version.V2:
+            out.append([worker.identity, WORKER_V2, _W2_REQUEST, request.client, b"",
+                        *request.body])  # fmt: skip
+        else:
+            out.append([worker.identity, b"", WORKER_V1, _W1_REQUEST, request.client, b"",
+                        *request.body])  # fmt: skip
+
+    def _remove_worker(self, worker: Worker, now: float, out: Outgoing) -> None:
+        """Forget ``worker``; give its unfinished request another chance or an error (W6)."""
+        del self.workers[worker.identity]
+        service = worker.service
+        service.workers -= 1
+        service.discard_idle(worker)
+        request, worker.request = worker.request, None
+        if request is not None:
+            self.counters.worker_lost += 1
+            if request.partial_sent or request.attempts >= self.config.worker_loss_retries:
+                self._error_to_client(request.client, request.version, service.name,
+                    "broker.worker-lost", f"the worker serving {service.label!r} was lost while "
+                    f"handling the request (attempt {request.attempts + 1})", out)  # fmt: skip
+            else:
+                request.attempts += 1
+                request.deadline = now + self.config.request_expiry
+                self.counters.requeued += 1
+                idle = service.pop_idle()
+                if idle is not None:
+                    self._dispatch(idle, request, out)
+                else:
+                    # At the head: it has waited longest. Its fresh deadline may sort after the
+                    # ones behind it, which then expire at most one request_expiry late.
+                    service.requests.appendleft(request)
+                    self.queued += 1
+        self._forget_if_unused(service)
+
+    def _forget_if_unused(self, service: Service) -> None:
+        if service.workers == 0 and not service.requests:
+            self.services.pop(service.name, None)
+
+    # -- time -------------------------------------------------------------------------------
+
+    def _expire_workers(self, now: float, out: Outgoing) -> None:
+        for worker in [w for w in self.workers.values() if w.expiry <= now]:
+            self.counters.workers_expired += 1
+            log.warning("worker %s for %r expired (no heartbeat for %.1f s)%s",
+                        worker.identity.hex(), worker.service.label, self._expiry,
+                        " while busy" if worker.request else "")  # fmt: skip
+            self._remove_worker(worker, now, out)
+
+    def _expire_requests(self, now: float, out: Outgoing) -> None:
+        for service in list(self.services.values()):
+            requests = service.requests
+            while requests and requests[0].deadline <= now:
+                request = requests.popleft()
+                self.queued -= 1
+                self.counters.expired += 1
+                expiry = self.config.request_expiry
+                if service.workers == 0:
+                    code = "broker.no-worker"
+                    text = f"no worker for {service.label!r} registered within {expiry:g} s"
+                else:
+                    code = "broker.expired"
+                    text = (f"no worker of {service.label!r} became free within {expiry:g} s "
+                            f"({service.workers} registered, all busy)")  # fmt: skip
+                self._error_to_client(request.client, request.version, service.name, code, text,
+                                      out)  # fmt: skip
+            self._forget_if_unused(service)
+
+    def _send_heartbeats(self, out: Outgoing) -> None:
+        sent = 0
+        for worker in self.workers.values():
+            if worker.sent_recently:
+                worker.sent_recently = False
+                continue
+            sent += 1
+            if worker.version is Version.V2:
+                out.append([worker.identity, WORKER_V2, _W2_HEARTBEAT])
+            else:
+                out.append([worker.identity, b"", WORKER_V1, _W1_HEARTBEAT])
+        self.counters.heartbeats_sent += sent
+
+    # -- errors -----------------------------------------------------------------------------
+
+    def _malformed(self, sender: bytes, reason: str, now: float, out: Outgoing) -> None:
+        self.counters.malformed += 1
+        if self.counters.malformed <= 10 or self.counters.malformed % 1000 == 0:
+            log.warning("dropped malformed message from %s: %s (%d so far)", sender.hex(), reason,
+                        self.counters.malformed)  # fmt: skip
+        worker = self.workers.get(sender)
+        if worker is not None:
+            self._send_disconnect(sender, worker.version, out)
+            self._remove_worker(worker, now, out)
+
+    def _unexpected(
+        self,
+        sender: bytes,
+        version: Version,
+        what: str,
+        out: Outgoing,
+        *,
+        worker: Worker | None = None,
+        now: float = 0.0,
+    ) -> None:
+        self.counters.unexpected += 1
+        log.info("disconnecting %s: %s", sender.hex(), what)
+        self._send_disconnect(sender, version, out)
+        if worker is not None:
+            self._remove_worker(worker, now, out)
+
+    def _send_disconnect(self, identity: bytes, version: Version, out: Outgoing) -> None:
+        self.counters.disconnects_sent += 1
+        if version is Version.V2:
+            out.append([identity, WORKER_V2, _W2_DISCONNECT])
+        else:
+            out.append([identity, b"", WORKER_V1, _W1_DISCONNECT])

@@ -1,0 +1,113 @@
+"""The broker's bookkeeping: requests, workers, services and counters (plain records)."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import asdict, dataclass
+
+from plantd.mdp._frames import Version
+
+__all__ = ["BrokerCounters", "Request", "Service", "Worker"]
+
+
+class Request:
+    """A client request, queued or being handled."""
+
+    __slots__ = ("attempts", "body", "client", "deadline", "gathered", "partial_sent", "version")
+
+    def __init__(self, client: bytes, version: Version, body: list[bytes], deadline: float) -> None:
+        self.client = client
+        self.version = version
+        self.body = body
+        self.deadline = deadline
+        self.attempts = 0  # times re-queued after losing its worker
+        self.partial_sent = False  # a PARTIAL reached the client: it cannot be re-run
+        # PARTIAL bodies kept for an MDP/0.1 client (one REPLY); None once over the limit.
+        self.gathered: list[bytes] | None = []
+
+    def gather(self, body: list[bytes], limit: int) -> None:
+        if self.gathered is None:
+            return
+        self.gathered.extend(body)
+        if sum(map(len, self.gathered)) > limit:
+            self.gathered = None
+
+
+class Worker:
+    """A registered worker; ``request`` is set while it is busy."""
+
+    __slots__ = ("expiry", "identity", "request", "sent_recently", "service", "version")
+
+    def __init__(self, identity: bytes, version: Version, service: Service, expiry: float) -> None:
+        self.identity = identity
+        self.version = version
+        self.service = service
+        self.expiry = expiry
+        self.request: Request | None = None
+        self.sent_recently = False  # a command went to it this heartbeat interval
+
+
+class Service:
+    """A named queue of requests and the pool of its idle workers, least recently used first.
+
+    Removing a worker from the middle of a deque is O(n), so idle workers that go away are
+    only marked and skipped when they reach the front; the deque is compacted when more than
+    half of it is stale, which keeps its memory proportional to the live idle workers.
+    """
+
+    __slots__ = ("_idle", "_idle_live", "label", "name", "requests", "workers")
+
+    def __init__(self, name: bytes) -> None:
+        self.name = name
+        self.label = name.decode("ascii")
+        self.requests: deque[Request] = deque()
+        self.workers = 0  # registered, idle or busy
+        self._idle: deque[Worker] = deque()
+        self._idle_live: set[Worker] = set()
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle_live)
+
+    def push_idle(self, worker: Worker) -> None:
+        self._idle.append(worker)
+        self._idle_live.add(worker)
+
+    def pop_idle(self) -> Worker | None:
+        idle, live = self._idle, self._idle_live
+        while idle:
+            worker = idle.popleft()
+            if worker in live:
+                live.discard(worker)
+                return worker
+        return None
+
+    def discard_idle(self, worker: Worker) -> None:
+        self._idle_live.discard(worker)
+        if len(self._idle) > 2 * len(self._idle_live) + 8:
+            self._idle = deque(w for w in self._idle if w in self._idle_live)
+
+
+@dataclass(slots=True)
+class BrokerCounters:
+    """Monotonic counters since the broker started (reported by ``mmi.broker``)."""
+
+    requests: int = 0
+    replies: int = 0
+    partials: int = 0
+    mmi_requests: int = 0
+    malformed: int = 0
+    unexpected: int = 0
+    disconnects_sent: int = 0
+    heartbeats_sent: int = 0
+    workers_registered: int = 0
+    workers_expired: int = 0
+    worker_lost: int = 0
+    requeued: int = 0
+    expired: int = 0
+    rejected_queue_full: int = 0
+    rejected_too_large: int = 0
+    refused_mmi: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)

@@ -1,0 +1,49 @@
+"""The service-call convention: operation + JSON params in, ``{"ok": …}`` JSON out.
+
+Define a service with :class:`ServiceDefinition`, serve it with :class:`ServiceWorker`, call it
+with :func:`call_async` / :func:`call` over an MDP client.
+"""
+
+from __future__ import annotations
+
+from plantd.service._caller import call, call_async, stream, stream_async
+from plantd.service._codec import (
+    STANDARD_ERRORS,
+    BadRequest,
+    Json,
+    decode_call,
+    decode_reply,
+    encode_call,
+    encode_error,
+    encode_ok,
+)
+from plantd.service._definition import (
+    Operation,
+    OperationError,
+    Params,
+    ServiceDefinition,
+    param,
+)
+from plantd.service._server import ServiceWorker, dispatch
+
+__all__ = [
+    "STANDARD_ERRORS",
+    "BadRequest",
+    "Json",
+    "Operation",
+    "OperationError",
+    "Params",
+    "ServiceDefinition",
+    "ServiceWorker",
+    "call",
+    "call_async",
+    "decode_call",
+    "decode_reply",
+    "dispatch",
+    "encode_call",
+    "encode_error",
+    "encode_ok",
+    "param",
+    "stream",
+    "stream_async",
+]

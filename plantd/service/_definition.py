@@ -1,0 +1,96 @@
+"""Declaring a service: its name and its operations, each documented where it is written.
+
+    echo = ServiceDefinition("org.plantd.module.Echo", "Answers what it is sent.")
+
+    @echo.operation("echo")
+    async def _(params: Params) -> Json:
+        "Return the params as they came."
+        return params
+
+An operation is an ``async def (params) -> result``, or an async generator for a streaming
+operation (each yielded item is a PARTIAL; the last one is sent as the FINAL). An operation
+reports a failure the caller should see by raising :class:`OperationError` with a code. Every
+service answers ``operations`` with the list of its operations and their documentation.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from plantd.errors import PlantdError
+from plantd.service._codec import Json
+
+__all__ = ["Operation", "OperationError", "Params", "ServiceDefinition", "param"]
+
+Params = dict[str, Json]
+OperationFunc = Callable[[Params], Awaitable[Json]] | Callable[[Params], AsyncIterator[Json]]
+
+
+class OperationError(PlantdError):
+    """An operation refuses the call; ``code`` is stable, ``message`` says why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(f"{code}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    name: str
+    doc: str
+    func: OperationFunc
+    streaming: bool
+
+
+class ServiceDefinition:
+    def __init__(self, name: str, doc: str = "") -> None:
+        self.name = name
+        self.doc = doc
+        self.operations: dict[str, Operation] = {}
+
+    def operation(self, name: str) -> Callable[[OperationFunc], OperationFunc]:
+        def register(func: OperationFunc) -> OperationFunc:
+            if name in self.operations or name == "operations":
+                raise ValueError(f"operation {name!r} is already defined on {self.name}")
+            doc = inspect.cleandoc(func.__doc__ or "")
+            streaming = inspect.isasyncgenfunction(func)
+            self.operations[name] = Operation(name, doc, func, streaming)
+            return func
+
+        return register
+
+    def describe(self) -> list[dict[str, Any]]:
+        """What ``operations`` answers: every operation, its doc, whether it streams."""
+        listed = [
+            {"name": op.name, "doc": op.doc, "streaming": op.streaming}
+            for op in self.operations.values()
+        ]
+        listed.append(
+            {"name": "operations", "doc": "List this service's operations.", "streaming": False}
+        )
+        return sorted(listed, key=lambda item: item["name"])
+
+
+def param(params: Params, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+    """``params[key]`` checked against ``kind``; raises ``bad-request`` naming the key."""
+    if key not in params:
+        if default is ...:
+            raise OperationError("bad-request", f"params.{key} is required")
+        return default
+    value = params[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    # bool is an int in Python, never in JSON
+    if isinstance(value, bool) and bool not in kinds:
+        ok = False
+    else:
+        ok = isinstance(value, kinds)
+    if not ok:
+        expected = " or ".join(k.__name__ for k in kinds)
+        raise OperationError(
+            "bad-request", f"params.{key}: expected {expected}, got {type(value).__name__}"
+        )
+    return value

@@ -1,0 +1,1 @@
+"""Built-in plantd services (each an MDP worker following the service-call convention)."""

@@ -1,0 +1,109 @@
+"""Fixtures shared by the integration tests: a throwaway stack of real plantd processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from plantd.testing import (
+    ManagedProcess,
+    free_tcp_port,
+    wait_for_broker,
+    wait_for_workers,
+    write_config,
+)
+
+# Fast heartbeats so failure tests finish in seconds; the rules are the same at any pace.
+HEARTBEAT = 0.25
+LIVENESS = 3
+
+
+@dataclass
+class Stack:
+    """A config directory with free ports, and the processes started from it."""
+
+    config_dir: Path
+    log_dir: Path
+    settings: dict[str, dict[str, Any]]
+    processes: list[ManagedProcess] = field(default_factory=list)
+
+    @property
+    def endpoint(self) -> str:
+        endpoint: str = self.settings["broker"]["endpoint"]
+        return endpoint
+
+    def start_broker(self, name: str = "broker") -> ManagedProcess:
+        process = ManagedProcess.plantd(
+            ["plantd.broker", "--config", str(self.config_dir)], name=name, log_dir=self.log_dir
+        ).start()
+        self.processes.append(process)
+        wait_for_broker(self.endpoint)
+        return process
+
+    def start_echo(self, name: str = "echo", *, wait: bool = True) -> ManagedProcess:
+        process = ManagedProcess.plantd(
+            ["plantd.cli", "--config", str(self.config_dir), "serve", "echo"],
+            name=name,
+            log_dir=self.log_dir,
+        ).start()
+        self.processes.append(process)
+        if wait:
+            wait_for_workers(self.endpoint, "org.plantd.module.Echo", count=self.echo_count())
+        return process
+
+    def echo_count(self) -> int:
+        return sum(1 for p in self.processes if p.name.startswith("echo") and p.running())
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name} ---\n{p.log_text()}" for p in self.processes)
+
+
+def make_stack(base: Path, **overrides: dict[str, Any]) -> Stack:
+    settings: dict[str, dict[str, Any]] = {
+        "broker": {
+            "endpoint": f"tcp://127.0.0.1:{free_tcp_port()}",
+            "heartbeat_interval": HEARTBEAT,
+            "heartbeat_liveness": LIVENESS,
+            "request_expiry": 3.0,
+        },
+        "bus": {
+            "frontend": f"tcp://127.0.0.1:{free_tcp_port()}",
+            "backend": f"tcp://127.0.0.1:{free_tcp_port()}",
+        },
+        "worker": {"heartbeat_interval": HEARTBEAT, "heartbeat_liveness": LIVENESS},
+        "client": {"timeout": 2.0, "retries": 3},
+        "paths": {"data": str(base / "data"), "run": str(base / "run")},
+        "logging": {"level": "debug"},
+    }
+    for section, values in overrides.items():
+        settings.setdefault(section, {}).update(values)
+    config_dir = write_config(base / "etc", settings)
+    return Stack(config_dir, base / "logs", settings)
+
+
+@pytest.fixture
+def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """A fresh stack directory; every process started from it is killed afterwards."""
+    marker = request.node.get_closest_marker("stack")
+    overrides = marker.kwargs if marker else {}
+    the_stack = make_stack(tmp_path, **overrides)
+    yield the_stack
+    for process in the_stack.processes:
+        process.kill()
+    if request.node.stash.get(_failed, False):
+        print(the_stack.logs())
+
+
+_failed = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call" and report.failed:
+        item.stash[_failed] = True
+    return report
