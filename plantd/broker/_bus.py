@@ -72,8 +72,9 @@ class BusProxy:
                 sock.close(linger=0)
             return
         self._bound.set()
-        log.info("data bus: publishers → %s, subscribers ← %s",
-                 self.config.frontend, self.config.backend)  # fmt: skip
+        log.info(
+            "data bus: publishers → %s, subscribers ← %s", self.config.frontend, self.config.backend
+        )
         try:
             zmq.proxy_steerable(frontend, backend, None, control)
         except zmq.ContextTerminated:

@@ -8,12 +8,14 @@ batch. Signals and ``stop()`` wake the poll through a socketpair, so shutdown is
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import socket
 import time
 from collections.abc import Callable
 from types import FrameType
+from typing import cast
 
 import zmq
 
@@ -34,7 +36,7 @@ class BrokerServer:
 
     def __init__(self, config: PlantdConfig, *, with_bus: bool = True) -> None:
         self.config = config
-        self._context = zmq.Context.instance()
+        self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self._router: zmq.Socket[bytes] | None = None
         self._bus = BusProxy(config.bus, self._context) if with_bus else None
         self._wake_r, self._wake_w = socket.socketpair()
@@ -55,7 +57,9 @@ class BrokerServer:
             router.bind(broker.endpoint)
         except zmq.ZMQError as exc:
             router.close()
-            raise zmq.ZMQError(exc.errno, f"cannot bind broker.endpoint {broker.endpoint}: {exc}")
+            raise zmq.ZMQError(
+                exc.errno, f"cannot bind broker.endpoint {broker.endpoint}: {exc}"
+            ) from exc
         self._router = router
         if self._bus is not None:
             try:
@@ -68,10 +72,8 @@ class BrokerServer:
     def stop(self) -> None:
         """Ask ``run`` to return; safe from another thread or a signal handler."""
         self._stopping = True
-        try:
+        with contextlib.suppress(OSError):  # full: run() is already waking
             self._wake_w.send(b"\0")
-        except OSError:
-            pass  # the wake-up pipe is full: run() is already waking
 
     def install_signal_handlers(self) -> None:
         def handle(signum: int, frame: FrameType | None) -> None:
@@ -98,14 +100,14 @@ class BrokerServer:
         try:
             while not self._stopping:
                 timeout_ms = max(0.0, (next_tick - now) * 1000.0)
-                ready = dict(poller.poll(timeout_ms))
+                ready = dict(poller.poll(int(timeout_ms)))
                 now = clock()
                 if router in ready:
                     for _ in range(_BATCH):
                         frames = router.recv_multipart()
                         for message in core.receive(frames[0], frames[1:], now):
                             send(message)
-                        if not router.get(zmq.EVENTS) & zmq.POLLIN:
+                        if not cast(int, router.get(zmq.EVENTS)) & zmq.POLLIN:
                             break
                 if self._wake_r.fileno() in ready:
                     self._drain_wakeups()
@@ -130,8 +132,6 @@ class BrokerServer:
         self._wake_w.close()
 
     def _drain_wakeups(self) -> None:
-        try:
+        with contextlib.suppress(BlockingIOError):
             while self._wake_r.recv(512):
                 pass
-        except BlockingIOError:
-            pass

@@ -14,10 +14,14 @@ _SERVABLE = ("echo",)
 
 
 def register(sub: Any) -> None:
-    broker = sub.add_parser("broker", parents=[OUTPUT_OPTIONS], help="run the MDP broker and the data bus (foreground)")
+    broker = sub.add_parser(
+        "broker", parents=[OUTPUT_OPTIONS], help="run the MDP broker and the data bus (foreground)"
+    )
     broker.set_defaults(run=_run_broker)
 
-    serve = sub.add_parser("serve", parents=[OUTPUT_OPTIONS], help="run a built-in service worker (foreground)")
+    serve = sub.add_parser(
+        "serve", parents=[OUTPUT_OPTIONS], help="run a built-in service worker (foreground)"
+    )
     serve.add_argument("service", choices=_SERVABLE, help="which service")
     serve.add_argument(
         "--instances", type=int, default=1, metavar="N", help="workers to run (default 1)"

@@ -38,7 +38,9 @@ def register(sub: Any) -> None:
     add_client_options(call)
     call.set_defaults(run=_run_call)
 
-    echo = sub.add_parser("echo", parents=[OUTPUT_OPTIONS], help="send TEXT to the Echo service and print the answer")
+    echo = sub.add_parser(
+        "echo", parents=[OUTPUT_OPTIONS], help="send TEXT to the Echo service and print the answer"
+    )
     echo.add_argument("text")
     add_client_options(echo)
     echo.set_defaults(run=_run_echo)

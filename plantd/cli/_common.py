@@ -22,17 +22,13 @@ OUTPUT_OPTIONS.add_argument(
 
 def cli_config(args: argparse.Namespace) -> PlantdConfig:
     """Load the config the command line points at (``--config``, ``$PLANTD_CONFIG``, defaults)."""
-    config_dir = resolve_config_dir(
-        Path(args.config) if args.config else None, args.environ
-    )
+    config_dir = resolve_config_dir(Path(args.config) if args.config else None, args.environ)
     return load_config(config_dir, args.environ)
 
 
 def setup_logging(args: argparse.Namespace, config: PlantdConfig) -> None:
     level = args.log_level or config.logging.level
-    configure_logging(
-        level, config.logging.format, under_journal="JOURNAL_STREAM" in args.environ
-    )
+    configure_logging(level, config.logging.format, under_journal="JOURNAL_STREAM" in args.environ)
 
 
 def emit(args: argparse.Namespace, data: object, human: str) -> None:

@@ -28,17 +28,24 @@ __all__ = ["register"]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("config", parents=[OUTPUT_OPTIONS],
+    parser = subparsers.add_parser(
+        "config",
+        parents=[OUTPUT_OPTIONS],
         help="check or show the configuration",
         description="Validate or print the configuration (plantd.yaml, modules.d/*.yaml and "
         "PLANTD_<SECTION>_<KEY> environment overrides).",
     )
     actions = parser.add_subparsers(dest="config_action", metavar="ACTION", required=True)
-    check = actions.add_parser("check", parents=[OUTPUT_OPTIONS],
+    check = actions.add_parser(
+        "check",
+        parents=[OUTPUT_OPTIONS],
         help="validate the config directory and the environment; exit 1 on any problem",
     )
     check.set_defaults(run=run_check)
-    show = actions.add_parser("show", parents=[OUTPUT_OPTIONS], help="print the effective configuration (defaults, file and environment)"
+    show = actions.add_parser(
+        "show",
+        parents=[OUTPUT_OPTIONS],
+        help="print the effective configuration (defaults, file and environment)",
     )
     show.set_defaults(run=run_show)
 
@@ -77,8 +84,8 @@ def _ok_line(config_dir: Path | None, files: list[str], environment: list[str]) 
         place, what = "no config directory", ["built-in defaults"]
     else:
         place = str(config_dir)
-        what = files if CONFIG_FILE in files else [f"no {CONFIG_FILE} (defaults)", *files]
-    what += [f"environment {name}" for name in environment]
+        what = [*files] if CONFIG_FILE in files else [f"no {CONFIG_FILE} (defaults)", *files]
+    what.extend(f"environment {name}" for name in environment)
     return f"config OK: {place}: {', '.join(what)}"
 
 

@@ -13,16 +13,26 @@ __all__ = ["register"]
 
 
 def register(sub: Any) -> None:
-    mmi = sub.add_parser("mmi", parents=[OUTPUT_OPTIONS], help="query the broker's management interface")
+    mmi = sub.add_parser(
+        "mmi", parents=[OUTPUT_OPTIONS], help="query the broker's management interface"
+    )
     what = mmi.add_subparsers(dest="mmi_command", metavar="QUERY", required=True)
-    services = what.add_parser("services", parents=[OUTPUT_OPTIONS], help="services with at least one worker")
+    services = what.add_parser(
+        "services", parents=[OUTPUT_OPTIONS], help="services with at least one worker"
+    )
     services.set_defaults(run=_services)
-    workers = what.add_parser("workers", parents=[OUTPUT_OPTIONS], help="idle/busy workers and queued requests per service")
+    workers = what.add_parser(
+        "workers",
+        parents=[OUTPUT_OPTIONS],
+        help="idle/busy workers and queued requests per service",
+    )
     workers.add_argument("service", nargs="?", default="", help="only this service")
     workers.set_defaults(run=_workers)
     broker = what.add_parser("broker", parents=[OUTPUT_OPTIONS], help="uptime and counters")
     broker.set_defaults(run=_broker)
-    service = what.add_parser("service", parents=[OUTPUT_OPTIONS], help="is a worker registered for NAME? (exit 0 if so)")
+    service = what.add_parser(
+        "service", parents=[OUTPUT_OPTIONS], help="is a worker registered for NAME? (exit 0 if so)"
+    )
     service.add_argument("name")
     service.set_defaults(run=_service)
     for parser in (services, workers, broker, service):
@@ -66,6 +76,9 @@ def _broker(args: argparse.Namespace) -> int:
 def _service(args: argparse.Namespace) -> int:
     code = _ask(args, "mmi.service", args.name).decode()
     found = code == "200"
-    emit(args, {"service": args.name, "code": code, "found": found},
-         f"{code} {'found' if found else 'not found'}: {args.name}")  # fmt: skip
+    emit(
+        args,
+        {"service": args.name, "code": code, "found": found},
+        f"{code} {'found' if found else 'not found'}: {args.name}",
+    )
     return 0 if found else 1

@@ -39,7 +39,11 @@ class _Child:
 
 
 def register(sub: Any) -> None:
-    up = sub.add_parser("up", parents=[OUTPUT_OPTIONS], help="run the local stack (broker, services) in the foreground")
+    up = sub.add_parser(
+        "up",
+        parents=[OUTPUT_OPTIONS],
+        help="run the local stack (broker, services) in the foreground",
+    )
     up.set_defaults(run=_run_up)
 
 
@@ -103,8 +107,11 @@ def _supervise(child: _Child, now: float) -> None:
         if now - child.started > 30:
             child.delay = 0.5  # a healthy run resets the backoff
         return
-    print(f"plant up: {child.name} exited with {code}; restarting in {child.delay:.1f} s",
-          file=sys.stderr, flush=True)  # fmt: skip
+    print(
+        f"plant up: {child.name} exited with {code}; restarting in {child.delay:.1f} s",
+        file=sys.stderr,
+        flush=True,
+    )
     child.process = None
     child.restart_at = now + child.delay
     child.delay = min(child.delay * 2, _RESTART_MAX)

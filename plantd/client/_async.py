@@ -148,7 +148,7 @@ class AsyncClient:
         raise RequestTimeout(name.decode(), attempts_allowed, attempt_timeout)
 
     async def _receive(self, channel: _Channel, timeout: float) -> list[bytes] | None:
-        if not await channel.socket.poll(timeout * 1000.0, zmq.POLLIN):
+        if not await channel.socket.poll(int(timeout * 1000)):
             return None
         return await channel.socket.recv_multipart()
 

@@ -88,7 +88,7 @@ class Client:
             clean = received_any = False
             try:
                 sock.send_multipart(self._protocol.request(name, list(body)))
-                while sock.poll(attempt_timeout * 1000.0, zmq.POLLIN):
+                while sock.poll(int(attempt_timeout * 1000), zmq.POLLIN):
                     reply = self._protocol.receive(sock.recv_multipart())
                     received_any = True
                     clean = reply.final

@@ -9,6 +9,7 @@ is read before the driver is known.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -67,15 +68,20 @@ def check_modules_dir(config_dir: Path) -> tuple[list[Path], list[str]]:
     """The module files under ``config_dir`` and every problem with them.
 
     A ``.yml`` file there is a problem: it would be ignored, and its module never started.
+    Hidden files (editor backups and locks such as ``.#pump.yaml``) are not module files.
     """
     directory = config_dir / MODULES_DIR
     if not directory.is_dir():
         return [], []
-    files = sorted(directory.glob("*.yaml"))
+    files = _visible(directory.glob("*.yaml"))
     problems = [
         f"{stray}: ignored: module files must end in .yaml"
-        for stray in sorted(directory.glob("*.yml"))
+        for stray in _visible(directory.glob("*.yml"))
     ]
     for file in files:
         problems.extend(check_module_file(file))
     return files, problems
+
+
+def _visible(paths: Iterable[Path]) -> list[Path]:
+    return sorted(path for path in paths if not path.name.startswith("."))

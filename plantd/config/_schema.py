@@ -210,8 +210,9 @@ class _Parser:
         text = path in self.locator.text_sources and isinstance(value, str)
         parsed = read_scalar(tp, marks, value, text, self.base_dir)
         if isinstance(parsed, Invalid):
-            scalar = isinstance(value, bool | int | float)
-            quote = " (put it in quotes)" if tp is str and scalar else ""
+            # YAML read `1`, `yes` or `2024-01-31` as a number, a boolean or a date
+            typed = value is not None and not isinstance(value, str | dict | list)
+            quote = " (put it in quotes)" if tp is str and typed else ""
             return self.fail(path, f"expected {describe(tp, marks)}, got {show(value)}{quote}")
         return parsed
 

@@ -11,6 +11,7 @@ technician who writes ``endpoint`` twice most likely edited the wrong one.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,21 @@ from plantd.errors import ConfigError
 __all__ = ["YamlDocument", "parse_yaml", "read_yaml"]
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, plus floats like ``1e-3`` and ``2E6``.
+
+    YAML 1.1 (PyYAML) wants a dot in a float, so ``scale: 1e-3`` would load as the string
+    ``"1e-3"``; YAML 1.2 and everybody else read it as a number.
+    """
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +70,7 @@ def read_yaml(path: Path) -> YamlDocument:
 
 def parse_yaml(text: str, *, source: str) -> YamlDocument:
     """Parse ``text`` (named ``source`` in problems); :class:`ConfigError` on a syntax error."""
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -75,7 +91,7 @@ def parse_yaml(text: str, *, source: str) -> YamlDocument:
 class _Walk:
     """Records key lines and duplicate keys, visiting each node once (aliases are shared)."""
 
-    def __init__(self, loader: yaml.SafeLoader, locator: Locator) -> None:
+    def __init__(self, loader: _Loader, locator: Locator) -> None:
         self.loader = loader
         self.locator = locator
         self.lines: dict[KeyPath, int] = {}

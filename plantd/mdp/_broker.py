@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import deque
 
 from plantd.config import BrokerConfig
 from plantd.errors import RemoteProtocolError
@@ -113,8 +112,11 @@ class Broker:
             self._client_request(sender, message, now, out)
         elif isinstance(message, ClientReply):
             self.counters.unexpected += 1
-            log.debug("dropped %s from client %s: clients may not send replies",
-                      "PARTIAL" if not message.final else "FINAL", sender.hex())  # fmt: skip
+            log.debug(
+                "dropped %s from client %s: clients may not send replies",
+                "PARTIAL" if not message.final else "FINAL",
+                sender.hex(),
+            )
         else:
             self._worker_message(sender, message, now, out)
         return out
@@ -156,9 +158,17 @@ class Broker:
         size = sum(map(len, body))
         if size > self.config.max_message_bytes:
             counters.rejected_too_large += 1
-            self._error_to_client(sender, version, name, "broker.too-large",
-                f"request body of {size} bytes exceeds broker.max_message_bytes "
-                f"({self.config.max_message_bytes})", out)  # fmt: skip
+            self._reply_to_client(
+                sender,
+                version,
+                name,
+                error_body(
+                    "broker.too-large",
+                    f"request body of {size} bytes exceeds broker.max_message_bytes "
+                    f"({self.config.max_message_bytes})",
+                ),
+                out,
+            )
             return
         service = self.services.get(name)
         if service is None:
@@ -173,9 +183,17 @@ class Broker:
             or self.queued >= self.config.max_queued_total
         ):
             counters.rejected_queue_full += 1
-            self._error_to_client(sender, version, name, "broker.queue-full",
-                f"the queue for {name.decode()!r} is full ({len(service.requests)} waiting, "
-                f"{self.queued} in all); try again later", out)  # fmt: skip
+            self._reply_to_client(
+                sender,
+                version,
+                name,
+                error_body(
+                    "broker.queue-full",
+                    f"the queue for {name.decode()!r} is full ({len(service.requests)} waiting, "
+                    f"{self.queued} in all); try again later",
+                ),
+                out,
+            )
             self._forget_if_unused(service)
             return
         service.requests.append(request)
@@ -188,11 +206,6 @@ class Broker:
             out.append([client, CLIENT_V2, b"\x03", service, *body])
         else:
             out.append([client, b"", CLIENT_V1, service, *body])
-
-    def _error_to_client(
-        self, client: bytes, version: Version, service: bytes, code: str, text: str, out: Outgoing
-    ) -> None:
-        self._reply_to_client(client, version, service, error_body(code, text), out)
 
     # -- workers ----------------------------------------------------------------------------
 
@@ -211,8 +224,14 @@ class Broker:
                 self._remove_worker(worker, now, out)
                 log.info("worker %s for %r disconnected", sender.hex(), worker.service.label)
                 return
-            self._unexpected(sender, worker.version, f"{type(message).__name__} from a "
-                             f"registered worker", out, worker=worker, now=now)  # fmt: skip
+            self._unexpected(
+                sender,
+                worker.version,
+                f"{type(message).__name__} from a registered worker",
+                out,
+                worker=worker,
+                now=now,
+            )
             return
         if isinstance(message, WorkerReady):
             self._worker_ready(sender, message, now, out)
@@ -220,8 +239,7 @@ class Broker:
             pass  # a worker may disconnect before READY; there is nothing to forget
         else:
             version = getattr(message, "version", Version.V2)
-            self._unexpected(sender, version, f"{type(message).__name__} from an unknown peer",
-                             out)  # fmt: skip
+            self._unexpected(sender, version, f"{type(message).__name__} from an unknown peer", out)
 
     def _worker_ready(self, sender: bytes, message: WorkerReady, now: float, out: Outgoing) -> None:
         name = message.service
@@ -237,11 +255,14 @@ class Broker:
         self.workers[sender] = worker
         service.workers += 1
         self.counters.workers_registered += 1
-        log.info("worker %s ready for %r (MDP/0.%d)", sender.hex(), service.label,
-                 message.version.value)  # fmt: skip
+        log.info(
+            "worker %s ready for %r (MDP/0.%d)", sender.hex(), service.label, message.version.value
+        )
         self._serve(worker, now, out)
 
-    def _worker_reply(self, worker: Worker, message: WorkerReply, now: float, out: Outgoing) -> None:
+    def _worker_reply(
+        self, worker: Worker, message: WorkerReply, now: float, out: Outgoing
+    ) -> None:
         request = worker.request
         if request is None or message.client != request.client:
             what = "a reply while idle" if request is None else "a reply for another client"
@@ -261,9 +282,17 @@ class Broker:
         if request.version is Version.V2:
             out.append([request.client, CLIENT_V2, b"\x03", name, *message.body])
         elif request.gathered is None:
-            self._error_to_client(request.client, Version.V1, name, "broker.too-large",
-                "the streamed reply exceeds broker.max_message_bytes and MDP/0.1 clients "
-                "take one reply", out)  # fmt: skip
+            self._reply_to_client(
+                request.client,
+                Version.V1,
+                name,
+                error_body(
+                    "broker.too-large",
+                    "the streamed reply exceeds broker.max_message_bytes and MDP/0.1 clients "
+                    "take one reply",
+                ),
+                out,
+            )
         else:
             out.append([request.client, b"", CLIENT_V1, name, *request.gathered, *message.body])
         self._serve(worker, now, out)
@@ -281,11 +310,13 @@ class Broker:
         worker.request = request
         worker.sent_recently = True
         if worker.version is Version.V2:
-            out.append([worker.identity, WORKER_V2, _W2_REQUEST, request.client, b"",
-                        *request.body])  # fmt: skip
+            out.append(
+                [worker.identity, WORKER_V2, _W2_REQUEST, request.client, b"", *request.body]
+            )
         else:
-            out.append([worker.identity, b"", WORKER_V1, _W1_REQUEST, request.client, b"",
-                        *request.body])  # fmt: skip
+            out.append(
+                [worker.identity, b"", WORKER_V1, _W1_REQUEST, request.client, b"", *request.body]
+            )
 
     def _remove_worker(self, worker: Worker, now: float, out: Outgoing) -> None:
         """Forget ``worker``; give its unfinished request another chance or an error (W6)."""
@@ -297,9 +328,17 @@ class Broker:
         if request is not None:
             self.counters.worker_lost += 1
             if request.partial_sent or request.attempts >= self.config.worker_loss_retries:
-                self._error_to_client(request.client, request.version, service.name,
-                    "broker.worker-lost", f"the worker serving {service.label!r} was lost while "
-                    f"handling the request (attempt {request.attempts + 1})", out)  # fmt: skip
+                self._reply_to_client(
+                    request.client,
+                    request.version,
+                    service.name,
+                    error_body(
+                        "broker.worker-lost",
+                        f"the worker serving {service.label!r} was lost while "
+                        f"handling the request (attempt {request.attempts + 1})",
+                    ),
+                    out,
+                )
             else:
                 request.attempts += 1
                 request.deadline = now + self.config.request_expiry
@@ -323,9 +362,13 @@ class Broker:
     def _expire_workers(self, now: float, out: Outgoing) -> None:
         for worker in [w for w in self.workers.values() if w.expiry <= now]:
             self.counters.workers_expired += 1
-            log.warning("worker %s for %r expired (no heartbeat for %.1f s)%s",
-                        worker.identity.hex(), worker.service.label, self._expiry,
-                        " while busy" if worker.request else "")  # fmt: skip
+            log.warning(
+                "worker %s for %r expired (no heartbeat for %.1f s)%s",
+                worker.identity.hex(),
+                worker.service.label,
+                self._expiry,
+                " while busy" if worker.request else "",
+            )
             self._remove_worker(worker, now, out)
 
     def _expire_requests(self, now: float, out: Outgoing) -> None:
@@ -341,10 +384,13 @@ class Broker:
                     text = f"no worker for {service.label!r} registered within {expiry:g} s"
                 else:
                     code = "broker.expired"
-                    text = (f"no worker of {service.label!r} became free within {expiry:g} s "
-                            f"({service.workers} registered, all busy)")  # fmt: skip
-                self._error_to_client(request.client, request.version, service.name, code, text,
-                                      out)  # fmt: skip
+                    text = (
+                        f"no worker of {service.label!r} became free within {expiry:g} s "
+                        f"({service.workers} registered, all busy)"
+                    )
+                self._reply_to_client(
+                    request.client, request.version, service.name, error_body(code, text), out
+                )
             self._forget_if_unused(service)
 
     def _send_heartbeats(self, out: Outgoing) -> None:
@@ -365,8 +411,12 @@ class Broker:
     def _malformed(self, sender: bytes, reason: str, now: float, out: Outgoing) -> None:
         self.counters.malformed += 1
         if self.counters.malformed <= 10 or self.counters.malformed % 1000 == 0:
-            log.warning("dropped malformed message from %s: %s (%d so far)", sender.hex(), reason,
-                        self.counters.malformed)  # fmt: skip
+            log.warning(
+                "dropped malformed message from %s: %s (%d so far)",
+                sender.hex(),
+                reason,
+                self.counters.malformed,
+            )
         worker = self.workers.get(sender)
         if worker is not None:
             self._send_disconnect(sender, worker.version, out)

@@ -69,10 +69,21 @@ class Version(Enum):
 
 # Command bytes per (role, version). Client commands exist only in 0.2; 0.1 clients have none.
 _C2_REQUEST, _C2_PARTIAL, _C2_FINAL = b"\x01", b"\x02", b"\x03"
-_W2 = {"ready": b"\x01", "request": b"\x02", "partial": b"\x03", "final": b"\x04",
-       "heartbeat": b"\x05", "disconnect": b"\x06"}  # fmt: skip
-_W1 = {"ready": b"\x01", "request": b"\x02", "reply": b"\x03", "heartbeat": b"\x04",
-       "disconnect": b"\x05"}  # fmt: skip
+_W2 = {
+    "ready": b"\x01",
+    "request": b"\x02",
+    "partial": b"\x03",
+    "final": b"\x04",
+    "heartbeat": b"\x05",
+    "disconnect": b"\x06",
+}
+_W1 = {
+    "ready": b"\x01",
+    "request": b"\x02",
+    "reply": b"\x03",
+    "heartbeat": b"\x04",
+    "disconnect": b"\x05",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +274,9 @@ def encode(message: Message) -> list[bytes]:
         case WorkerReply(client=client, body=body, final=final):
             _check_body(body)
             if v2:
-                return _worker(message.version, "final" if final else "partial", [client, b"", *body])
+                return _worker(
+                    message.version, "final" if final else "partial", [client, b"", *body]
+                )
             if not final:
                 raise LocalProtocolError("MDP/0.1 has no PARTIAL reply")
             return _worker(message.version, "reply", [client, b"", *body])

@@ -49,7 +49,9 @@ def call(
     retries: int | None = None,
 ) -> Json:
     """Blocking :func:`call_async`."""
-    body = client.request(service, *encode_call(operation, params), timeout=timeout, retries=retries)
+    body = client.request(
+        service, *encode_call(operation, params), timeout=timeout, retries=retries
+    )
     return decode_reply(body, service)
 
 

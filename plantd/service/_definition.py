@@ -84,10 +84,7 @@ def param(params: Params, key: str, kind: type | tuple[type, ...], default: Any 
     value = params[key]
     kinds = kind if isinstance(kind, tuple) else (kind,)
     # bool is an int in Python, never in JSON
-    if isinstance(value, bool) and bool not in kinds:
-        ok = False
-    else:
-        ok = isinstance(value, kinds)
+    ok = False if isinstance(value, bool) and bool not in kinds else isinstance(value, kinds)
     if not ok:
         expected = " or ".join(k.__name__ for k in kinds)
         raise OperationError(

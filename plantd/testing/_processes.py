@@ -38,7 +38,9 @@ def free_tcp_port() -> int:
 def write_config(directory: Path, sections: Mapping[str, Mapping[str, Any]]) -> Path:
     """Write ``plantd.yaml`` into ``directory`` (created) and return the directory."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "plantd.yaml").write_text(yaml.safe_dump({k: dict(v) for k, v in sections.items()}))
+    (directory / "plantd.yaml").write_text(
+        yaml.safe_dump({k: dict(v) for k, v in sections.items()})
+    )
     return directory
 
 
@@ -140,5 +142,7 @@ def wait_for_workers(endpoint: str, service: str, count: int = 1, timeout: float
             except RequestTimeout:
                 pass
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{count} worker(s) of {service!r} not registered in {timeout} s")
+                raise TimeoutError(
+                    f"{count} worker(s) of {service!r} not registered in {timeout} s"
+                )
             time.sleep(0.05)

@@ -17,9 +17,11 @@ broker that asked is gone, and MDP clients retry. A handler exception becomes an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, cast
 
 import zmq
 import zmq.asyncio
@@ -44,6 +46,58 @@ class _End(enum.Enum):
     PROTOCOL_ERROR = "protocol error"
 
 
+class _Session:
+    """One READY … end conversation's state, driven by the socket task."""
+
+    def __init__(self, worker: AsyncWorker, sock: zmq.asyncio.Socket, session_id: int) -> None:
+        self.worker = worker
+        self.sock = sock
+        self.id = session_id
+        self.protocol = WorkerProtocol(
+            worker.service.encode(),
+            heartbeat_interval=worker.heartbeat_interval,
+            liveness=worker.liveness,
+            version=worker.version,
+        )
+        self.outbox: list[list[bytes]] = []
+        self.handler: asyncio.Task[list[bytes]] | None = None
+        self.healthy = False  # the broker accepted us: it sent a heartbeat or work
+
+    def emit(self, body: list[bytes]) -> None:
+        """A PARTIAL from the handler; one for a session that ended goes nowhere."""
+        if self.worker.sessions == self.id:
+            self.outbox.append(body)
+            self.worker._poke()
+
+    def on_message(self, frames: list[bytes], now: float) -> _End | None:
+        try:
+            event = self.protocol.receive(frames, now)
+        except ProtocolError as exc:
+            log.warning("%s: %s", self.worker.service, exc)
+            return _End.PROTOCOL_ERROR
+        if isinstance(event, Disconnect):
+            return _End.DISCONNECTED
+        self.healthy = True
+        if isinstance(event, RequestReceived):
+            request = Request(event.client, event.body, self.emit)
+            self.handler = asyncio.get_running_loop().create_task(self.worker._handle(request))
+        return None
+
+    async def flush(self, now: float) -> _End | None:
+        """Send queued PARTIALs, the FINAL of a finished handler, and a heartbeat if due."""
+        for body in self.outbox:
+            await self.sock.send_multipart(self.protocol.reply(body, now, final=False))
+        self.outbox.clear()
+        if self.handler is not None and self.handler.done():
+            await self.sock.send_multipart(self.protocol.reply(self.handler.result(), now))
+            self.worker.handled += 1
+            self.handler = None
+        tick = self.protocol.tick(now)
+        for frames in tick.send:
+            await self.sock.send_multipart(frames)
+        return _End.LOST if tick.broker_lost else None
+
+
 class AsyncWorker:
     """Serve ``service`` through the broker at ``endpoint`` until :meth:`stop` or cancellation."""
 
@@ -63,8 +117,8 @@ class AsyncWorker:
         self.service = service
         self.handler = handler
         self.version = version
-        self._interval = heartbeat_interval
-        self._liveness = liveness
+        self.heartbeat_interval = heartbeat_interval
+        self.liveness = liveness
         self._reconnect = (reconnect_initial, reconnect_max)
         self._context: zmq.asyncio.Context | None = None
         self._stop_requested = False
@@ -119,67 +173,35 @@ class AsyncWorker:
     async def _session(self, sock: zmq.asyncio.Socket) -> tuple[_End, bool]:
         """One READY … end conversation. Returns how it ended and whether it was healthy."""
         loop = asyncio.get_running_loop()
-        protocol = WorkerProtocol(
-            self.service.encode(),
-            heartbeat_interval=self._interval,
-            liveness=self._liveness,
-            version=self.version,
-        )
-        outbox: list[list[bytes]] = []
-        session_id = self.sessions = self.sessions + 1
-
-        def emit(body: list[bytes]) -> None:
-            if self.sessions == session_id:  # a PARTIAL for a lost session goes nowhere
-                outbox.append(body)
-                self._poke()
-
-        await sock.send_multipart(protocol.connect(loop.time()))
+        self.sessions += 1
+        session = _Session(self, sock, self.sessions)
+        await sock.send_multipart(session.protocol.connect(loop.time()))
         self.connected.set()
-        healthy = False
-        receiving: asyncio.Future[list[bytes]] = sock.recv_multipart()
-        handler: asyncio.Task[list[bytes]] | None = None
+        receiving = cast("asyncio.Future[list[bytes]]", sock.recv_multipart())
         try:
             while True:
-                if self._stop_requested and handler is None:
-                    await sock.send_multipart(protocol.disconnect())
-                    return _End.STOPPED, healthy
+                if self._stop_requested and session.handler is None:
+                    await sock.send_multipart(session.protocol.disconnect())
+                    return _End.STOPPED, session.healthy
                 self._wake = loop.create_future()
-                waiting: set[asyncio.Future[object]] = {receiving, self._wake}  # type: ignore[arg-type]
-                if handler is not None:
-                    waiting.add(handler)  # type: ignore[arg-type]
-                timeout = max(0.0, protocol.next_tick() - loop.time())
+                waiting: set[asyncio.Future[Any]] = {receiving, self._wake}
+                if session.handler is not None:
+                    waiting.add(session.handler)
+                timeout = max(0.0, session.protocol.next_tick() - loop.time())
                 await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 now = loop.time()
+                end: _End | None = None
                 if receiving.done():
                     frames = receiving.result()
-                    receiving = sock.recv_multipart()
-                    try:
-                        event = protocol.receive(frames, now)
-                    except ProtocolError as exc:
-                        log.warning("%s: %s", self.service, exc)
-                        return _End.PROTOCOL_ERROR, healthy
-                    if isinstance(event, Disconnect):
-                        return _End.DISCONNECTED, healthy
-                    healthy = True  # the broker accepted us: it sent a heartbeat or work
-                    if isinstance(event, RequestReceived):
-                        request = Request(event.client, event.body, emit)
-                        handler = loop.create_task(self._handle(request))
-                for body in outbox:
-                    await sock.send_multipart(protocol.reply(body, now, final=False))
-                outbox.clear()
-                if handler is not None and handler.done():
-                    await sock.send_multipart(protocol.reply(handler.result(), now))
-                    self.handled += 1
-                    handler = None
-                tick = protocol.tick(now)
-                for frames in tick.send:
-                    await sock.send_multipart(frames)
-                if tick.broker_lost:
-                    return _End.LOST, healthy
+                    receiving = cast("asyncio.Future[list[bytes]]", sock.recv_multipart())
+                    end = session.on_message(frames, now)
+                end = end or await session.flush(now)
+                if end is not None:
+                    return end, session.healthy
         finally:
             receiving.cancel()
-            if handler is not None:
-                await self._finish_orphan(handler)
+            if session.handler is not None:
+                await self._finish_orphan(session.handler)
 
     async def _handle(self, request: Request) -> list[bytes]:
         try:
@@ -206,10 +228,8 @@ class AsyncWorker:
     async def _sleep_unless_stopped(self, delay: float) -> None:
         loop = asyncio.get_running_loop()
         self._wake = loop.create_future()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._wake), delay)
-        except TimeoutError:
-            pass
 
     def _poke(self) -> None:
         if self._wake is not None and not self._wake.done():

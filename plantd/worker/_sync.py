@@ -2,15 +2,16 @@
 
 The calling thread owns the socket and keeps heartbeats flowing; the handler runs on one
 helper thread, so a slow handler never silences the worker. Completion and PARTIALs wake the
-socket thread through a socketpair. Otherwise it follows :mod:`plantd.worker._async` (read its theory
-of operation): sessions, READY again at once after broker loss, capped jittered backoff between
-sessions the broker ended without a word, DISCONNECT on :meth:`Worker.stop`, a handler exception
-becomes an error reply.
+socket thread through a socketpair. Otherwise it follows :mod:`plantd.worker._async` (read its
+theory of operation): sessions, READY again at once after broker loss, capped jittered backoff
+between sessions the broker ended without a word, DISCONNECT on :meth:`Worker.stop`, a handler
+exception becomes an error reply.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import socket
 import threading
@@ -139,7 +140,7 @@ class Worker:
                     sock.send_multipart(protocol.disconnect())
                     return "stopped", healthy
                 timeout_ms = max(0.0, (protocol.next_tick() - time.monotonic()) * 1000)
-                ready = dict(poller.poll(timeout_ms))
+                ready = dict(poller.poll(int(timeout_ms)))
                 now = time.monotonic()
                 if self._wake_r.fileno() in ready:
                     self._drain_wakeups()
@@ -182,14 +183,10 @@ class Worker:
             return handler_failure_body(exc)
 
     def _poke(self) -> None:
-        try:
+        with contextlib.suppress(OSError):  # full (already awake) or closed (stopping)
             self._wake_w.send(b"\0")
-        except OSError:
-            pass  # full (already awake) or closed (stopping)
 
     def _drain_wakeups(self) -> None:
-        try:
+        with contextlib.suppress(BlockingIOError):
             while self._wake_r.recv(512):
                 pass
-        except BlockingIOError:
-            pass

@@ -36,8 +36,12 @@ def sockets(broker: Stack) -> Iterator[list[zmq.Socket[bytes]]]:
         sock.close(linger=0)
 
 
-def connect(broker: Stack, sockets: list[zmq.Socket[bytes]], kind: int = zmq.DEALER,
-            identity: bytes | None = None) -> zmq.Socket[bytes]:  # fmt: skip
+def connect(
+    broker: Stack,
+    sockets: list[zmq.Socket[bytes]],
+    kind: int = zmq.DEALER,
+    identity: bytes | None = None,
+) -> zmq.Socket[bytes]:
     sock = zmq.Context.instance().socket(kind)
     if identity:
         sock.identity = identity
@@ -60,8 +64,9 @@ def nothing_arrives(sock: zmq.Socket[bytes], seconds: float = 0.3) -> bool:
     return not sock.poll(int(seconds * 1000))
 
 
-def register(broker: Stack, sockets: list[zmq.Socket[bytes]], service: bytes,
-             version: int = 2) -> zmq.Socket[bytes]:  # fmt: skip
+def register(
+    broker: Stack, sockets: list[zmq.Socket[bytes]], service: bytes, version: int = 2
+) -> zmq.Socket[bytes]:
     worker = connect(broker, sockets)
     worker.send_multipart([W2, b"\x01", service] if version == 2 else [b"", W1, b"\x01", service])
     ask_mmi(broker, sockets, service)  # READY is processed before this returns
@@ -72,11 +77,11 @@ def ask_mmi(broker: Stack, sockets: list[zmq.Socket[bytes]], service: bytes) -> 
     client = connect(broker, sockets)
     client.send_multipart([C2, b"\x01", b"mmi.service", service])
     frames = recv(client)
-    assert frames[:4] == [C2, b"\x03", b"mmi.service"] + frames[3:4]
+    assert frames[:4] == [C2, b"\x03", b"mmi.service", *frames[3:4]]
     return frames[3]
 
 
-# -- MDP/0.2 -------------------------------------------------------------------------------------
+# -- MDP/0.2 ----
 
 
 def test_v2_request_partial_final(broker: Stack, sockets: list[zmq.Socket[bytes]]) -> None:
@@ -91,15 +96,15 @@ def test_v2_request_partial_final(broker: Stack, sockets: list[zmq.Socket[bytes]
     assert nothing_arrives(client)
 
 
-def test_v2_broker_heartbeats_an_idle_worker(broker: Stack,
-                                             sockets: list[zmq.Socket[bytes]]) -> None:  # fmt: skip
+def test_v2_broker_heartbeats_an_idle_worker(
+    broker: Stack, sockets: list[zmq.Socket[bytes]]
+) -> None:
     worker = register(broker, sockets, b"conf.hb")
     assert worker.poll(int(HEARTBEAT * 4 * 1000))
     assert worker.recv_multipart() == [W2, b"\x05"]
 
 
-def test_v2_worker_disconnect_unregisters(broker: Stack,
-                                          sockets: list[zmq.Socket[bytes]]) -> None:  # fmt: skip
+def test_v2_worker_disconnect_unregisters(broker: Stack, sockets: list[zmq.Socket[bytes]]) -> None:
     worker = register(broker, sockets, b"conf.bye")
     assert ask_mmi(broker, sockets, b"conf.bye") == b"200"
     worker.send_multipart([W2, b"\x06"])
@@ -129,14 +134,15 @@ def test_v2_ready_twice_gets_disconnect(broker: Stack, sockets: list[zmq.Socket[
     assert ask_mmi(broker, sockets, b"conf.twice") == b"404"
 
 
-def test_v2_mmi_namespace_is_refused_to_workers(broker: Stack,
-                                                sockets: list[zmq.Socket[bytes]]) -> None:  # fmt: skip
+def test_v2_mmi_namespace_is_refused_to_workers(
+    broker: Stack, sockets: list[zmq.Socket[bytes]]
+) -> None:
     worker = connect(broker, sockets)
     worker.send_multipart([W2, b"\x01", b"mmi.service"])
     assert recv(worker) == [W2, b"\x06"]
 
 
-# -- MDP/0.1 -------------------------------------------------------------------------------------
+# -- MDP/0.1 ----
 
 
 def test_v1_req_client_and_v1_worker(broker: Stack, sockets: list[zmq.Socket[bytes]]) -> None:
@@ -150,8 +156,9 @@ def test_v1_req_client_and_v1_worker(broker: Stack, sockets: list[zmq.Socket[byt
     assert recv(client) == [C1, b"conf.v1", b"world"]
 
 
-def test_v1_worker_heartbeat_and_disconnect(broker: Stack,
-                                            sockets: list[zmq.Socket[bytes]]) -> None:  # fmt: skip
+def test_v1_worker_heartbeat_and_disconnect(
+    broker: Stack, sockets: list[zmq.Socket[bytes]]
+) -> None:
     worker = register(broker, sockets, b"conf.v1hb", version=1)
     assert worker.poll(int(HEARTBEAT * 4 * 1000))
     assert worker.recv_multipart() == [b"", W1, b"\x04"]
@@ -159,15 +166,17 @@ def test_v1_worker_heartbeat_and_disconnect(broker: Stack,
     assert ask_mmi(broker, sockets, b"conf.v1hb") == b"404"
 
 
-def test_v1_heartbeat_before_ready_gets_v1_disconnect(broker: Stack,
-                                                      sockets: list[zmq.Socket[bytes]]) -> None:  # fmt: skip
+def test_v1_heartbeat_before_ready_gets_v1_disconnect(
+    broker: Stack, sockets: list[zmq.Socket[bytes]]
+) -> None:
     peer = connect(broker, sockets)
     peer.send_multipart([b"", W1, b"\x04"])
     assert recv(peer, skip_heartbeats=False) == [b"", W1, b"\x05"]
 
 
-def test_v1_client_with_v2_worker_gets_one_reply(broker: Stack,
-                                                 sockets: list[zmq.Socket[bytes]]) -> None:  # fmt: skip
+def test_v1_client_with_v2_worker_gets_one_reply(
+    broker: Stack, sockets: list[zmq.Socket[bytes]]
+) -> None:
     worker = register(broker, sockets, b"conf.mixed")
     client = connect(broker, sockets)  # a DEALER speaking 0.1 adds the empty frame itself
     client.send_multipart([b"", C1, b"conf.mixed", b"q"])
@@ -178,7 +187,7 @@ def test_v1_client_with_v2_worker_gets_one_reply(broker: Stack,
     assert recv(client) == [b"", C1, b"conf.mixed", b"a", b"b"]
 
 
-# -- MMI (RFC 8 and extensions) ----------------------------------------------------------------------
+# -- MMI (RFC 8 and extensions) ----
 
 
 def test_mmi_service_and_501(broker: Stack, sockets: list[zmq.Socket[bytes]]) -> None:

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from plantd.cli import _config_cmd
+from plantd.config import DEFAULT_CONFIG_DIR
 
 
 def run(argv: list[str], environ: dict[str, str] | None = None) -> int:
@@ -35,6 +36,7 @@ def etc(tmp_path: Path) -> Path:
     (tmp_path / "modules.d" / "pump.yaml").write_text("driver: modbus\nconnection: {port: 502}\n")
     (tmp_path / "modules.d" / "tank-2.yaml").write_text("driver: opcua\n")
     (tmp_path / "modules.d" / "README").write_text("not a module\n")
+    (tmp_path / "modules.d" / ".#pump.yaml").symlink_to("nowhere")  # an editor's lock file
     return tmp_path
 
 
@@ -45,9 +47,10 @@ def test_check_ok(etc: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert err == ""
 
 
-def test_check_ok_json(etc: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("argv", [["--json", "config", "check"], ["config", "check", "--json"]])
+def test_check_ok_json(etc: Path, capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     environ = {"PLANTD_CONFIG": str(etc), "PLANTD_LOGGING_FORMAT": "json"}
-    assert run(["--json", "config", "check"], environ) == 0
+    assert run(argv, environ) == 0
     assert json.loads(capsys.readouterr().out) == {
         "ok": True,
         "config_dir": str(etc),
@@ -56,14 +59,20 @@ def test_check_ok_json(etc: Path, capsys: pytest.CaptureFixture[str]) -> None:
     }
 
 
-def test_check_ok_without_plantd_yaml_or_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["--config", str(tmp_path), "config", "check"], {"PLANTD_LOGGING_LEVEL": "debug"}) == 0
+def test_check_ok_without_plantd_yaml_or_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        run(["--config", str(tmp_path), "config", "check"], {"PLANTD_LOGGING_LEVEL": "debug"}) == 0
+    )
     assert capsys.readouterr().out == (
         f"config OK: {tmp_path}: no plantd.yaml (defaults), environment PLANTD_LOGGING_LEVEL\n"
     )
 
 
-def test_check_reports_every_problem_on_stderr(etc: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_reports_every_problem_on_stderr(
+    etc: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (etc / "plantd.yaml").write_text("broker:\n  heartbeat_liveness: 1\n")
     (etc / "modules.d" / "pump.yaml").write_text("connection: {port: 502}\n")
     (etc / "modules.d" / "valve.yaml").write_text("driver: [modbus]\n")
@@ -117,8 +126,33 @@ def test_show_prints_effective_yaml(etc: Path, capsys: pytest.CaptureFixture[str
     assert list(data) == ["broker", "bus", "client", "worker", "logging", "paths"]
 
 
+no_etc_plantd = pytest.mark.skipif(
+    DEFAULT_CONFIG_DIR.is_dir(), reason="this machine has /etc/plantd, which would be used"
+)
+
+
+@no_etc_plantd
+def test_check_ok_with_built_in_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["config", "check"]) == 0
+    assert capsys.readouterr().out == "config OK: no config directory: built-in defaults\n"
+
+
+@no_etc_plantd
 def test_show_json_without_config_dir(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["--json", "config", "show"]) == 0 or True
+    assert run(["--json", "config", "show"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["broker"]["endpoint"] == "tcp://127.0.0.1:9797"
     assert data["paths"] == {"data": "/var/lib/plantd", "run": "/run/plantd"}
+
+
+def test_through_the_real_entry_point(etc: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from plantd.cli import main
+
+    assert main(["--config", str(etc), "config", "check"]) == 0
+    assert capsys.readouterr().out.startswith(f"config OK: {etc}: plantd.yaml")
+    (etc / "plantd.yaml").write_text("logging: {level: loud}\n")
+    assert main(["--config", str(etc), "config", "show"]) == 1
+    assert capsys.readouterr().err == (
+        f"plant: error: {etc}/plantd.yaml:1: logging.level: expected one of 'debug', 'info', "
+        "'warning', 'error', got 'loud'\n"
+    )

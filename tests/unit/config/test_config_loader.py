@@ -64,7 +64,7 @@ def test_default_dir_only_if_it_exists(tmp_path: Path) -> None:
     assert resolve_config_dir(None, {}, default=tmp_path) == tmp_path
     assert resolve_config_dir(None, {"PLANTD_CONFIG": ""}, default=tmp_path) == tmp_path
     assert resolve_config_dir(None, {}, default=tmp_path / "missing") is None
-    assert DEFAULT_CONFIG_DIR == Path("/etc/plantd")
+    assert Path("/etc/plantd") == DEFAULT_CONFIG_DIR
 
 
 # -- load_config ----------------------------------------------------------------------------
@@ -86,9 +86,13 @@ def test_empty_file_means_defaults(tmp_path: Path, text: str) -> None:
 
 
 def test_missing_explicit_dir_is_an_error(tmp_path: Path) -> None:
-    assert problems_of(tmp_path / "nope") == [f"{tmp_path / 'nope'}: config directory does not exist"]
+    assert problems_of(tmp_path / "nope") == [
+        f"{tmp_path / 'nope'}: config directory does not exist"
+    ]
     (tmp_path / "file").write_text("")
-    assert problems_of(tmp_path / "file") == [f"{tmp_path / 'file'}: not a directory (given as the config directory)"]
+    assert problems_of(tmp_path / "file") == [
+        f"{tmp_path / 'file'}: not a directory (given as the config directory)"
+    ]
 
 
 def test_file_values_and_relative_paths(tmp_path: Path) -> None:
@@ -104,7 +108,9 @@ def test_file_values_and_relative_paths(tmp_path: Path) -> None:
     assert config.paths.run == Path("/run/plantd")
 
 
-def test_relative_config_dir_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_config_dir_is_made_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write(tmp_path / "etc", PLANTD_YAML)
     monkeypatch.chdir(tmp_path)
     config = load_config(Path("etc"))
@@ -182,8 +188,8 @@ logging:
         f"{file}:4: broker.endpoint: 'tcp://0.0.0.0:9797' is not on loopback; binding any "
         "other address needs CURVE security, which plantd does not support yet (use "
         "127.0.0.1, [::1] or localhost, or ipc://)",
-        f'{file}:3: broker.heartbeat_interval: expected a duration (seconds, or a string like "2.5s"), '
-        "got 'fast'",
+        f"{file}:3: broker.heartbeat_interval: expected a duration (seconds, or a string "
+        "like \"2.5s\"), got 'fast'",
         "environment PLANTD_WORKER_HEARTBEAT_LIVENESS: worker.heartbeat_liveness: expected an "
         "integer >= 2, got '1'",
         f"{file}:9: logging.level: expected one of 'debug', 'info', 'warning', 'error', got 'loud'",

@@ -40,7 +40,9 @@ def test_defaults_are_the_documented_ones() -> None:
         worker_loss_retries=1,
     )
     assert config.bus == BusConfig("tcp://127.0.0.1:11000", "tcp://127.0.0.1:11001", 100_000)
-    assert config.client == ClientConfig(timeout=5.0, retries=3, backoff_initial=0.1, backoff_max=2.0)
+    assert config.client == ClientConfig(
+        timeout=5.0, retries=3, backoff_initial=0.1, backoff_max=2.0
+    )
     assert config.worker == WorkerConfig(2.5, 3, 0.1, 5.0)
     assert config.logging == LoggingConfig("info", "text")
     assert str(config.paths.data) == "/var/lib/plantd"
@@ -58,8 +60,15 @@ def test_values_are_frozen_and_slotted() -> None:
     config = PlantdConfig()
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.broker.endpoint = "x"  # type: ignore[misc]
-    for cls in (PlantdConfig, BrokerConfig, BusConfig, ClientConfig, WorkerConfig,
-                LoggingConfig, PathsConfig):  # fmt: skip
+    for cls in (
+        PlantdConfig,
+        BrokerConfig,
+        BusConfig,
+        ClientConfig,
+        WorkerConfig,
+        LoggingConfig,
+        PathsConfig,
+    ):
         assert dataclasses.fields(cls)
         assert hasattr(cls, "__slots__"), cls
     assert hash(PlantdConfig()) == hash(PlantdConfig())
@@ -83,13 +92,21 @@ def test_bindable_endpoints(endpoint: str) -> None:
 
 @pytest.mark.parametrize(
     "endpoint",
-    ["tcp://0.0.0.0:9797", "tcp://*:9797", "tcp://192.168.1.10:9797", "tcp://[::]:9797",
-     "tcp://plc.example:9797", "tcp://eth0:9797"],
-)  # fmt: skip
+    [
+        "tcp://0.0.0.0:9797",
+        "tcp://*:9797",
+        "tcp://192.168.1.10:9797",
+        "tcp://[::]:9797",
+        "tcp://plc.example:9797",
+        "tcp://eth0:9797",
+    ],
+)
 def test_non_loopback_needs_curve(endpoint: str) -> None:
     problem = endpoint_problem(endpoint)
     assert problem is not None
-    assert problem.startswith(f"{endpoint!r} is not on loopback; binding any other address needs CURVE")
+    assert problem.startswith(
+        f"{endpoint!r} is not on loopback; binding any other address needs CURVE"
+    )
     assert "not support yet" in problem
 
 
@@ -106,9 +123,16 @@ def test_not_an_endpoint(endpoint: str) -> None:
 
 @pytest.mark.parametrize(
     "endpoint",
-    ["tcp://127.0.0.1", "tcp://127.0.0.1:0", "tcp://127.0.0.1:65536", "tcp://127.0.0.1:*",
-     "tcp://::1:9797", "tcp://:9797", "tcp://127.0.0.1:९७"],
-)  # fmt: skip
+    [
+        "tcp://127.0.0.1",
+        "tcp://127.0.0.1:0",
+        "tcp://127.0.0.1:65536",
+        "tcp://127.0.0.1:*",
+        "tcp://::1:9797",
+        "tcp://:9797",
+        "tcp://127.0.0.1:९७",
+    ],
+)
 def test_bad_tcp_endpoint(endpoint: str) -> None:
     problem = endpoint_problem(endpoint)
     assert problem is not None

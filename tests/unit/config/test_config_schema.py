@@ -259,12 +259,18 @@ def test_post_init_value_error_is_a_problem() -> None:
 
 def test_text_sources_parse_numbers_and_name_their_source() -> None:
     data = {"host": "h", "timeout": "1.5", "enabled": "off"}
-    sources = {("timeout",): "environment T", ("enabled",): "environment E"}
+    sources: dict[KeyPath, str] = {("timeout",): "environment T", ("enabled",): "environment E"}
     got = parse_dataclass(Connection, data, source="f", text_sources=sources)
     assert got == Connection(host="h", timeout=1.5, enabled=False)
     with pytest.raises(ConfigError) as caught:
         parse_dataclass(Connection, {"timeout": "-1"}, source="f", text_sources=sources)
     assert caught.value.problems == ["environment T: timeout: expected a duration > 0, got '-1'"]
+
+
+def test_a_date_where_text_is_expected_says_to_quote_it() -> None:
+    assert problems(Module, "driver: 2024-01-31\n") == [
+        "m.yaml:1: driver: expected a string, got 2024-01-31 (put it in quotes)"
+    ]
 
 
 def test_text_is_not_a_number_when_it_comes_from_the_file() -> None:
@@ -291,7 +297,9 @@ def test_path_prefix_places_problems_inside_a_bigger_document() -> None:
 def test_no_lines_means_no_line_numbers() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_dataclass(Point, {"name": "a", "address": -1}, source="<memory>")
-    assert caught.value.problems == ["<memory>: address: expected an integer >= 0 and <= 65535, got -1"]
+    assert caught.value.problems == [
+        "<memory>: address: expected an integer >= 0 and <= 65535, got -1"
+    ]
 
 
 def test_to_data_round_trips(tmp_path: Path) -> None:
@@ -317,7 +325,7 @@ def test_unsupported_types_are_a_programming_error() -> None:
     class AlsoBad:
         pair: tuple[int, int] = (0, 0)
 
-    with pytest.raises(TypeError, match="only X | None unions"):
+    with pytest.raises(TypeError, match=r"only X \| None unions"):
         parse_dataclass(Bad, {"either": 1}, source="x")
     with pytest.raises(TypeError, match=r"use tuple\[X, \.\.\.\]"):
         parse_dataclass(AlsoBad, {"pair": [1, 2]}, source="x")

@@ -107,9 +107,9 @@ def test_unsafe_tags_are_refused() -> None:
 
 
 def test_non_string_keys_are_kept_as_text_in_paths() -> None:
-    doc = parse_yaml("1: one\ntrue: yes\n", source="x.yaml")
-    assert doc.data == {1: "one", True: True}
-    assert doc.lines == {(): 1, ("1",): 1, ("True",): 2}
+    doc = parse_yaml("1: one\n2.5: yes\n", source="x.yaml")
+    assert doc.data == {1: "one", 2.5: True}
+    assert doc.lines == {(): 1, ("1",): 1, ("2.5",): 2}
 
 
 def test_read_yaml_names_the_file(tmp_path: Path) -> None:
@@ -123,7 +123,9 @@ def test_read_yaml_names_the_file(tmp_path: Path) -> None:
 def test_read_yaml_missing_or_unreadable(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         read_yaml(tmp_path / "nope.yaml")
-    assert caught.value.problems == [f"{tmp_path / 'nope.yaml'}: cannot read: No such file or directory"]
+    assert caught.value.problems == [
+        f"{tmp_path / 'nope.yaml'}: cannot read: No such file or directory"
+    ]
     with pytest.raises(ConfigError, match="cannot read: Is a directory"):
         read_yaml(tmp_path)
 
@@ -133,4 +135,11 @@ def test_read_yaml_not_utf8(tmp_path: Path) -> None:
     file.write_bytes(b"name: caf\xe9\n")
     with pytest.raises(ConfigError) as caught:
         read_yaml(file)
-    assert caught.value.problems == [f"{file}: not UTF-8 text (invalid continuation byte at byte 9)"]
+    assert caught.value.problems == [
+        f"{file}: not UTF-8 text (invalid continuation byte at byte 9)"
+    ]
+
+
+def test_floats_with_an_exponent_and_no_dot_are_numbers() -> None:
+    doc = parse_yaml("a: 1e3\nb: -2E-3\nc: 1_000\nd: 1e\ne: 0x10\n", source="x.yaml")
+    assert doc.data == {"a": 1000.0, "b": -0.002, "c": 1000, "d": "1e", "e": 16}

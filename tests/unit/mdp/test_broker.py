@@ -35,13 +35,15 @@ def ready(broker: Broker, worker: bytes, service: bytes = b"echo", now: float = 
     return broker.receive(worker, [W2, READY, service], now)
 
 
-def request(broker: Broker, client: bytes, service: bytes = b"echo", body: bytes = b"hi",
-            now: float = 0.0) -> list:  # fmt: skip
+def request(
+    broker: Broker, client: bytes, service: bytes = b"echo", body: bytes = b"hi", now: float = 0.0
+) -> list:
     return broker.receive(client, [C2, C_REQUEST, service, body], now)
 
 
-def final(broker: Broker, worker: bytes, client: bytes, body: bytes = b"ok",
-          now: float = 0.0) -> list:  # fmt: skip
+def final(
+    broker: Broker, worker: bytes, client: bytes, body: bytes = b"ok", now: float = 0.0
+) -> list:
     return broker.receive(worker, [W2, FINAL, client, b"", body], now)
 
 
@@ -60,7 +62,7 @@ def check_invariants(broker: Broker) -> None:
         assert worker.service.name in broker.services
 
 
-# -- C1, W1, W3: routing -------------------------------------------------------------------
+# -- C1, W1, W3: routing ----
 
 
 def test_request_goes_to_an_idle_worker_and_the_final_comes_back() -> None:
@@ -123,7 +125,7 @@ def test_services_are_independent() -> None:
     assert request(broker, b"C", b"one")[0][0] == b"W1"
 
 
-# -- W2, W5, W6: heartbeats and expiry ---------------------------------------------------------
+# -- W2, W5, W6: heartbeats and expiry ----
 
 
 def test_heartbeats_go_to_workers_that_heard_nothing_this_interval() -> None:
@@ -187,7 +189,7 @@ def test_a_streamed_request_is_never_rerun_after_its_worker_dies() -> None:
     assert error_code(out[0]) == "broker.worker-lost"
 
 
-# -- C2, C3: bounds and expiry --------------------------------------------------------------------
+# -- C2, C3: bounds and expiry ----
 
 
 def test_queued_requests_expire_with_a_clear_error() -> None:
@@ -238,7 +240,7 @@ def test_an_oversized_request_is_refused() -> None:
     assert broker.counters.rejected_too_large == 1
 
 
-# -- W4: valid but unexpected commands ---------------------------------------------------------------
+# -- W4: valid but unexpected commands ----
 
 
 @pytest.mark.parametrize(
@@ -301,7 +303,7 @@ def test_clients_may_not_send_replies() -> None:
     assert broker.counters.unexpected == 1
 
 
-# -- malformed input ---------------------------------------------------------------------------
+# -- malformed input ----
 
 
 def test_malformed_messages_are_counted_and_dropped() -> None:
@@ -322,7 +324,7 @@ def test_a_registered_worker_sending_garbage_is_disconnected() -> None:
     assert broker.queued == 1  # its request is waiting for someone else
 
 
-# -- C4: MMI ---------------------------------------------------------------------------------------
+# -- C4: MMI ----
 
 
 def mmi(broker: Broker, service: bytes, body: bytes = b"") -> bytes:
@@ -364,7 +366,7 @@ def test_mmi_extensions() -> None:
     assert info["counters"]["workers_registered"] == 3
 
 
-# -- C5: MDP/0.1 peers -------------------------------------------------------------------------------
+# -- C5: MDP/0.1 peers ----
 
 
 def test_mdp01_client_and_worker_interoperate_with_mdp02_peers() -> None:
@@ -407,14 +409,16 @@ def test_shutdown_disconnects_every_worker() -> None:
     )
 
 
-# -- anything goes ---------------------------------------------------------------------------------
+# -- anything goes ----
 
 peers = st.sampled_from([b"A", b"B", b"C", b"D"])
 services = st.sampled_from([b"echo", b"other", b"mmi.service"])
 frames_ = st.one_of(
     st.tuples(services).map(lambda s: [W2, READY, s[0]]),
     st.tuples(services).map(lambda s: [C2, C_REQUEST, s[0], b"x"]),
-    st.tuples(peers, st.booleans()).map(lambda t: [W2, FINAL if t[1] else PARTIAL, t[0], b"", b"r"]),
+    st.tuples(peers, st.booleans()).map(
+        lambda t: [W2, FINAL if t[1] else PARTIAL, t[0], b"", b"r"]
+    ),
     st.just([W2, HEARTBEAT]),
     st.just([W2, DISCONNECT]),
     st.just([b"", b"MDPW01", b"\x01", b"echo"]),
