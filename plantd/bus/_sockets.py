@@ -1,0 +1,168 @@
+"""Publishing to and subscribing from the data bus (the broker's XSUB/XPUB forwarder).
+
+Publishers connect a PUB socket to ``bus.frontend``; subscribers connect a SUB socket to
+``bus.backend`` and filter by topic prefix. ZeroMQ PUB never blocks: past the high-water mark a
+slow subscriber simply misses messages, which the per-topic sequence numbers make visible
+(:class:`GapTracker`). Publishing is therefore a plain non-blocking send, safe from any task of
+the thread that owns the publisher.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from plantd._zmq import async_context, sync_context
+from plantd.bus._codec import (
+    BusDecodeError,
+    Quality,
+    Record,
+    Sample,
+    SampleValue,
+    decode,
+    encode_record,
+    encode_sample,
+)
+
+__all__ = ["BusMessage", "BusPublisher", "BusSubscriber", "GapTracker"]
+
+log = logging.getLogger(__name__)
+
+
+class BusPublisher:
+    """Numbers and sends samples and records. ``epoch`` is random per publisher."""
+
+    def __init__(self, endpoint: str, *, high_water_mark: int = 100_000) -> None:
+        self.endpoint = endpoint
+        self.epoch = secrets.randbits(32)
+        self._seq: dict[str, int] = {}
+        self._socket = sync_context().socket(zmq.PUB)
+        self._socket.set_hwm(high_water_mark)
+        self._socket.linger = 1000  # give queued messages a second on close
+        self._socket.connect(endpoint)
+
+    def next_seq(self, topic: str) -> int:
+        seq = self._seq.get(topic, 0) + 1
+        self._seq[topic] = seq
+        return seq
+
+    def publish_sample(
+        self,
+        topic: str,
+        value: SampleValue,
+        *,
+        timestamp: float | None = None,
+        quality: Quality = Quality.GOOD,
+    ) -> Sample:
+        sample = Sample(
+            value,
+            time.time() if timestamp is None else timestamp,
+            quality,
+            self.next_seq(topic),
+            self.epoch,
+        )
+        self._socket.send_multipart([topic.encode(), encode_sample(sample)], zmq.NOBLOCK)
+        return sample
+
+    def publish_record(self, topic: str, fields: dict[str, Any]) -> None:
+        self._socket.send_multipart([topic.encode(), encode_record(fields)], zmq.NOBLOCK)
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+@dataclass(frozen=True, slots=True)
+class BusMessage:
+    topic: str
+    payload: Sample | Record
+
+
+class BusSubscriber:
+    """Receives decoded bus messages whose topic starts with any of ``prefixes``.
+
+    An empty prefix subscribes to everything. Undecodable payloads are skipped and counted in
+    ``undecodable``; a subscriber never dies of what a publisher sent.
+    """
+
+    def __init__(
+        self, endpoint: str, prefixes: Iterable[str] = ("",), *, high_water_mark: int = 100_000
+    ) -> None:
+        self.endpoint = endpoint
+        self.undecodable = 0
+        self._socket: zmq.asyncio.Socket = async_context().socket(zmq.SUB)
+        self._socket.set_hwm(high_water_mark)
+        self._socket.linger = 0
+        for prefix in prefixes:
+            self._socket.subscribe(prefix.encode())
+        self._socket.connect(endpoint)
+
+    async def receive(self) -> BusMessage:
+        while True:
+            frames = await self._socket.recv_multipart()
+            message = self._decode(frames)
+            if message is not None:
+                return message
+
+    async def receive_within(self, timeout: float) -> BusMessage | None:
+        """The next message, or None when ``timeout`` seconds pass without one."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not await self._socket.poll(int(remaining * 1000)):
+                return None
+            message = self._decode(await self._socket.recv_multipart())
+            if message is not None:
+                return message
+
+    def _decode(self, frames: list[bytes]) -> BusMessage | None:
+        if len(frames) != 2:
+            self.undecodable += 1
+            return None
+        try:
+            return BusMessage(frames[0].decode("ascii"), decode(frames[1]))
+        except (BusDecodeError, UnicodeDecodeError) as exc:
+            self.undecodable += 1
+            if self.undecodable <= 10:
+                log.warning("skipped an undecodable bus message on %r: %s", frames[0][:64], exc)
+            return None
+
+    async def __aiter__(self) -> AsyncIterator[BusMessage]:
+        while True:
+            yield await self.receive()
+
+    def close(self) -> None:
+        self._socket.close(linger=0)
+
+
+class GapTracker:
+    """Counts samples lost per topic from their sequence numbers.
+
+    ``observe`` returns how many samples of that topic went missing just before this one (0 if
+    none). A new epoch means the publisher restarted: numbering starts again, no gap. A number at
+    or below the last one seen is a duplicate (``duplicates`` counts them).
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[int, int]] = {}
+        self.missing = 0
+        self.duplicates = 0
+
+    def observe(self, topic: str, sample: Sample) -> int:
+        last = self._last.get(topic)
+        if last is not None and last[0] == sample.epoch:
+            if sample.seq <= last[1]:
+                self.duplicates += 1
+                return 0
+            missing = sample.seq - last[1] - 1
+        else:
+            missing = 0
+        self._last[topic] = (sample.epoch, sample.seq)
+        self.missing += missing
+        return missing
