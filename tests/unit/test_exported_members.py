@@ -1,0 +1,44 @@
+"""The public surface is deliberate: each package exports exactly what its ``__all__`` says,
+every name in it exists, and these lists change only on purpose."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+PUBLIC = {
+    "plantd.errors": [
+        "ConfigError", "DeviceError", "DeviceFault", "DeviceUnavailable", "LocalProtocolError",
+        "PlantdError", "ProtocolError", "RemoteProtocolError", "RequestError", "RequestTimeout",
+        "ServiceError", "UsageError",
+    ],
+    "plantd.client": ["AsyncClient", "Client", "Reply"],
+    "plantd.worker": ["AsyncHandler", "AsyncWorker", "Request", "SyncHandler", "Worker"],
+    "plantd.broker": ["BrokerServer", "BusProxy"],
+    "plantd.testing": [
+        "ManagedProcess", "free_tcp_port", "wait_for_broker", "wait_for_workers", "write_config",
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("module_name", sorted(PUBLIC))
+def test_exports_are_pinned(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert sorted(module.__all__) == sorted(PUBLIC[module_name])
+
+
+@pytest.mark.parametrize(
+    "module_name",
+    ["plantd.mdp", "plantd.service", "plantd.bus", "plantd.config", *sorted(PUBLIC)],
+)
+def test_every_exported_name_exists(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    for name in module.__all__:
+        assert hasattr(module, name), f"{module_name}.{name}"
+
+
+def test_errors_have_one_root() -> None:
+    errors = importlib.import_module("plantd.errors")
+    for name in errors.__all__:
+        assert issubclass(getattr(errors, name), errors.PlantdError)
