@@ -1,9 +1,12 @@
 """The ``plant`` command line.
 
 Each subcommand lives in its own module with a ``register(subparsers)`` function that adds its
-parser and sets ``run=`` to a function ``(args) -> int``. Human output by default, ``--json`` for
-scripts. This module is the process entry point: it reads the environment, loads the config once
-and configures logging once; nothing below it reads ``os.environ``.
+parser and sets ``run=`` to a function ``(args) -> int``. Drivers add their own commands (such as
+``plant modbus``) through the ``plantd.cli`` entry-point group, whose entries are such
+``register`` functions — the same door for built-in and third-party drivers. Human output by
+default, ``--json`` for scripts. This module is the process entry point: it reads the
+environment, loads the config once and configures logging once; nothing below it reads
+``os.environ``.
 """
 
 from __future__ import annotations
@@ -12,14 +15,31 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 
 from plantd import __version__
-from plantd.cli import _broker_cmd, _call_cmd, _config_cmd, _mmi_cmd, _up_cmd
+from plantd.cli import (
+    _broker_cmd,
+    _bus_cmd,
+    _call_cmd,
+    _config_cmd,
+    _mmi_cmd,
+    _module_cmd,
+    _up_cmd,
+)
 from plantd.errors import PlantdError
 
 __all__ = ["build_parser", "main"]
 
-_SUBCOMMANDS = (_up_cmd, _broker_cmd, _call_cmd, _mmi_cmd, _config_cmd)
+_SUBCOMMANDS = (
+    _up_cmd,
+    _broker_cmd,
+    _call_cmd,
+    _mmi_cmd,
+    _module_cmd,
+    _bus_cmd,
+    _config_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in _SUBCOMMANDS:
         module.register(sub)
+    for entry in entry_points(group="plantd.cli"):
+        try:
+            entry.load()(sub)
+        except ImportError:
+            continue  # the driver's extra is not installed: its commands are simply absent
     return parser
 
 

@@ -50,6 +50,9 @@ from plantd.errors import ConfigError
 
 __all__ = ["closest", "did_you_mean", "parse_dataclass", "to_data"]
 
+_SCALAR_NAMES = {bool: "true/false", int: "an integer", float: "a number", str: "text"}
+_SCALARS = frozenset(_SCALAR_NAMES)
+
 T = TypeVar("T")
 
 
@@ -174,16 +177,29 @@ class _Parser:
         origin = get_origin(tp)
         if origin is Union or origin is types.UnionType:
             options = [arg for arg in get_args(tp) if arg is not type(None)]
-            if len(options) != 1:
-                raise TypeError(f"unsupported field type {tp!r}: only X | None unions")
-            if value is None or (path in self.locator.text_sources and value == ""):
+            nullable = len(options) < len(get_args(tp))
+            if nullable and (value is None or (path in self.locator.text_sources and value == "")):
                 return None
+            if len(options) > 1:
+                return self._scalar_union(tp, options, value, path)
             tp, more = unwrap(options[0])
             marks += more
         parsed = self._convert(tp, marks, value, path)
         if isinstance(parsed, Invalid):
             return parsed
         return self._constrain(tp, marks, value, parsed, path)
+
+    def _scalar_union(self, tp: Any, options: list[Any], value: object, path: KeyPath) -> object:
+        """``float | int | bool | str``-style fields: the value keeps the YAML type it has, if
+        that type is one of the options (bool is never taken for an int, nor int for bool)."""
+        if not all(option in _SCALARS for option in options):
+            raise TypeError(f"unsupported field type {tp!r}: unions of scalars or X | None only")
+        if type(value) in options:
+            return value
+        if type(value) is int and float in options:
+            return float(value)
+        expected = " or ".join(_SCALAR_NAMES[option] for option in options)
+        return self.fail(path, f"expected {expected}, got {show(value)}")
 
     def _constrain(
         self, tp: Any, marks: tuple[object, ...], raw: object, parsed: Any, path: KeyPath

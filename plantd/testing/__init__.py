@@ -2,11 +2,15 @@
 
 - :class:`ManagedProcess`: a real plantd process you can start, kill -9 and restart;
 - :func:`write_config`, :func:`free_tcp_port`: a throwaway configuration directory;
-- :func:`wait_for_broker`, :func:`wait_for_workers`: block until the stack serves.
+- :func:`wait_for_broker`, :func:`wait_for_workers`: block until the stack serves;
+- :class:`FakeDriver` (driver ``fake``): a module driver with no hardware, failures on demand;
+- :func:`check_driver`: the conformance check every driver's tests call.
 """
 
 from __future__ import annotations
 
+from plantd.testing._conformance import check_driver
+from plantd.testing._fake_driver import FakeDriver, FakeGroup, FakeModule, FakePoint
 from plantd.testing._processes import (
     ManagedProcess,
     free_tcp_port,
@@ -16,7 +20,12 @@ from plantd.testing._processes import (
 )
 
 __all__ = [
+    "FakeDriver",
+    "FakeGroup",
+    "FakeModule",
+    "FakePoint",
     "ManagedProcess",
+    "check_driver",
     "free_tcp_port",
     "wait_for_broker",
     "wait_for_workers",

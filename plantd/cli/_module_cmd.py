@@ -1,0 +1,106 @@
+"""``plant module run|status|read|write``: run a module, or talk to a running one."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import Any
+
+from plantd.cli._call_cmd import add_client_options, client_for
+from plantd.cli._common import OUTPUT_OPTIONS, cli_config, emit, setup_logging
+from plantd.service import call
+
+__all__ = ["register"]
+
+
+def register(sub: Any) -> None:
+    module = sub.add_parser("module", help="run a module, or query and command a running one")
+    actions = module.add_subparsers(dest="module_command", metavar="ACTION", required=True)
+
+    run = actions.add_parser(
+        "run", parents=[OUTPUT_OPTIONS], help="run modules.d/NAME.yaml in the foreground"
+    )
+    run.add_argument("name")
+    run.set_defaults(run=_run)
+
+    status = actions.add_parser("status", parents=[OUTPUT_OPTIONS], help="a module's status")
+    status.add_argument("name")
+    status.set_defaults(run=_status)
+
+    read = actions.add_parser("read", parents=[OUTPUT_OPTIONS], help="last values of points")
+    read.add_argument("name")
+    read.add_argument("points", nargs="*", help="point names (default: all)")
+    read.add_argument("--fresh", action="store_true", help="read the device now")
+    read.set_defaults(run=_read)
+
+    write = actions.add_parser("write", parents=[OUTPUT_OPTIONS], help="write a value to a point")
+    write.add_argument("name")
+    write.add_argument("point")
+    write.add_argument("value", help='a JSON value (42, 1.5, true, "text"); bare text is text')
+    write.set_defaults(run=_write)
+
+    for parser in (status, read, write):
+        add_client_options(parser)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from plantd.module._main import run_module
+
+    config = cli_config(args)
+    setup_logging(args, config)
+    asyncio.run(run_module(config, args.name))
+    return 0
+
+
+def _service(name: str) -> str:
+    return f"org.plantd.module.{name}"
+
+
+def _status(args: argparse.Namespace) -> int:
+    with client_for(args) as client:
+        status = call(client, _service(args.name), "status")
+    connection = status["connection"]
+    lines = [
+        f"module      {status['module']} (driver {status['driver']})",
+        f"connection  {connection['state']} for {connection['for']:.0f} s"
+        + (f", last error: {connection['last_error']}" if connection["last_error"] else ""),
+        f"points      {status['points']} ({status['bad_points']} bad), "
+        f"published {status['published']}, suppressed by deadband {status['suppressed']}",
+        f"{'GROUP':20} {'INTERVAL':>9} {'POLLS':>8} {'OVERRUNS':>9} {'FAILURES':>9}  ERROR",
+    ]
+    for name, group in status["groups"].items():
+        lines.append(
+            f"{name:20} {group['interval']:>8g}s {group['polls']:>8} {group['overruns']:>9} "
+            f"{group['failures']:>9}  {group['error'] or ''}"
+        )
+    emit(args, status, "\n".join(lines))
+    return 0
+
+
+def _read(args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"fresh": args.fresh}
+    if args.points:
+        params["points"] = args.points
+    with client_for(args) as client:
+        values = call(client, _service(args.name), "read", params)
+    lines = [f"{'POINT':24} {'VALUE':>16} {'QUALITY':8} TIMESTAMP"]
+    for name, reading in values.items():
+        shown = json.dumps(reading["value"]) if reading["value"] is not None else "-"
+        extra = f"  ({reading['error']})" if reading.get("error") else ""
+        lines.append(
+            f"{name:24} {shown:>16} {reading['quality']:8} {reading['timestamp']:.3f}{extra}"
+        )
+    emit(args, values, "\n".join(lines))
+    return 0
+
+
+def _write(args: argparse.Namespace) -> int:
+    try:
+        value = json.loads(args.value)
+    except json.JSONDecodeError:
+        value = args.value
+    with client_for(args) as client:
+        result = call(client, _service(args.name), "write", {"point": args.point, "value": value})
+    emit(args, result, f"wrote {json.dumps(result['value'])} to {args.name}.{result['point']}")
+    return 0

@@ -1,0 +1,100 @@
+"""The module's picture of its points: last readings, publishing, and what changed for state.
+
+Every reading the runtime gets (from a poll, a fresh read, or a failure marking points bad)
+passes through :meth:`PointTable.record`: it becomes the point's last value, and if its
+:class:`PublishFilter` says so it goes to the bus and is remembered for the next state sync.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from plantd.bus import BusPublisher, Quality, SampleValue
+from plantd.module._config import GroupConfig, ModuleConfig, PointConfig
+from plantd.module._driver import Reading
+from plantd.module._publishing import PublishFilter
+
+__all__ = ["LastValue", "PointTable"]
+
+
+@dataclass(frozen=True, slots=True)
+class LastValue:
+    value: SampleValue
+    quality: Quality
+    timestamp: float
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "value": self.value,
+            "quality": self.quality.label,
+            "timestamp": self.timestamp,
+        }
+        if self.error:
+            data["error"] = self.error
+        return data
+
+
+class PointTable:
+    def __init__(self, module: ModuleConfig, publisher: BusPublisher) -> None:
+        self.module = module
+        self.publisher = publisher
+        self.points: dict[str, PointConfig] = {}
+        self.group_of: dict[str, GroupConfig] = {}
+        self._filters: dict[str, PublishFilter] = {}
+        self._topics: dict[str, str] = {}
+        for group, point in module.points():
+            self.points[point.name] = point
+            self.group_of[point.name] = group
+            self._filters[point.name] = PublishFilter(point, module.defaults)
+            self._topics[point.name] = f"data.{module.name}.{point.name}"
+        self.last: dict[str, LastValue] = {}
+        self.changed: set[str] = set()
+        self.published = 0
+        self.suppressed = 0
+
+    def record(self, name: str, reading: Reading, now: float | None = None) -> None:
+        """Take one reading of point ``name`` (the caller guarantees the name exists)."""
+        stamp = reading.timestamp if reading.timestamp is not None else (now or time.time())
+        value = reading.value if reading.quality is not Quality.BAD else None
+        last = LastValue(value, reading.quality, stamp, reading.error)
+        self.last[name] = last
+        if self._filters[name].offer(value, reading.quality, stamp):
+            self.publisher.publish_sample(
+                self._topics[name], value, timestamp=stamp, quality=reading.quality
+            )
+            self.published += 1
+            # Only what was published goes to the state service: the deadband that spares the
+            # bus spares the flash too.
+            self.changed.add(name)
+        else:
+            self.suppressed += 1
+
+    def record_group(self, group: GroupConfig, readings: dict[str, Reading] | Any) -> int:
+        """Take a driver's answer for ``group``; points it left out are bad. Returns bad count."""
+        now = time.time()
+        bad = 0
+        for point in group.points:
+            reading = readings.get(point.name)
+            if reading is None:
+                reading = Reading.bad("the driver returned no value for this point")
+            if reading.quality is Quality.BAD:
+                bad += 1
+            self.record(point.name, reading, now)
+        return bad
+
+    def mark_bad(self, names: Iterable[str], error: str) -> None:
+        """A failure touched these points: they are bad until read again."""
+        now = time.time()
+        for name in names:
+            last = self.last.get(name)
+            if last is None or last.quality is not Quality.BAD or last.error != error:
+                self.record(name, Reading.bad(error), now)
+
+    def take_changed(self) -> dict[str, LastValue]:
+        changed = {name: self.last[name] for name in self.changed if name in self.last}
+        self.changed.clear()
+        return changed

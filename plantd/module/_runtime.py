@@ -1,0 +1,283 @@
+"""Running one module: a driver as source (polls, publishes) and sink (an MDP worker).
+
+Theory of operation. One task per concern, all children of one TaskGroup:
+
+- the **connection task** owns ``driver.open()``/``close()`` and the :class:`Connection` state
+  machine: it opens, sets ``connected``, waits until a poll reports the connection lost, closes,
+  backs off, and opens again — for ever;
+- one **poll task per group** waits for its drift-free deadline (:class:`Schedule`), reads the
+  group while connected, and hands the readings to the :class:`PointTable` (last values, bus,
+  state). Every failure is caught here and turned into ``bad`` points: ``DeviceUnavailable`` also
+  tells the connection task to reconnect; a poll loop never ends because of an exception;
+- the **sink** (:class:`~plantd.service.ServiceWorker` for ``org.plantd.module.NAME``) answers
+  ``points``, ``read``, ``write`` and ``status``;
+- the **state task** saves changed last values and the status to the state service scope
+  ``org.plantd.module.NAME`` every ``state_interval``, and carries on without it if it is down.
+
+Failures are logged on transitions only: a group that starts failing is logged once with its
+cause, and once when it recovers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from plantd.bus import BusPublisher
+from plantd.config import PlantdConfig
+from plantd.errors import DeviceFault, DeviceUnavailable
+from plantd.module._config import GroupConfig, ModuleConfig
+from plantd.module._connection import Connection, ConnectionState
+from plantd.module._driver import Driver
+from plantd.module._points import PointTable
+from plantd.module._schedule import Schedule
+
+__all__ = ["GroupStats", "ModuleRuntime"]
+
+log = logging.getLogger(__name__)
+
+# A driver call that takes longer than this is treated as a dead connection. Drivers have
+# their own, much shorter, timeouts; this only guards against a driver that hangs.
+_HARD_TIMEOUT_MIN = 30.0
+
+
+class GroupStats:
+    __slots__ = ("error", "failures", "last_duration", "last_poll", "schedule")
+
+    def __init__(self, schedule: Schedule) -> None:
+        self.schedule = schedule
+        self.failures = 0
+        self.error: str | None = None
+        self.last_poll: float | None = None
+        self.last_duration: float | None = None
+
+    def as_status(self) -> dict[str, Any]:
+        return {
+            "interval": self.schedule.interval,
+            "polls": self.schedule.polls,
+            "overruns": self.schedule.overruns,
+            "failures": self.failures,
+            "error": self.error,
+            "last_poll": self.last_poll,
+            "last_duration": self.last_duration,
+        }
+
+
+class ModuleRuntime:
+    def __init__(
+        self,
+        config: PlantdConfig,
+        module: ModuleConfig,
+        driver: Driver,
+        *,
+        publisher: BusPublisher | None = None,
+        reconnect_initial: float = 0.5,
+        reconnect_max: float = 30.0,
+    ) -> None:
+        self.config = config
+        self.module = module
+        self.driver = driver
+        self.service = f"org.plantd.module.{module.name}"
+        self.publisher = publisher or BusPublisher(
+            config.bus.frontend, high_water_mark=config.bus.high_water_mark
+        )
+        self.table = PointTable(module, self.publisher)
+        self.connection = Connection(
+            f"module {module.name}", initial=reconnect_initial, maximum=reconnect_max
+        )
+        self.stats: dict[str, GroupStats] = {}
+        self.started = time.time()
+        self._connected = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._lost_reason = ""
+        self._stopping = asyncio.Event()
+        self._tasks_extra: list[Any] = []
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for extra in self._tasks_extra:
+            extra.stop()
+
+    async def run(self, *extras: Any) -> None:
+        """Run until :meth:`stop`. ``extras`` are services run alongside (the sink, state sync):
+        objects with ``run()`` and ``stop()``."""
+        self._tasks_extra = list(extras)
+        loop = asyncio.get_running_loop()
+        for group in self.module.groups:
+            self.stats[group.name] = GroupStats(Schedule(group.interval, loop.time()))
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._connection_task())
+                for group in self.module.groups:
+                    tasks.create_task(self._poll_task(group))
+                for extra in extras:
+                    tasks.create_task(extra.run())
+        finally:
+            await self._close_driver()
+            self.publisher.close()
+
+    # -- the connection -------------------------------------------------------------------------
+
+    async def _connection_task(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            self.connection.connecting(loop.time())
+            try:
+                async with asyncio.timeout(_HARD_TIMEOUT_MIN):
+                    await self.driver.open()
+            except Exception as exc:  # supervisor edge: any failure to open is retried
+                reason = _describe(exc)
+                await self._close_driver()
+                self.table.mark_bad(self.table.points, f"unavailable: {reason}")
+                await self._wait_stop(self.connection.failed(loop.time(), reason))
+                continue
+            self.connection.connected(loop.time())
+            for stats in self.stats.values():
+                stats.schedule.restart(loop.time())
+            self._connected.set()
+            await _first(self._lost.wait(), self._stopping.wait())
+            self._connected.clear()
+            if self._stopping.is_set():
+                return
+            self._lost.clear()
+            await self._close_driver()
+            await self._wait_stop(self.connection.failed(loop.time(), self._lost_reason))
+
+    def _lose_connection(self, reason: str) -> None:
+        if self._connected.is_set():
+            self._lost_reason = reason
+            self._connected.clear()
+            self._lost.set()
+            self.table.mark_bad(self.table.points, f"unavailable: {reason}")
+
+    async def _close_driver(self) -> None:
+        try:
+            await self.driver.close()
+        except Exception:  # closing a broken connection may fail; it is gone either way
+            log.debug("module %s: close failed", self.module.name, exc_info=True)
+
+    # -- polling --------------------------------------------------------------------------------
+
+    async def _poll_task(self, group: GroupConfig) -> None:
+        loop = asyncio.get_running_loop()
+        stats = self.stats[group.name]
+        schedule = stats.schedule
+        while not self._stopping.is_set():
+            if not self._connected.is_set():
+                await _first(self._connected.wait(), self._stopping.wait())
+                continue
+            delay = schedule.deadline - loop.time()
+            if delay > 0 and await self._wait_stop(delay):
+                return
+            if not self._connected.is_set():
+                continue
+            started = loop.time()
+            await self.poll(group)
+            stats.last_duration = loop.time() - started
+            stats.last_poll = time.time()
+            schedule.polled(loop.time())
+
+    async def poll(self, group: GroupConfig) -> None:
+        """Read ``group`` once and record the outcome; never raises for device trouble."""
+        stats = self.stats[group.name]
+        hard_timeout = max(_HARD_TIMEOUT_MIN, group.interval * 10)
+        try:
+            async with asyncio.timeout(hard_timeout):
+                readings = await self.driver.read(group)
+        except DeviceUnavailable as exc:
+            self._group_failed(group, stats, _describe(exc))
+            self._lose_connection(_describe(exc))
+            return
+        except TimeoutError:
+            reason = f"the driver did not answer within {hard_timeout:g} s"
+            self._group_failed(group, stats, reason)
+            self._lose_connection(reason)
+            return
+        except DeviceFault as exc:
+            self._group_failed(group, stats, f"device fault: {exc}")
+            return
+        except Exception as exc:  # supervisor edge: a driver bug must not end polling
+            if stats.error is None:
+                log.exception("module %s: group %s: driver error", self.module.name, group.name)
+            self._group_failed(group, stats, f"driver error: {_describe(exc)}")
+            return
+        self.table.record_group(group, readings)
+        if stats.error is not None:
+            log.warning("module %s: group %s recovered", self.module.name, group.name)
+            stats.error = None
+
+    def _group_failed(self, group: GroupConfig, stats: GroupStats, reason: str) -> None:
+        stats.failures += 1
+        if stats.error is None:
+            log.warning("module %s: group %s failing: %s", self.module.name, group.name, reason)
+        stats.error = reason
+        self.table.mark_bad((p.name for p in group.points), reason)
+
+    # -- what the sink asks -----------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def read_fresh(self, group: GroupConfig) -> None:
+        if not self.connected:
+            raise DeviceUnavailable(self.connection.last_error or "not connected")
+        await self.poll(group)
+
+    def report_write_failure(self, exc: DeviceUnavailable) -> None:
+        self._lose_connection(_describe(exc))
+
+    def status(self) -> dict[str, Any]:
+        loop_now = asyncio.get_running_loop().time()
+        bad = sum(1 for v in self.table.last.values() if v.quality.label == "bad")
+        try:
+            driver_status = self.driver.status()
+        except Exception as exc:  # status must answer even when the driver cannot
+            driver_status = {"error": _describe(exc)}
+        return {
+            "module": self.module.name,
+            "driver": self.module.driver,
+            "description": self.module.description,
+            "up_since": self.started,
+            "connection": self.connection.as_status(loop_now),
+            "points": len(self.table.points),
+            "bad_points": bad,
+            "published": self.table.published,
+            "suppressed": self.table.suppressed,
+            "groups": {name: stats.as_status() for name, stats in self.stats.items()},
+            "driver_status": driver_status,
+        }
+
+    @property
+    def connection_state(self) -> ConnectionState:
+        return self.connection.state
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    async def _wait_stop(self, seconds: float) -> bool:
+        """Sleep ``seconds`` unless stopped first; True if stopping."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+        except TimeoutError:
+            return False
+        return True
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def _first(*waits: Any) -> None:
+    """Wait until the first of several awaitables finishes; cancel the rest."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
