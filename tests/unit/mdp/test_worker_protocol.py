@@ -90,7 +90,7 @@ def test_disconnect_from_the_broker() -> None:
 def test_messages_in_the_other_version_are_refused() -> None:
     worker = make_worker()
     worker.connect(0.0)
-    with pytest.raises(RemoteProtocolError, match="MDP/0.1"):
+    with pytest.raises(RemoteProtocolError, match=r"MDP/0\.1"):
         worker.receive([b"", b"MDPW01", b"\x04"], 0.0)
 
 
