@@ -1,4 +1,5 @@
-"""Running asyncio services in a process: one root task, orderly stop on SIGTERM/SIGINT."""
+"""Running asyncio services in a process: one root task, orderly stop on SIGTERM/SIGINT, and
+systemd told the truth (READY once every service can serve, WATCHDOG from the event loop)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import logging
 import signal
 from collections.abc import Sequence
 from typing import Protocol
+
+from plantd.systemd import Notifier, Watchdog
 
 __all__ = ["Stoppable", "run_until_signal"]
 
@@ -19,25 +22,59 @@ class Stoppable(Protocol):
     def stop(self) -> None: ...
 
 
-async def run_until_signal(services: Sequence[Stoppable]) -> None:
+async def run_until_signal(
+    services: Sequence[Stoppable],
+    *,
+    notifier: Notifier | None = None,
+    watchdog: Watchdog | None = None,
+    description: str = "",
+) -> None:
     """Run every service as a child task until SIGTERM/SIGINT, then stop them in order.
 
     ``stop()`` asks each service to finish what it has in hand (a worker sends DISCONNECT);
-    an exception in any child cancels the others and propagates, as TaskGroup does.
+    an exception in any child cancels the others and propagates, as TaskGroup does. Services
+    with a ``connected`` event (MDP workers) must all be connected before READY=1 is sent.
     """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    notifier = notifier or Notifier(None)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
         async with asyncio.TaskGroup() as group:
             for service in services:
                 group.create_task(service.run())
-            waiter = group.create_task(stop.wait())
-            await waiter
+            helpers = [group.create_task(_announce_ready(services, notifier, description))]
+            if watchdog is not None:
+                helpers.append(group.create_task(watchdog_task(watchdog)))
+            await stop.wait()
             log.info("stopping")
+            notifier.stopping()
             for service in services:
                 service.stop()
+            for helper in helpers:
+                helper.cancel()  # a cancelled child does not fail the group
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+
+
+async def _announce_ready(
+    services: Sequence[Stoppable], notifier: Notifier, description: str
+) -> None:
+    events = [
+        ev for s in services if isinstance(ev := getattr(s, "connected", None), asyncio.Event)
+    ]
+    for event in events:
+        await event.wait()
+    notifier.ready(status=description or "serving")
+    log.info("ready%s", f": {description}" if description else "")
+
+
+async def watchdog_task(watchdog: Watchdog) -> None:
+    """Ping from the event loop itself, so that a blocked loop goes silent."""
+    if not watchdog.enabled:
+        return
+    while True:
+        watchdog.ping()
+        await asyncio.sleep(watchdog.interval)

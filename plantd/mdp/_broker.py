@@ -8,7 +8,9 @@ Rules (RFC 18 and RFC 7, with RFC 8 MMI):
 
 Workers
   W1  READY from an unknown peer registers a worker for the service (in the version of its
-      header) and makes it idle. READY for ``mmi.*`` is refused with DISCONNECT.
+      header) and makes it idle; unless a queued request goes to it at once, it is sent a
+      HEARTBEAT straight away, so it knows it is registered. READY for ``mmi.*`` is refused
+      with DISCONNECT.
   W2  Every message from a registered worker refreshes its expiry
       (``heartbeat_interval × heartbeat_liveness`` from now); a worker past its expiry is removed,
       busy or idle, so a worker that dies mid-request is noticed.
@@ -64,6 +66,7 @@ from plantd.mdp._frames import (
     WorkerReady,
     WorkerReply,
     decode,
+    is_valid_service_name,
 )
 from plantd.mdp._state import BrokerCounters, Request, Service, Worker
 
@@ -103,13 +106,28 @@ class Broker:
 
     def receive(self, sender: bytes, frames: list[bytes], now: float) -> Outgoing:
         out: Outgoing = []
+        # Fast paths for the bulk of the traffic, an MDP/0.2 REQUEST and an MDP/0.2 FINAL from
+        # a registered worker: the same rules as below, without the generic decoding.
+        if len(frames) >= 4:
+            head, command = frames[0], frames[1]
+            if head == CLIENT_V2 and command == b"\x01" and is_valid_service_name(frames[2]):
+                self._client_request(sender, Version.V2, frames[2], frames[3:], now=now, out=out)
+                return out
+            if head == WORKER_V2 and command == b"\x04" and len(frames) >= 5:
+                worker = self.workers.get(sender)
+                if frames[2] and not frames[3] and worker and worker.version is Version.V2:
+                    worker.expiry = now + self._expiry
+                    self._worker_reply(worker, frames[2], frames[4:], True, now=now, out=out)
+                    return out
         try:
             message = decode(frames)
         except RemoteProtocolError as exc:
             self._malformed(sender, str(exc), now, out)
             return out
         if isinstance(message, ClientRequest):
-            self._client_request(sender, message, now, out)
+            self._client_request(
+                sender, message.version, message.service, message.body, now=now, out=out
+            )
         elif isinstance(message, ClientReply):
             self.counters.unexpected += 1
             log.debug(
@@ -145,11 +163,17 @@ class Broker:
     # -- clients ----------------------------------------------------------------------------
 
     def _client_request(
-        self, sender: bytes, message: ClientRequest, now: float, out: Outgoing
+        self,
+        sender: bytes,
+        version: Version,
+        name: bytes,
+        body: list[bytes],
+        *,
+        now: float,
+        out: Outgoing,
     ) -> None:
         counters = self.counters
         counters.requests += 1
-        name, body, version = message.service, message.body, message.version
         if name.startswith(b"mmi."):
             counters.mmi_requests += 1
             reply = _mmi.answer(self, name, body, now)
@@ -215,7 +239,9 @@ class Broker:
             version_matches = getattr(message, "version", None) is worker.version
             if isinstance(message, WorkerReply) and version_matches:
                 worker.expiry = now + self._expiry
-                self._worker_reply(worker, message, now, out)
+                self._worker_reply(
+                    worker, message.client, message.body, message.final, now=now, out=out
+                )
                 return
             if isinstance(message, Heartbeat) and version_matches:
                 worker.expiry = now + self._expiry
@@ -259,29 +285,40 @@ class Broker:
             "worker %s ready for %r (MDP/0.%d)", sender.hex(), service.label, message.version.value
         )
         self._serve(worker, now, out)
+        if worker.request is None:
+            # Acknowledge at once with a HEARTBEAT (valid any time after READY): the worker
+            # then knows it is registered, e.g. to tell systemd it is ready to serve.
+            self._send_heartbeat(worker, out)
 
     def _worker_reply(
-        self, worker: Worker, message: WorkerReply, now: float, out: Outgoing
+        self,
+        worker: Worker,
+        client: bytes,
+        body: list[bytes],
+        final: bool,
+        *,
+        now: float,
+        out: Outgoing,
     ) -> None:
         request = worker.request
-        if request is None or message.client != request.client:
+        if request is None or client != request.client:
             what = "a reply while idle" if request is None else "a reply for another client"
             self._unexpected(worker.identity, worker.version, what, out, worker=worker, now=now)
             return
         name = worker.service.name
-        if not message.final:
+        if not final:
             self.counters.partials += 1
             request.partial_sent = True
             if request.version is Version.V2:
-                out.append([request.client, CLIENT_V2, b"\x02", name, *message.body])
+                out.append([request.client, CLIENT_V2, b"\x02", name, *body])
             else:
-                request.gather(message.body, self.config.max_message_bytes)
+                request.gather(body, self.config.max_message_bytes)
             return
         self.counters.replies += 1
         worker.request = None
         if request.version is Version.V2:
-            out.append([request.client, CLIENT_V2, b"\x03", name, *message.body])
-        elif request.gathered is None:
+            out.append([request.client, CLIENT_V2, b"\x03", name, *body])
+        elif request.too_large:
             self._reply_to_client(
                 request.client,
                 Version.V1,
@@ -294,7 +331,8 @@ class Broker:
                 out,
             )
         else:
-            out.append([request.client, b"", CLIENT_V1, name, *request.gathered, *message.body])
+            gathered = request.gathered or []
+            out.append([request.client, b"", CLIENT_V1, name, *gathered, *body])
         self._serve(worker, now, out)
 
     def _serve(self, worker: Worker, now: float, out: Outgoing) -> None:
@@ -394,17 +432,20 @@ class Broker:
             self._forget_if_unused(service)
 
     def _send_heartbeats(self, out: Outgoing) -> None:
-        sent = 0
         for worker in self.workers.values():
             if worker.sent_recently:
                 worker.sent_recently = False
-                continue
-            sent += 1
-            if worker.version is Version.V2:
-                out.append([worker.identity, WORKER_V2, _W2_HEARTBEAT])
             else:
-                out.append([worker.identity, b"", WORKER_V1, _W1_HEARTBEAT])
-        self.counters.heartbeats_sent += sent
+                self._send_heartbeat(worker, out)
+                worker.sent_recently = False
+
+    def _send_heartbeat(self, worker: Worker, out: Outgoing) -> None:
+        self.counters.heartbeats_sent += 1
+        worker.sent_recently = True
+        if worker.version is Version.V2:
+            out.append([worker.identity, WORKER_V2, _W2_HEARTBEAT])
+        else:
+            out.append([worker.identity, b"", WORKER_V1, _W1_HEARTBEAT])
 
     # -- errors -----------------------------------------------------------------------------
 

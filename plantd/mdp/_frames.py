@@ -27,6 +27,7 @@ wrong; nothing here does I/O.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
 from typing import Final
@@ -147,9 +148,12 @@ Message = (
 )
 
 
+_SERVICE_NAME = re.compile(rb"[\x21-\x7e]{1,%d}" % MAX_SERVICE_NAME)
+
+
 def is_valid_service_name(name: bytes) -> bool:
     """Printable ASCII without spaces, 1–255 bytes."""
-    return 0 < len(name) <= MAX_SERVICE_NAME and all(0x21 <= b <= 0x7E for b in name)
+    return _SERVICE_NAME.fullmatch(name) is not None
 
 
 def _service(frame: bytes) -> bytes:

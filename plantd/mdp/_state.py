@@ -13,7 +13,16 @@ __all__ = ["BrokerCounters", "Request", "Service", "Worker"]
 class Request:
     """A client request, queued or being handled."""
 
-    __slots__ = ("attempts", "body", "client", "deadline", "gathered", "partial_sent", "version")
+    __slots__ = (
+        "attempts",
+        "body",
+        "client",
+        "deadline",
+        "gathered",
+        "partial_sent",
+        "too_large",
+        "version",
+    )
 
     def __init__(self, client: bytes, version: Version, body: list[bytes], deadline: float) -> None:
         self.client = client
@@ -22,15 +31,20 @@ class Request:
         self.deadline = deadline
         self.attempts = 0  # times re-queued after losing its worker
         self.partial_sent = False  # a PARTIAL reached the client: it cannot be re-run
-        # PARTIAL bodies kept for an MDP/0.1 client (one REPLY); None once over the limit.
-        self.gathered: list[bytes] | None = []
+        # PARTIAL bodies kept for an MDP/0.1 client (one REPLY); created on the first PARTIAL,
+        # and dropped (``too_large``) once over the limit.
+        self.gathered: list[bytes] | None = None
+        self.too_large = False
 
     def gather(self, body: list[bytes], limit: int) -> None:
-        if self.gathered is None:
+        if self.too_large:
             return
+        if self.gathered is None:
+            self.gathered = []
         self.gathered.extend(body)
         if sum(map(len, self.gathered)) > limit:
             self.gathered = None
+            self.too_large = True
 
 
 class Worker:

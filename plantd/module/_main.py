@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 from plantd.config import MODULES_DIR, PlantdConfig
@@ -14,6 +15,7 @@ from plantd.module._runtime import ModuleRuntime
 from plantd.module._sink import module_service
 from plantd.runtime import run_until_signal
 from plantd.service import ServiceWorker
+from plantd.systemd import Notifier, Watchdog
 
 __all__ = ["load_module", "module_path", "run_module"]
 
@@ -38,8 +40,10 @@ def load_module(config: PlantdConfig, name: str) -> tuple[ModuleConfig, Driver]:
     return module, driver_class(module)
 
 
-async def run_module(config: PlantdConfig, name: str) -> None:
-    """Run module ``name`` until SIGTERM/SIGINT."""
+async def run_module(
+    config: PlantdConfig, name: str, environ: Mapping[str, str] | None = None
+) -> None:
+    """Run module ``name`` until SIGTERM/SIGINT (telling systemd when it serves)."""
     module, driver = load_module(config, name)
     runtime = ModuleRuntime(config, module, driver)
     sink = ServiceWorker(module_service(runtime), config)
@@ -53,10 +57,18 @@ async def run_module(config: PlantdConfig, name: str) -> None:
     )
 
     class _Runtime:
+        connected = sink.connected  # READY=1 once the sink is registered with the broker
+
         async def run(self) -> None:
             await runtime.run(sink)
 
         def stop(self) -> None:
             runtime.stop()
 
-    await run_until_signal([_Runtime()])
+    notifier = Notifier.from_environ(environ or {})
+    await run_until_signal(
+        [_Runtime()],
+        notifier=notifier,
+        watchdog=Watchdog(notifier, environ or {}),
+        description=f"module {name}: {len(runtime.table.points)} points, driver {module.driver}",
+    )

@@ -115,8 +115,13 @@ class ManagedProcess:
             return ""
 
 
-def wait_for_broker(endpoint: str, timeout: float = 15.0) -> dict[str, Any]:
-    """Block until the broker at ``endpoint`` answers ``mmi.broker``; return its answer."""
+def wait_for_broker(
+    endpoint: str, timeout: float = 15.0, process: ManagedProcess | None = None
+) -> dict[str, Any]:
+    """Block until the broker at ``endpoint`` answers ``mmi.broker``; return its answer.
+
+    With ``process``, give up at once if it exits (its log then says why).
+    """
     deadline = time.monotonic() + timeout
     with Client(endpoint, timeout=0.25, retries=0) as client:
         while True:
@@ -124,6 +129,11 @@ def wait_for_broker(endpoint: str, timeout: float = 15.0) -> dict[str, Any]:
                 info: dict[str, Any] = json.loads(client.request("mmi.broker", b"")[0])
                 return info
             except RequestTimeout:
+                if process is not None and not process.running():
+                    raise RuntimeError(
+                        f"{process.name} exited with {process.process and process.process.poll()}:"
+                        f"\n{process.log_text()[-2000:]}"
+                    ) from None
                 if time.monotonic() > deadline:
                     raise
             time.sleep(0.05)

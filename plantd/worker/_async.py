@@ -78,6 +78,7 @@ class _Session:
         if isinstance(event, Disconnect):
             return _End.DISCONNECTED
         self.healthy = True
+        self.worker.connected.set()
         if isinstance(event, RequestReceived):
             request = Request(event.client, event.body, self.emit)
             self.handler = asyncio.get_running_loop().create_task(self.worker._handle(request))
@@ -123,7 +124,9 @@ class AsyncWorker:
         self._context: zmq.asyncio.Context | None = None
         self._stop_requested = False
         self._wake: asyncio.Future[None] | None = None
-        self.connected = asyncio.Event()  # set while a session is open
+        # Set while registered: from the broker's first word (it answers READY with a
+        # HEARTBEAT) until the session ends.
+        self.connected = asyncio.Event()
         self.sessions = 0  # READYs sent so far
         self.handled = 0  # requests answered
 
@@ -176,7 +179,6 @@ class AsyncWorker:
         self.sessions += 1
         session = _Session(self, sock, self.sessions)
         await sock.send_multipart(session.protocol.connect(loop.time()))
-        self.connected.set()
         receiving = cast("asyncio.Future[list[bytes]]", sock.recv_multipart())
         try:
             while True:

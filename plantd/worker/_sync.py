@@ -128,7 +128,6 @@ class Worker:
                 self._poke()
 
         sock.send_multipart(protocol.connect(time.monotonic()))
-        self.connected.set()
         healthy = False
         handler: Future[list[bytes]] | None = None
         poller = zmq.Poller()
@@ -153,6 +152,7 @@ class Worker:
                     if isinstance(event, Disconnect):
                         return "disconnected by the broker", healthy
                     healthy = True  # the broker accepted us: it sent a heartbeat or work
+                    self.connected.set()
                     if isinstance(event, RequestReceived):
                         request = Request(event.client, event.body, emit)
                         handler = self._pool.submit(self._handle, request)

@@ -67,7 +67,7 @@ def check_invariants(broker: Broker) -> None:
 
 def test_request_goes_to_an_idle_worker_and_the_final_comes_back() -> None:
     broker = make_broker()
-    assert ready(broker, b"W") == []
+    assert ready(broker, b"W") == [[b"W", W2, HEARTBEAT]]  # READY is acknowledged (W1)
     assert request(broker, b"C") == [[b"W", W2, REQUEST, b"C", b"", b"hi"]]
     assert final(broker, b"W", b"C") == [[b"C", C2, C_FINAL, b"echo", b"ok"]]
     check_invariants(broker)
@@ -132,11 +132,13 @@ def test_heartbeats_go_to_workers_that_heard_nothing_this_interval() -> None:
     broker = make_broker()
     ready(broker, b"A")
     ready(broker, b"B")
-    request(broker, b"C")  # goes to A
-    out = broker.tick(1.0)
-    assert out == [[b"B", W2, HEARTBEAT]]
+    assert broker.tick(1.0) == []  # both heard a HEARTBEAT when they registered
     out = broker.tick(2.0)
     assert sorted(out) == [[b"A", W2, HEARTBEAT], [b"B", W2, HEARTBEAT]]
+    broker.receive(b"A", [W2, HEARTBEAT], 2.1)
+    broker.receive(b"B", [W2, HEARTBEAT], 2.1)
+    request(broker, b"C", now=2.5)  # goes to A
+    assert broker.tick(3.0) == [[b"B", W2, HEARTBEAT]]
 
 
 def test_any_worker_message_keeps_it_alive() -> None:
