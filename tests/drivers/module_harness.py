@@ -1,0 +1,84 @@
+"""Running a real driver inside a ModuleRuntime, against a broker, for the drivers' tests.
+
+    async with running_module(stack, module, driver) as running:
+        sample = await running.sample("data.m.speed", Quality.GOOD)
+
+The module's name decides its topics (``data.<module>.<point>``); parse it from a file named
+``<module>.yaml`` (see :func:`write_module`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from plantd.bus import BusSubscriber, Quality, Sample
+from plantd.client import AsyncClient
+from plantd.config import load_config
+from plantd.module import Driver, ModuleConfig
+from plantd.module._runtime import ModuleRuntime
+from plantd.module._sink import module_service
+from plantd.service import ServiceWorker, call_async
+from plantd.testing import wait_for_workers
+from tests.conftest import Stack
+
+
+def write_module(directory: Path, text: str, name: str = "m") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+@dataclass
+class RunningModule:
+    runtime: ModuleRuntime
+    client: AsyncClient
+    subscriber: BusSubscriber
+
+    async def sample(
+        self,
+        topic: str,
+        quality: Quality | None = None,
+        where: Callable[[Sample], bool] | None = None,
+        timeout: float = 10.0,
+    ) -> Sample:
+        """The next sample on ``topic`` (with ``quality``, and matching ``where``)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await self.subscriber.receive()
+                payload = message.payload
+                if message.topic != topic or not isinstance(payload, Sample):
+                    continue
+                if quality is not None and payload.quality is not quality:
+                    continue
+                if where is None or where(payload):
+                    return payload
+
+    async def call(self, operation: str, params: dict[str, Any] | None = None) -> Any:
+        return await call_async(self.client, self.runtime.service, operation, params)
+
+
+@asynccontextmanager
+async def running_module(
+    stack: Stack, module: ModuleConfig, driver: Driver
+) -> AsyncIterator[RunningModule]:
+    if not stack.processes:
+        stack.start_broker()
+    config = load_config(stack.config_dir)
+    runtime = ModuleRuntime(config, module, driver, reconnect_initial=0.1, reconnect_max=0.5)
+    sink = ServiceWorker(module_service(runtime), config)
+    subscriber = BusSubscriber(config.bus.backend, [f"data.{module.name}."])
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(runtime.run(sink))
+            await asyncio.to_thread(wait_for_workers, stack.endpoint, runtime.service)
+            async with AsyncClient(stack.endpoint, timeout=5, retries=0) as client:
+                yield RunningModule(runtime, client, subscriber)
+            runtime.stop()
+    finally:
+        subscriber.close()
