@@ -41,6 +41,7 @@ __all__ = [
     "decode_sample",
     "encode_record",
     "encode_sample",
+    "encode_sample_fields",
     "sample_to_json",
 ]
 
@@ -87,9 +88,19 @@ class Record:
 
 
 def encode_sample(sample: Sample) -> bytes:
-    value = sample.value
-    # bool before int: True is an int in Python, a distinct type on the wire.
-    if isinstance(value, bool):
+    return encode_sample_fields(
+        sample.value, sample.timestamp, sample.quality, sample.seq, sample.epoch
+    )
+
+
+def encode_sample_fields(
+    value: SampleValue, timestamp: float, quality: int, seq: int, epoch: int
+) -> bytes:
+    """:func:`encode_sample` without building a :class:`Sample` (the publishing hot path)."""
+    kind_of = type(value)
+    if kind_of is float:  # the common case first
+        kind, tail = b"f", _F64.pack(value)
+    elif isinstance(value, bool):  # before int: True is an int in Python, its own wire type
         kind, tail = b"b", b"\x01" if value else b"\x00"
     elif isinstance(value, int) and _I64_MIN <= value <= _I64_MAX:
         kind, tail = b"i", _I64.pack(value)
@@ -101,10 +112,7 @@ def encode_sample(sample: Sample) -> bytes:
         kind, tail = b"n", b""
     else:  # lists, dicts, and integers beyond 64 bits
         kind, tail = b"j", json.dumps(value, separators=(",", ":")).encode()
-    header = _SAMPLE_HEADER.pack(
-        VERSION, _KIND_SAMPLE, sample.quality, kind[0], sample.epoch, sample.seq,
-        sample.timestamp, 0,
-    )  # fmt: skip
+    header = _SAMPLE_HEADER.pack(VERSION, _KIND_SAMPLE, quality, kind[0], epoch, seq, timestamp, 0)
     return header + tail
 
 

@@ -9,6 +9,7 @@ the thread that owns the publisher.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -28,25 +29,52 @@ from plantd.bus._codec import (
     SampleValue,
     decode,
     encode_record,
-    encode_sample,
+    encode_sample_fields,
 )
 
 __all__ = ["BusMessage", "BusPublisher", "BusSubscriber", "GapTracker"]
+
+_NOBLOCK = int(zmq.NOBLOCK)
+_SNDMORE_NOBLOCK = int(zmq.SNDMORE) | _NOBLOCK
 
 log = logging.getLogger(__name__)
 
 
 class BusPublisher:
-    """Numbers and sends samples and records. ``epoch`` is random per publisher."""
+    """Numbers and sends samples and records. ``epoch`` is random per publisher.
+
+    The socket is an XPUB rather than a PUB so that the publisher can see subscriptions arrive:
+    ZeroMQ drops what a publisher sends before the bus has told it who subscribes (the "slow
+    joiner"), so a new publisher should :meth:`wait_for_subscribers` before its first message.
+    """
 
     def __init__(self, endpoint: str, *, high_water_mark: int = 100_000) -> None:
         self.endpoint = endpoint
         self.epoch = secrets.randbits(32)
         self._seq: dict[str, int] = {}
-        self._socket = sync_context().socket(zmq.PUB)
+        self._topics: dict[str, bytes] = {}
+        self._socket = sync_context().socket(zmq.XPUB)
         self._socket.set_hwm(high_water_mark)
         self._socket.linger = 1000  # give queued messages a second on close
         self._socket.connect(endpoint)
+        self._send = self._socket.send
+
+    async def wait_for_subscribers(self, timeout: float = 1.0) -> bool:
+        """Wait until the bus has passed on at least one subscription, at most ``timeout``
+        seconds (there may be no subscriber at all). True if one arrived."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._drain_subscriptions():
+                return True
+            await asyncio.sleep(0.01)
+        return False
+
+    def _drain_subscriptions(self) -> bool:
+        seen = False
+        while self._socket.poll(0, zmq.POLLIN):
+            self._socket.recv(zmq.NOBLOCK)
+            seen = True
+        return seen
 
     def next_seq(self, topic: str) -> int:
         seq = self._seq.get(topic, 0) + 1
@@ -60,16 +88,22 @@ class BusPublisher:
         *,
         timestamp: float | None = None,
         quality: Quality = Quality.GOOD,
-    ) -> Sample:
-        sample = Sample(
-            value,
-            time.time() if timestamp is None else timestamp,
-            quality,
-            self.next_seq(topic),
-            self.epoch,
-        )
-        self._socket.send_multipart([topic.encode(), encode_sample(sample)], zmq.NOBLOCK)
-        return sample
+    ) -> int:
+        """Number, encode and send one sample; returns its sequence number.
+
+        This is the publishing hot path (a module sends every sample through it), so it packs
+        the fields directly and sends the two frames with plain int flags.
+        """
+        seq = self._seq.get(topic, 0) + 1
+        self._seq[topic] = seq
+        stamp = time.time() if timestamp is None else timestamp
+        payload = encode_sample_fields(value, stamp, quality, seq, self.epoch)
+        topic_bytes = self._topics.get(topic)
+        if topic_bytes is None:
+            topic_bytes = self._topics[topic] = topic.encode()
+        self._send(topic_bytes, _SNDMORE_NOBLOCK)
+        self._send(payload, _NOBLOCK)
+        return seq
 
     def publish_record(self, topic: str, fields: dict[str, Any]) -> None:
         self._socket.send_multipart([topic.encode(), encode_record(fields)], zmq.NOBLOCK)

@@ -23,8 +23,11 @@ from plantd.cli import (
     _bus_cmd,
     _call_cmd,
     _config_cmd,
+    _historian_cmd,
     _mmi_cmd,
     _module_cmd,
+    _sink_cmd,
+    _state_cmd,
     _up_cmd,
 )
 from plantd.errors import PlantdError
@@ -37,7 +40,10 @@ _SUBCOMMANDS = (
     _call_cmd,
     _mmi_cmd,
     _module_cmd,
+    _state_cmd,
     _bus_cmd,
+    _historian_cmd,
+    _sink_cmd,
     _config_cmd,
 )
 

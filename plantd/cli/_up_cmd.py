@@ -1,9 +1,9 @@
 """``plant up``: the local appliance stack in the foreground, for a checkout or a demo.
 
 Starts the processes systemd starts on the appliance (the broker; then the services that
-exist: for now the Echo worker), each as its own child process with the same ``--config``,
-restarts any that dies (with capped backoff, as systemd's ``Restart=`` would), and stops them
-all in reverse order on Ctrl-C or SIGTERM.
+exist: the state service and the Echo worker), each as its own child process with the same
+``--config``, restarts any that dies (with capped backoff, as systemd's ``Restart=`` would),
+and stops them all in reverse order on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ def _stack(config_args: list[str]) -> list[_Child]:
     python = sys.executable
     return [
         _Child("broker", [python, "-m", "plantd.broker", *config_args]),
+        _Child("state", [python, "-m", "plantd.state", *config_args]),
         _Child("echo", [python, "-m", "plantd.cli", *config_args, "serve", "echo"]),
     ]
 

@@ -26,9 +26,11 @@ from plantd.config._model import (
     BrokerConfig,
     BusConfig,
     ClientConfig,
+    HistorianConfig,
     LoggingConfig,
     PathsConfig,
     PlantdConfig,
+    StateConfig,
     WorkerConfig,
 )
 from plantd.config._modules import MODULES_DIR, ModuleHeader, check_module_file, check_modules_dir
@@ -47,6 +49,7 @@ __all__ = [
     "Duration",
     "Ge",
     "Gt",
+    "HistorianConfig",
     "KeyPath",
     "Le",
     "LoggingConfig",
@@ -54,6 +57,7 @@ __all__ = [
     "PathsConfig",
     "PlantdConfig",
     "Size",
+    "StateConfig",
     "WorkerConfig",
     "YamlDocument",
     "check_module_file",

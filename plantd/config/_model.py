@@ -13,16 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
+from plantd.config._historian import HistorianConfig
 from plantd.config._location import KeyPath
-from plantd.config._markers import INTERNAL, Check, Duration, Ge, Gt, Size
+from plantd.config._markers import INTERNAL, Check, Duration, Ge, Gt, Le, Size
 
 __all__ = [
     "BrokerConfig",
     "BusConfig",
     "ClientConfig",
+    "HistorianConfig",
     "LoggingConfig",
     "PathsConfig",
     "PlantdConfig",
+    "StateConfig",
     "WorkerConfig",
     "endpoint_problem",
 ]
@@ -157,6 +160,32 @@ class PathsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StateConfig:
+    """``state:``, the state service (``plantd-state``).
+
+    ``database``: the SQLite file; None (the default) means ``<paths.data>/state.db``, see
+    :meth:`database_path`. ``workers``: MDP worker sessions the service registers, so how many
+    requests it handles at once (and so how many writes one group commit can gather).
+    ``idempotency_window`` request ids are remembered for at least ``idempotency_ttl``.
+    ``max_value_bytes`` is further capped at half of ``broker.max_message_bytes``, so that a
+    value always fits in a message.
+    """
+
+    database: Path | None = None
+    workers: Annotated[int, Ge(1), Le(256)] = 16
+    max_key_bytes: Annotated[int, Size, Ge(1), Le(4096)] = 256
+    max_value_bytes: Annotated[int, Size, Ge(1)] = 65_536
+    max_batch_ops: Annotated[int, Ge(1), Le(100_000)] = 1000
+    group_commit_max: Annotated[int, Ge(1), Le(100_000)] = 256
+    idempotency_window: Count = 100_000
+    idempotency_ttl: Seconds = 86_400.0
+
+    def database_path(self, paths: PathsConfig) -> Path:
+        """``database``, or ``state.db`` in ``paths.data`` when it is not set."""
+        return self.database if self.database is not None else paths.data / "state.db"
+
+
+@dataclass(frozen=True, slots=True)
 class PlantdConfig:
     """The whole of ``plantd.yaml``, after environment overrides.
 
@@ -169,6 +198,8 @@ class PlantdConfig:
     worker: WorkerConfig = field(default_factory=WorkerConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    state: StateConfig = field(default_factory=StateConfig)
+    historian: HistorianConfig = field(default_factory=HistorianConfig)
     source_dir: Path | None = field(default=None, metadata=INTERNAL)
 
     def cross_check(self) -> Iterator[tuple[KeyPath, str]]:

@@ -16,6 +16,7 @@ DURATION_UNITS: dict[str, Fraction] = {
     "s": Fraction(1),
     "m": Fraction(60),
     "h": Fraction(3600),
+    "d": Fraction(86400),
 }
 
 # Decimal (kB, MB, GB) and binary (KiB, MiB, GiB) multiples; "KB" is read as 1000 like "kB".
@@ -32,12 +33,13 @@ SIZE_UNITS: dict[str, int] = {
 # Exact arithmetic (Fraction) so that "250ms" is 0.25 to the last bit; the exponent is kept short
 # so that no config value makes a giant integer.
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d{1,3})?"
-_DURATION = re.compile(rf"\s*(?P<number>{_NUMBER})\s*(?P<unit>ms|s|m|h)?\s*", re.ASCII)
+_DURATION = re.compile(rf"\s*(?P<number>{_NUMBER})\s*(?P<unit>ms|s|m|h|d)?\s*", re.ASCII)
 _SIZE = re.compile(rf"\s*(?P<number>{_NUMBER})\s*(?P<unit>[kKmMgG]i?[bB]|[bB])?\s*", re.ASCII)
 
 
 def parse_duration(text: str) -> float | None:
-    """Seconds from ``"250ms"``, ``"2.5s"``, ``"1m"``, ``"1h"`` or ``"2.5"``; None if not one."""
+    """Seconds from ``"250ms"``, ``"2.5s"``, ``"1m"``, ``"1h"``, ``"7d"`` or ``"2.5"``; None if not
+    one."""
     match = _DURATION.fullmatch(text)
     if match is None:
         return None

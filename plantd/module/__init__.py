@@ -15,20 +15,23 @@ from plantd.module._config import (
     parse_module_file,
     read_driver_name,
 )
-from plantd.module._driver import Driver, DriverClass, Reading
+from plantd.module._driver import Driver, DriverClass, DriverOperation, PushDriver, Reading, pushes
 from plantd.module._registry import ENTRY_POINT_GROUP, available_drivers, load_driver
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "Driver",
     "DriverClass",
+    "DriverOperation",
     "GroupConfig",
     "ModuleConfig",
     "PointConfig",
     "PointDefaults",
+    "PushDriver",
     "Reading",
     "available_drivers",
     "load_driver",
     "parse_module_file",
+    "pushes",
     "read_driver_name",
 ]

@@ -14,6 +14,40 @@ subclass), constructs the driver with it, and then, for the module's whole life:
     driver.status()                         # → the driver's own figures, JSON-ready
     await driver.close()                    # idempotent; also after a failed open()
 
+Push sources. A device that sends data by itself (OPC UA subscriptions, a serial instrument
+that streams lines, GPIO edge events) is not polled. Its driver also implements
+:class:`PushDriver`::
+
+    driver.pushes(group)                    # → True: this group is pushed, not polled
+    async for readings in driver.stream(group):   # → {point name: Reading}, as data arrives
+        ...
+
+For each group where ``pushes(group)`` is true the runtime runs a *stream task* instead of a
+poll task: once ``open()`` succeeded it iterates ``stream(group)`` and records every mapping it
+yields — only the points named in it (a change notification names what changed; points it
+leaves out keep their last value). Rules for ``stream``:
+
+- It should begin with the current value of every point it can (OPC UA subscriptions do), so
+  that after a reconnect every point is good again without waiting for its next change.
+- It yields mappings as they arrive; batching what arrived together into one mapping is
+  cheaper than one mapping per point. It never has to return.
+- The driver detects a dead source itself (a keep-alive, a port that vanished) and raises
+  :class:`~plantd.errors.DeviceUnavailable` from the iterator: the runtime marks the group
+  ``bad``, closes and reconnects with backoff, then calls ``stream(group)`` again on the new
+  connection. Ending the iteration is treated the same way (the source went away).
+- :class:`~plantd.errors.DeviceFault` or any other exception marks the group ``bad``; the
+  runtime calls ``stream(group)`` again after ``group.interval`` (at least 1 s), connected.
+- When the connection is lost elsewhere or the module stops, the runtime stops iterating
+  (the task is cancelled and the iterator's ``aclose()`` is awaited); ``close()`` may run while a
+  stream is open, and the stream must then end or raise, not hang.
+
+``read(group)`` stays mandatory for pushed groups: a ``read`` with ``fresh: true`` and the
+read-back after a ``write`` use it, and so does the conformance check.
+
+Operations. A driver may offer operations of its own (OPC UA method calls) through an
+optional ``operations()`` answering ``{name: DriverOperation}``; the module's service exposes
+each beside ``points``/``read``/``write``/``status`` (see :mod:`plantd.module._sink`).
+
 Errors say who is at fault, and the runtime acts on them:
 
 - :class:`~plantd.errors.DeviceUnavailable` from ``open``/``read``/``write``: the connection is
@@ -33,22 +67,22 @@ Drivers never import plantd internals beyond this module, ``plantd.bus`` (for ``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 from plantd.bus import Quality, SampleValue
 from plantd.module._config import GroupConfig, ModuleConfig, PointConfig
 
-__all__ = ["Driver", "DriverClass", "Reading"]
+__all__ = ["Driver", "DriverClass", "DriverOperation", "PushDriver", "Reading", "pushes"]
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+class Reading(NamedTuple):
     """What a driver read for one point.
 
     ``timestamp`` is the device's source timestamp when it has one (OPC UA), else None and the
-    runtime stamps the moment the read completed.
+    runtime stamps the moment the read completed. A named tuple rather than a dataclass: a
+    driver makes one per point per poll, and a tuple is the cheapest record Python builds.
     """
 
     value: SampleValue
@@ -72,6 +106,36 @@ class Driver(Protocol):
     async def write(self, point: Any, value: Any) -> SampleValue: ...
 
     def status(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class PushDriver(Driver, Protocol):
+    """A driver whose device sends data by itself, for some or all of its groups."""
+
+    def pushes(self, group: Any) -> bool:
+        """True if ``group`` is delivered by :meth:`stream` instead of being polled."""
+        ...
+
+    def stream(self, group: Any) -> AsyncIterator[Mapping[str, Reading]]:
+        """Readings of ``group`` as the device sends them (see the module docstring)."""
+        ...
+
+
+def pushes(driver: Driver, group: GroupConfig) -> bool:
+    """Whether the runtime should consume ``group`` as a stream rather than poll it."""
+    return isinstance(driver, PushDriver) and driver.pushes(group)
+
+
+@dataclass(frozen=True, slots=True)
+class DriverOperation:
+    """An operation a driver adds to its module's service: ``call(params)`` answers JSON data.
+
+    ``call`` raises ``ValueError`` for params that do not fit (``module.bad-value``),
+    ``DeviceFault`` when the device refuses, ``DeviceUnavailable`` when it is unreachable.
+    """
+
+    doc: str
+    call: Callable[[dict[str, Any]], Awaitable[Any]]
 
 
 class DriverClass(Protocol):

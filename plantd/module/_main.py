@@ -13,6 +13,7 @@ from plantd.module._driver import Driver
 from plantd.module._registry import load_driver
 from plantd.module._runtime import ModuleRuntime
 from plantd.module._sink import module_service
+from plantd.module._state_sync import StateSync
 from plantd.runtime import run_until_signal
 from plantd.service import ServiceWorker
 from plantd.systemd import Notifier, Watchdog
@@ -60,7 +61,7 @@ async def run_module(
         connected = sink.connected  # READY=1 once the sink is registered with the broker
 
         async def run(self) -> None:
-            await runtime.run(sink)
+            await runtime.run(sink, StateSync(config, runtime))
 
         def stop(self) -> None:
             runtime.stop()

@@ -7,10 +7,10 @@ passes through :meth:`PointTable.record`: it becomes the point's last value, and
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from plantd.bus import BusPublisher, Quality, SampleValue
 from plantd.module._config import GroupConfig, ModuleConfig, PointConfig
@@ -19,17 +19,25 @@ from plantd.module._publishing import PublishFilter
 
 __all__ = ["LastValue", "PointTable"]
 
+_BAD = Quality.BAD
 
-@dataclass(frozen=True, slots=True)
-class LastValue:
+
+class LastValue(NamedTuple):
+    """A point's last reading. A named tuple: one is made per point per poll, and a tuple is
+    the cheapest record Python builds."""
+
     value: SampleValue
     quality: Quality
     timestamp: float
     error: str | None = None
 
     def as_json(self) -> dict[str, Any]:
+        """Plain JSON: NaN and infinities (valid samples, not valid JSON) become text."""
+        value = self.value
+        if isinstance(value, float) and not math.isfinite(value):
+            value = str(value)
         data: dict[str, Any] = {
-            "value": self.value,
+            "value": value,
             "quality": self.quality.label,
             "timestamp": self.timestamp,
         }
@@ -59,12 +67,12 @@ class PointTable:
     def record(self, name: str, reading: Reading, now: float | None = None) -> None:
         """Take one reading of point ``name`` (the caller guarantees the name exists)."""
         stamp = reading.timestamp if reading.timestamp is not None else (now or time.time())
-        value = reading.value if reading.quality is not Quality.BAD else None
-        last = LastValue(value, reading.quality, stamp, reading.error)
-        self.last[name] = last
-        if self._filters[name].offer(value, reading.quality, stamp):
+        quality = reading.quality
+        value = reading.value if quality is not _BAD else None
+        self.last[name] = LastValue(value, quality, stamp, reading.error)
+        if self._filters[name].offer(value, quality, stamp):
             self.publisher.publish_sample(
-                self._topics[name], value, timestamp=stamp, quality=reading.quality
+                self._topics[name], value, timestamp=stamp, quality=quality
             )
             self.published += 1
             # Only what was published goes to the state service: the deadband that spares the

@@ -48,16 +48,19 @@ class PublishFilter:
         return False
 
     def _should_publish(self, value: SampleValue, quality: Quality, now: float) -> bool:
-        if self._last_quality is None or quality != self._last_quality:
+        if self._last_quality is None or quality is not self._last_quality:
             return True  # P1, P2
         if self._silence is not None and now - self._last_time >= self._silence:
             return True  # P5
         last = self._last_value
-        if _is_number(value) and _is_number(last):
+        # type() rather than isinstance: bool is an int subclass but not a number here, and
+        # this runs for every point on every poll.
+        if type(value) in _NUMBERS and type(last) in _NUMBERS:
             assert isinstance(value, int | float)
             assert isinstance(last, int | float)
-            if math.isnan(value) or math.isnan(last):
-                return not (math.isnan(value) and math.isnan(last))
+            value_nan, last_nan = math.isnan(value), math.isnan(last)
+            if value_nan or last_nan:
+                return not (value_nan and last_nan)
             moved = abs(value - last)
             if self._absolute == 0 and self._percent == 0:
                 return moved > 0  # P3 without a deadband
@@ -66,5 +69,4 @@ class PublishFilter:
         return value != last  # P4
 
 
-def _is_number(value: SampleValue) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+_NUMBERS = frozenset({int, float})

@@ -9,6 +9,13 @@ Theory of operation. One task per concern, all children of one TaskGroup:
   group while connected, and hands the readings to the :class:`PointTable` (last values, bus,
   state). Every failure is caught here and turned into ``bad`` points: ``DeviceUnavailable`` also
   tells the connection task to reconnect; a poll loop never ends because of an exception;
+- a group the driver *pushes* (:class:`~plantd.module.PushDriver`: OPC UA subscriptions, serial
+  streams, GPIO edges) gets a **stream task** instead: while connected it iterates
+  ``driver.stream(group)`` and records each mapping it yields (only the points it names). It
+  turns failures into ``bad`` points as a poll does; ``DeviceUnavailable`` (or the stream
+  ending) reconnects, anything else opens the stream again after the group's interval (≥ 1 s).
+  A lost connection or ``stop()`` cancels the iteration, and the next connection opens a new
+  stream;
 - the **sink** (:class:`~plantd.service.ServiceWorker` for ``org.plantd.module.NAME``) answers
   ``points``, ``read``, ``write`` and ``status``;
 - the **state task** saves changed last values and the status to the state service scope
@@ -23,14 +30,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 from plantd.bus import BusPublisher
 from plantd.config import PlantdConfig
 from plantd.errors import DeviceFault, DeviceUnavailable
 from plantd.module._config import GroupConfig, ModuleConfig
 from plantd.module._connection import Connection, ConnectionState
-from plantd.module._driver import Driver
+from plantd.module._driver import Driver, PushDriver, pushes
 from plantd.module._points import PointTable
 from plantd.module._schedule import Schedule
 
@@ -44,17 +51,32 @@ _HARD_TIMEOUT_MIN = 30.0
 
 
 class GroupStats:
-    __slots__ = ("error", "failures", "last_duration", "last_poll", "schedule")
+    __slots__ = (
+        "deliveries",
+        "error",
+        "failures",
+        "last_delivery",
+        "last_duration",
+        "last_poll",
+        "pushed",
+        "schedule",
+    )
 
-    def __init__(self, schedule: Schedule) -> None:
+    def __init__(self, schedule: Schedule, *, pushed: bool = False) -> None:
         self.schedule = schedule
+        self.pushed = pushed
         self.failures = 0
         self.error: str | None = None
         self.last_poll: float | None = None
         self.last_duration: float | None = None
+        self.deliveries = 0  # mappings a pushed group's stream yielded
+        self.last_delivery: float | None = None
 
     def as_status(self) -> dict[str, Any]:
         return {
+            "mode": "push" if self.pushed else "poll",
+            "deliveries": self.deliveries,
+            "last_delivery": self.last_delivery,
             "interval": self.schedule.interval,
             "polls": self.schedule.polls,
             "overruns": self.schedule.overruns,
@@ -94,6 +116,7 @@ class ModuleRuntime:
         self._lost_reason = ""
         self._stopping = asyncio.Event()
         self._tasks_extra: list[Any] = []
+        self._group_points: dict[str, set[str]] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -107,13 +130,19 @@ class ModuleRuntime:
         objects with ``run()`` and ``stop()``."""
         self._tasks_extra = list(extras)
         loop = asyncio.get_running_loop()
+        self.connection.connecting(loop.time())
         for group in self.module.groups:
-            self.stats[group.name] = GroupStats(Schedule(group.interval, loop.time()))
+            self.stats[group.name] = GroupStats(
+                Schedule(group.interval, loop.time()), pushed=pushes(self.driver, group)
+            )
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._connection_task())
                 for group in self.module.groups:
-                    tasks.create_task(self._poll_task(group))
+                    if self.stats[group.name].pushed:
+                        tasks.create_task(self._stream_task(group))
+                    else:
+                        tasks.create_task(self._poll_task(group))
                 for extra in extras:
                     tasks.create_task(extra.run())
         finally:
@@ -124,6 +153,9 @@ class ModuleRuntime:
 
     async def _connection_task(self) -> None:
         loop = asyncio.get_running_loop()
+        # Nothing is read before the bus knows who subscribes: ZeroMQ would drop the first
+        # samples of every point (the "slow joiner"), and their sequence numbers with them.
+        await self.publisher.wait_for_subscribers(timeout=1.0)
         while not self._stopping.is_set():
             self.connection.connecting(loop.time())
             try:
@@ -206,6 +238,63 @@ class ModuleRuntime:
             self._group_failed(group, stats, f"driver error: {_describe(exc)}")
             return
         self.table.record_group(group, readings)
+        if stats.error is not None:
+            log.warning("module %s: group %s recovered", self.module.name, group.name)
+            stats.error = None
+
+    # -- pushed groups -------------------------------------------------------------------------
+
+    async def _stream_task(self, group: GroupConfig) -> None:
+        stats = self.stats[group.name]
+        retry = max(group.interval, 1.0)
+        while not self._stopping.is_set():
+            if not self._connected.is_set():
+                await _first(self._connected.wait(), self._stopping.wait())
+                continue
+            follow = asyncio.ensure_future(self._follow(group, stats))
+            try:
+                await _first(follow, self._lost.wait(), self._stopping.wait())
+            finally:
+                follow.cancel()
+                await asyncio.wait([follow])  # its cleanup (the stream's aclose) runs here
+            if not follow.cancelled() and follow.result() == "retry":
+                await self._wait_stop(retry)
+
+    async def _follow(self, group: GroupConfig, stats: GroupStats) -> str:
+        """Consume one stream of ``group`` until it fails: "lost" or "retry" says what next."""
+        stream = cast(PushDriver, self.driver).stream(group)
+        try:
+            async for readings in stream:
+                self._delivered(group, stats, readings)
+            raise DeviceUnavailable("the driver's stream ended")
+        except DeviceUnavailable as exc:
+            self._group_failed(group, stats, _describe(exc))
+            self._lose_connection(_describe(exc))
+            return "lost"
+        except DeviceFault as exc:
+            self._group_failed(group, stats, f"device fault: {exc}")
+            return "retry"
+        except Exception as exc:  # supervisor edge: a driver bug must not end the stream task
+            if stats.error is None:
+                log.exception("module %s: group %s: driver error", self.module.name, group.name)
+            self._group_failed(group, stats, f"driver error: {_describe(exc)}")
+            return "retry"
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                try:
+                    await aclose()
+                except Exception:  # a broken stream may fail to close; it is abandoned anyway
+                    log.debug("module %s: closing a stream failed", self.module.name, exc_info=True)
+
+    def _delivered(self, group: GroupConfig, stats: GroupStats, readings: Any) -> None:
+        now = time.time()
+        names = self._group_points.setdefault(group.name, {p.name for p in group.points})
+        for name, reading in readings.items():
+            if name in names:
+                self.table.record(name, reading, now)
+        stats.deliveries += 1
+        stats.last_delivery = now
         if stats.error is not None:
             log.warning("module %s: group %s recovered", self.module.name, group.name)
             stats.error = None

@@ -8,6 +8,10 @@
             the new value is published at once.
 ``status``  connection state, per-group polls/overruns/failures, publish counters, driver figures.
 
+A driver may add operations of its own (``operations()`` → ``{name: DriverOperation}``, e.g. the
+OPC UA driver's method calls); each is registered under its name beside these, with the same
+error codes.
+
 Errors: ``module.unknown-point``, ``module.not-writable``, ``module.bad-value``,
 ``module.device-fault`` (the device refused), ``module.unavailable`` (not connected).
 """
@@ -19,6 +23,7 @@ from typing import Any, cast
 from plantd.config import to_data
 from plantd.errors import DeviceFault, DeviceUnavailable
 from plantd.module._config import PointConfig
+from plantd.module._driver import DriverOperation
 from plantd.module._runtime import ModuleRuntime
 from plantd.service import Json, OperationError, Params, ServiceDefinition, param
 
@@ -94,4 +99,35 @@ def module_service(runtime: ModuleRuntime) -> ServiceDefinition:
         """Connection, per-group polls/overruns/failures, publish counters, driver figures."""
         return runtime.status()
 
+    _add_driver_operations(definition, runtime)
     return definition
+
+
+def _add_driver_operations(definition: ServiceDefinition, runtime: ModuleRuntime) -> None:
+    operations = getattr(runtime.driver, "operations", None)
+    if operations is not None:
+        for name, operation in operations().items():
+            _add_driver_operation(definition, runtime, name, operation)
+
+
+def _add_driver_operation(
+    definition: ServiceDefinition, runtime: ModuleRuntime, name: str, operation: DriverOperation
+) -> None:
+    async def _call(params: Params) -> Json:
+        if not runtime.connected:
+            raise OperationError(
+                "module.unavailable", runtime.connection.last_error or "not connected"
+            )
+        try:
+            result: Json = await operation.call(params)
+        except ValueError as exc:
+            raise OperationError("module.bad-value", str(exc)) from exc
+        except DeviceFault as exc:
+            raise OperationError("module.device-fault", str(exc)) from exc
+        except DeviceUnavailable as exc:
+            runtime.report_write_failure(exc)
+            raise OperationError("module.unavailable", str(exc)) from exc
+        return result
+
+    _call.__doc__ = operation.doc
+    definition.operation(name)(_call)

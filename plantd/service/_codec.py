@@ -67,8 +67,10 @@ def decode_call(body: list[bytes]) -> tuple[str, dict[str, Json]]:
         return operation, {}
     try:
         params = json.loads(body[1])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, too many int digits
         raise BadRequest(f"params are not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("params are nested too deeply") from None
     if not isinstance(params, dict):
         raise BadRequest(f"params must be a JSON object, got {type(params).__name__}")
     return operation, params

@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plantd.bus import BusSubscriber, Quality, Sample
+from plantd.bus import BusPublisher, BusSubscriber, Quality, Sample
 from plantd.client import AsyncClient
 from plantd.config import load_config
 from plantd.module import Driver, ModuleConfig
@@ -39,6 +39,9 @@ class RunningModule:
     runtime: ModuleRuntime
     client: AsyncClient
     subscriber: BusSubscriber
+    received: list[tuple[str, Sample]] = field(default_factory=list)
+    """Every sample so far: waiting for one topic does not lose another's."""
+    _next: dict[str, int] = field(default_factory=dict)  # per topic: where its search resumes
 
     async def sample(
         self,
@@ -47,20 +50,39 @@ class RunningModule:
         where: Callable[[Sample], bool] | None = None,
         timeout: float = 10.0,
     ) -> Sample:
-        """The next sample on ``topic`` (with ``quality``, and matching ``where``)."""
+        """The next sample on ``topic`` (with ``quality``, and matching ``where``), after the
+        one this returned last for ``topic``."""
+        index = self._next.get(topic, 0)
         async with asyncio.timeout(timeout):
             while True:
+                while index < len(self.received):
+                    seen_topic, sample = self.received[index]
+                    index += 1
+                    if seen_topic != topic:
+                        continue
+                    if quality is not None and sample.quality is not quality:
+                        continue
+                    if where is None or where(sample):
+                        self._next[topic] = index
+                        return sample
                 message = await self.subscriber.receive()
-                payload = message.payload
-                if message.topic != topic or not isinstance(payload, Sample):
-                    continue
-                if quality is not None and payload.quality is not quality:
-                    continue
-                if where is None or where(payload):
-                    return payload
+                if isinstance(message.payload, Sample):
+                    self.received.append((message.topic, message.payload))
 
     async def call(self, operation: str, params: dict[str, Any] | None = None) -> Any:
         return await call_async(self.client, self.runtime.service, operation, params)
+
+
+async def joined(subscriber: BusSubscriber, frontend: str, topic: str) -> None:
+    """Wait until ``subscriber`` receives what is published now (ZeroMQ's slow joiner: a
+    subscriber that has not joined yet misses the first samples, which may never come again)."""
+    probe = BusPublisher(frontend)
+    try:
+        async with asyncio.timeout(10):
+            while await subscriber.receive_within(0.05) is None:
+                probe.publish_record(topic, {"probe": True})
+    finally:
+        probe.close()
 
 
 @asynccontextmanager
@@ -73,6 +95,7 @@ async def running_module(
     runtime = ModuleRuntime(config, module, driver, reconnect_initial=0.1, reconnect_max=0.5)
     sink = ServiceWorker(module_service(runtime), config)
     subscriber = BusSubscriber(config.bus.backend, [f"data.{module.name}."])
+    await joined(subscriber, config.bus.frontend, f"data.{module.name}.-probe")
     try:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(runtime.run(sink))

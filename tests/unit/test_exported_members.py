@@ -17,7 +17,8 @@ PUBLIC = {
     "plantd.worker": ["AsyncHandler", "AsyncWorker", "Request", "SyncHandler", "Worker"],
     "plantd.broker": ["BrokerServer", "BusProxy"],
     "plantd.testing": [
-        "ManagedProcess", "free_tcp_port", "wait_for_broker", "wait_for_workers", "write_config",
+        "FakeDriver", "FakeGroup", "FakeModule", "FakePoint", "ManagedProcess", "check_driver",
+        "free_tcp_port", "wait_for_broker", "wait_for_workers", "write_config",
     ],
 }  # fmt: skip
 

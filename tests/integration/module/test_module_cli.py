@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 from plantd.testing import ManagedProcess, wait_for_workers
 from tests.conftest import Stack
@@ -44,8 +45,13 @@ def test_a_module_run_from_the_cli(stack: Stack) -> None:
     stack.processes.append(module)
     wait_for_workers(stack.endpoint, "org.plantd.module.pump1")
 
-    status = plant(stack, "module", "status", "pump1")
-    assert status.returncode == 0, status.stderr
+    deadline = time.monotonic() + 10
+    while True:
+        status = plant(stack, "module", "status", "pump1")
+        assert status.returncode == 0, status.stderr
+        if "connection  connected" in status.stdout or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert "connection  connected" in status.stdout
 
     tail = plant(stack, "bus", "tail", "data.pump1.*s", "--count", "2", "--json")
@@ -80,3 +86,12 @@ def test_a_bad_module_file_is_named(stack: Stack) -> None:
     write_module(stack, "driver: nosuch\n", name="nodriver")
     result = plant(stack, "module", "run", "nodriver")
     assert "no driver named 'nosuch'" in result.stderr
+
+
+def test_config_check_reads_module_files_with_their_drivers_schema(stack: Stack) -> None:
+    write_module(stack, PUMP, name="good")
+    assert plant(stack, "config", "check").returncode == 0
+    write_module(stack, PUMP.replace("value: 3.5", "value: [3.5]"), name="bad")
+    result = plant(stack, "config", "check")
+    assert result.returncode == 1
+    assert "bad.yaml:8: groups[0].points[0].value: expected a number or an integer" in result.stderr

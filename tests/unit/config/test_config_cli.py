@@ -7,6 +7,7 @@ The top-level options (``--config``, ``--json``, ``args.environ``) are set up he
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 import yaml
 
 from plantd.cli import _config_cmd
-from plantd.config import DEFAULT_CONFIG_DIR
+from plantd.config import DEFAULT_CONFIG_DIR, PlantdConfig
 
 
 def run(argv: list[str], environ: dict[str, str] | None = None) -> int:
@@ -33,8 +34,8 @@ def run(argv: list[str], environ: dict[str, str] | None = None) -> int:
 def etc(tmp_path: Path) -> Path:
     (tmp_path / "modules.d").mkdir()
     (tmp_path / "plantd.yaml").write_text("logging:\n  level: debug\n")
-    (tmp_path / "modules.d" / "pump.yaml").write_text("driver: modbus\nconnection: {port: 502}\n")
-    (tmp_path / "modules.d" / "tank-2.yaml").write_text("driver: opcua\n")
+    (tmp_path / "modules.d" / "pump.yaml").write_text("driver: fake\ngroups: [{name: g}]\n")
+    (tmp_path / "modules.d" / "tank-2.yaml").write_text("driver: fake\n")
     (tmp_path / "modules.d" / "README").write_text("not a module\n")
     (tmp_path / "modules.d" / ".#pump.yaml").symlink_to("nowhere")  # an editor's lock file
     return tmp_path
@@ -123,7 +124,9 @@ def test_show_prints_effective_yaml(etc: Path, capsys: pytest.CaptureFixture[str
     data = yaml.safe_load(out)
     assert data["logging"] == {"level": "debug", "format": "text"}
     assert data["client"]["timeout"] == 2.0
-    assert list(data) == ["broker", "bus", "client", "worker", "logging", "paths"]
+    sections = [f.name for f in dataclasses.fields(PlantdConfig) if f.name != "source_dir"]
+    assert list(data) == sections  # in the schema's order
+    assert sections[:7] == ["broker", "bus", "client", "worker", "logging", "paths", "state"]
 
 
 no_etc_plantd = pytest.mark.skipif(

@@ -316,16 +316,41 @@ def test_to_data_round_trips(tmp_path: Path) -> None:
     assert parse_dataclass(Module, data, source="again") == module
 
 
+def test_scalar_unions_keep_the_yaml_type() -> None:
+    @dataclass(frozen=True)
+    class Either:
+        value: float | int | bool | str = 0
+
+    def parse(raw: object) -> object:
+        return parse_dataclass(Either, {"value": raw}, source="f.yaml").value
+
+    assert parse(1) == 1
+    assert type(parse(1)) is int
+    assert parse(1.5) == 1.5
+    assert parse(True) is True
+    assert parse("on") == "on"
+    with pytest.raises(ConfigError, match="expected a number or an integer or true/false or text"):
+        parse([1])
+
+    @dataclass(frozen=True)
+    class NumberOrText:
+        value: float | str = 0.0
+
+    assert type(parse_dataclass(NumberOrText, {"value": 2}, source="x").value) is float
+    with pytest.raises(ConfigError, match="expected a number or text, got true"):
+        parse_dataclass(NumberOrText, {"value": True}, source="x")
+
+
 def test_unsupported_types_are_a_programming_error() -> None:
     @dataclass(frozen=True)
     class Bad:
-        either: int | str = 0
+        either: int | list[int] = 0
 
     @dataclass(frozen=True)
     class AlsoBad:
         pair: tuple[int, int] = (0, 0)
 
-    with pytest.raises(TypeError, match=r"only X \| None unions"):
+    with pytest.raises(TypeError, match=r"unions of scalars or X \| None only"):
         parse_dataclass(Bad, {"either": 1}, source="x")
     with pytest.raises(TypeError, match=r"use tuple\[X, \.\.\.\]"):
         parse_dataclass(AlsoBad, {"pair": [1, 2]}, source="x")

@@ -16,6 +16,7 @@ from plantd.config._units import parse_duration, parse_size
         ("2.5s", 2.5),
         ("1m", 60.0),
         ("1h", 3600.0),
+        ("7d", 604800.0),
         ("2.5", 2.5),
         (" 3 s ", 3.0),
         (".5s", 0.5),
@@ -28,7 +29,7 @@ def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "fast", "1 sec", "1d", "1.5.5s", "s", "1e400", "1e99999h"])
+@pytest.mark.parametrize("text", ["", "fast", "1 sec", "1w", "1.5.5s", "s", "1e400", "1e99999h"])
 def test_not_durations(text: str) -> None:
     assert parse_duration(text) is None
 

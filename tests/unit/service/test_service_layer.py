@@ -41,6 +41,8 @@ def test_call_round_trip() -> None:
         ([b"Get"], "invalid operation name"),
         ([b"get", b"{oops"], "not valid JSON"),
         ([b"get", b"[1]"], "must be a JSON object"),
+        ([b"get", b"[" * 100_000], "nested too deeply"),
+        ([b"get", b'{"n": ' + b"9" * 5000 + b"}"], "not valid JSON"),
     ],
 )
 def test_bad_calls_are_named(body: list[bytes], complaint: str) -> None:

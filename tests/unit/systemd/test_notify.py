@@ -3,6 +3,7 @@ the loop is blocked — with the real broker and module processes."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -109,8 +110,9 @@ def _start(
     )
 
 
-def test_broker_ready_after_bind_then_watchdog_and_status(tmp_path: Path,
-                                                          notify: NotifySocket) -> None:  # fmt: skip
+def test_broker_ready_after_bind_then_watchdog_and_status(
+    tmp_path: Path, notify: NotifySocket
+) -> None:
     config_dir = _config(tmp_path)
     broker = _start(["plantd.broker", "--config", str(config_dir)], notify, 1_000_000)
     try:
@@ -120,7 +122,7 @@ def test_broker_ready_after_bind_then_watchdog_and_status(tmp_path: Path,
         wait_for_broker(load_config(config_dir).broker.endpoint, timeout=2)
         pings = [at for at, fields in notify.messages(2.6) if "WATCHDOG" in fields]
         assert len(pings) >= 3  # every half period (0.5 s), give or take wake-ups
-        assert all(b - a < 1.0 for a, b in zip(pings, pings[1:], strict=False))
+        assert all(b - a < 1.0 for a, b in itertools.pairwise(pings))
         # Blocked loop: no pings while the process is stopped, pings again once it goes on.
         broker.send_signal(signal.SIGSTOP)
         notify.messages(0.2)  # drain what was in flight

@@ -1,0 +1,209 @@
+"""The serial instrument driver: the module door over a :class:`SerialPort`.
+
+Theory of operation. Every frame the port delivers goes to :meth:`SerialDriver._on_frame`:
+
+1. if a query is waiting for its answer and the frame is its group's, it is the answer;
+2. otherwise every stream group whose ``match`` finds the frame takes it: its points' last
+   values are updated and the readings are handed to the group's stream;
+3. a frame nobody takes is counted (``unmatched``): an echo, a prompt, or noise.
+
+Queries are one at a time per port (a lock): send, then wait up to ``timeout`` for a frame of
+the group. No frame at all in that time means the instrument is not answering:
+DeviceUnavailable (the port is reopened after backoff, which also clears a confused
+adapter). Frames that came but were not the answer mean it answered something else:
+DeviceFault with what it said. A frame that matches but fails its checksum is never used
+(``rejected``); a query that only got such frames fails with DeviceFault.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+from plantd.bus import SampleValue
+from plantd.errors import DeviceFault, DeviceUnavailable
+from plantd.module import ModuleConfig, Reading
+from plantd_drivers.serial._config import SerialGroup, SerialModule, SerialPoint
+from plantd_drivers.serial._extract import Extractor, Rejected
+from plantd_drivers.serial._port import SerialPort
+
+__all__ = ["SerialDriver"]
+
+
+class _Query:
+    def __init__(self, extractor: Extractor) -> None:
+        self.extractor = extractor
+        self.answer: asyncio.Future[dict[str, Reading]] = asyncio.get_running_loop().create_future()
+        self.other: list[str] = []
+
+
+class SerialDriver:
+    config_type: ClassVar[type[ModuleConfig]] = SerialModule
+
+    def __init__(self, config: SerialModule) -> None:
+        self.config = config
+        self.connection = config.connection
+        self.extractors = {g.name: Extractor(g) for g in config.groups}
+        self.last: dict[str, dict[str, Reading]] = {g.name: {} for g in config.groups}
+        self.port: SerialPort | None = None
+        self.failure: DeviceUnavailable | None = None
+        self.opened = 0
+        self.unmatched = 0
+        self.rejected = 0
+        self.last_rejection: str | None = None
+        self._streams: dict[str, list[asyncio.Queue[dict[str, Reading] | None]]] = {}
+        self._query: _Query | None = None
+        self._lock = asyncio.Lock()
+
+    # -- the door --------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        await self.close()
+        port = SerialPort(self.connection, self._on_frame, self._on_error)
+        await port.open()
+        self.port, self.failure = port, None
+        self.opened += 1
+
+    async def close(self) -> None:
+        port, self.port = self.port, None
+        if port is not None:
+            self._fail(DeviceUnavailable(f"{self.connection.port} was closed"))
+            await port.close()
+
+    async def read(self, group: SerialGroup) -> dict[str, Reading]:
+        self._check()
+        if group.mode == "stream":
+            return self.last[group.name] or {
+                p.name: Reading.bad("no frame of this group received since the port opened")
+                for p in group.points
+            }
+        return await self._ask(group)
+
+    async def write(self, point: SerialPoint, value: Any) -> SampleValue:
+        raise ValueError(f"point {point.name!r} is read from the instrument and cannot be written")
+
+    def pushes(self, group: SerialGroup) -> bool:
+        return group.mode == "stream"
+
+    async def stream(self, group: SerialGroup) -> AsyncIterator[dict[str, Reading]]:
+        self._check()
+        queue: asyncio.Queue[dict[str, Reading] | None] = asyncio.Queue(maxsize=1000)
+        self._streams.setdefault(group.name, []).append(queue)
+        try:
+            while True:
+                batch = await queue.get()
+                if batch is None:
+                    self._check()
+                    return
+                yield batch
+        finally:
+            self._streams[group.name].remove(queue)
+
+    def status(self) -> dict[str, Any]:
+        port = self.port
+        return {
+            "port": self.connection.port,
+            "open": port is not None,
+            "opened": self.opened,
+            "frames": port.framer.frames if port else 0,
+            "discarded_bytes": port.framer.discarded if port else 0,
+            "bytes_in": port.bytes_in if port else 0,
+            "bytes_out": port.bytes_out if port else 0,
+            "unmatched_frames": self.unmatched,
+            "rejected_frames": self.rejected,
+            "last_rejection": self.last_rejection,
+            "failure": str(self.failure) if self.failure else None,
+        }
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    async def _ask(self, group: SerialGroup) -> dict[str, Reading]:
+        assert group.query is not None
+        timeout = group.timeout or self.connection.timeout
+        async with self._lock:
+            port = self._check()
+            query = self._query = _Query(self.extractors[group.name])
+            try:
+                await port.write(group.query.encode(self.connection.encoding))
+                async with asyncio.timeout(timeout):
+                    readings = await query.answer
+            except TimeoutError:
+                if query.other:
+                    raise DeviceFault(
+                        f"query {group.query!r}: the answer did not match the group "
+                        f"({len(query.other)} frame(s), the last {query.other[-1][:80]!r})"
+                    ) from None
+                raise DeviceUnavailable(
+                    f"{self.connection.port}: no answer to {group.query!r} within {timeout:g} s"
+                ) from None
+            finally:
+                self._query = None
+        self.last[group.name] = readings
+        return readings
+
+    # -- frames from the port (called in the event loop) ------------------------------------------
+
+    def _on_frame(self, frame: str) -> None:
+        query = self._query
+        if query is not None and not query.answer.done():
+            result = query.extractor.extract(frame)
+            if isinstance(result, dict):
+                query.answer.set_result(result)
+                return
+            if isinstance(result, Rejected):
+                self._rejected(result)
+                query.other.append(frame)
+                return
+        if self._to_streams(frame):
+            return
+        if query is not None and not query.answer.done():
+            query.other.append(frame)  # an answer, but not the one asked for
+        else:
+            self.unmatched += 1
+
+    def _to_streams(self, frame: str) -> bool:
+        """Hand ``frame`` to every stream group it belongs to; False if none takes it."""
+        taken = False
+        for group in self.config.groups:
+            if group.mode != "stream":
+                continue
+            result = self.extractors[group.name].extract(frame)
+            if result is None:
+                continue
+            taken = True
+            if isinstance(result, Rejected):
+                self._rejected(result)
+                continue
+            self.last[group.name] = {**self.last[group.name], **result}
+            for queue in self._streams.get(group.name, []):
+                if queue.full():
+                    queue.get_nowait()  # a stalled consumer loses the oldest, not the newest
+                queue.put_nowait(result)
+        return taken
+
+    def _rejected(self, rejected: Rejected) -> None:
+        self.rejected += 1
+        self.last_rejection = rejected.reason
+
+    def _on_error(self, error: DeviceUnavailable) -> None:
+        self._fail(error)
+
+    def _fail(self, error: DeviceUnavailable) -> None:
+        if self.failure is None:
+            self.failure = error
+        query = self._query
+        if query is not None and not query.answer.done():
+            query.answer.set_exception(error)
+        for queues in self._streams.values():
+            for queue in queues:
+                if queue.full():
+                    queue.get_nowait()
+                queue.put_nowait(None)
+
+    def _check(self) -> SerialPort:
+        if self.failure is not None:
+            raise self.failure
+        if self.port is None:
+            raise DeviceUnavailable(f"{self.connection.port} is not open")
+        return self.port

@@ -1,0 +1,176 @@
+"""The historian process: bus samples -> batches -> the store; an MDP service; a status record.
+
+Theory of operation. Children of one TaskGroup:
+
+- the **intake** task subscribes to ``historian.prefix`` and gathers ``data.*`` samples into
+  a batch. A batch is handed to the writer thread when it holds ``batch_size`` samples or
+  ``batch_interval`` after its first sample arrived, whichever comes first; the intake waits
+  for the commit (meanwhile the bus socket buffers, up to ``bus.high_water_mark``). So a
+  sample received at *t* is on disk by *t* + ``batch_interval`` + one commit: that is the loss
+  window of a power cut or a kill -9 (docs/historian.md);
+- the **maintenance** task applies retention every ``maintenance_interval``;
+- the **status** task publishes a record on ``event.historian.status`` every
+  ``status_interval``;
+- the **service** answers ``org.plantd.Historian`` (``status``, ``query``, ``samples``).
+
+On stop, the batch in hand is committed before the store closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from plantd.bus import BusPublisher, BusSubscriber, GapTracker, Sample
+from plantd.config import PlantdConfig
+from plantd.historian._query import summary
+from plantd.historian._service import historian_service
+from plantd.historian._store import HistoryStore
+from plantd.service import ServiceWorker
+
+__all__ = ["STATUS_TOPIC", "Historian", "run_historian"]
+
+log = logging.getLogger(__name__)
+
+STATUS_TOPIC = "event.historian.status"
+_DATA = "data."
+
+
+class Historian:
+    def __init__(self, config: PlantdConfig, *, store: HistoryStore | None = None) -> None:
+        self.config = config
+        self.settings = config.historian
+        self.path = self.settings.database_path(config.paths)
+        self.store = store or HistoryStore(self.path, self.settings)
+        self.gaps = GapTracker()
+        self.received = 0
+        self.started = time.time()
+        self._batch: list[tuple[str, Sample]] = []
+        self._batch_deadline: float | None = None
+        self._stopping = asyncio.Event()
+        self._lock = asyncio.Lock()  # one hand-over to the writer at a time, in order
+        self.worker = ServiceWorker(
+            historian_service(self.status, self.store.read, self.flush), config
+        )
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.worker.stop()
+
+    async def run(self) -> None:
+        subscriber = BusSubscriber(
+            self.config.bus.backend,
+            [self.settings.prefix],
+            high_water_mark=self.config.bus.high_water_mark,
+        )
+        publisher = BusPublisher(self.config.bus.frontend)
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._intake(subscriber))
+                tasks.create_task(self._every(self.settings.maintenance_interval, self._maintain))
+                tasks.create_task(
+                    self._every(self.settings.status_interval, lambda: self._publish(publisher))
+                )
+                tasks.create_task(self.worker.run())
+        finally:
+            subscriber.close()
+            publisher.close()
+            await self.flush()
+            self.store.close()
+
+    # -- intake ------------------------------------------------------------------------------
+
+    async def _intake(self, subscriber: BusSubscriber) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            deadline = self._batch_deadline
+            wait = 0.25 if deadline is None else max(0.0, deadline - loop.time())
+            message = await subscriber.receive_within(min(wait, 0.25))
+            if message is not None and isinstance(message.payload, Sample):
+                topic = message.topic
+                if topic.startswith(_DATA):
+                    self.received += 1
+                    self.gaps.observe(topic, message.payload)
+                    if not self._batch:
+                        self._batch_deadline = loop.time() + self.settings.batch_interval
+                    self._batch.append((topic[len(_DATA) :], message.payload))
+            full = len(self._batch) >= self.settings.batch_size
+            due = self._batch_deadline is not None and loop.time() >= self._batch_deadline
+            if full or due:
+                await self.flush()
+
+    async def flush(self) -> None:
+        """Commit the batch in hand (and wait for every earlier one)."""
+        async with self._lock:
+            batch, self._batch, self._batch_deadline = self._batch, [], None
+            if batch:
+                await self.store.write_batch_async(batch)
+            else:
+                await self.store.flush()
+
+    # -- housekeeping ------------------------------------------------------------------------
+
+    async def _every(self, interval: float, job: Any) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(interval):
+                    await self._stopping.wait()
+                return
+            except TimeoutError:
+                pass
+            try:
+                result = job()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:  # supervisor edge: housekeeping must not end the historian
+                log.exception("historian: periodic job failed")
+
+    async def _maintain(self) -> None:
+        await self.store.maintain_async()
+
+    async def _publish(self, publisher: BusPublisher) -> None:
+        publisher.publish_record(STATUS_TOPIC, await self.status())
+
+    async def status(self) -> dict[str, Any]:
+        stats = self.store.stats
+        sizes = await self.store.read(summary)
+        settings = self.settings
+        return {
+            "database": str(self.path),
+            "up_since": self.started,
+            "received": self.received,
+            "missing_on_bus": self.gaps.missing,
+            "pending": len(self._batch),
+            "batches": stats.batches,
+            "stored": stats.samples,
+            "failed_batches": stats.failed_batches,
+            "lost_in_failed_batches": stats.lost_samples,
+            "last_commit": stats.last_commit,
+            "last_commit_seconds": stats.last_commit_seconds,
+            "last_error": stats.last_error,
+            "deleted_by_age": stats.deleted_by_age,
+            "deleted_by_size": stats.deleted_by_size,
+            **sizes,
+            "max_bytes": settings.max_bytes,
+            "batch_interval": settings.batch_interval,
+            "batch_size": settings.batch_size,
+            "raw_max_age": settings.raw_max_age,
+            "minute_max_age": settings.minute_max_age,
+            "hour_max_age": settings.hour_max_age,
+        }
+
+
+async def run_historian(config: PlantdConfig) -> None:
+    """Run the historian until SIGTERM/SIGINT."""
+    from plantd.runtime import run_until_signal
+
+    historian = Historian(config)
+    log.info(
+        "historian: %s, batches of %g s or %d samples",
+        historian.path,
+        config.historian.batch_interval,
+        config.historian.batch_size,
+    )
+    await run_until_signal([historian])

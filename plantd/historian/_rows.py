@@ -1,0 +1,102 @@
+"""Samples as rows, and rows as rollups (sans-IO: values in, values out).
+
+Storage of a value by its bus value type (``kind``):
+
+    f  float      REAL (NaN becomes NULL: SQLite has no NaN; ±inf stay)
+    i  int        INTEGER (64-bit)
+    b  bool       INTEGER 0/1
+    s  str        TEXT
+    n  None       NULL
+    j  JSON       TEXT (arrays, objects, integers beyond 64 bits)
+
+Rollup rules: a sample counts towards the minute and hour buckets it falls in when its value
+is a finite int or float (not a bool) and its quality is good. A bucket's key is its start,
+``floor(ts / width) * width``. :func:`rollup` folds a batch into per-bucket aggregates; the
+store then merges them into the table (min of mins, max of maxes, sums and counts added), so
+folding batch by batch gives the same result as folding everything at once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from plantd.bus import Quality, Sample, SampleValue
+
+__all__ = ["WIDTHS", "Aggregate", "from_row", "rollup", "to_row"]
+
+WIDTHS = (60, 3600)
+"""Rollup resolutions, in seconds: a minute and an hour."""
+
+RESOLUTIONS = {"minute": 60, "hour": 3600}
+
+
+def to_row(value: SampleValue) -> tuple[str, object]:
+    """``(kind, stored value)`` for a sample value."""
+    if isinstance(value, bool):
+        return "b", int(value)
+    if isinstance(value, int):
+        if -(2**63) <= value < 2**63:
+            return "i", value
+        return "j", json.dumps(value)
+    if isinstance(value, float):
+        return "f", None if math.isnan(value) else value
+    if isinstance(value, str):
+        return "s", value
+    if value is None:
+        return "n", None
+    return "j", json.dumps(value, separators=(",", ":"))
+
+
+def from_row(kind: str, stored: object) -> SampleValue:
+    """The sample value a row holds (the inverse of :func:`to_row`)."""
+    if kind == "f":
+        return math.nan if stored is None else float(stored)  # type: ignore[arg-type]
+    if kind == "b":
+        return bool(stored)
+    if kind == "j":
+        value: SampleValue = json.loads(str(stored))
+        return value
+    if kind == "n":
+        return None
+    return stored  # type: ignore[return-value]
+
+
+@dataclass(slots=True)
+class Aggregate:
+    min: float
+    max: float
+    sum: float
+    count: int
+
+    def add(self, value: float) -> None:
+        self.min = min(self.min, value)
+        self.max = max(self.max, value)
+        self.sum += value
+        self.count += 1
+
+    @property
+    def mean(self) -> float:
+        return self.sum / self.count
+
+
+def rollup(rows: Iterable[tuple[int, Sample]]) -> dict[tuple[int, int, int], Aggregate]:
+    """``(point id, sample)`` pairs -> ``{(point id, width, bucket start): Aggregate}``."""
+    buckets: dict[tuple[int, int, int], Aggregate] = {}
+    for point, sample in rows:
+        value = sample.value
+        if sample.quality is not Quality.GOOD or isinstance(value, bool):
+            continue
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            continue
+        number = float(value)
+        for width in WIDTHS:
+            key = (point, width, int(sample.timestamp // width) * width)
+            aggregate = buckets.get(key)
+            if aggregate is None:
+                buckets[key] = Aggregate(number, number, number, 1)
+            else:
+                aggregate.add(number)
+    return buckets

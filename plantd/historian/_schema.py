@@ -1,0 +1,94 @@
+"""The history database: connection settings and schema, as named migrations.
+
+Tables (every change is a migration below; never edit one that has shipped):
+
+``points(id, name)``
+    One row per point ever stored; ``name`` is the bus topic without ``data.``
+    (``pump1.flow``). Samples refer to the id, which keeps their rows short.
+``samples(point, ts, epoch, seq, kind, value, quality)``
+    Raw samples, clustered by point and time (``WITHOUT ROWID``, primary key
+    ``(point, ts, epoch, seq)``). ``kind`` is the bus value type (``f``, ``i``, ``b``, ``s``,
+    ``n``, ``j``) and says how to read ``value`` back: a float NaN is stored as NULL (SQLite
+    has no NaN), JSON as text. ``epoch``/``seq`` are the publisher's numbering, kept so that a
+    sink can fill a gap in what it took from the bus (see docs/sinks.md, "repair").
+``rollups(point, width, bucket, min, max, sum, count)``
+    Per point, per ``width`` (60 or 3600 s), per bucket (its start, Unix seconds, a multiple of
+    the width): aggregates of the point's finite numeric samples of good quality.
+
+Durability: WAL with ``synchronous=FULL``: a batch's commit returns once it is on disk.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+__all__ = ["MIGRATIONS", "connect", "migrate"]
+
+MIGRATIONS = Migrations("plantd.historian")
+
+_BUSY_TIMEOUT_MS = 5000
+
+
+@MIGRATIONS(name="0001_initial")
+def _initial(db: Database) -> None:
+    db.execute("CREATE TABLE points (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)")
+    db.execute(
+        """CREATE TABLE samples (
+            point INTEGER NOT NULL,
+            ts REAL NOT NULL,
+            epoch INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            value,
+            quality INTEGER NOT NULL,
+            PRIMARY KEY (point, ts, epoch, seq)
+        ) WITHOUT ROWID"""
+    )
+    db.execute(
+        """CREATE TABLE rollups (
+            point INTEGER NOT NULL,
+            width INTEGER NOT NULL,
+            bucket INTEGER NOT NULL,
+            min REAL NOT NULL,
+            max REAL NOT NULL,
+            sum REAL NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (point, width, bucket)
+        ) WITHOUT ROWID"""
+    )
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), WAL, ``synchronous=FULL``.
+
+    The connection belongs to the calling thread (sqlite3 checks that).
+    """
+    if not readonly:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=_BUSY_TIMEOUT_MS / 1000)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        if not readonly:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise sqlite3.OperationalError(f"{path}: cannot use WAL mode (got {mode!r})")
+        conn.execute("PRAGMA synchronous = FULL")
+        if readonly:
+            conn.execute("PRAGMA query_only = 1")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply every pending migration; returns the names applied (empty when up to date)."""
+    db = Database(conn, execute_plugins=False)
+    pending = [migration.name for migration in MIGRATIONS.pending(db)]
+    if pending:
+        MIGRATIONS.apply(db)
+    return pending

@@ -1,0 +1,73 @@
+"""Upstream sinks: store-and-forward from the bus to MQTT (plain or Sparkplug B) and to
+PostgreSQL/TimescaleDB, one process per ``sinks.d/NAME.yaml`` (``plant sink run NAME``).
+
+See ``docs/sinks.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from plantd.config import PlantdConfig
+from plantd.sinks._config import (
+    SINKS_DIR,
+    MqttConfig,
+    MqttSinkConfig,
+    PostgresConfig,
+    PostgresSinkConfig,
+    QueueConfig,
+    RepairConfig,
+    SinkConfig,
+    SparkplugConfig,
+    TlsConfig,
+    WillConfig,
+    list_sinks,
+    load_sink,
+    sink_path,
+)
+from plantd.sinks._forwarder import Sink
+from plantd.sinks._queue import DiskQueue, Gap, Intake
+from plantd.sinks._upstream import Outgoing, Upstream, UpstreamUnavailable
+
+__all__ = [
+    "SINKS_DIR",
+    "DiskQueue",
+    "Gap",
+    "Intake",
+    "MqttConfig",
+    "MqttSinkConfig",
+    "Outgoing",
+    "PostgresConfig",
+    "PostgresSinkConfig",
+    "QueueConfig",
+    "RepairConfig",
+    "Sink",
+    "SinkConfig",
+    "SparkplugConfig",
+    "TlsConfig",
+    "Upstream",
+    "UpstreamUnavailable",
+    "WillConfig",
+    "list_sinks",
+    "load_sink",
+    "run_sink",
+    "sink_path",
+]
+
+log = logging.getLogger(__name__)
+
+
+async def run_sink(config: PlantdConfig, name: str) -> None:
+    """Run sink ``name`` (``sinks.d/NAME.yaml``) until SIGTERM/SIGINT."""
+    from plantd.runtime import run_until_signal
+
+    sink = Sink(config, load_sink(config, name))
+    log.info(
+        "sink %s (%s): topics %s, queue %s (%d entries waiting)",
+        name,
+        sink.sink.type,
+        ", ".join(sink.sink.topics),
+        sink.queue.path,
+        sink.queue.length,
+    )
+    await run_until_signal([sink])

@@ -1,0 +1,388 @@
+"""One sink process: bus -> disk queue -> upstream, with gap repair, status and counters.
+
+Theory of operation. Children of one TaskGroup:
+
+- **intake**: subscribes to the sink's ``topics`` and offers each sample to the
+  :class:`IntakeState` (cursor per topic, gaps);
+- **commit**: every ``queue.commit_interval`` writes what was taken, with the cursors and
+  gaps, to the disk queue in one transaction — from then on it survives a kill -9. Past
+  ``queue.max_bytes`` the oldest entries are dropped in that transaction (counted; an event
+  on ``event.sink.NAME.dropped``);
+- **delivery**: connects to the upstream (backoff ``reconnect_initial`` doubling to
+  ``reconnect_max``, for ever), notes the queue's last id as the *backlog watermark*, then
+  loops: every batch takes the live entries (above the watermark) and, at most
+  ``queue.drain_rate`` per second, backlog entries (at or below it, oldest first); delivers
+  them and waits for the acknowledgement; only then deletes them from the queue. A failure
+  closes the connection and starts over: the unacknowledged entries are still queued;
+- **repair**: asks the historian (``org.plantd.Historian`` ``samples``) for the samples of
+  each open gap; closes the gap when every sample known to be missing is found, or after
+  ``repair.timeout`` with the rest counted as lost (event ``event.sink.NAME.lost``);
+- **status**: publishes :meth:`Sink.status` on ``event.sink.NAME.status`` every
+  ``status_interval``; the service ``org.plantd.sink.NAME`` answers ``status``;
+- for Sparkplug, the **commands** task routes NCMD/DCMD.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import fnmatch
+import logging
+import sqlite3
+import time
+from typing import Any
+
+from plantd.bus import BusPublisher, BusSubscriber, Sample, SampleValue, decode_sample
+from plantd.client import AsyncClient
+from plantd.config import PlantdConfig
+from plantd.errors import RequestError
+from plantd.service import ServiceDefinition, ServiceWorker, call_async
+from plantd.sinks._config import MqttSinkConfig, PostgresSinkConfig, SinkConfig
+from plantd.sinks._intake import IntakeState
+from plantd.sinks._queue import DiskQueue, Gap
+from plantd.sinks._upstream import Outgoing, Upstream, UpstreamUnavailable
+
+__all__ = ["Sink", "sink_service"]
+
+log = logging.getLogger(__name__)
+
+HISTORIAN = "org.plantd.Historian"
+_REPAIR_RETRY = 0.5
+_TRIM_EVERY = 10.0
+
+
+class Sink:
+    def __init__(
+        self, config: PlantdConfig, sink: SinkConfig, *, upstream: Upstream | None = None
+    ) -> None:
+        self.config = config
+        self.sink = sink
+        self.name = sink.name
+        self.service = f"org.plantd.sink.{sink.name}"
+        settings = sink.queue
+        self.queue = DiskQueue(
+            sink.queue_path(config), max_bytes=settings.max_bytes, max_age=settings.max_age
+        )
+        self.intake = IntakeState(self.queue.cursors(), self.queue.gaps())
+        self._client: AsyncClient | None = None
+        self.upstream: Upstream = upstream or self._make_upstream()
+        self.worker = ServiceWorker(sink_service(self), config)
+        self.started = time.time()
+        self.connected = False
+        self.last_error: str | None = None
+        self.backlog_watermark = 0
+        self._queued = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._publisher: BusPublisher | None = None
+
+    def _make_upstream(self) -> Upstream:
+        sink = self.sink
+        try:
+            if isinstance(sink, MqttSinkConfig):
+                from plantd.sinks._mqtt import MqttUpstream, known_devices
+
+                return MqttUpstream(
+                    sink, self.queue, lambda: known_devices(self.intake.cursors), self._write
+                )
+            assert isinstance(sink, PostgresSinkConfig)
+            from plantd.sinks._postgres import PostgresUpstream
+
+            return PostgresUpstream(sink)
+        except ImportError as exc:
+            raise ImportError(
+                f"sink {sink.name} (type {sink.type}) needs {exc.name}: "
+                f"pip install 'plantd[{sink.type}]'"
+            ) from exc
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.worker.stop()
+
+    async def run(self) -> None:
+        config = self.config
+        subscriber = BusSubscriber(
+            config.bus.backend,
+            sorted({_literal_prefix(t) for t in self.sink.topics}),
+            high_water_mark=config.bus.high_water_mark,
+        )
+        self._publisher = BusPublisher(config.bus.frontend)
+        client = AsyncClient.from_config(config.broker.endpoint, config.client)
+        self._client = client
+        try:
+            async with client, asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._intake(subscriber))
+                tasks.create_task(self._commits())
+                tasks.create_task(self._delivery())
+                tasks.create_task(self._repairs())
+                tasks.create_task(self._every(self.sink.status_interval, self._publish_status))
+                tasks.create_task(self._every(_TRIM_EVERY, self._trim))
+                tasks.create_task(self.worker.run())
+                serve_commands = getattr(self.upstream, "serve_commands", None)
+                if serve_commands is not None:
+                    tasks.create_task(self._until_stopped(serve_commands()))
+        finally:
+            subscriber.close()
+            await self._commit()
+            self._publisher.close()
+            self.queue.close()
+
+    async def _until_stopped(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        try:
+            await self._stopping.wait()
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _every(self, interval: float, job: Any) -> None:
+        while not await self._sleep(interval):
+            try:
+                await job()
+            except Exception:  # supervisor edge: housekeeping must not end the sink
+                log.exception("sink %s: periodic job failed", self.name)
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep unless stopped first; True if stopping."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    # -- intake and commits ------------------------------------------------------------------
+
+    async def _intake(self, subscriber: BusSubscriber) -> None:
+        globs = [t for t in self.sink.topics if any(c in t for c in "*?[")]
+        prefixes = tuple(t for t in self.sink.topics if t not in globs)
+        while not self._stopping.is_set():
+            message = await subscriber.receive_within(0.25)
+            if message is None or not isinstance(message.payload, Sample):
+                continue
+            topic = message.topic
+            if not topic.startswith(prefixes) and not any(
+                fnmatch.fnmatchcase(topic, g) for g in globs
+            ):
+                continue
+            self.intake.offer(topic, message.payload, time.time())
+
+    async def _commits(self) -> None:
+        while not await self._sleep(self.sink.queue.commit_interval):
+            await self._commit()
+
+    async def _commit(self) -> None:
+        intake = self.intake.take()
+        if not intake:
+            return
+        try:
+            dropped = await self.queue.commit(intake)
+        except sqlite3.Error as exc:
+            self.intake.restore(intake)
+            self._error(f"queue commit failed (will retry): {exc}")
+            return
+        self._queued.set()
+        if dropped:
+            self._event(
+                "dropped",
+                {
+                    "dropped": dropped,
+                    "total": self.queue.counters["dropped"],
+                    "reason": "max_bytes",
+                },
+            )
+        for gap, repaired, lost in intake.closed_gaps:
+            if lost:
+                self._event("lost", {"topic": gap.topic, "lost": lost, "repaired": repaired})
+
+    async def _trim(self) -> None:
+        dropped = await self.queue.trim()
+        if dropped:
+            self._event(
+                "dropped",
+                {"dropped": dropped, "total": self.queue.counters["dropped"], "reason": "max_age"},
+            )
+
+    # -- delivery ----------------------------------------------------------------------------
+
+    async def _delivery(self) -> None:
+        delay = self.sink.reconnect_initial
+        while not self._stopping.is_set():
+            try:
+                await self.upstream.connect()
+            except UpstreamUnavailable as exc:
+                self._error(f"upstream unavailable: {exc}")
+                if await self._sleep(delay):
+                    return
+                delay = min(delay * 2, self.sink.reconnect_max)
+                continue
+            delay = self.sink.reconnect_initial
+            self.connected = True
+            if self.last_error is not None:
+                log.info("sink %s: upstream connected (after: %s)", self.name, self.last_error)
+                self.last_error = None
+            try:
+                await self._deliver_while_connected()
+            except UpstreamUnavailable as exc:
+                self._error(f"upstream lost: {exc}")
+            finally:
+                self.connected = False
+                await self.upstream.close()
+
+    async def _deliver_while_connected(self) -> None:
+        settings = self.sink.queue
+        queue = self.queue
+        watermark = self.backlog_watermark = queue.last_id
+        live_after, backlog_after = watermark, 0
+        rate, capacity = settings.drain_rate, float(settings.batch_size)
+        tokens, refilled = capacity, time.monotonic()
+        while not self._stopping.is_set():
+            self._queued.clear()
+            live = await queue.peek(live_after, settings.batch_size)
+            backlog = []
+            if backlog_after < watermark:
+                now = time.monotonic()
+                if rate:
+                    tokens = min(capacity, tokens + (now - refilled) * rate)
+                    refilled = now
+                allowance = int(tokens) if rate else settings.batch_size
+                if allowance:
+                    backlog = await queue.peek(backlog_after, allowance, upto=watermark)
+                    if not backlog:
+                        backlog_after = watermark = self.backlog_watermark = 0
+            if not live and not backlog:
+                wait = 0.5
+                if rate and backlog_after < watermark:
+                    wait = min(wait, max(0.01, (1 - tokens) / rate))
+                await self._wait_queued(wait)
+                continue
+            batch = [Outgoing(e, decode_sample(e.payload), True) for e in backlog]
+            batch += [Outgoing(e, decode_sample(e.payload), False) for e in live]
+            duplicates = await self.upstream.deliver(batch)
+            await queue.ack([item.entry for item in batch], duplicates=duplicates)
+            if live:
+                live_after = live[-1].id
+            if backlog:
+                backlog_after = backlog[-1].id
+                tokens -= len(backlog)
+
+    async def _wait_queued(self, seconds: float) -> None:
+        try:
+            async with asyncio.timeout(seconds):
+                await self._queued.wait()
+        except TimeoutError:
+            pass
+
+    # -- repair ------------------------------------------------------------------------------
+
+    async def _repairs(self) -> None:
+        settings = self.sink.repair
+        while not await self._sleep(_REPAIR_RETRY):
+            reachable = settings.enabled
+            for gap in list(self.intake.gaps.values()):
+                if self._stopping.is_set():
+                    return
+                if reachable:
+                    reachable = await self._repair(gap, settings.timeout)
+                elif not settings.enabled or time.time() - gap.found >= settings.timeout:
+                    # No historian this round: only give up on what is past its timeout.
+                    self.intake.close_gap(gap, [], len(gap.known_missing()))
+
+    async def _repair(self, gap: Gap, timeout: float) -> bool:
+        """One attempt at ``gap``; False if the historian did not answer."""
+        _, point = gap.topic.split(".", 1)
+        found: list[Sample] = []
+        try:
+            assert self._client is not None
+            reply = await call_async(
+                self._client,
+                HISTORIAN,
+                "samples",
+                {"point": point, "since": gap.since, "until": gap.until},
+                timeout=5.0,
+                retries=0,
+            )
+            found = [decode_sample(base64.b64decode(item)) for item in reply]
+        except RequestError as exc:
+            reason, reachable = str(exc), False
+        else:
+            reason, reachable = "not in the historian", True
+        wanted = sorted(
+            {(s.epoch, s.seq): s for s in found if gap.wants(s)}.values(),
+            key=lambda s: (s.timestamp, s.seq),
+        )
+        missing = gap.known_missing() - {s.seq for s in wanted if s.epoch == gap.new_epoch}
+        if missing and time.time() - gap.found < timeout:
+            return reachable  # try again later: the historian may not have them yet
+        if missing:
+            log.warning(
+                "sink %s: %d sample(s) of %s lost (%s)", self.name, len(missing), gap.topic, reason
+            )
+        self.intake.close_gap(gap, wanted, len(missing))
+        return reachable
+
+    # -- commands (Sparkplug DCMD) -----------------------------------------------------------
+
+    async def _write(self, module: str, point: str, value: SampleValue) -> None:
+        assert self._client is not None
+        await call_async(
+            self._client, f"org.plantd.module.{module}", "write", {"point": point, "value": value}
+        )
+
+    # -- status ------------------------------------------------------------------------------
+
+    def _error(self, message: str) -> None:
+        if self.last_error is None:
+            log.warning("sink %s: %s", self.name, message)
+        self.last_error = message
+
+    def _event(self, kind: str, fields: dict[str, Any]) -> None:
+        if self._publisher is not None:
+            self._publisher.publish_record(f"event.sink.{self.name}.{kind}", fields)
+
+    async def _publish_status(self) -> None:
+        self._event("status", self.status())
+
+    def status(self) -> dict[str, Any]:
+        queue = self.queue
+        return {
+            "sink": self.name,
+            "type": self.sink.type,
+            "up_since": self.started,
+            "connected": self.connected,
+            "last_error": self.last_error,
+            "queue": {
+                "path": str(queue.path),
+                "entries": queue.length,
+                "bytes": queue.bytes,
+                "max_bytes": queue.max_bytes,
+                "backlog_watermark": self.backlog_watermark,
+                "pending_commit": len(self.intake.pending.entries),
+            },
+            "received": self.intake.received,
+            "open_gaps": len(self.intake.gaps),
+            "counters": dict(queue.counters),
+            "upstream": self.upstream.status(),
+            "points": len(self.intake.cursors),
+        }
+
+
+def sink_service(sink: Sink) -> ServiceDefinition:
+    definition = ServiceDefinition(sink.service, f"Upstream sink {sink.name} ({sink.sink.type})")
+
+    @definition.operation("status")
+    async def _status(params: dict[str, Any]) -> Any:
+        """Connection, queue backlog and bytes, counters (taken, delivered, dropped, lost…)."""
+        return sink.status()
+
+    return definition
+
+
+def _literal_prefix(pattern: str) -> str:
+    for index, char in enumerate(pattern):
+        if char in "*?[":
+            return pattern[:index]
+    return pattern

@@ -1,0 +1,224 @@
+"""The MQTT upstream: plain (topic and payload templates, JSON by default) or Sparkplug B.
+
+Plain: each sample becomes one QoS 1 message on ``mqtt.topic`` (fields ``{name}`` the sink,
+``{module}``, ``{point}``, ``{topic}`` the bus topic). Its payload is, by default, the JSON
+object ``{"point", "value", "timestamp", "quality", "seq", "epoch"}``; ``mqtt.payload`` is a
+template instead, with those fields plus ``{module}``, ``{value_json}`` and ``{timestamp_ms}``.
+The will (``mqtt.will``) says ``offline`` on the sink's status topic; after each connect the
+sink publishes ``online`` there (both retained by default).
+
+Sparkplug B: see ``_sparkplug`` for the session rules; commands are routed by
+:meth:`MqttUpstream.serve_commands`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from plantd.bus import Sample, SampleValue, sample_to_json
+from plantd.sinks._config import MqttSinkConfig
+from plantd.sinks._mqtt_client import Message, MqttSession
+from plantd.sinks._queue import DiskQueue
+from plantd.sinks._sparkplug import REBIRTH, EdgeNode
+from plantd.sinks._upstream import Outgoing, UpstreamUnavailable, split_topic
+
+__all__ = ["MqttUpstream", "known_devices", "render_payload", "render_topic"]
+
+log = logging.getLogger(__name__)
+
+Known = Callable[[], dict[str, dict[str, Sample]]]
+Write = Callable[[str, str, SampleValue], Awaitable[None]]
+
+
+def render_topic(template: str, name: str, topic: str) -> str:
+    module, point = split_topic(topic)
+    return template.format(name=name, module=module, point=point, topic=topic)
+
+
+def render_payload(template: str | None, name: str, topic: str, sample: Sample) -> bytes:
+    module, point = split_topic(topic)
+    data = sample_to_json(sample)
+    if template is None:
+        return json.dumps({"point": f"{module}.{point}", **data}, separators=(",", ":")).encode()
+    value = data["value"]
+    return template.format(
+        name=name,
+        module=module,
+        point=point,
+        topic=topic,
+        value=value,
+        value_json=json.dumps(value, separators=(",", ":")),
+        timestamp=sample.timestamp,
+        timestamp_ms=math.floor(sample.timestamp * 1000),
+        quality=data["quality"],
+        seq=sample.seq,
+        epoch=sample.epoch,
+    ).encode()
+
+
+class MqttUpstream:
+    def __init__(self, sink: MqttSinkConfig, queue: DiskQueue, known: Known, write: Write) -> None:
+        self.sink = sink
+        self.settings = sink.mqtt
+        self.queue = queue
+        self._known = known
+        self._write = write
+        self._password = self.settings.password
+        if self.settings.password_file is not None:
+            self._password = self.settings.password_file.read_text().strip()
+        self._client_id = self.settings.client_id or f"plantd-sink-{sink.name}"
+        self._session: MqttSession | None = None
+        self._node: EdgeNode | None = None
+        self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        self._rebirth = False
+        self.connects = 0
+        self.commands = 0
+        self.command_errors = 0
+
+    @property
+    def sparkplug(self) -> bool:
+        return self.settings.format == "sparkplug"
+
+    def _status_will(self, payload: str) -> Message | None:
+        will = self.settings.will
+        if will is None:
+            return None
+        topic = will.topic.format(name=self.sink.name)
+        return topic, payload.encode(), will.qos, will.retain
+
+    async def connect(self) -> None:
+        settings = self.settings
+        now_ms = int(time.time() * 1000)
+        will: Message | None
+        if self.sparkplug:
+            spb = settings.sparkplug
+            bdseq = await asyncio.to_thread(self.queue.next_counter, "bdseq")
+            self._node = EdgeNode(spb.group_id, spb.edge_node_id or self.sink.name, bdseq)
+            topic, payload = self._node.death(now_ms)
+            will = (topic, payload, 1, False)
+        else:
+            will = self._status_will(settings.will.payload) if settings.will else None
+        session = MqttSession(
+            settings, self._client_id, password=self._password, will=will, inbox=self._inbox
+        )
+        try:
+            await session.connect()
+            if self._node is not None:
+                if settings.sparkplug.commands:
+                    session.subscribe([self._node.topic("NCMD"), self._node.topic("DCMD") + "/+"])
+                births = self._node.birth(now_ms, self._known())
+                await session.publish_all(
+                    [(t, p, 1, False) for t, p in births], settings.ack_timeout
+                )
+            elif settings.will is not None:
+                online = self._status_will(settings.will.online_payload)
+                assert online is not None
+                await session.publish_all([online], settings.ack_timeout)
+        except BaseException:
+            await session.close()
+            raise
+        self._session = session
+        self._rebirth = False
+        self.connects += 1
+
+    async def deliver(self, batch: Sequence[Outgoing]) -> int:
+        session = self._session
+        if session is None or session.lost.is_set():
+            raise UpstreamUnavailable(session.reason if session else "not connected")
+        settings = self.settings
+        messages: list[Message]
+        if self._node is not None:
+            now_ms = int(time.time() * 1000)
+            messages = []
+            if self._rebirth:
+                self._rebirth = False
+                births = self._node.birth(now_ms, self._known())
+                messages += [(t, p, 1, False) for t, p in births]
+            items = [(*split_topic(o.topic), o.sample, o.historical) for o in batch]
+            data = self._node.data(now_ms, items, self._known())
+            messages += [(t, p, 1, False) for t, p in data]
+        else:
+            name = self.sink.name
+            messages = [
+                (
+                    render_topic(settings.topic, name, o.topic),
+                    render_payload(settings.payload, name, o.topic, o.sample),
+                    1,
+                    settings.retain,
+                )
+                for o in batch
+            ]
+        await session.publish_all(messages, settings.ack_timeout)
+        return 0
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is None:
+            return
+        farewell: Message | None = None
+        if self._node is not None:
+            topic, payload = self._node.death(int(time.time() * 1000))
+            farewell = (topic, payload, 1, False)
+        elif self.settings.will is not None:
+            farewell = self._status_will(self.settings.will.payload)
+        await session.close(farewell)
+
+    async def serve_commands(self) -> None:
+        """Route Sparkplug NCMD/DCMD messages for as long as the sink runs (S6)."""
+        while True:
+            topic, payload = await self._inbox.get()
+            node = self._node
+            if node is None:
+                continue
+            try:
+                commands = node.command(topic, payload)
+            except ValueError as exc:
+                self.command_errors += 1
+                log.warning("sink %s: undecodable command on %s: %s", self.sink.name, topic, exc)
+                continue
+            for command in commands:
+                if command.device is None and command.point == REBIRTH:
+                    log.info("sink %s: rebirth requested", self.sink.name)
+                    self._rebirth = True
+                    continue
+                assert command.device is not None
+                self.commands += 1
+                try:
+                    await self._write(command.device, command.point, command.value)
+                except Exception as exc:  # supervisor edge: a refused write is logged, not fatal
+                    self.command_errors += 1
+                    log.warning(
+                        "sink %s: DCMD %s.%s = %r failed: %s",
+                        self.sink.name,
+                        command.device,
+                        command.point,
+                        command.value,
+                        exc,
+                    )
+
+    def status(self) -> dict[str, Any]:
+        session = self._session
+        return {
+            "broker": f"{self.settings.host}:{self.settings.port}",
+            "format": self.settings.format,
+            "connected": session is not None and not session.lost.is_set(),
+            "connects": self.connects,
+            "commands": self.commands,
+            "command_errors": self.command_errors,
+            "bdseq": self._node.bdseq if self._node else None,
+        }
+
+
+def known_devices(cursors: dict[str, tuple[Sample, bytes]]) -> dict[str, dict[str, Sample]]:
+    """Devices (modules) and their points' last samples, from the queue's cursors."""
+    devices: dict[str, dict[str, Sample]] = {}
+    for topic, (sample, _) in cursors.items():
+        module, point = split_topic(topic)
+        devices.setdefault(module, {})[point] = sample
+    return devices

@@ -1,0 +1,350 @@
+"""The disk queue of one sink: samples taken from the bus, kept until the upstream has them.
+
+Format: one SQLite file (WAL, ``synchronous=FULL``) owned by one thread:
+
+``entries(id, topic, payload, queued)``
+    FIFO by ``id`` (AUTOINCREMENT: an id is never reused, even once the queue ran empty,
+    so "after id N" always means "newer"). ``payload`` is the sample exactly as it came off
+    the bus (the version-1 bus encoding, with its epoch and seq), ``queued`` the wall-clock
+    time it was committed.
+``cursors(topic, epoch, seq, ts, payload)``
+    Per bus topic, the last sample taken (its numbering, for gap detection after a restart,
+    and its payload, the value a Sparkplug DBIRTH announces).
+``gaps(key, topic, old_epoch, old_seq, new_epoch, new_seq, since, until, found)``
+    Holes in a topic's numbering still to be filled from the historian.
+``counters(name, value)``
+    Totals that survive restarts: ``taken``, ``delivered``, ``dropped``, ``lost``,
+    ``repaired``, ``duplicates``, and the Sparkplug ``bdseq``.
+
+Every intake commit (:meth:`DiskQueue.commit`) writes the entries, the cursors and the gaps
+in one transaction: after a crash the queue and the cursors agree, so the gap between the
+last committed sample and the next one seen is exactly what was lost in between.
+
+Limits: past ``max_bytes`` (topic + payload + 24 bytes of row overhead per entry) the oldest
+entries are deleted in the same transaction as the entries that overflowed; entries queued
+longer than ``max_age`` go at the next :meth:`trim`. Both count in ``dropped``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from plantd._dbthread import DatabaseThread
+from plantd.bus import Sample, decode_sample
+
+__all__ = ["COUNTERS", "DiskQueue", "Entry", "Gap", "Intake"]
+
+MIGRATIONS = Migrations("plantd.sinks.queue")
+COUNTERS = ("taken", "delivered", "dropped", "lost", "repaired", "duplicates", "bdseq")
+_OVERHEAD = 24
+_SIZE = f"length(topic) + length(payload) + {_OVERHEAD}"
+
+
+@MIGRATIONS(name="0001_initial")
+def _initial(db: Database) -> None:
+    db.execute(
+        "CREATE TABLE entries (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, "
+        "payload BLOB NOT NULL, queued REAL NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE cursors (topic TEXT PRIMARY KEY, epoch INTEGER NOT NULL, "
+        "seq INTEGER NOT NULL, ts REAL NOT NULL, payload BLOB NOT NULL) WITHOUT ROWID"
+    )
+    db.execute(
+        "CREATE TABLE gaps (key TEXT PRIMARY KEY, topic TEXT NOT NULL, old_epoch INTEGER, "
+        "old_seq INTEGER, new_epoch INTEGER, new_seq INTEGER, since REAL, until REAL, "
+        "found REAL NOT NULL) WITHOUT ROWID"
+    )
+    db.execute("CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+    for name in COUNTERS:
+        db.execute("INSERT INTO counters (name, value) VALUES (?, 0)", (name,))
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Samples of ``topic`` missing between two taken ones: those of ``old_epoch`` after
+    ``old_seq``, and (when the publisher restarted in between) those of ``new_epoch`` before
+    ``new_seq``. With ``old_epoch == new_epoch`` it is the plain range between the two."""
+
+    topic: str
+    old_epoch: int
+    old_seq: int
+    new_epoch: int
+    new_seq: int
+    since: float
+    until: float
+    found: float
+
+    @property
+    def key(self) -> str:
+        return f"{self.topic}|{self.old_epoch}|{self.old_seq}|{self.new_epoch}|{self.new_seq}"
+
+    def wants(self, sample: Sample) -> bool:
+        if self.old_epoch == self.new_epoch:
+            return sample.epoch == self.old_epoch and self.old_seq < sample.seq < self.new_seq
+        if sample.epoch == self.old_epoch:
+            return sample.seq > self.old_seq
+        return sample.epoch == self.new_epoch and sample.seq < self.new_seq
+
+    def known_missing(self) -> set[int]:
+        """The seqs sure to be missing: the range in the same epoch, else 1..new_seq-1."""
+        if self.old_epoch == self.new_epoch:
+            return set(range(self.old_seq + 1, self.new_seq))
+        return set(range(1, self.new_seq))
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    id: int
+    topic: str
+    payload: bytes
+
+
+@dataclass(slots=True)
+class Intake:
+    """What one intake commit writes (built by the forwarder between two commits)."""
+
+    entries: list[tuple[str, bytes]] = field(default_factory=list)
+    cursors: dict[str, tuple[Sample, bytes]] = field(default_factory=dict)
+    new_gaps: list[Gap] = field(default_factory=list)
+    closed_gaps: list[tuple[Gap, int, int]] = field(default_factory=list)  # (gap, repaired, lost)
+    duplicates: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.entries or self.cursors or self.new_gaps or self.closed_gaps)
+
+
+class DiskQueue:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_bytes: int,
+        max_age: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.max_age = max_age
+        self._clock = clock
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self.length = 0
+        self.bytes = 0
+        self.last_id = 0
+        self._db = DatabaseThread("plantd-sink-queue", self._open)
+        self._db.call(self._load)
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=5)
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise sqlite3.OperationalError(f"{self.path}: cannot use WAL (got {mode!r})")
+            conn.execute("PRAGMA synchronous = FULL")
+            MIGRATIONS.apply(Database(conn, execute_plugins=False))
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _load(self, conn: sqlite3.Connection) -> None:
+        self.counters.update(dict(conn.execute("SELECT name, value FROM counters")))
+        length, size, last = conn.execute(
+            f"SELECT count(*), coalesce(sum({_SIZE}), 0), coalesce(max(id), 0) FROM entries"
+        ).fetchone()
+        self.length, self.bytes, self.last_id = int(length), int(size), int(last)
+
+    # -- the state kept for the intake (read once at start) ----------------------------------
+
+    def cursors(self) -> dict[str, tuple[Sample, bytes]]:
+        rows = self._db.call(lambda c: c.execute("SELECT topic, payload FROM cursors").fetchall())
+        return {topic: (decode_sample(payload), bytes(payload)) for topic, payload in rows}
+
+    def gaps(self) -> list[Gap]:
+        rows = self._db.call(
+            lambda c: c.execute(
+                "SELECT topic, old_epoch, old_seq, new_epoch, new_seq, since, until, found "
+                "FROM gaps ORDER BY found"
+            ).fetchall()
+        )
+        return [Gap(*row) for row in rows]
+
+    # -- intake ------------------------------------------------------------------------------
+
+    async def commit(self, intake: Intake) -> int:
+        """Write one intake in one transaction; returns how many old entries were dropped."""
+        return await self._db.run(lambda conn: self._commit(conn, intake))
+
+    def commit_now(self, intake: Intake) -> int:
+        return self._db.call(lambda conn: self._commit(conn, intake))
+
+    def _commit(self, conn: sqlite3.Connection, intake: Intake) -> int:
+        now = self._clock()
+        counts = dict.fromkeys(COUNTERS, 0)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "INSERT INTO entries (topic, payload, queued) VALUES (?, ?, ?)",
+                [(topic, payload, now) for topic, payload in intake.entries],
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO cursors (topic, epoch, seq, ts, payload) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [
+                    (topic, s.epoch, s.seq, s.timestamp, payload)
+                    for topic, (s, payload) in intake.cursors.items()
+                ],
+            )
+            conn.executemany(
+                "INSERT OR IGNORE INTO gaps (key, topic, old_epoch, old_seq, new_epoch, "
+                "new_seq, since, until, found) VALUES (?,?,?,?,?,?,?,?,?)",
+                [
+                    (g.key, g.topic, g.old_epoch, g.old_seq, g.new_epoch, g.new_seq, g.since,
+                     g.until, g.found)
+                    for g in intake.new_gaps
+                ],
+            )  # fmt: skip
+            conn.executemany(
+                "DELETE FROM gaps WHERE key = ?", [(g.key,) for g, _, _ in intake.closed_gaps]
+            )
+            added = sum(len(t) + len(p) + _OVERHEAD for t, p in intake.entries)
+            repaired = sum(r for _, r, _ in intake.closed_gaps)
+            counts["taken"] = len(intake.entries) - repaired
+            counts["repaired"] = repaired
+            counts["lost"] = sum(lost for _, _, lost in intake.closed_gaps)
+            counts["duplicates"] = intake.duplicates
+            length, size = self.length + len(intake.entries), self.bytes + added
+            if size > self.max_bytes:
+                dropped, freed = _drop_oldest(conn, size - self.max_bytes)
+                counts["dropped"] = dropped
+                length, size = length - dropped, size - freed
+            _add_counters(conn, counts)
+            last = conn.execute("SELECT coalesce(max(id), 0) FROM entries").fetchone()[0]
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self.length, self.bytes, self.last_id = length, size, max(self.last_id, int(last))
+        for name, value in counts.items():
+            self.counters[name] += value
+        return counts["dropped"]
+
+    async def trim(self) -> int:
+        """Drop entries older than ``max_age``; returns how many."""
+        return await self._db.run(self._trim)
+
+    def _trim(self, conn: sqlite3.Connection) -> int:
+        cutoff = self._clock() - self.max_age
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            count, size = conn.execute(
+                f"SELECT count(*), coalesce(sum({_SIZE}), 0) FROM entries WHERE queued < ?",
+                (cutoff,),
+            ).fetchone()
+            if count:
+                conn.execute("DELETE FROM entries WHERE queued < ?", (cutoff,))
+                _add_counters(conn, {"dropped": count})
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self.length -= count
+        self.bytes -= size
+        self.counters["dropped"] += count
+        return int(count)
+
+    # -- delivery ----------------------------------------------------------------------------
+
+    async def peek(self, after: int, limit: int, upto: int | None = None) -> list[Entry]:
+        """Up to ``limit`` entries with ``after < id`` (``<= upto``), oldest first."""
+
+        def job(conn: sqlite3.Connection) -> list[Entry]:
+            sql = "SELECT id, topic, payload FROM entries WHERE id > ?"
+            args: list[Any] = [after]
+            if upto is not None:
+                sql += " AND id <= ?"
+                args.append(upto)
+            sql += " ORDER BY id LIMIT ?"
+            args.append(limit)
+            return [Entry(i, t, bytes(p)) for i, t, p in conn.execute(sql, args)]
+
+        return await self._db.run(job)
+
+    async def ack(self, entries: Sequence[Entry], *, duplicates: int = 0) -> int:
+        """Delete delivered entries; returns how many were still there (not dropped meanwhile)."""
+        return await self._db.run(lambda conn: self._ack(conn, entries, duplicates))
+
+    def _ack(self, conn: sqlite3.Connection, entries: Sequence[Entry], duplicates: int) -> int:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            removed = size = 0
+            for entry in entries:
+                cursor = conn.execute("DELETE FROM entries WHERE id = ?", (entry.id,))
+                if cursor.rowcount:
+                    removed += 1
+                    size += len(entry.topic.encode()) + len(entry.payload) + _OVERHEAD
+            _add_counters(conn, {"delivered": removed, "duplicates": duplicates})
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self.length -= removed
+        self.bytes -= size
+        self.counters["delivered"] += removed
+        self.counters["duplicates"] += duplicates
+        return removed
+
+    def next_counter(self, name: str) -> int:
+        """Add one to a persistent counter (e.g. ``bdseq``) and return its new value."""
+
+        def job(conn: sqlite3.Connection) -> int:
+            conn.execute("UPDATE counters SET value = value + 1 WHERE name = ?", (name,))
+            return int(
+                conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()[0]
+            )
+
+        value = self._db.call(job)
+        self.counters[name] = value
+        return value
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _add_counters(conn: sqlite3.Connection, counts: dict[str, int]) -> None:
+    conn.executemany(
+        "UPDATE counters SET value = value + ? WHERE name = ?",
+        [(value, name) for name, value in counts.items() if value],
+    )
+
+
+def _drop_oldest(conn: sqlite3.Connection, excess: int) -> tuple[int, int]:
+    """Delete the oldest entries until ``excess`` bytes are freed: (entries, bytes)."""
+    dropped = freed = 0
+    last = 0
+    while freed < excess:
+        rows: Iterable[tuple[int, int]] = conn.execute(
+            f"SELECT id, {_SIZE} FROM entries WHERE id > ? ORDER BY id LIMIT 1000", (last,)
+        ).fetchall()
+        if not rows:
+            break
+        for entry_id, size in rows:
+            last = entry_id
+            dropped += 1
+            freed += size
+            if freed >= excess:
+                break
+    conn.execute("DELETE FROM entries WHERE id <= ?", (last,))
+    return dropped, freed

@@ -1,0 +1,56 @@
+"""What the forwarder needs from an upstream (MQTT, PostgreSQL): connect, deliver, close.
+
+``deliver`` returns only once the upstream has acknowledged every message of the batch
+(MQTT: every PUBACK; PostgreSQL: the COMMIT); only then are the entries removed from the
+disk queue. Any failure to do so is :class:`UpstreamUnavailable`: the forwarder closes the
+connection, backs off, connects again and sends the batch again (the upstream may then see
+part of it twice — at-least-once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from plantd.bus import Sample
+from plantd.errors import PlantdError
+from plantd.sinks._queue import Entry
+
+__all__ = ["Outgoing", "Upstream", "UpstreamUnavailable", "split_topic"]
+
+
+class UpstreamUnavailable(PlantdError):
+    """Transient: the upstream cannot be reached, or did not acknowledge in time."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One queued sample on its way: ``historical`` when it comes from the backlog."""
+
+    entry: Entry
+    sample: Sample
+    historical: bool
+
+    @property
+    def topic(self) -> str:
+        return self.entry.topic
+
+
+class Upstream(Protocol):
+    async def connect(self) -> None: ...
+
+    async def deliver(self, batch: Sequence[Outgoing]) -> int:
+        """Deliver and wait for the acknowledgement; returns duplicates the upstream noticed."""
+        ...
+
+    async def close(self) -> None: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
+def split_topic(topic: str) -> tuple[str, str]:
+    """``data.pump1.flow`` -> ``("pump1", "flow")`` (a point name may hold dots)."""
+    _, _, rest = topic.partition(".")
+    module, _, point = rest.partition(".")
+    return module, point

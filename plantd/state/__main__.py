@@ -1,0 +1,78 @@
+"""``plantd-state``: the state service (``org.plantd.State``) until SIGTERM.
+
+Exit status: 0 after SIGTERM/SIGINT, 1 if the database cannot be opened, 2 for a configuration
+error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from plantd.config import PlantdConfig, load_config, resolve_config_dir
+from plantd.errors import ConfigError
+from plantd.logs import configure_logging
+
+__all__ = ["main", "serve"]
+
+
+def serve(config: PlantdConfig, environ: dict[str, str]) -> int:
+    """Open the store and serve it in the foreground (shared by ``plantd-state`` and
+    ``plant serve state``)."""
+    from plantd.runtime import run_until_signal
+    from plantd.state._errors import StateError
+    from plantd.state._server import StateService, open_store
+    from plantd.systemd import Notifier, Watchdog
+
+    configure_logging(
+        config.logging.level, config.logging.format, under_journal="JOURNAL_STREAM" in environ
+    )
+    # A write past RLIMIT_FSIZE must fail as an I/O error (answered state.io-error), not kill
+    # the process with SIGXFSZ.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        store = open_store(config)  # on this thread, which runs the event loop: reads run here
+    except StateError as exc:
+        print(f"plantd-state: {exc.message}", file=sys.stderr)
+        return 1
+    # Under systemd: READY=1 once the database is open and the service is registered with the
+    # broker (StateService.connected), WATCHDOG=1 from the event loop.
+    notifier = Notifier.from_environ(environ)
+    service = StateService(config, store)
+    try:
+        asyncio.run(
+            run_until_signal(
+                [service],
+                notifier=notifier,
+                watchdog=Watchdog(notifier, environ),
+                description=f"serving {store.path}, {config.state.workers} workers",
+            )
+        )
+    finally:
+        store.close()
+        notifier.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="plantd-state", description=__doc__)
+    parser.add_argument("--config", metavar="DIR", help="configuration directory")
+    args = parser.parse_args(argv)
+    environ = dict(os.environ)
+    try:
+        config = load_config(
+            resolve_config_dir(Path(args.config) if args.config else None, environ), environ
+        )
+    except ConfigError as exc:
+        print(f"plantd-state: invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+    return serve(config, environ)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
