@@ -21,16 +21,16 @@ Durability: WAL with ``synchronous=FULL``: a batch's commit returns once it is o
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from plantd import _sqlite
+from plantd._sqlite import connect
+
 __all__ = ["MIGRATIONS", "connect", "migrate"]
 
 MIGRATIONS = Migrations("plantd.historian")
-
-_BUSY_TIMEOUT_MS = 5000
 
 
 @MIGRATIONS(name="0001_initial")
@@ -62,33 +62,6 @@ def _initial(db: Database) -> None:
     )
 
 
-def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit), WAL, ``synchronous=FULL``.
-
-    The connection belongs to the calling thread (sqlite3 checks that).
-    """
-    if not readonly:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, isolation_level=None, timeout=_BUSY_TIMEOUT_MS / 1000)
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-        if not readonly:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise sqlite3.OperationalError(f"{path}: cannot use WAL mode (got {mode!r})")
-        conn.execute("PRAGMA synchronous = FULL")
-        if readonly:
-            conn.execute("PRAGMA query_only = 1")
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
 def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply every pending migration; returns the names applied (empty when up to date)."""
-    db = Database(conn, execute_plugins=False)
-    pending = [migration.name for migration in MIGRATIONS.pending(db)]
-    if pending:
-        MIGRATIONS.apply(db)
-    return pending
+    return _sqlite.migrate(conn, MIGRATIONS)

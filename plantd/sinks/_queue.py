@@ -38,6 +38,7 @@ from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from plantd._dbthread import DatabaseThread
+from plantd._sqlite import connect, migrate
 from plantd.bus import Sample, decode_sample
 
 __all__ = ["COUNTERS", "DiskQueue", "Entry", "Gap", "Intake"]
@@ -143,14 +144,9 @@ class DiskQueue:
         self._db.call(self._load)
 
     def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=5)
+        conn = connect(self.path)
         try:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise sqlite3.OperationalError(f"{self.path}: cannot use WAL (got {mode!r})")
-            conn.execute("PRAGMA synchronous = FULL")
-            MIGRATIONS.apply(Database(conn, execute_plugins=False))
+            migrate(conn, MIGRATIONS)
         except BaseException:
             conn.close()
             raise
