@@ -11,6 +11,9 @@ Only mapped addresses exist: a request touching an unmapped one is answered with
 ``max_registers``/``max_bits`` model devices that serve fewer values per request than the
 protocol allows (they refuse larger requests with exception 2 as well).
 
+``on_write`` (a callable ``(table, address, count)``) hears of every write a client made, after
+it was stored: how a simulated process learns that a controller moved a setpoint.
+
 :meth:`Device.respond` is sans-IO: a request PDU (function code and data) in, the response PDU
 out. Faults (silence, garbage, exception answers) are the :class:`~hil.modbus.Simulator`'s job.
 """
@@ -18,7 +21,7 @@ out. Faults (silence, garbage, exception answers) are the :class:`~hil.modbus.Si
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from hil.modbus._values import from_registers, to_registers
@@ -42,6 +45,8 @@ class Device:
         self.ignore_writes: set[tuple[Table, int]] = set()
         """(table, address) pairs whose writes are acknowledged but not kept, as by a PLC in
         local mode: what a client's read-back check is for."""
+        self.on_write: Callable[[Table, int, int], None] | None = None
+        """Called as ``on_write(table, address, count)`` after a client's write was stored."""
 
     # -- the model ------------------------------------------------------------------------------
 
@@ -165,11 +170,15 @@ class Device:
         for offset, value in enumerate(values):
             if ("coil", address + offset) not in self.ignore_writes:
                 self.bits["coil"][address + offset] = value
+        if self.on_write is not None:
+            self.on_write("coil", address, len(values))
 
     def _store_registers(self, address: int, values: Sequence[int]) -> None:
         for offset, value in enumerate(values):
             if ("holding", address + offset) not in self.ignore_writes:
                 self.registers["holding"][address + offset] = value
+        if self.on_write is not None:
+            self.on_write("holding", address, len(values))
 
 
 class _Refusal(Exception):

@@ -23,9 +23,11 @@ from plantd.cli import (
     _bus_cmd,
     _call_cmd,
     _config_cmd,
+    _hil_cmd,
     _historian_cmd,
     _mmi_cmd,
     _module_cmd,
+    _sim_cmd,
     _sink_cmd,
     _state_cmd,
     _up_cmd,
@@ -44,6 +46,8 @@ _SUBCOMMANDS = (
     _bus_cmd,
     _historian_cmd,
     _sink_cmd,
+    _sim_cmd,
+    _hil_cmd,
     _config_cmd,
 )
 

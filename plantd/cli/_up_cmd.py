@@ -4,6 +4,10 @@ Starts the processes systemd starts on the appliance (the broker; then the servi
 exist: the state service and the Echo worker), each as its own child process with the same
 ``--config``, restarts any that dies (with capped backoff, as systemd's ``Restart=`` would),
 and stops them all in reverse order on Ctrl-C or SIGTERM.
+
+For a demo or a HIL bench, the config directory may also hold simulator files in ``sim.d/``
+(``plant sim run FILE`` each, started right after the broker so their devices are there when
+the modules start) and module files in ``modules.d/`` (``plant module run NAME`` each).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import argparse
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +39,9 @@ class _Child:
     started: float = field(default=0.0)
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.argv)
+        # A session of its own: Ctrl-C in the terminal reaches only `plant up`, which then
+        # stops the children in order, instead of all of them at once (and racing restarts).
+        self.process = subprocess.Popen(self.argv, start_new_session=True)
         self.started = time.monotonic()
 
 
@@ -47,13 +54,22 @@ def register(sub: Any) -> None:
     up.set_defaults(run=_run_up)
 
 
-def _stack(config_args: list[str]) -> list[_Child]:
+def _stack(config_args: list[str], config_dir: Path | None) -> list[_Child]:
     python = sys.executable
+    cli = [python, "-m", "plantd.cli", *config_args]
+    sims = _visible_yaml(config_dir / "sim.d") if config_dir else []
+    modules = _visible_yaml(config_dir / "modules.d") if config_dir else []
     return [
         _Child("broker", [python, "-m", "plantd.broker", *config_args]),
+        *(_Child(f"sim {path.stem}", [*cli, "sim", "run", str(path)]) for path in sims),
         _Child("state", [python, "-m", "plantd.state", *config_args]),
-        _Child("echo", [python, "-m", "plantd.cli", *config_args, "serve", "echo"]),
+        _Child("echo", [*cli, "serve", "echo"]),
+        *(_Child(f"module {path.stem}", [*cli, "module", "run", path.stem]) for path in modules),
     ]
+
+
+def _visible_yaml(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.glob("*.yaml") if not p.name.startswith("."))
 
 
 def _run_up(args: argparse.Namespace) -> int:
@@ -61,12 +77,11 @@ def _run_up(args: argparse.Namespace) -> int:
     config_args = ["--config", str(config.source_dir)] if config.source_dir else []
     for directory in (config.paths.data, config.paths.run):
         Path(directory).mkdir(parents=True, exist_ok=True)
-    children = _stack(config_args)
-    stopping = False
+    children = _stack(config_args, config.source_dir)
+    stopping = threading.Event()
 
     def stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
+        stopping.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -77,23 +92,25 @@ def _run_up(args: argparse.Namespace) -> int:
         f"plantd stack up (broker {config.broker.endpoint}). Try, in another terminal:\n"
         f"  {_plant(config_args)} mmi workers\n"
         f"  {_plant(config_args)} echo hello\n"
-        "Ctrl-C stops everything.",
+        + _demo_hints(children, config_args)
+        + "Ctrl-C stops everything.",
         flush=True,
     )
-    while not stopping:
-        time.sleep(0.2)
+    while not stopping.wait(0.2):
         now = time.monotonic()
         for child in children:
             _supervise(child, now)
+    # Reverse order, each gone before the next: modules and services leave the broker first.
     for child in reversed(children):
-        if child.process is not None and child.process.poll() is None:
+        if child.process is None:
+            continue
+        if child.process.poll() is None:
             child.process.terminate()
-    for child in reversed(children):
-        if child.process is not None:
-            try:
-                child.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.process.kill()
+        try:
+            child.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+            child.process.wait()
     return 0
 
 
@@ -116,6 +133,22 @@ def _supervise(child: _Child, now: float) -> None:
     child.process = None
     child.restart_at = now + child.delay
     child.delay = min(child.delay * 2, _RESTART_MAX)
+
+
+def _demo_hints(children: list[_Child], config_args: list[str]) -> str:
+    """What to try with the simulated plant, when the config directory has one."""
+    names = [child.name.split(" ", 1)[1] for child in children if child.name.startswith("module ")]
+    sims = [child.name.split(" ", 1)[1] for child in children if child.name.startswith("sim ")]
+    plant = _plant(config_args)
+    hints = [f"  {plant} bus tail data.", f"  {plant} module read {names[0]}"] if names else []
+    if "station" in names and "pump-station" in sims:  # the shipped demo plant
+        hints += [
+            f"  {plant} module write station speed_setpoint 90   # watch field.tank_level rise",
+            f"  {plant} sim inject pump-station field silent --unit 2 --duration 10s",
+        ]
+    elif sims:
+        hints.append(f"  {plant} sim status {sims[0]}")
+    return "".join(hint + "\n" for hint in hints)
 
 
 def _plant(config_args: list[str]) -> str:

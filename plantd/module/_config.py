@@ -152,6 +152,14 @@ class ModuleConfig:
             for point in group.points:
                 yield group, point
 
+    def resolve_path(self, text: str) -> str:
+        """A device path from this file, as the OS should open it: relative paths are relative
+        to the module file's directory (as every path in a module file is); absolute paths
+        and URLs (``socket://…``, ``rfc2217://…``) are left as they are."""
+        if "://" in text or self.source is None or Path(text).is_absolute():
+            return text
+        return str(self.source.parent / text)
+
     def point(self, name: str) -> PointConfig | None:
         return next((p for _, p in self.points() if p.name == name), None)
 

@@ -18,6 +18,7 @@ registers are read again and compared with what was written.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar
 
 from plantd.bus import SampleValue
@@ -38,6 +39,11 @@ class ModbusDriver:
     config_type: ClassVar[type[ModuleConfig]] = ModbusModule
 
     def __init__(self, config: ModbusModule, *, transport: Transport | None = None) -> None:
+        if config.connection.device is not None:
+            device = config.resolve_path(config.connection.device)
+            config = dataclasses.replace(
+                config, connection=dataclasses.replace(config.connection, device=device)
+            )
         self.config = config
         self.learned = Learned()
         self.line = Line(config.connection, {group.unit for group in config.groups}, transport)

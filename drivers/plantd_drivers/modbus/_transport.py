@@ -16,9 +16,9 @@ What pymodbus does and does not do for us:
   the connection (and, on TCP, leaves the waiting request to time out). A guard around its
   receive callback turns that into an immediate :class:`BadAnswer` for the waiting request
   and keeps the connection, whose MBAP framing is still in step;
-- it logs every timeout and failed connect at ERROR/WARNING. The line owner logs those as
-  transitions (a unit quarantined, the connection lost), so pymodbus's repetitions of them are
-  demoted to DEBUG (``_Repetitions``), where they still help whoever debugs a line.
+- it logs every timeout and failed connect at ERROR/WARNING, and every frame at DEBUG. The line
+  owner logs those as transitions (a unit quarantined, the connection lost), so pymodbus's
+  repetitions of them are dropped (``_Repetitions``) and its logger kept at WARNING.
 
 Errors leave this module as: :class:`~plantd.errors.DeviceUnavailable` (no connection),
 :class:`NoAnswer` (nothing intelligible came back in time), :class:`Refused` (an exception
@@ -179,16 +179,18 @@ class Transport:
 
 
 class _Repetitions(logging.Filter):
-    """Demotes pymodbus's per-request failure messages to DEBUG (see the module docstring)."""
+    """Drops pymodbus's per-request failure messages (see the module docstring): the line owner
+    logs each quarantine once, when it starts and when it ends."""
 
     PREFIXES = ("No response received", "Failed to connect", "ERROR: request ask for")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.CRITICAL and str(record.msg).startswith(self.PREFIXES):
-            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        return True
+        return not str(record.msg).startswith(self.PREFIXES)
 
 
+# pymodbus logs every frame it sends and receives at DEBUG: far too much for a module's journal
+# even when plantd itself logs at debug. Its warnings and errors still come through.
+logging.getLogger("pymodbus").setLevel(logging.WARNING)
 _PYMODBUS_LOG = logging.getLogger("pymodbus.logging")
 if not any(isinstance(f, _Repetitions) for f in _PYMODBUS_LOG.filters):
     _PYMODBUS_LOG.addFilter(_Repetitions())

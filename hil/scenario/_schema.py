@@ -1,0 +1,235 @@
+"""The scenario file: simulators, an optional plantd stack, and timed steps with expectations.
+
+    name: closed-loop
+    simulators: [../plants/pump-station.yaml]        # relative to this file
+    stack:
+      modules:                                       # each started as `plant module run NAME`
+        - {file: ../../config/local/modules.d/station.yaml, device: plc}
+    steps:
+      - expect: {point: station.pump_speed, quality: good, within: 10s}
+      - write: {point: station.speed_setpoint, value: 90}       # through plantd (MDP)
+      - expect: {device: plc.speed_setpoint, value: 90, within: 2s}   # what reached the device
+      - expect: {point: station.pump_speed, min: 85, within: 10s}     # what plantd published
+      - inject: {device: plc, fault: restart, downtime: 2s}
+      - wait: 1s
+
+A step is one of ``wait``, ``set`` (a simulated value by hand), ``inject``/``heal`` (faults, see
+:class:`hil.sim.Fault`), ``write`` (through plantd) and ``expect``; it may carry a ``name`` for
+the report. An expectation looks at one of: ``point`` (``MODULE.POINT`` as published on the bus),
+``stored`` (``MODULE.POINT`` as saved in the state service) or ``device`` (``DEVICE.POINT`` in a
+simulator), with conditions ``value`` (± ``tolerance``), ``min``, ``max`` and ``quality``. It
+must come true ``within`` its time bound, and then stay true for ``hold`` if given.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from hil.sim import Fault, Heal
+from plantd.config import INTERNAL, Duration, Ge, Gt, KeyPath
+
+__all__ = [
+    "Expect",
+    "ModuleBinding",
+    "Scenario",
+    "SetValue",
+    "StackSpec",
+    "Step",
+    "WriteValue",
+    "split_name",
+]
+
+Scalar = float | int | bool | str
+QualityName = Literal["good", "uncertain", "bad"]
+ACTIONS = ("wait", "set", "inject", "heal", "write", "expect")
+
+
+def split_name(text: str) -> tuple[str, str] | None:
+    """``"field.tank_level"`` → ``("field", "tank_level")``; None without a dot."""
+    owner, _, name = text.partition(".")
+    return (owner, name) if owner and name else None
+
+
+def _dotted(key: str, text: str, what: str) -> Iterator[tuple[KeyPath, str]]:
+    if split_name(text) is None:
+        yield (key,), f"expected {what}.POINT (e.g. field.tank_level), got {text!r}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModuleBinding:
+    file: Path
+    """A module file (relative to the scenario)."""
+    device: str | None = None
+    """The simulated device the module is connected to: its connection's host/port (or serial
+    device) are rewritten to where the simulator listens. None: the file is used as it is."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackSpec:
+    modules: tuple[ModuleBinding, ...] = ()
+    state: bool = True
+    """Start the state service (needed by ``stored`` expectations)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetValue:
+    point: str
+    """``DEVICE.POINT`` of a simulator."""
+    value: Scalar
+
+    def cross_check(self) -> Iterator[tuple[KeyPath, str]]:
+        yield from _dotted("point", self.point, "DEVICE")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WriteValue:
+    point: str
+    """``MODULE.POINT``: written with the module's ``write`` operation, as an operator would."""
+    value: Scalar
+    error: str | None = None
+    """Expect the write to be refused with this error code (e.g. ``module.bad-value``)."""
+
+    def cross_check(self) -> Iterator[tuple[KeyPath, str]]:
+        yield from _dotted("point", self.point, "MODULE")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Expect:
+    point: str | None = None
+    """``MODULE.POINT``: the samples plantd published on ``data.MODULE.POINT``."""
+    stored: str | None = None
+    """``MODULE.POINT``: the last value saved in the state service (``value.POINT`` of scope
+    ``org.plantd.module.MODULE``)."""
+    device: str | None = None
+    """``DEVICE.POINT``: the value in a simulator (what plantd wrote to the device)."""
+    value: Scalar | None = None
+    tolerance: Annotated[float, Ge(0)] = 0.0
+    min: float | None = None
+    max: float | None = None
+    quality: QualityName | None = None
+    within: Annotated[float, Duration, Ge(0)] = 5.0
+    """How long the condition has to come true."""
+    hold: Annotated[float, Duration, Gt(0)] | None = None
+    """Then, how long it must stay true (every sample in that time is checked)."""
+    fresh: bool = False
+    """Only samples published after the step began count (proof that polling goes on)."""
+    allow_bad: bool = False
+    """A bad sample (no value) does not break ``value``/``min``/``max`` (with ``hold``: values
+    that arrive must be right, but the point may be bad meanwhile)."""
+
+    def target(self) -> tuple[str, str]:
+        """(kind, dotted name): kind is ``point``, ``stored`` or ``device``."""
+        for kind in ("point", "stored", "device"):
+            name = getattr(self, kind)
+            if name is not None:
+                return kind, name
+        raise AssertionError("cross_check guarantees one target")
+
+    def describe(self) -> str:
+        kind, name = self.target()
+        where = {"point": "", "stored": "stored ", "device": "device "}[kind]
+        parts = [f"{where}{name}"]
+        if self.value is not None:
+            shown = _show(self.value)
+            parts.append(f"= {shown}" + (f" ±{self.tolerance:g}" if self.tolerance else ""))
+        if self.min is not None and self.max is not None:
+            parts.append(f"in [{self.min:g}, {self.max:g}]")
+        elif self.min is not None:
+            parts.append(f"≥ {self.min:g}")
+        elif self.max is not None:
+            parts.append(f"≤ {self.max:g}")
+        if self.quality is not None:
+            parts.append(f"({self.quality})")
+        bound = f"within {self.within:g} s" + (f", then for {self.hold:g} s" if self.hold else "")
+        return " ".join(parts) + ("; a fresh sample" if self.fresh else "") + f" {bound}"
+
+    def cross_check(self) -> Iterator[tuple[KeyPath, str]]:
+        targets = [k for k in ("point", "stored", "device") if getattr(self, k) is not None]
+        if len(targets) != 1:
+            yield (), "an expectation looks at one of point, stored or device"
+            return
+        kind = targets[0]
+        yield from _dotted(kind, getattr(self, kind), "DEVICE" if kind == "device" else "MODULE")
+        conditions = (self.value, self.min, self.max, self.quality)
+        if all(c is None for c in conditions) and not self.fresh:
+            yield (), "an expectation needs a condition: value, min, max, quality (or fresh)"
+        if kind == "device" and (self.quality is not None or self.fresh or self.allow_bad):
+            yield (kind,), "a simulated value has no quality; quality/fresh/allow_bad do not apply"
+        if self.min is not None and self.max is not None and self.min > self.max:
+            yield ("max",), f"max {self.max:g} is below min {self.min:g}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Step:
+    name: str | None = None
+    wait: Annotated[float, Duration, Ge(0)] | None = None
+    set: SetValue | None = None
+    inject: Fault | None = None
+    heal: Heal | None = None
+    write: WriteValue | None = None
+    expect: Expect | None = None
+
+    @property
+    def action(self) -> str:
+        return next(kind for kind in ACTIONS if getattr(self, kind) is not None)
+
+    def describe(self) -> str:
+        if self.name:
+            return self.name
+        action = self.action
+        if self.wait is not None:
+            return f"wait {self.wait:g} s"
+        if self.set is not None:
+            return f"set {self.set.point} = {_show(self.set.value)}"
+        if self.inject is not None:
+            return f"inject {self.inject.describe()}"
+        if self.heal is not None:
+            what = self.heal.device or "every device"
+            return f"heal {what}" + (
+                f" unit {self.heal.unit}" if self.heal.unit is not None else ""
+            )
+        if self.write is not None:
+            refused = f" (refused: {self.write.error})" if self.write.error else ""
+            return f"write {self.write.point} = {_show(self.write.value)}{refused}"
+        assert self.expect is not None, action
+        return f"expect {self.expect.describe()}"
+
+    def cross_check(self) -> Iterator[tuple[KeyPath, str]]:
+        present = [kind for kind in ACTIONS if getattr(self, kind) is not None]
+        if len(present) != 1:
+            found = ", ".join(present) or "none"
+            yield (), f"a step is one of {', '.join(ACTIONS)} (found: {found})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scenario:
+    name: str | None = None
+    """Default: the file's name without .yaml."""
+    description: str = ""
+    simulators: tuple[Path, ...] = ()
+    stack: StackSpec | None = None
+    trace: tuple[str, ...] = ()
+    """Patterns (``field.*``, ``plc.pump_speed``) of what to trace: bus points by
+    MODULE.POINT, simulated values by DEVICE.POINT. Default: every point published."""
+    timeout: Annotated[float, Duration, Gt(0)] = 300.0
+    """The whole scenario's time bound."""
+    keep_going: bool = False
+    """Run the remaining steps after a failed expectation (default: skip them)."""
+    steps: tuple[Step, ...] = ()
+    source: Path | None = field(default=None, metadata=INTERNAL)
+
+    @property
+    def scenario_name(self) -> str:
+        return self.name or (self.source.stem if self.source else "scenario")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and math.isfinite(value):
+        return f"{value:g}"
+    return repr(value) if isinstance(value, str) else str(value)
