@@ -33,9 +33,10 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-## bench: benchmarks that print figures and ratios (not part of `make test`)
+## bench: benchmarks that print figures and ratios (not part of `make test`; ~15 minutes)
+BENCHES ?= mdp_broker state modbus opcua sinks
 bench: $(STAMP)
-	$(BIN)/python bench/mdp_broker.py
+	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; echo; done
 
 clean:
 	rm -rf $(VENV) .plantd .mypy_cache .ruff_cache .pytest_cache build *.egg-info
