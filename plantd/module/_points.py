@@ -102,6 +102,20 @@ class PointTable:
             if last is None or last.quality is not Quality.BAD or last.error != error:
                 self.record(name, Reading.bad(error), now)
 
+    def heartbeat(self, names: Iterable[str], now: float) -> None:
+        """Publish again, stamped ``now``, the last value of every point in ``names`` silent
+        past its ``max_silence``: pushed points (subscriptions, edge events) are only read
+        when they change, so nothing else would say that a steady value is still current."""
+        for name in names:
+            last = self.last.get(name)
+            if last is not None and self._filters[name].silent_for_too_long(now):
+                self.record(name, Reading(last.value, last.quality, now, last.error), now)
+
+    def silence_period(self, names: Iterable[str]) -> float | None:
+        """The shortest ``max_silence`` among ``names`` (None if none has one)."""
+        periods = [s for n in names if (s := self._filters[n].max_silence) is not None]
+        return min(periods) if periods else None
+
     def take_changed(self) -> dict[str, LastValue]:
         changed = {name: self.last[name] for name in self.changed if name in self.last}
         self.changed.clear()

@@ -47,6 +47,18 @@ class PublishFilter:
             return True
         return False
 
+    @property
+    def max_silence(self) -> float | None:
+        return self._silence
+
+    def silent_for_too_long(self, now: float) -> bool:
+        """P5 for a point nobody reads: was its last publication ``max_silence`` ago?"""
+        return (
+            self._silence is not None
+            and self._last_quality is not None
+            and now - self._last_time >= self._silence
+        )
+
     def _should_publish(self, value: SampleValue, quality: Quality, now: float) -> bool:
         if self._last_quality is None or quality is not self._last_quality:
             return True  # P1, P2

@@ -252,13 +252,25 @@ class ModuleRuntime:
                 await _first(self._connected.wait(), self._stopping.wait())
                 continue
             follow = asyncio.ensure_future(self._follow(group, stats))
+            heartbeat = asyncio.ensure_future(self._heartbeat(group))
             try:
                 await _first(follow, self._lost.wait(), self._stopping.wait())
             finally:
                 follow.cancel()
-                await asyncio.wait([follow])  # its cleanup (the stream's aclose) runs here
+                heartbeat.cancel()
+                await asyncio.wait([follow, heartbeat])  # the stream's aclose runs here
             if not follow.cancelled() and follow.result() == "retry":
                 await self._wait_stop(retry)
+
+    async def _heartbeat(self, group: GroupConfig) -> None:
+        """While a stream is followed, republish its steady points past their max_silence."""
+        names = [point.name for point in group.points]
+        period = self.table.silence_period(names)
+        if period is None:
+            return
+        while True:
+            await asyncio.sleep(period / 4)
+            self.table.heartbeat(names, time.time())
 
     async def _follow(self, group: GroupConfig, stats: GroupStats) -> str:
         """Consume one stream of ``group`` until it fails: "lost" or "retry" says what next."""

@@ -224,3 +224,29 @@ async def test_driver_operations_join_the_service(running: Running) -> None:
         with pytest.raises(ServiceError) as caught:
             await running.call("double", params)
         assert caught.value.code == code
+
+
+async def test_steady_pushed_points_are_republished_after_max_silence(stack: Stack) -> None:
+    stack.start_broker()
+    config = load_config(stack.config_dir)
+    text = MODULE.replace("groups:", "defaults: {max_silence: 300ms}\ngroups:", 1)
+    module = parse_module_file(write_module(stack, text), FakeModule)
+    driver = PushingDriver(module)
+    runtime = ModuleRuntime(config, module, driver, reconnect_initial=0.05, reconnect_max=0.2)
+    subscriber = BusSubscriber(config.bus.backend, ["data.m.level"])
+    await joined(subscriber, config.bus.frontend, "data.m.level-probe")
+    seen: list[Sample] = []
+    async with asyncio.TaskGroup() as group:
+        group.create_task(runtime.run())
+        async with asyncio.timeout(10):
+            while len(seen) < 3:
+                message = await subscriber.receive()
+                if message.topic == "data.m.level" and isinstance(message.payload, Sample):
+                    seen.append(message.payload)
+        runtime.stop()
+    subscriber.close()
+    # The stream delivered the level once; the heartbeats say it is still 1.0, and when.
+    assert [s.value for s in seen] == [1.0, 1.0, 1.0]
+    assert seen[1].timestamp - seen[0].timestamp >= 0.3
+    assert seen[2].timestamp > seen[1].timestamp
+    assert driver.streams_opened == 1
