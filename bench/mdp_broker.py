@@ -64,7 +64,7 @@ from _harness import (
 from plantd.client import Client
 from plantd.testing import (
     ManagedProcess,
-    free_tcp_port,
+    free_tcp_ports,
     wait_for_broker,
     wait_for_workers,
     write_config,
@@ -248,17 +248,17 @@ class Running:
         return self.process.pid
 
 
-def _endpoint() -> str:
-    return f"tcp://127.0.0.1:{free_tcp_port()}"
+def _endpoints(count: int) -> list[str]:
+    return [f"tcp://127.0.0.1:{port}" for port in free_tcp_ports(count)]
 
 
 def broker_config(directory: Path, **broker: Any) -> tuple[Path, str]:
-    endpoint = _endpoint()
+    endpoint, bus_in, bus_out = _endpoints(3)
     write_config(
         directory,
         {
             "broker": {"endpoint": endpoint, **broker},
-            "bus": {"frontend": _endpoint(), "backend": _endpoint()},
+            "bus": {"frontend": bus_in, "backend": bus_out},
             "logging": {"level": "warning"},
         },
     )
@@ -279,7 +279,7 @@ def start_plantd(
 
 
 def start_relay(children: Children, workdir: Path, name: str, cpus: str | None) -> Running:
-    front, back = _endpoint(), _endpoint()
+    front, back = _endpoints(2)
     argv = pinned([sys.executable, str(Path(__file__).with_name("relay.py")), front, back], cpus)
     process = children.add(ManagedProcess(argv, name=name, log_dir=workdir / "logs").start())
     deadline = time.monotonic() + 20.0

@@ -53,7 +53,7 @@ from _harness import (
 
 from plantd.testing import (
     ManagedProcess,
-    free_tcp_port,
+    free_tcp_ports,
     wait_for_broker,
     wait_for_workers,
     write_config,
@@ -240,8 +240,9 @@ def measure(
 
     with tempfile.TemporaryDirectory(prefix="plantd-bench-modbus-") as tmp, Children() as children:
         base = Path(tmp)
-        endpoint = f"tcp://127.0.0.1:{free_tcp_port()}"
-        bus_in, bus_out = (f"tcp://127.0.0.1:{free_tcp_port()}" for _ in range(2))
+        mdp, bus_port_in, bus_port_out, *ports = free_tcp_ports(3 + DEVICES)
+        endpoint = f"tcp://127.0.0.1:{mdp}"
+        bus_in, bus_out = f"tcp://127.0.0.1:{bus_port_in}", f"tcp://127.0.0.1:{bus_port_out}"
         config_dir = write_config(
             base / "etc",
             {
@@ -257,7 +258,6 @@ def measure(
             ).start()
         )
         wait_for_broker(endpoint, process=broker)
-        ports = [free_tcp_port() for _ in range(DEVICES)]
         sims = spawn(children, run_simulators, ports, changing)
         subscriber = spawn(children, run_subscriber, bus_out)
         await_ready([sims, subscriber], what="simulator/subscriber")

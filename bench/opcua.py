@@ -55,7 +55,7 @@ from plantd.client import Client
 from plantd.service import call
 from plantd.testing import (
     ManagedProcess,
-    free_tcp_port,
+    free_tcp_ports,
     wait_for_broker,
     wait_for_workers,
     write_config,
@@ -86,15 +86,16 @@ class Bench:
         self.workdir = workdir
         self.settings = settings
         self.children = children
-        self.endpoint = f"tcp://127.0.0.1:{free_tcp_port()}"
-        self.opcua = f"opc.tcp://127.0.0.1:{free_tcp_port()}/bench"
+        mdp, opcua, bus_in, bus_out = free_tcp_ports(4)
+        self.endpoint = f"tcp://127.0.0.1:{mdp}"
+        self.opcua = f"opc.tcp://127.0.0.1:{opcua}/bench"
         self.config_dir = write_config(
             workdir / "etc",
             {
                 "broker": {"endpoint": self.endpoint},
                 "bus": {
-                    "frontend": f"tcp://127.0.0.1:{free_tcp_port()}",
-                    "backend": f"tcp://127.0.0.1:{free_tcp_port()}",
+                    "frontend": f"tcp://127.0.0.1:{bus_in}",
+                    "backend": f"tcp://127.0.0.1:{bus_out}",
                 },
                 "paths": {"data": str(workdir / "data"), "run": str(workdir / "run")},
                 "logging": {"level": "warning"},

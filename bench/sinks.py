@@ -49,7 +49,7 @@ from plantd.service import call
 from plantd.sinks import DiskQueue, Intake
 from plantd.testing import (
     ManagedProcess,
-    free_tcp_port,
+    free_tcp_ports,
     wait_for_broker,
     wait_for_workers,
     write_config,
@@ -79,11 +79,12 @@ class Stack:
 
     def __init__(self, base: Path) -> None:
         self.base = base
+        mdp, bus_in, bus_out = free_tcp_ports(3)
         self.settings = {
-            "broker": {"endpoint": f"tcp://127.0.0.1:{free_tcp_port()}"},
+            "broker": {"endpoint": f"tcp://127.0.0.1:{mdp}"},
             "bus": {
-                "frontend": f"tcp://127.0.0.1:{free_tcp_port()}",
-                "backend": f"tcp://127.0.0.1:{free_tcp_port()}",
+                "frontend": f"tcp://127.0.0.1:{bus_in}",
+                "backend": f"tcp://127.0.0.1:{bus_out}",
             },
             "paths": {"data": str(base / "data"), "run": str(base / "run")},
             "logging": {"level": "warning"},

@@ -70,7 +70,7 @@ from plantd.client import Client
 from plantd.service import call
 from plantd.state import CreateScope, Set, Store, Write
 from plantd.state._schema import connect, migrate
-from plantd.testing import ManagedProcess, free_tcp_port, wait_for_broker, write_config
+from plantd.testing import ManagedProcess, free_tcp_ports, wait_for_broker, write_config
 
 STATE, ECHO = b"org.plantd.State", b"org.plantd.module.Echo"
 SCOPE = "bench"
@@ -207,15 +207,16 @@ class Stack:
 
 
 def start_stack(children: Children, workdir: Path) -> Stack:
-    endpoint = f"tcp://127.0.0.1:{free_tcp_port()}"
+    mdp, bus_in, bus_out = free_tcp_ports(3)
+    endpoint = f"tcp://127.0.0.1:{mdp}"
     quiet = {"heartbeat_interval": 10.0}
     config = write_config(
         workdir / "etc",
         {
             "broker": {"endpoint": endpoint, **quiet},
             "bus": {
-                "frontend": f"tcp://127.0.0.1:{free_tcp_port()}",
-                "backend": f"tcp://127.0.0.1:{free_tcp_port()}",
+                "frontend": f"tcp://127.0.0.1:{bus_in}",
+                "backend": f"tcp://127.0.0.1:{bus_out}",
             },
             "worker": quiet,
             "paths": {"data": str(workdir / "data"), "run": str(workdir / "run")},

@@ -11,7 +11,7 @@ import pytest
 
 from plantd.testing import (
     ManagedProcess,
-    free_tcp_port,
+    free_tcp_ports,
     wait_for_broker,
     wait_for_workers,
     write_config,
@@ -63,16 +63,17 @@ class Stack:
 
 
 def make_stack(base: Path, **overrides: dict[str, Any]) -> Stack:
+    mdp, bus_in, bus_out = free_tcp_ports(3)
     settings: dict[str, dict[str, Any]] = {
         "broker": {
-            "endpoint": f"tcp://127.0.0.1:{free_tcp_port()}",
+            "endpoint": f"tcp://127.0.0.1:{mdp}",
             "heartbeat_interval": HEARTBEAT,
             "heartbeat_liveness": LIVENESS,
             "request_expiry": 3.0,
         },
         "bus": {
-            "frontend": f"tcp://127.0.0.1:{free_tcp_port()}",
-            "backend": f"tcp://127.0.0.1:{free_tcp_port()}",
+            "frontend": f"tcp://127.0.0.1:{bus_in}",
+            "backend": f"tcp://127.0.0.1:{bus_out}",
         },
         "worker": {"heartbeat_interval": HEARTBEAT, "heartbeat_liveness": LIVENESS},
         "client": {"timeout": 2.0, "retries": 3},

@@ -14,6 +14,7 @@ from plantd.testing._fake_driver import FakeDriver, FakeGroup, FakeModule, FakeP
 from plantd.testing._processes import (
     ManagedProcess,
     free_tcp_port,
+    free_tcp_ports,
     wait_for_broker,
     wait_for_workers,
     write_config,
@@ -27,6 +28,7 @@ __all__ = [
     "ManagedProcess",
     "check_driver",
     "free_tcp_port",
+    "free_tcp_ports",
     "wait_for_broker",
     "wait_for_workers",
     "write_config",

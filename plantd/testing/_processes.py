@@ -21,6 +21,7 @@ from plantd.errors import RequestTimeout
 __all__ = [
     "ManagedProcess",
     "free_tcp_port",
+    "free_tcp_ports",
     "wait_for_broker",
     "wait_for_workers",
     "write_config",
@@ -29,10 +30,23 @@ __all__ = [
 
 def free_tcp_port() -> int:
     """A loopback TCP port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_tcp_ports(1)[0]
+
+
+def free_tcp_ports(count: int) -> list[int]:
+    """``count`` distinct loopback TCP ports that were free a moment ago.
+
+    The sockets are held until all are chosen: asked one at a time, the kernel may hand out
+    the port it just released again.
+    """
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def write_config(directory: Path, sections: Mapping[str, Mapping[str, Any]]) -> Path:

@@ -18,7 +18,7 @@ PUBLIC = {
     "plantd.broker": ["BrokerServer", "BusProxy"],
     "plantd.testing": [
         "FakeDriver", "FakeGroup", "FakeModule", "FakePoint", "ManagedProcess", "check_driver",
-        "free_tcp_port", "wait_for_broker", "wait_for_workers", "write_config",
+        "free_tcp_port", "free_tcp_ports", "wait_for_broker", "wait_for_workers", "write_config",
     ],
 }  # fmt: skip
 

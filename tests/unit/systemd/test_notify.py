@@ -17,7 +17,7 @@ import pytest
 
 from plantd.config import load_config
 from plantd.systemd import Notifier, Watchdog
-from plantd.testing import free_tcp_port, wait_for_broker, write_config
+from plantd.testing import free_tcp_ports, wait_for_broker, write_config
 
 
 class NotifySocket:
@@ -87,13 +87,14 @@ def test_watchdog_for_another_pid_is_ignored(notify: NotifySocket) -> None:
 
 
 def _config(tmp_path: Path) -> Path:
+    mdp, bus_in, bus_out = free_tcp_ports(3)
     return write_config(
         tmp_path / "etc",
         {
-            "broker": {"endpoint": f"tcp://127.0.0.1:{free_tcp_port()}"},
+            "broker": {"endpoint": f"tcp://127.0.0.1:{mdp}"},
             "bus": {
-                "frontend": f"tcp://127.0.0.1:{free_tcp_port()}",
-                "backend": f"tcp://127.0.0.1:{free_tcp_port()}",
+                "frontend": f"tcp://127.0.0.1:{bus_in}",
+                "backend": f"tcp://127.0.0.1:{bus_out}",
             },
         },
     )
