@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= config/local
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest bench clean image image-deps image-boot test-image test-image-arm64
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "plantd needs Python >= 3.11 (set PYTHON=...)")'
@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 run: $(STAMP)
 	$(BIN)/plant --config $(CONFIG) up
 
-## test: everything CI checks — lint, format, types, the whole pytest suite
+## test: everything CI checks — lint, format, types, the whole pytest suite, which builds the
+## amd64 appliance image and boots it under QEMU (root; deselect: PYTEST_ARGS="-m 'not image'")
 test: lint typecheck pytest
 
 lint: $(STAMP)
@@ -30,8 +31,35 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# As root (CI is), the image tests' Debian packages are installed first; as another user those
+# tests say what is missing.
 pytest: $(STAMP)
+	@if [ "$$(id -u)" = 0 ]; then image/deps.sh; fi
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+## image: build an appliance image, IMAGE=amd64 (default) or rpi-arm64, into image/out/IMAGE
+IMAGE ?= amd64
+image: $(STAMP)
+	image/deps.sh $(if $(filter rpi-arm64,$(IMAGE)),--arm64)
+	$(BIN)/python image/build.py build $(IMAGE) --compress
+
+## image-deps: the Debian packages that building and boot-testing the images need (root)
+image-deps:
+	image/deps.sh --arm64
+
+## image-boot: boot image/out/amd64 under QEMU; prints how to log in over SSH (Ctrl-C stops)
+image-boot: $(STAMP)
+	$(BIN)/python image/qemu.py image/out/amd64
+
+## test-image: only the image tests (build, boot under QEMU, reboot, power cut)
+test-image: $(STAMP)
+	image/deps.sh
+	$(BIN)/pytest -m image $(PYTEST_ARGS)
+
+## test-image-arm64: build the Raspberry Pi image and check its contents (slow: qemu-user)
+test-image-arm64: $(STAMP)
+	image/deps.sh --arm64
+	PLANTD_IMAGE_ARM64=1 $(BIN)/pytest tests/image/test_contents.py -k raspberry $(PYTEST_ARGS)
 
 ## bench: benchmarks that print figures and ratios (not part of `make test`; ~15 minutes)
 BENCHES ?= mdp_broker state modbus opcua sinks
@@ -39,4 +67,4 @@ bench: $(STAMP)
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; echo; done
 
 clean:
-	rm -rf $(VENV) .plantd .mypy_cache .ruff_cache .pytest_cache build *.egg-info
+	rm -rf $(VENV) .plantd .mypy_cache .ruff_cache .pytest_cache build *.egg-info image/out

@@ -1,23 +1,32 @@
-"""Logging: configured once per process, at its entry point, to stdout.
+"""Logging: configured once per process, at its entry point, to stdout — or to the journal.
 
 Library code only fetches a logger (``logging.getLogger(__name__)``); it never configures one.
 journald picks stdout up when plantd runs under systemd, so records carry no timestamp there
 (journald adds its own) unless asked for.
+
+Under journald (``JOURNAL_STREAM`` set: ``under_journal``) with ``systemd.journal`` importable
+(Debian's python3-systemd; the appliance image has it), records go to the journal natively
+instead: each with its PRIORITY (so ``journalctl -p warning`` works), LOGGER, CODE_* fields and
+the process's own fields such as ``PLANTD_SERVICE=state`` or ``PLANTD_MODULE=boiler``
+(``journalctl PLANTD_MODULE=boiler``). Without the package, stdout as before.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+from collections.abc import Mapping, Sequence
 from typing import Literal, TextIO
 
-__all__ = ["JsonFormatter", "configure_logging"]
+__all__ = ["JsonFormatter", "configure_logging", "journal_fields"]
 
 LogFormat = Literal["text", "json"]
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _JOURNAL_TEXT_FORMAT = "%(levelname)s %(name)s: %(message)s"
+_NATIVE_JOURNAL_FORMAT = "%(name)s: %(message)s"  # the level is the record's PRIORITY there
 
 _configured = False
 
@@ -42,28 +51,66 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
+def journal_fields(argv: Sequence[str]) -> dict[str, str]:
+    """The fields that name a plantd process in the journal, from its command line.
+
+    ``plantd-broker`` → ``PLANTD_SERVICE=broker``; ``plant … module run NAME`` →
+    ``PLANTD_SERVICE=module``, ``PLANTD_MODULE=NAME`` (likewise ``sink run NAME``). The
+    ``SYSLOG_IDENTIFIER`` (what ``journalctl`` shows before each line) is the program's name,
+    or ``plantd-module@NAME`` as the unit is called.
+    """
+    program = os.path.basename(argv[0]) if argv else ""
+    if program.startswith("plantd-"):
+        return {"SYSLOG_IDENTIFIER": program, "PLANTD_SERVICE": program.removeprefix("plantd-")}
+    words = [word for word in argv[1:] if not word.startswith("-")]
+    for kind in ("module", "sink"):
+        if kind in words:
+            rest = words[words.index(kind) + 1 :]
+            if len(rest) >= 2 and rest[0] == "run":
+                return {
+                    "SYSLOG_IDENTIFIER": f"plantd-{kind}@{rest[1]}",
+                    "PLANTD_SERVICE": kind,
+                    f"PLANTD_{kind.upper()}": rest[1],
+                }
+    return {"SYSLOG_IDENTIFIER": program or "plant", "PLANTD_SERVICE": program or "plant"}
+
+
+def _journal_handler(fields: Mapping[str, str]) -> logging.Handler | None:
+    try:
+        from systemd.journal import JournalHandler  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    handler: logging.Handler = JournalHandler(**fields)
+    return handler
+
+
 def configure_logging(
     level: str = "info",
     fmt: LogFormat = "text",
     *,
     stream: TextIO | None = None,
     under_journal: bool = False,
+    fields: Mapping[str, str] | None = None,
 ) -> None:
     """Configure the root logger once; later calls only adjust the level.
 
-    ``under_journal`` drops the timestamp from text records (journald stamps them itself).
+    ``under_journal`` sends records to the journal natively when ``systemd.journal`` is
+    importable, with ``fields`` on each (default: :func:`journal_fields` of ``sys.argv``), and
+    otherwise drops the timestamp from text records (journald stamps them itself).
     """
     global _configured
     root = logging.getLogger()
     root.setLevel(level.upper())
     if _configured:
         return
-    handler = logging.StreamHandler(stream or sys.stdout)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
+    handler: logging.Handler | None = None
+    if under_journal and stream is None:
+        handler = _journal_handler(journal_fields(sys.argv) if fields is None else fields)
+    if handler is not None:
+        text_format = _NATIVE_JOURNAL_FORMAT
     else:
-        handler.setFormatter(
-            logging.Formatter(_JOURNAL_TEXT_FORMAT if under_journal else _TEXT_FORMAT)
-        )
+        handler = logging.StreamHandler(stream or sys.stdout)
+        text_format = _JOURNAL_TEXT_FORMAT if under_journal else _TEXT_FORMAT
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(text_format))
     root.handlers[:] = [handler]
     _configured = True

@@ -1,0 +1,290 @@
+#!/usr/bin/env python3
+"""Boot a built amd64 image under QEMU and reach it over SSH: ``python3 image/qemu.py OUT_DIR``.
+
+QEMU runs in software emulation (TCG: the KVM of the machines this was measured on hangs at
+boot) and boots the kernel and initrd written beside the image with the image's own command
+line, on a *copy* of the image (sparse), optionally made larger (to see the data partition
+grow) and with a provisioning file and SSH key put on its boot partition with mtools, as a
+technician would with a card reader. The guest's network is QEMU's user-mode network with
+``restrict=on``: the guest reaches nothing; the host reaches the guest's SSH port through a
+loopback port forward.
+
+As a program it boots the image, prints how to log in, and waits (Ctrl-C stops the machine).
+The boot test (tests/image/) drives the same :class:`Machine` through reboots and power cuts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Machine", "Prepared", "boot_partition_offset", "prepare", "put_on_boot_partition"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def boot_partition_offset(image: Path) -> int:
+    """Byte offset of the first partition (the boot partition), from the partition table."""
+    table = json.loads(
+        subprocess.run(
+            ["sfdisk", "--json", str(image)], capture_output=True, text=True, check=True
+        ).stdout
+    )["partitiontable"]
+    sector: int = table.get("sectorsize", 512)
+    start: int = table["partitions"][0]["start"]
+    return start * sector
+
+
+def put_on_boot_partition(image: Path, files: dict[str, bytes]) -> None:
+    """Write files into the boot partition's FAT file system (mtools: no mount)."""
+    offset = boot_partition_offset(image)
+    for name, body in files.items():
+        source = image.with_name(f".{name}.upload")
+        source.write_bytes(body)
+        try:
+            subprocess.run(
+                ["mcopy", "-o", "-i", f"{image}@@{offset}", str(source), f"::{name}"],
+                check=True,
+                capture_output=True,
+            )
+        finally:
+            source.unlink()
+
+
+def read_boot_partition(image: Path, name: str) -> bytes | None:
+    offset = boot_partition_offset(image)
+    result = subprocess.run(
+        ["mtype", "-i", f"{image}@@{offset}", f"::{name}"], capture_output=True, check=False
+    )
+    return result.stdout if result.returncode == 0 else None
+
+
+def list_boot_partition(image: Path) -> list[str]:
+    """Every file on the boot partition, as a path (``EFI/BOOT/BOOTX64.EFI``)."""
+    offset = boot_partition_offset(image)
+    result = subprocess.run(
+        ["mdir", "-/", "-b", "-i", f"{image}@@{offset}", "::/"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [
+        line.removeprefix("::/") for line in result.stdout.splitlines() if not line.endswith("/")
+    ]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A disk to boot: the image's copy, its kernel, initrd and command line, an SSH key."""
+
+    disk: Path
+    kernel: Path
+    initrd: Path
+    cmdline: str
+    ssh_key: Path
+
+
+def prepare(
+    out: Path,
+    work: Path,
+    *,
+    grow: int = 0,
+    provision: str | None = None,
+    stem: str = "plantd-amd64",
+) -> Prepared:
+    """Copy the image from a build's output directory into ``work``, ready to boot."""
+    work.mkdir(parents=True, exist_ok=True)
+    disk = work / "disk.img"
+    subprocess.run(["cp", "--sparse=always", str(out / f"{stem}.img"), str(disk)], check=True)
+    if grow:
+        with open(disk, "r+b") as handle:
+            handle.truncate(disk.stat().st_size + grow)
+    key = work / "id_ed25519"
+    if not key.exists():
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "plantd-test", "-f", str(key)],
+            check=True,
+        )
+    files = {"authorized_keys": key.with_suffix(".pub").read_bytes()}
+    if provision is not None:
+        files["plantd-provision.yaml"] = provision.encode()
+    put_on_boot_partition(disk, files)
+    return Prepared(
+        disk=disk,
+        kernel=out / f"{stem}.vmlinuz",
+        initrd=out / f"{stem}.initrd",
+        cmdline=(out / f"{stem}.cmdline").read_text().strip(),
+        ssh_key=key,
+    )
+
+
+class Machine:
+    """One QEMU process booting a prepared disk; SSH into it as root."""
+
+    def __init__(
+        self, prepared: Prepared, work: Path, *, memory: str = "1024M", cpus: int = 2
+    ) -> None:
+        self.prepared = prepared
+        self.work = work
+        self.memory = memory
+        self.cpus = cpus
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.boots = 0
+        self.started_at = 0.0
+
+    @property
+    def console(self) -> Path:
+        return self.work / f"console-{self.boots}.log"
+
+    def command(self) -> list[str]:
+        p = self.prepared
+        return [
+            "qemu-system-x86_64",
+            "-machine", "q35",
+            "-accel", "tcg",
+            "-cpu", "max",
+            "-smp", str(self.cpus),
+            "-m", self.memory,
+            "-nodefaults",
+            "-no-user-config",
+            "-display", "none",
+            "-kernel", str(p.kernel),
+            "-initrd", str(p.initrd),
+            "-append", p.cmdline,
+            "-drive", f"file={p.disk},format=raw,if=virtio,cache=writeback,discard=unmap",
+            "-nic",
+            f"user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:{self.port}-:22",
+            "-device", "virtio-rng-pci",
+            "-serial", f"file:{self.console}",
+        ]  # fmt: skip
+
+    def start(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            raise RuntimeError("the machine is running")
+        self.boots += 1
+        self.started_at = time.monotonic()
+        with open(self.work / f"qemu-{self.boots}.log", "wb") as log:
+            self.process = subprocess.Popen(
+                self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log
+            )
+
+    def ssh_command(self, command: str) -> list[str]:
+        return [
+            "ssh",
+            "-i", str(self.prepared.ssh_key),
+            "-p", str(self.port),
+            "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "LogLevel=ERROR",
+            "-o", "ConnectTimeout=10",
+            "-o", "BatchMode=yes",
+            "-o", "ServerAliveInterval=5",
+            "root@127.0.0.1",
+            command,
+        ]  # fmt: skip
+
+    def ssh(
+        self, command: str, *, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            self.ssh_command(command), capture_output=True, text=True, timeout=timeout,
+            check=False,
+        )  # fmt: skip
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"ssh {command!r}: exit {result.returncode}\n{result.stdout}{result.stderr}"
+            )
+        return result
+
+    def wait_for_ssh(self, timeout: float = 300) -> float:
+        """Seconds from QEMU's start until a command ran over SSH."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"QEMU exited ({self.process.returncode}): {self.tail()}")
+            try:
+                if self.ssh("true", check=False, timeout=20).returncode == 0:
+                    return time.monotonic() - self.started_at
+            except subprocess.TimeoutExpired:
+                pass
+            time.sleep(1)
+        raise AssertionError(f"no SSH within {timeout} s; console:\n{self.tail()}")
+
+    def wait_until(self, command: str, timeout: float = 180) -> str:
+        """Run ``command`` over SSH until it succeeds; its output."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = self.ssh(command, check=False)
+            if last.returncode == 0:
+                return last.stdout
+            time.sleep(1)
+        raise AssertionError(f"{command!r} never succeeded: {last}")
+
+    def wait_for_exit(self, timeout: float = 120) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout=timeout)
+
+    def power_cut(self) -> None:
+        """Pull the plug: SIGKILL QEMU (what the guest wrote to its disk is what it flushed)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def tail(self, lines: int = 60) -> str:
+        try:
+            text = self.console.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no console output)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def close(self) -> None:
+        self.power_cut()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="qemu.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path, help="a build's output directory (image/out/amd64)")
+    parser.add_argument("--work", type=Path, help="where the disk copy goes (default OUT/qemu)")
+    parser.add_argument("--grow", type=int, default=1 << 30, help="bytes added to the disk")
+    parser.add_argument("--provision", type=Path, help="a plantd-provision.yaml to put on it")
+    parser.add_argument("--memory", default="1024M")
+    args = parser.parse_args(argv)
+    work = (args.work or args.out / "qemu").resolve()
+    provision = args.provision.read_text() if args.provision else None
+    prepared = prepare(args.out.resolve(), work, grow=args.grow, provision=provision)
+    machine = Machine(prepared, work, memory=args.memory)
+    machine.start()
+    print(f"booting; console: {machine.console}", flush=True)
+    try:
+        seconds = machine.wait_for_ssh()
+        login = " ".join(shlex.quote(a) for a in machine.ssh_command("")[:-1])
+        print(f"SSH after {seconds:.0f} s: {login}", flush=True)
+        assert machine.process is not None
+        machine.process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        machine.close()
+    return 0
+
+
+if __name__ == "__main__":
+    if os.environ.get("PLANTD_QEMU_DEBUG"):
+        print(" ".join(Machine.command.__doc__ or ""), file=sys.stderr)
+    sys.exit(main())

@@ -1,0 +1,272 @@
+"""The amd64 appliance image, built and booted under QEMU (software emulation), checked from
+inside over SSH as an engineer would: first boot with a provisioning file on the boot
+partition, plantd.target active and nothing failed, the broker answering MMI, the state
+service keeping a value across an orderly reboot and across a power cut.
+
+Also measures what the closing note reports (boot time to plantd.target, RSS and idle CPU of
+each plantd service) and writes it to ``figures.json`` beside the image (or to
+``$PLANTD_IMAGE_FIGURES``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from image.qemu import Machine, list_boot_partition, prepare
+from tests.image.conftest import Built
+
+pytestmark = [pytest.mark.image, pytest.mark.timeout(1800)]
+
+GROW = 1 << 30  # the "card" is 1 GiB larger than the image: the data partition grows into it
+DATA_PARTITION_BYTES = 256 << 20
+SERVICES = ("plantd-broker", "plantd-state", "plantd-historian", "plantd-module@demo")
+CORE = ("plantd-broker", "plantd-state", "plantd-module@demo")
+PROVISION = """\
+hostname: pump-station-3
+plantd:
+  logging: {level: info}
+modules:
+  demo:
+    driver: fake
+    description: a module with no hardware, so that the stack has one to run
+    groups:
+      - name: main
+        interval: 1s
+        points:
+          - {name: level, value: 5.0, pattern: sine, period: 60}
+          - {name: count, pattern: counter}
+"""
+IDLE_SECONDS = 30
+RSS_BUDGET_MB = 150
+
+
+class Appliance:
+    """A booted machine and what the tests learned about it along the way."""
+
+    def __init__(self, built: Built, machine: Machine) -> None:
+        self.built = built
+        self.machine = machine
+        self.figures: dict[str, Any] = {"image": built.report}
+
+    def sh(self, command: str, *, check: bool = True) -> str:
+        return self.machine.ssh(command, check=check).stdout
+
+    def boot_id(self) -> str:
+        return self.sh("cat /proc/sys/kernel/random/boot_id").strip()
+
+    def wait_booted(self, previous_boot: str | None = None) -> dict[str, Any]:
+        """Wait for SSH (of a new boot) and for systemd to finish starting; boot figures.
+
+        ``ssh_after_s`` counts from QEMU's start, or for a reboot from the reboot command."""
+        began = time.monotonic() if previous_boot is not None else self.machine.started_at
+        self.machine.wait_for_ssh()
+        if previous_boot is not None:
+            deadline = time.monotonic() + 300
+            while self.boot_id() == previous_boot:
+                assert time.monotonic() < deadline, "the machine did not reboot"
+                time.sleep(2)
+                self.machine.wait_for_ssh()
+        ssh_after = time.monotonic() - began
+        state = self.sh("systemctl is-system-running --wait", check=False).strip()
+        target_us = int(
+            self.sh("systemctl show -P ActiveEnterTimestampMonotonic plantd.target").strip()
+        )
+        return {
+            "ssh_after_s": round(ssh_after, 1),
+            "plantd_target_after_kernel_start_s": round(target_us / 1e6, 1),
+            "system_state": state,
+            "systemd_analyze": self.sh("systemd-analyze time | head -n 1").strip(),
+        }
+
+    def plant(self, *args: str, check: bool = True) -> str:
+        return self.sh("plant " + " ".join(shlex.quote(a) for a in args), check=check)
+
+    def show(self, unit: str, *properties: str) -> dict[str, str]:
+        text = self.sh(f"systemctl show -p {','.join(properties)} {shlex.quote(unit)}")
+        return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+    def identity(self) -> str:
+        key = "/var/lib/device/ssh/ssh_host_ed25519_key.pub"
+        return self.sh(f"cat /etc/machine-id; hostname; ssh-keygen -l -f {key}")
+
+
+@pytest.fixture(scope="module")
+def appliance(amd64: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
+    work = tmp_path_factory.mktemp("qemu")
+    prepared = prepare(amd64.out, work, grow=GROW, provision=PROVISION)
+    machine = Machine(prepared, work)
+    machine.start()
+    appliance = Appliance(amd64, machine)
+    try:
+        appliance.figures["first_boot"] = appliance.wait_booted()
+        yield appliance
+    finally:
+        machine.close()
+        target = Path(os.environ.get("PLANTD_IMAGE_FIGURES") or amd64.out / "figures.json")
+        target.write_text(json.dumps(appliance.figures, indent=2) + "\n")
+        print(f"\nfigures: {target}\n{json.dumps(appliance.figures, indent=2)}")
+
+
+def test_first_boot_reaches_plantd_target_with_nothing_failed(appliance: Appliance) -> None:
+    assert appliance.figures["first_boot"]["system_state"] == "running", appliance.sh(
+        "systemctl --failed --no-legend; journalctl -p warning -b --no-pager | tail -n 40"
+    )
+    assert appliance.sh("systemctl is-active plantd.target").strip() == "active"
+    assert appliance.sh("systemctl --failed --no-legend --plain").strip() == ""
+    for service in SERVICES:
+        assert appliance.show(service, "ActiveState", "SubState", "NRestarts") == {
+            "ActiveState": "active",
+            "SubState": "running",
+            "NRestarts": "0",
+        }, service
+
+
+def test_the_broker_answers_mmi(appliance: Appliance) -> None:
+    assert appliance.plant("mmi", "service", "org.plantd.State").strip().startswith("200")
+    services = appliance.plant("--json", "mmi", "services")
+    assert "org.plantd.State" in services
+    assert "org.plantd.module.demo" in services
+    status = json.loads(appliance.plant("--json", "module", "status", "demo"))
+    assert status["connection"]["state"] == "connected"
+
+
+def test_services_tell_systemd_how_they_are(appliance: Appliance) -> None:
+    broker = appliance.sh("systemctl show -P StatusText plantd-broker").strip()
+    assert re.fullmatch(r"\d+ workers, \d+ services, \d+ queued, \d+ requests", broker), broker
+    assert "state.db" in appliance.sh("systemctl show -P StatusText plantd-state")
+    assert appliance.sh("systemctl show -P StatusText plantd-module@demo").startswith(
+        "module demo:"
+    )
+    for service in ("plantd-broker", "plantd-state", "plantd-module@demo"):
+        assert appliance.sh(f"systemctl show -P WatchdogUSec {service}").strip() == "20s"
+
+
+def test_the_journal_has_plantds_own_fields(appliance: Appliance) -> None:
+    records = [
+        json.loads(line)
+        for line in appliance.sh("journalctl -b -u plantd-state -o json --no-pager").splitlines()
+    ]
+    ours = [r for r in records if r.get("PLANTD_SERVICE") == "state"]
+    assert ours, "no record with PLANTD_SERVICE=state (systemd.journal not used?)"
+    assert {r["PRIORITY"] for r in ours} >= {"6"}
+    assert all(r.get("LOGGER", "").startswith("plantd") for r in ours)
+    module = appliance.sh("journalctl -b PLANTD_MODULE=demo -o cat --no-pager")
+    assert "demo" in module
+
+
+def test_first_boot_made_the_device_its_own(appliance: Appliance) -> None:
+    sh = appliance.sh
+    assert sh("hostname").strip() == "pump-station-3"  # from the provisioning file
+    machine_id = sh("cat /etc/machine-id").strip()
+    assert re.fullmatch(r"[0-9a-f]{32}", machine_id)
+    assert sh("cat /var/lib/device/machine-id").strip() == machine_id
+    assert sh("ls /var/lib/device/ssh").split() == [
+        "authorized_keys", "ssh_host_ecdsa_key", "ssh_host_ecdsa_key.pub",
+        "ssh_host_ed25519_key", "ssh_host_ed25519_key.pub",
+    ]  # fmt: skip
+    assert sh("stat -c '%U %a' /var/lib/plantd/keys/device.key_secret").split() == ["plantd", "600"]
+    data = int(sh("findmnt -n -b -o SIZE /var").strip())
+    assert data > DATA_PARTITION_BYTES + GROW // 2, "the data partition did not grow"
+    assert sh("cat /etc/plantd/modules.d/demo.yaml").startswith("# Written by plantd-provision")
+    boot = sh("ls /boot/firmware").split()
+    assert "plantd-provision.yaml.imported" in boot
+    assert "authorized_keys.imported" in boot
+    assert "plantd-provision.errors.txt" not in boot
+
+
+def test_root_is_read_only_and_the_services_sandboxed(appliance: Appliance) -> None:
+    sh = appliance.sh
+    assert "ro" in sh("findmnt -n -o OPTIONS /").strip().split(",")
+    assert "Read-only file system" in appliance.machine.ssh("touch /usr/x", check=False).stderr
+    assert sh("findmnt -n -o FSTYPE,OPTIONS /var").split()[0] == "ext4"
+    for service in SERVICES:
+        unit = f"{service}.service"
+        score = sh(f"systemd-analyze security {shlex.quote(unit)} | tail -n 1")
+        match = re.search(r"exposure level for \S+: (\d+\.\d+)", score)
+        assert match, score
+        assert float(match.group(1)) <= 2.0, score
+        assert sh(f"systemctl show -P User {unit}").strip() == "plantd"
+
+
+def test_idle_figures(appliance: Appliance) -> None:
+    """RSS and idle CPU of each plantd service on the booted image (TCG: CPU is inflated)."""
+    time.sleep(10)  # let the first-boot work settle
+    pids = {s: appliance.sh(f"systemctl show -P MainPID {s}").strip() for s in SERVICES}
+
+    def sample() -> dict[str, int]:
+        return {
+            s: int(appliance.sh(f"systemctl show -P CPUUsageNSec {s}").strip() or 0)
+            for s in SERVICES
+        }
+
+    before, started = sample(), time.monotonic()
+    time.sleep(IDLE_SECONDS)
+    after, elapsed = sample(), time.monotonic() - started
+    figures = {}
+    for service, pid in pids.items():
+        rss_kb = int(appliance.sh(f"awk '/^VmRSS/ {{print $2}}' /proc/{pid}/status").strip())
+        figures[service] = {
+            "rss_mb": round(rss_kb / 1024, 1),
+            "cpu_percent": round((after[service] - before[service]) / 1e9 / elapsed * 100, 2),
+        }
+    total = round(sum(f["rss_mb"] for f in figures.values()), 1)
+    # The issue's budget is for the stack with one module: broker, state service, module.
+    # The historian comes on top; both totals are recorded.
+    core = round(sum(figures[s]["rss_mb"] for s in CORE), 1)
+    appliance.figures["idle"] = {
+        "services": figures,
+        "total_rss_mb": total,
+        "core_rss_mb": core,
+        "total_cpu_percent": round(sum(f["cpu_percent"] for f in figures.values()), 2),
+        "seconds": IDLE_SECONDS,
+        "memory_used_mb": int(appliance.sh("free -m | awk '/^Mem/ {print $3}'").strip()),
+        "note": "QEMU TCG (software emulation): CPU figures are several times a real CPU's",
+    }
+    assert core < RSS_BUDGET_MB, figures
+
+
+def test_state_survives_an_orderly_reboot(appliance: Appliance) -> None:
+    plant, sh = appliance.plant, appliance.sh
+    plant("state", "create-scope", "test")
+    plant("state", "set", "test", "setpoint", "42.5")
+    identity = appliance.identity()
+    boot = appliance.boot_id()
+    appliance.machine.ssh("systemctl reboot", check=False)
+    appliance.figures["reboot"] = appliance.wait_booted(previous_boot=boot)
+    assert appliance.figures["reboot"]["system_state"] == "running"
+    assert plant("state", "get", "test", "setpoint").strip() == "42.5"
+    assert appliance.identity() == identity
+    # The first boot does not happen twice, and the journal kept the previous boot.
+    assert sh("systemctl show -P ConditionResult plantd-firstboot").strip() == "no"
+    assert len(sh("journalctl --list-boots --no-pager").strip().splitlines()) >= 2
+    # Every plantd service stopped in order on SIGTERM, well within TimeoutStopSec.
+    stops = sh("journalctl -b -1 -u 'plantd-*' --no-pager -o cat")
+    assert "timed out" not in stops.lower(), stops
+    assert "Stopped plantd-state.service" in stops
+
+
+def test_state_survives_a_power_cut(appliance: Appliance) -> None:
+    plant, machine = appliance.plant, appliance.machine
+    plant("state", "set", "test", "setpoint", "43.5")  # acknowledged: on disk
+    machine.power_cut()
+    machine.start()
+    appliance.figures["after_power_cut"] = appliance.wait_booted()
+    assert appliance.figures["after_power_cut"]["system_state"] == "running"
+    assert plant("state", "get", "test", "setpoint").strip() == "43.5"
+    assert appliance.sh("systemctl --failed --no-legend --plain").strip() == ""
+    assert "ro" in appliance.sh("findmnt -n -o OPTIONS /").strip().split(",")
+
+
+def test_boot_partition_after_all_that(appliance: Appliance) -> None:
+    appliance.machine.close()
+    names = list_boot_partition(appliance.machine.prepared.disk)
+    assert "plantd-provision.yaml.imported" in names

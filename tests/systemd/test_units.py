@@ -1,0 +1,204 @@
+"""The unit files: ``systemd-analyze verify`` says nothing about them, each scores at most 2.0 on
+``systemd-analyze security --offline=true`` (module instances with the generator's drop-ins
+too), and they say what the appliance relies on (Type=notify, watchdog, stop timeout, …)."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+UNITS = REPO / "systemd"
+SERVICES = sorted(p.name for p in UNITS.glob("*.service"))
+EXECUTABLES = ("plant", "plantd-broker", "plantd-state", "plantd-historian", "plantd-sink")
+MAX_EXPOSURE = 2.0
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None, reason="needs systemd-analyze (systemd)"
+)
+
+
+def instance(name: str, value: str = "demo") -> str:
+    return name.replace("@.", f"@{value}.")
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A root directory as on the appliance: this host's system units, ours, and the
+    executables they start (stubs: verify checks that they exist and are executable)."""
+    root = tmp_path_factory.mktemp("root")
+    system = root / "usr/lib/systemd/system"
+    host = Path("/usr/lib/systemd/system")
+    shutil.copytree(host if host.is_dir() else Path("/lib/systemd/system"), system, symlinks=True)
+    for unit in [*UNITS.glob("*.service"), *UNITS.glob("*.target")]:
+        shutil.copy(unit, system / unit.name)
+    bin_dir = root / "opt/plantd/venv/bin"
+    bin_dir.mkdir(parents=True)
+    for name in EXECUTABLES:
+        (bin_dir / name).write_text("#!/bin/sh\n")
+        (bin_dir / name).chmod(0o755)
+    return root
+
+
+def analyze(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["systemd-analyze", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "SYSTEMD_COLORS": "0", "SYSTEMD_PAGER": ""},
+    )
+
+
+def exposure(output: str) -> float:
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", output)
+    assert match, output
+    return float(match.group(1))
+
+
+def read_unit(name: str) -> configparser.RawConfigParser:
+    parser = configparser.RawConfigParser(strict=False, delimiters=("=",))
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read(UNITS / name)
+    return parser
+
+
+def test_every_unit_verifies_with_no_output(root: Path) -> None:
+    names = [instance(n) for n in SERVICES] + ["plantd.target"]
+    result = analyze("verify", f"--root={root}", *names)
+    # verify prints warnings and still exits 0: any output is a failure.
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+def test_verify_does_catch_a_mistake(root: Path, tmp_path: Path) -> None:
+    broken = root / "usr/lib/systemd/system/plantd-broken.service"
+    broken.write_text(
+        (UNITS / "plantd-broker.service").read_text().replace("WatchdogSec=", "WatchdogSecs=")
+    )
+    try:
+        result = analyze("verify", f"--root={root}", "plantd-broken.service")
+    finally:
+        broken.unlink()
+    assert "Unknown key 'WatchdogSecs'" in result.stderr
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_security_exposure_at_most_2(root: Path, name: str) -> None:
+    result = analyze("security", "--offline=true", f"--root={root}", instance(name))
+    assert result.returncode == 0, result.stderr
+    assert exposure(result.stdout) <= MAX_EXPOSURE, result.stdout
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        # The worst case the generator writes: a real /dev with devices, and any address.
+        "driver: modbus\nconnection: {transport: rtu-over-tcp, host: plc.example.com}\n",
+        "driver: serial\nconnection: {port: /dev/ttyUSB0}\n",
+        "driver: gpio\nconnection: {chip: /dev/gpiochip0}\n",
+    ],
+)
+def test_module_instances_with_their_drop_ins_stay_at_most_2(
+    root: Path, tmp_path: Path, module: str
+) -> None:
+    config = tmp_path / "etc"
+    (config / "modules.d").mkdir(parents=True)
+    (config / "modules.d/dev.yaml").write_text(module)
+    # /etc/systemd/system: where `--offline` looks for drop-ins under --root (the generator's
+    # own directory, /run/systemd/generator, weighs the same for systemd).
+    out = root / "etc/systemd/system"
+    subprocess.run(
+        [sys.executable, str(UNITS / "plantd-module-generator"), str(out)],
+        env={**os.environ, "PLANTD_CONFIG": str(config)},
+        check=True,
+    )
+    try:
+        result = analyze(
+            "security", "--offline=true", f"--root={root}", "plantd-module@dev.service"
+        )
+    finally:
+        shutil.rmtree(out)
+    assert result.returncode == 0, result.stderr
+    assert "PrivateDevices=" in result.stdout
+    assert exposure(result.stdout) <= MAX_EXPOSURE, result.stdout
+
+
+@pytest.mark.parametrize("name", ["plantd-broker.service", "plantd-state.service",
+                                  "plantd-module@.service"])  # fmt: skip
+def test_the_services_that_speak_sd_notify(name: str) -> None:
+    service = read_unit(name)["Service"]
+    assert service["Type"] == "notify"
+    assert service["WatchdogSec"] == "20s"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_common_rules(name: str) -> None:
+    unit = read_unit(name)
+    service = unit["Service"]
+    assert service["User"] == "plantd"
+    assert service["ProtectSystem"] == "strict"
+    assert service["CapabilityBoundingSet"] == ""
+    assert service["NoNewPrivileges"] == "yes"
+    assert service["TimeoutStopSec"] == "15s"  # orderly stop on SIGTERM well within it
+    assert service["KillMode"] == "mixed"
+    assert service["RestartPreventExitStatus"] == "2"  # a configuration error is not retried
+    assert service["ExecStart"].startswith("/opt/plantd/venv/bin/")
+    assert " --config /etc/plantd" in service["ExecStart"]
+    assert unit["Unit"]["PartOf"] == "plantd.target"
+    assert unit["Install"]["WantedBy"] == "plantd.target"
+
+
+def test_the_module_template() -> None:
+    unit = read_unit("plantd-module@.service")
+    assert unit["Service"]["ExecStart"] == (
+        "/opt/plantd/venv/bin/plant --config /etc/plantd module run %i"
+    )
+    assert unit["Unit"]["ConditionPathExists"] == "/etc/plantd/modules.d/%i.yaml"
+    assert unit["Service"]["PrivateDevices"] == "yes"  # until the generator grants devices
+    assert "plantd-broker.service" in unit["Unit"]["After"]
+
+
+def test_the_target_groups_and_orders_the_core() -> None:
+    unit = read_unit("plantd.target")
+    assert unit["Unit"]["Wants"].split() == ["plantd-broker.service", "plantd-state.service"]
+    assert unit["Unit"]["After"].split() == ["plantd-broker.service", "plantd-state.service"]
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
+    state = read_unit("plantd-state.service")["Unit"]
+    assert state["After"] == "plantd-broker.service"
+
+
+def test_sysusers_and_tmpfiles_snippets_parse(tmp_path: Path) -> None:
+    if shutil.which("systemd-sysusers") is None:
+        pytest.skip("needs systemd-sysusers")
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    for name in ("passwd", "group", "shadow", "gshadow"):
+        (root / "etc" / name).write_text("")
+    (root / "etc/group").write_text("dialout:x:20:\n")
+    result = subprocess.run(
+        ["systemd-sysusers", f"--root={root}", str(UNITS / "plantd.sysusers")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "plantd:x:790:790:plantd services:/var/lib/plantd:" in (root / "etc/passwd").read_text()
+    groups = (root / "etc/group").read_text()
+    assert "dialout:x:20:plantd" in groups
+    assert "gpio:x:791:plantd" in groups
+    tmpfiles = subprocess.run(
+        ["systemd-tmpfiles", f"--root={root}", "--create", str(UNITS / "plantd.tmpfiles")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert tmpfiles.returncode == 0, tmpfiles.stderr
+    assert (root / "var/lib/plantd").is_dir()
