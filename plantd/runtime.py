@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from plantd.systemd import Notifier, Watchdog
@@ -25,28 +25,32 @@ class Stoppable(Protocol):
 async def run_until_signal(
     services: Sequence[Stoppable],
     *,
-    notifier: Notifier | None = None,
-    watchdog: Watchdog | None = None,
+    environ: Mapping[str, str] | None = None,
     description: str = "",
 ) -> None:
     """Run every service as a child task until SIGTERM/SIGINT, then stop them in order.
 
     ``stop()`` asks each service to finish what it has in hand (a worker sends DISCONNECT);
-    an exception in any child cancels the others and propagates, as TaskGroup does. Services
-    with a ``connected`` event (MDP workers) must all be connected before READY=1 is sent.
+    an exception in any child cancels the others and propagates, as TaskGroup does.
+
+    Under systemd (``NOTIFY_SOCKET`` in ``environ``): READY=1 with ``description`` as STATUS
+    once every service with a ``connected`` event (its MDP worker registered) has it set,
+    WATCHDOG=1 from the event loop when the unit has ``WatchdogSec=``, STOPPING=1 at the end.
     """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    notifier = notifier or Notifier(None)
+    notifier = Notifier.from_environ(environ or {})
+    watchdog = Watchdog(notifier, environ or {})
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
         async with asyncio.TaskGroup() as group:
             for service in services:
                 group.create_task(service.run())
-            helpers = [group.create_task(_announce_ready(services, notifier, description))]
-            if watchdog is not None:
-                helpers.append(group.create_task(watchdog_task(watchdog)))
+            helpers = [
+                group.create_task(_announce_ready(services, notifier, description)),
+                group.create_task(watchdog_task(watchdog)),
+            ]
             await stop.wait()
             log.info("stopping")
             notifier.stopping()
@@ -57,6 +61,7 @@ async def run_until_signal(
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+        notifier.close()
 
 
 async def _announce_ready(

@@ -19,7 +19,6 @@ from hil.sim._schema import SimFile
 from plantd.config import PlantdConfig
 from plantd.runtime import Stoppable, run_until_signal
 from plantd.service import ServiceWorker
-from plantd.systemd import Notifier
 
 __all__ = ["describe_endpoints", "serve"]
 
@@ -53,7 +52,7 @@ async def serve(
             print(describe_endpoints(runners, config if control else None), flush=True)
         await run_until_signal(
             services,
-            notifier=Notifier.from_environ(environ or {}),
+            environ=environ,
             description=f"simulators {', '.join(names)}",
         )
     finally:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from plantd.config import PlantdConfig, load_config, resolve_config_dir
-from plantd.errors import ConfigError
+from plantd._entry import service_main
+from plantd.config import PlantdConfig
 from plantd.logs import configure_logging
 
 __all__ = ["main", "serve"]
@@ -64,18 +61,9 @@ def serve(config: PlantdConfig, environ: dict[str, str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="plantd-broker", description=__doc__)
-    parser.add_argument("--config", metavar="DIR", help="configuration directory")
-    args = parser.parse_args(argv)
-    environ = dict(os.environ)
-    try:
-        config = load_config(
-            resolve_config_dir(Path(args.config) if args.config else None, environ), environ
-        )
-    except ConfigError as exc:
-        print(f"plantd-broker: invalid configuration:\n{exc}", file=sys.stderr)
-        return 2
-    return serve(config, environ)
+    return service_main(
+        "plantd-broker", __doc__, argv, lambda config, environ, args: serve(config, environ)
+    )
 
 
 if __name__ == "__main__":

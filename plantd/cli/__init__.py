@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 
 from plantd import __version__
+from plantd._entry import CONFIG_ERROR
 from plantd.cli import (
     _broker_cmd,
     _bus_cmd,
@@ -32,7 +33,7 @@ from plantd.cli import (
     _state_cmd,
     _up_cmd,
 )
-from plantd.errors import PlantdError
+from plantd.errors import ConfigError, PlantdError
 
 __all__ = ["build_parser", "main"]
 
@@ -82,6 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.environ = dict(os.environ)
     try:
         code: int = args.run(args)
+    except ConfigError as exc:
+        # Exit 2 as the plantd-* services do: systemd does not restart a module whose file is
+        # wrong (RestartPreventExitStatus=2) until someone fixes it.
+        print(f"plant: invalid configuration:\n{exc}", file=sys.stderr)
+        return CONFIG_ERROR
     except PlantdError as exc:
         print(f"plant: error: {exc}", file=sys.stderr)
         return 1

@@ -39,18 +39,13 @@ def _run_serve(args: argparse.Namespace) -> int:
     from plantd.runtime import run_until_signal
     from plantd.service import ServiceWorker
     from plantd.services.echo import ECHO
-    from plantd.systemd import Notifier, Watchdog
 
     config = cli_config(args)
     setup_logging(args, config)
     workers = [ServiceWorker(ECHO, config) for _ in range(max(1, args.instances))]
-    notifier = Notifier.from_environ(args.environ)
     asyncio.run(
         run_until_signal(
-            workers,
-            notifier=notifier,
-            watchdog=Watchdog(notifier, args.environ),
-            description=f"{len(workers)} Echo worker(s)",
+            workers, environ=args.environ, description=f"{len(workers)} Echo worker(s)"
         )
     )
     return 0

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from plantd.bus import BusPublisher, BusSubscriber, GapTracker, Sample
@@ -54,6 +55,7 @@ class Historian:
         self.worker = ServiceWorker(
             historian_service(self.status, self.store.read, self.flush), config
         )
+        self.connected = self.worker.connected  # registered at the broker: ready to serve
 
     def stop(self) -> None:
         self._stopping.set()
@@ -162,8 +164,8 @@ class Historian:
         }
 
 
-async def run_historian(config: PlantdConfig) -> None:
-    """Run the historian until SIGTERM/SIGINT."""
+async def run_historian(config: PlantdConfig, environ: Mapping[str, str] | None = None) -> None:
+    """Run the historian until SIGTERM/SIGINT (telling systemd when it serves)."""
     from plantd.runtime import run_until_signal
 
     historian = Historian(config)
@@ -173,4 +175,6 @@ async def run_historian(config: PlantdConfig) -> None:
         config.historian.batch_interval,
         config.historian.batch_size,
     )
-    await run_until_signal([historian])
+    await run_until_signal(
+        [historian], environ=environ, description=f"storing samples in {historian.path}"
+    )

@@ -16,7 +16,6 @@ from plantd.module._sink import module_service
 from plantd.module._state_sync import StateSync
 from plantd.runtime import run_until_signal
 from plantd.service import ServiceWorker
-from plantd.systemd import Notifier, Watchdog
 
 __all__ = ["load_module", "module_path", "run_module"]
 
@@ -66,10 +65,8 @@ async def run_module(
         def stop(self) -> None:
             runtime.stop()
 
-    notifier = Notifier.from_environ(environ or {})
     await run_until_signal(
         [_Runtime()],
-        notifier=notifier,
-        watchdog=Watchdog(notifier, environ or {}),
+        environ=environ,
         description=f"module {name}: {len(runtime.table.points)} points, driver {module.driver}",
     )

@@ -7,6 +7,7 @@ See ``docs/sinks.md``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from plantd.config import PlantdConfig
 from plantd.sinks._config import (
@@ -57,8 +58,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-async def run_sink(config: PlantdConfig, name: str) -> None:
-    """Run sink ``name`` (``sinks.d/NAME.yaml``) until SIGTERM/SIGINT."""
+async def run_sink(
+    config: PlantdConfig, name: str, environ: Mapping[str, str] | None = None
+) -> None:
+    """Run sink ``name`` (``sinks.d/NAME.yaml``) until SIGTERM/SIGINT (telling systemd when it
+    serves)."""
     from plantd.runtime import run_until_signal
 
     sink = Sink(config, load_sink(config, name))
@@ -70,4 +74,6 @@ async def run_sink(config: PlantdConfig, name: str) -> None:
         sink.queue.path,
         sink.queue.length,
     )
-    await run_until_signal([sink])
+    await run_until_signal(
+        [sink], environ=environ, description=f"sink {name}: {sink.sink.type} upstream"
+    )

@@ -68,8 +68,9 @@ class Sink:
         self._client: AsyncClient | None = None
         self.upstream: Upstream = upstream or self._make_upstream()
         self.worker = ServiceWorker(sink_service(self), config)
+        self.connected = self.worker.connected  # registered at the broker: ready to serve
         self.started = time.time()
-        self.connected = False
+        self.upstream_connected = False
         self.last_error: str | None = None
         self.backlog_watermark = 0
         self._queued = asyncio.Event()
@@ -220,7 +221,7 @@ class Sink:
                 delay = min(delay * 2, self.sink.reconnect_max)
                 continue
             delay = self.sink.reconnect_initial
-            self.connected = True
+            self.upstream_connected = True
             if self.last_error is not None:
                 log.info("sink %s: upstream connected (after: %s)", self.name, self.last_error)
                 self.last_error = None
@@ -229,7 +230,7 @@ class Sink:
             except UpstreamUnavailable as exc:
                 self._error(f"upstream lost: {exc}")
             finally:
-                self.connected = False
+                self.upstream_connected = False
                 await self.upstream.close()
 
     async def _deliver_while_connected(self) -> None:
@@ -352,7 +353,7 @@ class Sink:
             "sink": self.name,
             "type": self.sink.type,
             "up_since": self.started,
-            "connected": self.connected,
+            "connected": self.upstream_connected,
             "last_error": self.last_error,
             "queue": {
                 "path": str(queue.path),

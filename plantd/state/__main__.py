@@ -6,16 +6,13 @@ error.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import os
 import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from plantd.config import PlantdConfig, load_config, resolve_config_dir
-from plantd.errors import ConfigError
+from plantd._entry import service_main
+from plantd.config import PlantdConfig
 from plantd.logs import configure_logging
 
 __all__ = ["main", "serve"]
@@ -27,7 +24,6 @@ def serve(config: PlantdConfig, environ: dict[str, str]) -> int:
     from plantd.runtime import run_until_signal
     from plantd.state._errors import StateError
     from plantd.state._server import StateService, open_store
-    from plantd.systemd import Notifier, Watchdog
 
     configure_logging(
         config.logging.level, config.logging.format, under_journal="JOURNAL_STREAM" in environ
@@ -42,36 +38,24 @@ def serve(config: PlantdConfig, environ: dict[str, str]) -> int:
         return 1
     # Under systemd: READY=1 once the database is open and the service is registered with the
     # broker (StateService.connected), WATCHDOG=1 from the event loop.
-    notifier = Notifier.from_environ(environ)
     service = StateService(config, store)
     try:
         asyncio.run(
             run_until_signal(
                 [service],
-                notifier=notifier,
-                watchdog=Watchdog(notifier, environ),
+                environ=environ,
                 description=f"serving {store.path}, {config.state.workers} workers",
             )
         )
     finally:
         store.close()
-        notifier.close()
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="plantd-state", description=__doc__)
-    parser.add_argument("--config", metavar="DIR", help="configuration directory")
-    args = parser.parse_args(argv)
-    environ = dict(os.environ)
-    try:
-        config = load_config(
-            resolve_config_dir(Path(args.config) if args.config else None, environ), environ
-        )
-    except ConfigError as exc:
-        print(f"plantd-state: invalid configuration:\n{exc}", file=sys.stderr)
-        return 2
-    return serve(config, environ)
+    return service_main(
+        "plantd-state", __doc__, argv, lambda config, environ, args: serve(config, environ)
+    )
 
 
 if __name__ == "__main__":

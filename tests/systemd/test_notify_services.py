@@ -21,8 +21,7 @@ from pathlib import Path
 import pytest
 
 from plantd.runtime import run_until_signal
-from plantd.systemd import Notifier, Watchdog
-from plantd.testing import free_tcp_port, write_config
+from plantd.testing import free_tcp_ports, write_config
 
 STOP_WITHIN = 15.0  # the units' TimeoutStopSec=
 
@@ -64,13 +63,14 @@ def notify(tmp_path: Path) -> Iterator[NotifySocket]:
 
 @pytest.fixture
 def config_dir(tmp_path: Path) -> Path:
+    mdp, bus_in, bus_out = free_tcp_ports(3)
     config = write_config(
         tmp_path / "etc",
         {
-            "broker": {"endpoint": f"tcp://127.0.0.1:{free_tcp_port()}"},
+            "broker": {"endpoint": f"tcp://127.0.0.1:{mdp}"},
             "bus": {
-                "frontend": f"tcp://127.0.0.1:{free_tcp_port()}",
-                "backend": f"tcp://127.0.0.1:{free_tcp_port()}",
+                "frontend": f"tcp://127.0.0.1:{bus_in}",
+                "backend": f"tcp://127.0.0.1:{bus_out}",
             },
             "paths": {"data": str(tmp_path / "data"), "run": str(tmp_path / "run")},
             "state": {"workers": 2},
@@ -84,6 +84,10 @@ def config_dir(tmp_path: Path) -> Path:
         "    interval: 200ms\n"
         "    points:\n"
         "      - {name: level, value: 1.0, pattern: sine, period: 5}\n"
+    )
+    (config / "sinks.d").mkdir()
+    (config / "sinks.d" / "upstream.yaml").write_text(
+        "type: postgres\npostgres: {dsn: 'host=127.0.0.1 port=1 connect_timeout=1'}\n"
     )
     return config
 
@@ -183,6 +187,32 @@ def test_a_module_is_ready_once_registered_then_pings(
         stop(module, broker)
 
 
+@pytest.mark.parametrize(
+    ("args", "status"),
+    [
+        (["plantd.historian"], "storing samples in"),
+        # An upstream that cannot be reached does not keep the sink from being ready: it keeps
+        # its queue and retries, which is its job.
+        (["plantd.sinks", "upstream"], "sink upstream: postgres upstream"),
+    ],
+    ids=["historian", "sink"],
+)
+def test_historian_and_sinks_are_ready_once_registered_then_ping(
+    tmp_path: Path, config_dir: Path, notify: NotifySocket, args: list[str], status: str
+) -> None:
+    program = [args[0], "--config", str(config_dir), *args[1:]]
+    process = start(program, notify, tmp_path, args[0])
+    broker = None
+    try:
+        assert not [f for _, f in notify.messages(1.0) if "READY" in f]  # no broker yet
+        broker = start(["plantd.broker", "--config", str(config_dir)], None, tmp_path, "broker")
+        ready = notify.wait_for("READY")
+        assert ready["STATUS"].startswith(status)
+        check_watchdog_and_stop(process, notify)
+    finally:
+        stop(process, broker)
+
+
 class _Blocker:
     """A service whose work blocks the event loop for a while (a driver calling a blocking
     library on the loop instead of in a thread)."""
@@ -203,22 +233,22 @@ class _Blocker:
 
 
 async def test_no_watchdog_while_the_event_loop_is_blocked(notify: NotifySocket) -> None:
-    environ = {"WATCHDOG_USEC": "500000", "WATCHDOG_PID": str(os.getpid())}
-    notifier = Notifier(str(notify.path))
+    environ = {
+        "NOTIFY_SOCKET": str(notify.path),
+        "WATCHDOG_USEC": "500000",
+        "WATCHDOG_PID": str(os.getpid()),
+    }
     service = _Blocker()
     received: list[tuple[float, dict[str, str]]] = []
     # Stamp each message as it arrives, on a thread that the blocked loop does not stop.
     reader = threading.Thread(target=lambda: received.extend(notify.messages(4.6)))
     started = time.monotonic()
     reader.start()
-    task = asyncio.create_task(
-        run_until_signal([service], notifier=notifier, watchdog=Watchdog(notifier, environ))
-    )
+    task = asyncio.create_task(run_until_signal([service], environ=environ))
     await asyncio.sleep(4.0)
     os.kill(os.getpid(), signal.SIGTERM)  # run_until_signal's handler: an orderly stop
     await asyncio.wait_for(task, timeout=5)
     await asyncio.to_thread(reader.join)
-    notifier.close()
     messages = [(at - started, f) for at, f in received]
     pings = [at for at, f in messages if "WATCHDOG" in f]
     assert [f for _, f in messages if "READY" in f]

@@ -131,8 +131,16 @@ def test_module_instances_with_their_drop_ins_stay_at_most_2(
     assert exposure(result.stdout) <= MAX_EXPOSURE, result.stdout
 
 
-@pytest.mark.parametrize("name", ["plantd-broker.service", "plantd-state.service",
-                                  "plantd-module@.service"])  # fmt: skip
+@pytest.mark.parametrize(
+    "name",
+    [
+        "plantd-broker.service",
+        "plantd-state.service",
+        "plantd-module@.service",
+        "plantd-historian.service",
+        "plantd-sink@.service",
+    ],
+)
 def test_the_services_that_speak_sd_notify(name: str) -> None:
     service = read_unit(name)["Service"]
     assert service["Type"] == "notify"

@@ -8,6 +8,8 @@ security with a trust list, and ``plant opcua browse``. See ``docs/drivers/opcua
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from plantd_drivers.opcua._config import (
     OpcuaConnection,
     OpcuaGroup,
@@ -16,8 +18,10 @@ from plantd_drivers.opcua._config import (
     OpcuaPoint,
     OpcuaSecurity,
 )
-from plantd_drivers.opcua._driver import OpcuaDriver
-from plantd_drivers.opcua._security import ServerNotTrusted
+
+if TYPE_CHECKING:
+    from plantd_drivers.opcua._driver import OpcuaDriver
+    from plantd_drivers.opcua._security import ServerNotTrusted
 
 __all__ = [
     "OpcuaConnection",
@@ -29,3 +33,17 @@ __all__ = [
     "OpcuaSecurity",
     "ServerNotTrusted",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # asyncua (heavy: about 1 s and 25 MB) is imported only when the driver itself is wanted,
+    # so that `plant` (which loads this package for `plant opcua`) starts without it.
+    if name == "OpcuaDriver":
+        from plantd_drivers.opcua._driver import OpcuaDriver
+
+        return OpcuaDriver
+    if name == "ServerNotTrusted":
+        from plantd_drivers.opcua._security import ServerNotTrusted
+
+        return ServerNotTrusted
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

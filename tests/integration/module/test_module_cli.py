@@ -79,7 +79,7 @@ def test_a_module_run_from_the_cli(stack: Stack) -> None:
 def test_a_bad_module_file_is_named(stack: Stack) -> None:
     write_module(stack, "driver: fake\ngroups:\n  - name: g\n    intervall: 1s\n", name="broken")
     result = plant(stack, "module", "run", "broken")
-    assert result.returncode == 1
+    assert result.returncode == 2  # as the services: systemd will not retry it
     assert "broken.yaml:4: groups[0].intervall: unknown key (did you mean 'interval'?)" in (
         result.stderr
     )

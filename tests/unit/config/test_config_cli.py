@@ -154,8 +154,8 @@ def test_through_the_real_entry_point(etc: Path, capsys: pytest.CaptureFixture[s
     assert main(["--config", str(etc), "config", "check"]) == 0
     assert capsys.readouterr().out.startswith(f"config OK: {etc}: plantd.yaml")
     (etc / "plantd.yaml").write_text("logging: {level: loud}\n")
-    assert main(["--config", str(etc), "config", "show"]) == 1
+    assert main(["--config", str(etc), "config", "show"]) == 2
     assert capsys.readouterr().err == (
-        f"plant: error: {etc}/plantd.yaml:1: logging.level: expected one of 'debug', 'info', "
-        "'warning', 'error', got 'loud'\n"
+        f"plant: invalid configuration:\n{etc}/plantd.yaml:1: logging.level: expected one of "
+        "'debug', 'info', 'warning', 'error', got 'loud'\n"
     )

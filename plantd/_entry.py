@@ -1,0 +1,47 @@
+"""What every ``plantd-*`` program does before its service starts: read ``--config``, load and
+validate the configuration once, and exit 2 (which systemd's ``RestartPreventExitStatus=2``
+does not retry) with every problem named when it is wrong."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from plantd.config import PlantdConfig, load_config, resolve_config_dir
+from plantd.errors import ConfigError
+
+__all__ = ["CONFIG_ERROR", "service_main"]
+
+CONFIG_ERROR = 2  # exit status for configuration that cannot be used
+
+Serve = Callable[[PlantdConfig, dict[str, str], argparse.Namespace], int]
+
+
+def service_main(
+    prog: str,
+    description: str | None,
+    argv: Sequence[str] | None,
+    serve: Serve,
+    *,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> int:
+    """Parse ``--config DIR`` (and the program's own arguments), load the config, and run
+    ``serve(config, environ, args)``; a ConfigError, from loading or from ``serve`` while it
+    reads its own files, exits 2."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--config", metavar="DIR", help="configuration directory")
+    if add_arguments is not None:
+        add_arguments(parser)
+    args = parser.parse_args(argv)
+    environ = dict(os.environ)
+    try:
+        config = load_config(
+            resolve_config_dir(Path(args.config) if args.config else None, environ), environ
+        )
+        return serve(config, environ, args)
+    except ConfigError as exc:
+        print(f"{prog}: invalid configuration:\n{exc}", file=sys.stderr)
+        return CONFIG_ERROR
