@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from plantd.cli._common import OUTPUT_OPTIONS, emit
+from plantd.errors import ConfigError
 
 __all__ = ["register"]
 
@@ -103,12 +104,19 @@ def _run(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from hil.scenario import load_scenario
 
-    checked = []
+    checked, problems = [], []
     for path in args.scenarios:
-        loaded = load_scenario(path)
+        try:
+            loaded = load_scenario(path)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
         checked.append(
             {"file": str(path), "name": loaded.name, "steps": len(loaded.scenario.steps)}
         )
+    if problems:  # a report, like `plant config check`: every problem, exit 1
+        print("\n".join(problems), file=sys.stderr)
+        return 1
     emit(args, checked, "\n".join(f"{c['file']}: ok ({c['steps']} steps)" for c in checked))
     return 0
 

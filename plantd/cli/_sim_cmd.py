@@ -19,7 +19,7 @@ from typing import Any
 
 from plantd.cli._call_cmd import add_client_options, client_for
 from plantd.cli._common import OUTPUT_OPTIONS, cli_config, emit, setup_logging
-from plantd.errors import UsageError
+from plantd.errors import ConfigError, UsageError
 from plantd.service import call
 
 __all__ = ["register"]
@@ -132,11 +132,18 @@ def _run(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from hil.sim import load_sim_file
 
-    checked = []
+    checked, problems = [], []
     for path in args.files:
-        file = load_sim_file(path)  # ConfigError lists every problem of the file
+        try:
+            file = load_sim_file(path)  # ConfigError lists every problem of the file
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
         points = sum(len(unit.points) for device in file.devices for unit in device.units)
         checked.append({"file": str(path), "devices": len(file.devices), "points": points})
+    if problems:  # a report, like `plant config check`: every problem, exit 1
+        print("\n".join(problems), file=sys.stderr)
+        return 1
     emit(
         args,
         checked,

@@ -50,7 +50,7 @@ def test_plan_json_by_path(config_dir: Path, capsys: pytest.CaptureFixture[str])
 def test_plan_names_config_problems(config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     broken = config_dir / "modules.d" / "broken.yaml"
     broken.write_text("driver: modbus\nconnection: {transport: rtu}\n")
-    assert main(["--config", str(config_dir), "modbus", "plan", "broken"]) == 1
+    assert main(["--config", str(config_dir), "modbus", "plan", "broken"]) == 2
     err = capsys.readouterr().err
     assert "broken.yaml:2: connection.device: transport rtu needs a serial device" in err
 
@@ -121,5 +121,5 @@ def test_probe_errors_say_who_is_at_fault(
     assert "unit 5 refused: exception 2 (illegal data address)" in capsys.readouterr().err
     assert main([*base, "--unit", "9"]) == 1
     assert "no unit answers" in capsys.readouterr().err
-    assert main(["modbus", "probe", "0"]) == 1
+    assert main(["modbus", "probe", "0"]) == 2  # a configuration problem
     assert "host: transport tcp needs a host" in capsys.readouterr().err
