@@ -4,13 +4,15 @@
 - :func:`write_config`, :func:`free_tcp_port`: a throwaway configuration directory;
 - :func:`wait_for_broker`, :func:`wait_for_workers`: block until the stack serves;
 - :class:`FakeDriver` (driver ``fake``): a module driver with no hardware, failures on demand;
-- :func:`check_driver`: the conformance check every driver's tests call.
+- :func:`check_driver`: the conformance check every driver's tests call;
+- :class:`NotifySocket`: what a service tells systemd (READY, WATCHDOG, STATUS).
 """
 
 from __future__ import annotations
 
 from plantd.testing._conformance import check_driver
 from plantd.testing._fake_driver import FakeDriver, FakeGroup, FakeModule, FakePoint
+from plantd.testing._notify import NotifySocket
 from plantd.testing._processes import (
     ManagedProcess,
     free_tcp_port,
@@ -26,6 +28,7 @@ __all__ = [
     "FakeModule",
     "FakePoint",
     "ManagedProcess",
+    "NotifySocket",
     "check_driver",
     "free_tcp_port",
     "free_tcp_ports",

@@ -10,7 +10,6 @@ import asyncio
 import itertools
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,44 +20,15 @@ from pathlib import Path
 import pytest
 
 from plantd.runtime import run_until_signal
-from plantd.testing import free_tcp_ports, write_config
+from plantd.testing import NotifySocket, free_tcp_ports, write_config
 
 STOP_WITHIN = 15.0  # the units' TimeoutStopSec=
 
 
-class NotifySocket:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.settimeout(0.1)
-
-    def messages(self, seconds: float) -> list[tuple[float, dict[str, str]]]:
-        received = []
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                continue
-            fields = dict(line.split("=", 1) for line in data.decode().splitlines())
-            received.append((time.monotonic(), fields))
-        return received
-
-    def wait_for(self, key: str, timeout: float = 30.0) -> dict[str, str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for _, fields in self.messages(0.1):
-                if key in fields:
-                    return fields
-        raise AssertionError(f"no {key} within {timeout} s")
-
-
 @pytest.fixture
 def notify(tmp_path: Path) -> Iterator[NotifySocket]:
-    sock = NotifySocket(tmp_path / "notify.sock")
-    yield sock
-    sock.sock.close()
+    with NotifySocket(tmp_path / "notify.sock") as sock:
+        yield sock
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ PUBLIC = {
     "plantd.worker": ["AsyncHandler", "AsyncWorker", "Request", "SyncHandler", "Worker"],
     "plantd.broker": ["BrokerServer", "BusProxy"],
     "plantd.testing": [
-        "FakeDriver", "FakeGroup", "FakeModule", "FakePoint", "ManagedProcess", "check_driver",
+        "FakeDriver", "FakeGroup", "FakeModule", "FakePoint", "ManagedProcess", "NotifySocket",
+        "check_driver",
         "free_tcp_port", "free_tcp_ports", "wait_for_broker", "wait_for_workers", "write_config",
     ],
 }  # fmt: skip

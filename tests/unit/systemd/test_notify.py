@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,43 +16,13 @@ import pytest
 
 from plantd.config import load_config
 from plantd.systemd import Notifier, Watchdog
-from plantd.testing import free_tcp_ports, wait_for_broker, write_config
-
-
-class NotifySocket:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.settimeout(0.2)
-
-    def messages(self, seconds: float) -> list[tuple[float, dict[str, str]]]:
-        """Everything received within ``seconds``, stamped with its arrival time."""
-        received = []
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                continue
-            fields = dict(line.split("=", 1) for line in data.decode().splitlines())
-            received.append((time.monotonic(), fields))
-        return received
-
-    def wait_for(self, key: str, timeout: float = 15.0) -> dict[str, str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for _, fields in self.messages(0.2):
-                if key in fields:
-                    return fields
-        raise AssertionError(f"no {key} within {timeout} s")
+from plantd.testing import NotifySocket, free_tcp_ports, wait_for_broker, write_config
 
 
 @pytest.fixture
 def notify(tmp_path: Path) -> Iterator[NotifySocket]:
-    sock = NotifySocket(tmp_path / "notify.sock")
-    yield sock
-    sock.sock.close()
+    with NotifySocket(tmp_path / "notify.sock") as sock:
+        yield sock
 
 
 def test_notifier_is_a_no_op_outside_systemd() -> None:
