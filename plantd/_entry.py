@@ -11,13 +11,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from plantd.config import PlantdConfig, load_config, resolve_config_dir
-from plantd.errors import ConfigError
+from plantd.errors import ConfigError, SecurityError
+from plantd.logs import configure_logging
+from plantd.security import assume_identity
 
 __all__ = ["CONFIG_ERROR", "service_main"]
 
 CONFIG_ERROR = 2  # exit status for configuration that cannot be used
 
 Serve = Callable[[PlantdConfig, dict[str, str], argparse.Namespace], int]
+Principal = Callable[[argparse.Namespace], str | None]
 
 
 def service_main(
@@ -26,11 +29,13 @@ def service_main(
     argv: Sequence[str] | None,
     serve: Serve,
     *,
+    principal: Principal = lambda args: None,
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> int:
-    """Parse ``--config DIR`` (and the program's own arguments), load the config, and run
-    ``serve(config, environ, args)``; a ConfigError, from loading or from ``serve`` while it
-    reads its own files, exits 2."""
+    """Parse ``--config DIR`` (and the program's own arguments), load the config, configure
+    logging, take the process's identity (``principal(args)``; see :mod:`plantd.security`),
+    and run ``serve(config, environ, args)``. A ConfigError, from loading or from ``serve``
+    while it reads its own files, and a missing or unusable key exit 2."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--config", metavar="DIR", help="configuration directory")
     if add_arguments is not None:
@@ -41,7 +46,14 @@ def service_main(
         config = load_config(
             resolve_config_dir(Path(args.config) if args.config else None, environ), environ
         )
+        configure_logging(
+            config.logging.level, config.logging.format, under_journal="JOURNAL_STREAM" in environ
+        )
+        assume_identity(config, principal(args))
         return serve(config, environ, args)
     except ConfigError as exc:
         print(f"{prog}: invalid configuration:\n{exc}", file=sys.stderr)
+        return CONFIG_ERROR
+    except SecurityError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
         return CONFIG_ERROR

@@ -7,6 +7,7 @@ something that is not the protocol), the service (it answered with an error), or
     PlantdError
     ├── ConfigError               a config file or override is wrong; names file, line, key path
     ├── UsageError                the caller used an API wrongly (e.g. a closed client)
+    ├── SecurityError             a key is missing, unreadable or invalid; names the file
     ├── ProtocolError             bytes on the wire that are not the protocol
     │   ├── LocalProtocolError    we were asked to send something the protocol forbids
     │   └── RemoteProtocolError   a peer sent something the protocol forbids
@@ -31,6 +32,7 @@ __all__ = [
     "RemoteProtocolError",
     "RequestError",
     "RequestTimeout",
+    "SecurityError",
     "ServiceError",
     "UsageError",
 ]
@@ -54,6 +56,11 @@ class ConfigError(PlantdError):
 
 class UsageError(PlantdError):
     """The caller used an API in a way it does not allow (your fault, not the peer's)."""
+
+
+class SecurityError(PlantdError):
+    """A key this process needs is missing, unreadable or not a CURVE key (names the file and
+    what to do), or security settings that cannot work together."""
 
 
 class ProtocolError(PlantdError):

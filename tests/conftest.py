@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from plantd.config import load_config
+from plantd.security import use_identity, user_identity
 from plantd.testing import (
     ManagedProcess,
     free_tcp_ports,
@@ -88,13 +90,22 @@ def make_stack(base: Path, **overrides: dict[str, Any]) -> Stack:
 
 @pytest.fixture
 def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
-    """A fresh stack directory; every process started from it is killed afterwards."""
+    """A fresh stack directory; every process started from it is killed afterwards.
+
+    ``@pytest.mark.stack(security={"mode": "curve"})`` makes it a CURVE stack with its keys;
+    the test process then calls it as its user, an admin (``user.LOGIN``).
+    """
     marker = request.node.get_closest_marker("stack")
     overrides = marker.kwargs if marker else {}
     the_stack = make_stack(tmp_path, **overrides)
-    yield the_stack
-    for process in the_stack.processes:
-        process.kill()
+    config = load_config(the_stack.config_dir)
+    use_identity(user_identity(config, {}))
+    try:
+        yield the_stack
+    finally:
+        use_identity(None)
+        for process in the_stack.processes:
+            process.kill()
     if request.node.stash.get(_failed, False):
         print(the_stack.logs())
 

@@ -1,37 +1,85 @@
 """The data bus: an XSUB (publishers connect) to XPUB (subscribers connect) forwarder.
 
-It runs ``zmq.proxy_steerable`` in a thread of its own: the forwarding loop is C and releases
-the GIL, so samples never wait behind the broker's Python loop. The sockets are created inside
-that thread (ZeroMQ sockets are not thread-safe) and it is stopped through an inproc control
-socket.
+It runs in a thread of its own, on sockets created inside that thread (ZeroMQ sockets are not
+thread-safe), and is stopped or told about key changes through an inproc control socket.
+
+Two forwarders, by ``security.mode``:
+
+- ``none``: ``zmq.proxy_steerable``, whose loop is C and releases the GIL, so samples never
+  wait behind the broker's Python loop;
+- ``curve``: both ends are CURVE servers, and every message a publisher sends is checked
+  before it goes on: the User-Id libzmq attached to it (the publisher's principal, from the ZAP
+  handler) must be allowed its topic (a module publishes only ``data.<its name>.*``, only the
+  state service ``state.*``: see ``plantd.security``). A refused message is dropped, counted
+  and audited. This loop is Python; it drains everything readable per wake-up and caches
+  decisions per (principal, topic), so its cost is a few microseconds per message.
+
+In-process publishers (the audit log) connect to :attr:`BusProxy.internal_endpoint`, an inproc
+endpoint that no other process can reach; their messages carry no User-Id and are the
+broker's own.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Collection
 from itertools import count
 
 import zmq
 
+from plantd.audit import AuditEvent
 from plantd.config import BusConfig
+from plantd.mdp._audit import denied_event
+from plantd.security import BROKER, Connections, Policy
+from plantd.security._connections import sender_principal
+from plantd.security._handshakes import MONITORED_EVENTS, HandshakeMonitor, drain_monitor
 
 __all__ = ["BusProxy"]
 
 log = logging.getLogger(__name__)
 _ids = count()
 
+_BATCH = 512
+_SNDMORE = int(zmq.SNDMORE)
+_RCVMORE = int(zmq.RCVMORE)
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
+
 
 class BusProxy:
-    """Start with ``start()``; ``stop()`` ends the forwarding thread and closes its sockets."""
+    """Start with ``start()``; ``stop()`` ends the forwarding thread and closes its sockets.
 
-    def __init__(self, config: BusConfig, context: zmq.Context[zmq.Socket[bytes]]) -> None:
+    ``server_secret`` (the broker's CURVE secret key) makes it the guarded forwarder; then
+    ``policy`` must be given, and ``update(policy, revoked)`` swaps it when keys change.
+    ``on_audit`` gets every refusal.
+    """
+
+    def __init__(
+        self,
+        config: BusConfig,
+        context: zmq.Context[zmq.Socket[bytes]],
+        *,
+        server_secret: bytes | None = None,
+        policy: Policy | None = None,
+        on_audit: Callable[[AuditEvent], None] | None = None,
+    ) -> None:
+        if server_secret is not None and policy is None:
+            raise ValueError("a guarded bus needs a policy")
         self.config = config
+        number = next(_ids)
+        self.internal_endpoint = f"inproc://plantd-bus-internal-{number}"
         self._context = context
-        self._control_address = f"inproc://plantd-bus-control-{next(_ids)}"
+        self._control_address = f"inproc://plantd-bus-control-{number}"
+        self._server_secret = server_secret
+        self._policy = policy
+        self._revoked: frozenset[str] = frozenset()
+        self._on_audit = on_audit or (lambda event: None)
         self._thread: threading.Thread | None = None
         self._bound = threading.Event()
         self._error: BaseException | None = None
+        self.forwarded = 0
+        self.refused = 0
 
     def start(self) -> None:
         """Bind both ends and start forwarding; raises if an endpoint cannot be bound."""
@@ -44,41 +92,137 @@ class BusProxy:
     def stop(self) -> None:
         if self._thread is None:
             return
+        self._tell(b"TERMINATE")
+        self._thread.join(timeout=5)
+        self._thread = None
+
+    def update(self, policy: Policy, revoked: Collection[str]) -> None:
+        """Decide with ``policy`` from now on, and cut the connections of ``revoked``."""
+        self._policy = policy
+        self._revoked = frozenset(revoked)
+        if self._thread is not None:
+            self._tell(b"KEYS")
+
+    def _tell(self, command: bytes) -> None:
         control = self._context.socket(zmq.PAIR)
         try:
             control.connect(self._control_address)
-            control.send(b"TERMINATE")
+            control.send(command)
         finally:
-            control.close(linger=0)
-        self._thread.join(timeout=5)
-        self._thread = None
+            control.close(linger=100)
 
     def _run(self) -> None:
         context = self._context
         frontend = context.socket(zmq.XSUB)
         backend = context.socket(zmq.XPUB)
         control = context.socket(zmq.PAIR)
+        sockets = [frontend, backend, control]
         try:
             for sock in (frontend, backend):
                 sock.set_hwm(self.config.high_water_mark)
                 sock.linger = 0
+                if self._server_secret is not None:
+                    sock.curve_server = True
+                    sock.curve_secretkey = self._server_secret
+                    sock.zap_domain = b"plantd-bus"
             control.bind(self._control_address)
             frontend.bind(self.config.frontend)
+            frontend.bind(self.internal_endpoint)
             backend.bind(self.config.backend)
         except zmq.ZMQError as exc:
             self._error = exc
             self._bound.set()
-            for sock in (frontend, backend, control):
+            for sock in sockets:
                 sock.close(linger=0)
             return
         self._bound.set()
         log.info(
-            "data bus: publishers → %s, subscribers ← %s", self.config.frontend, self.config.backend
+            "data bus%s: publishers → %s, subscribers ← %s",
+            " (CURVE, topics checked per principal)" if self._server_secret else "",
+            self.config.frontend,
+            self.config.backend,
         )
         try:
-            zmq.proxy_steerable(frontend, backend, None, control)
+            if self._server_secret is None:
+                zmq.proxy_steerable(frontend, backend, None, control)
+            else:
+                self._guard(frontend, backend, control, sockets)
         except zmq.ContextTerminated:
             pass
         finally:
-            for sock in (frontend, backend, control):
+            for sock in sockets:
                 sock.close(linger=0)
+
+    # -- the guarded forwarder ----------------------------------------------------------------
+
+    def _guard(
+        self,
+        frontend: zmq.Socket[bytes],
+        backend: zmq.Socket[bytes],
+        control: zmq.Socket[bytes],
+        sockets: list[zmq.Socket[bytes]],
+    ) -> None:
+        connections = Connections()
+        poller = zmq.Poller()
+        for sock in (frontend, backend, control):
+            poller.register(sock, zmq.POLLIN)
+        monitors: dict[zmq.Socket[bytes], HandshakeMonitor] = {}
+        for sock, endpoint in ((frontend, self.config.frontend), (backend, self.config.backend)):
+            monitor = sock.get_monitor_socket(MONITORED_EVENTS)
+            sockets.append(monitor)
+            monitors[monitor] = HandshakeMonitor(endpoint)
+            poller.register(monitor, zmq.POLLIN)
+        while True:
+            ready = dict(poller.poll())
+            if frontend in ready:
+                self._forward(frontend, backend, connections)
+            if backend in ready:
+                self._subscriptions(backend, frontend, connections)
+            for monitor, handshakes in monitors.items():
+                if monitor in ready:
+                    drain_monitor(monitor, handshakes, self._on_audit)
+            if control in ready:
+                command = control.recv()
+                if command == b"TERMINATE":
+                    return
+                if self._revoked:
+                    connections.cut(self._revoked)
+                    self._revoked = frozenset()
+
+    def _forward(
+        self, frontend: zmq.Socket[bytes], backend: zmq.Socket[bytes], connections: Connections
+    ) -> None:
+        recv, send, get = frontend.recv, backend.send, frontend.get
+        for _ in range(_BATCH):
+            first = recv(copy=False)
+            parts = [first]
+            while get(_RCVMORE):
+                parts.append(recv(copy=False))
+            principal = sender_principal(first, connections, BROKER)
+            topic = first.bytes
+            policy = self._policy
+            assert policy is not None
+            if policy.may_publish(principal, topic):
+                for part in parts[:-1]:
+                    send(part, _SNDMORE, copy=False)
+                send(parts[-1], copy=False)
+                self.forwarded += 1
+            else:
+                self.refused += 1
+                reason = f"{principal} may not publish on {topic[:64]!r}"
+                topic_text = topic[:128].decode("ascii", "replace")
+                self._on_audit(denied_event(principal, "publish", topic_text, reason, "bus"))
+            if not get(_EVENTS) & _POLLIN:  # type: ignore[operator]
+                break
+
+    @staticmethod
+    def _subscriptions(
+        backend: zmq.Socket[bytes], frontend: zmq.Socket[bytes], connections: Connections
+    ) -> None:
+        """Subscriptions travel upstream to the publishers, as ``zmq.proxy`` does."""
+        for _ in range(_BATCH):
+            message = backend.recv(copy=False)
+            sender_principal(message, connections, BROKER)
+            frontend.send(message, copy=False)
+            if not backend.get(_EVENTS) & _POLLIN:  # type: ignore[operator]
+                break

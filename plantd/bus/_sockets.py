@@ -31,6 +31,7 @@ from plantd.bus._codec import (
     encode_record,
     encode_sample_fields,
 )
+from plantd.security import Credentials, secure
 
 __all__ = ["BusMessage", "BusPublisher", "BusSubscriber", "GapTracker"]
 
@@ -48,7 +49,13 @@ class BusPublisher:
     joiner"), so a new publisher should :meth:`wait_for_subscribers` before its first message.
     """
 
-    def __init__(self, endpoint: str, *, high_water_mark: int = 100_000) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        high_water_mark: int = 100_000,
+        credentials: Credentials | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self.epoch = secrets.randbits(32)
         self._seq: dict[str, int] = {}
@@ -56,6 +63,7 @@ class BusPublisher:
         self._socket = sync_context().socket(zmq.XPUB)
         self._socket.set_hwm(high_water_mark)
         self._socket.linger = 1000  # give queued messages a second on close
+        secure(self._socket, credentials)
         self._socket.connect(endpoint)
         self._send = self._socket.send
 
@@ -126,13 +134,19 @@ class BusSubscriber:
     """
 
     def __init__(
-        self, endpoint: str, prefixes: Iterable[str] = ("",), *, high_water_mark: int = 100_000
+        self,
+        endpoint: str,
+        prefixes: Iterable[str] = ("",),
+        *,
+        high_water_mark: int = 100_000,
+        credentials: Credentials | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.undecodable = 0
         self._socket: zmq.asyncio.Socket = async_context().socket(zmq.SUB)
         self._socket.set_hwm(high_water_mark)
         self._socket.linger = 0
+        secure(self._socket, credentials)
         for prefix in prefixes:
             self._socket.subscribe(prefix.encode())
         self._socket.connect(endpoint)

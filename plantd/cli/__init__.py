@@ -26,6 +26,7 @@ from plantd.cli import (
     _config_cmd,
     _hil_cmd,
     _historian_cmd,
+    _keys_cmd,
     _mmi_cmd,
     _module_cmd,
     _sim_cmd,
@@ -33,7 +34,7 @@ from plantd.cli import (
     _state_cmd,
     _up_cmd,
 )
-from plantd.errors import ConfigError, PlantdError
+from plantd.errors import ConfigError, PlantdError, SecurityError
 
 __all__ = ["build_parser", "main"]
 
@@ -50,6 +51,7 @@ _SUBCOMMANDS = (
     _sim_cmd,
     _hil_cmd,
     _config_cmd,
+    _keys_cmd,
 )
 
 
@@ -65,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
         "else built-in defaults)",
     )
     parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    parser.add_argument(
+        "--identity",
+        metavar="FILE",
+        help="your secret key file (default: $PLANTD_IDENTITY, security.identity, "
+        "~/.config/plantd/identity.key_secret, then the secrets directory's user.LOGIN key)",
+    )
     parser.add_argument("--log-level", default=None, help="override logging.level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in _SUBCOMMANDS:
@@ -87,6 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Exit 2 as the plantd-* services do: systemd does not restart a module whose file is
         # wrong (RestartPreventExitStatus=2) until someone fixes it.
         print(f"plant: invalid configuration:\n{exc}", file=sys.stderr)
+        return CONFIG_ERROR
+    except SecurityError as exc:  # a missing key: retrying will not make one either
+        print(f"plant: {exc}", file=sys.stderr)
         return CONFIG_ERROR
     except PlantdError as exc:
         print(f"plant: error: {exc}", file=sys.stderr)

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from plantd.cli._common import OUTPUT_OPTIONS, cli_config, setup_logging
+from plantd.cli._common import OUTPUT_OPTIONS, cli_config, serve_as, setup_logging
 
 __all__ = ["register"]
 
@@ -42,6 +42,7 @@ def _run_serve(args: argparse.Namespace) -> int:
 
     config = cli_config(args)
     setup_logging(args, config)
+    serve_as(config, "service.echo")
     workers = [ServiceWorker(ECHO, config) for _ in range(max(1, args.instances))]
     asyncio.run(
         run_until_signal(

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from plantd.config import PlantdConfig, load_config, resolve_config_dir
 from plantd.logs import configure_logging
+from plantd.security import assume_identity, use_identity, user_identity
 
-__all__ = ["OUTPUT_OPTIONS", "cli_config", "emit", "setup_logging"]
+__all__ = ["OUTPUT_OPTIONS", "cli_config", "emit", "serve_as", "setup_logging"]
 
 # Added to every leaf subcommand so `plant mmi workers --json` works as well as
 # `plant --json mmi workers` (SUPPRESS keeps the top-level value when it is not repeated).
@@ -21,9 +22,23 @@ OUTPUT_OPTIONS.add_argument(
 
 
 def cli_config(args: argparse.Namespace) -> PlantdConfig:
-    """Load the config the command line points at (``--config``, ``$PLANTD_CONFIG``, defaults)."""
+    """Load the config the command line points at (``--config``, ``$PLANTD_CONFIG``, defaults).
+
+    From then on ``plant`` proves itself with its user's identity (``--identity``, else looked
+    up: docs/security.md); commands that run a service switch to the service's with
+    :func:`serve_as`.
+    """
     config_dir = resolve_config_dir(Path(args.config) if args.config else None, args.environ)
-    return load_config(config_dir, args.environ)
+    config = load_config(config_dir, args.environ)
+    explicit = getattr(args, "identity", None)
+    use_identity(user_identity(config, args.environ, Path(explicit) if explicit else None))
+    return config
+
+
+def serve_as(config: PlantdConfig, principal: str) -> None:
+    """This process runs ``principal`` (a module, a sink, a service): use its key, or stop
+    with SecurityError saying which key is missing. Call after logging is set up."""
+    assume_identity(config, principal)
 
 
 def setup_logging(args: argparse.Namespace, config: PlantdConfig) -> None:

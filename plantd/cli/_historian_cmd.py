@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from plantd.cli._call_cmd import add_client_options, client_for
-from plantd.cli._common import OUTPUT_OPTIONS, cli_config, emit, setup_logging
+from plantd.cli._common import OUTPUT_OPTIONS, cli_config, emit, serve_as, setup_logging
 from plantd.config._units import parse_duration
 from plantd.errors import UsageError
 from plantd.service import call
@@ -70,6 +70,7 @@ def _run(args: argparse.Namespace) -> int:
 
     config = cli_config(args)
     setup_logging(args, config)
+    serve_as(config, "service.historian")
     asyncio.run(run_historian(config))
     return 0
 

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from plantd.cli._call_cmd import add_client_options, client_for
-from plantd.cli._common import OUTPUT_OPTIONS, cli_config, emit, setup_logging
+from plantd.cli._common import OUTPUT_OPTIONS, cli_config, emit, serve_as, setup_logging
 from plantd.service import call
 
 __all__ = ["register"]
@@ -49,6 +49,7 @@ def _run(args: argparse.Namespace) -> int:
 
     config = cli_config(args)
     setup_logging(args, config)
+    serve_as(config, f"module.{args.name}")
     asyncio.run(run_module(config, args.name, args.environ))
     return 0
 

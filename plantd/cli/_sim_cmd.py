@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from plantd.cli._call_cmd import add_client_options, client_for
-from plantd.cli._common import OUTPUT_OPTIONS, cli_config, emit, setup_logging
+from plantd.cli._common import OUTPUT_OPTIONS, cli_config, emit, serve_as, setup_logging
 from plantd.errors import ConfigError, UsageError
 from plantd.service import call
 
@@ -113,6 +113,8 @@ def _run(args: argparse.Namespace) -> int:
 
     config = cli_config(args)
     setup_logging(args, config)
+    if not args.no_control:
+        serve_as(config, "service.sim")
     files = [load_sim_file(path) for path in args.files]
     run_dir = args.run_dir or Path(os.path.normpath(config.paths.run))
     asyncio.run(

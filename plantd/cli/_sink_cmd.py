@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 from plantd.cli._call_cmd import add_client_options, client_for
-from plantd.cli._common import OUTPUT_OPTIONS, cli_config, emit, setup_logging
+from plantd.cli._common import OUTPUT_OPTIONS, cli_config, emit, serve_as, setup_logging
 from plantd.service import call
 
 __all__ = ["register"]
@@ -33,6 +33,7 @@ def _run(args: argparse.Namespace) -> int:
     config = cli_config(args)
     load_sink(config, args.name)  # a bad file is reported before anything starts
     setup_logging(args, config)
+    serve_as(config, f"sink.{args.name}")
     asyncio.run(run_sink(config, args.name))
     return 0
 

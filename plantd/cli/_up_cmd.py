@@ -13,6 +13,8 @@ the modules start) and module files in ``modules.d/`` (``plant module run NAME``
 from __future__ import annotations
 
 import argparse
+import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from plantd.cli._common import OUTPUT_OPTIONS, cli_config
+from plantd.security import KeySet, local_principals
 
 __all__ = ["register"]
 
@@ -77,6 +80,14 @@ def _run_up(args: argparse.Namespace) -> int:
     config_args = ["--config", str(config.source_dir)] if config.source_dir else []
     for directory in (config.paths.data, config.paths.run):
         Path(directory).mkdir(parents=True, exist_ok=True)
+    if config.security.enabled:
+        # Every process of the stack needs its key, and you one to command it: make those
+        # that are missing (a throwaway set for a checkout; see docs/security.md).
+        login = pwd.getpwuid(os.geteuid()).pw_name
+        made = KeySet(config).init(local_principals(config.source_dir), [login])
+        if made:
+            where = config.security.keys_dir(config.source_dir)
+            print(f"plant up: made {len(made)} key(s) in {where} (you: user.{login}, admin)")
     children = _stack(config_args, config.source_dir)
     stopping = threading.Event()
 

@@ -24,6 +24,7 @@ from plantd._zmq import async_context, backoff_delays
 from plantd.config import ClientConfig
 from plantd.errors import RemoteProtocolError, RequestTimeout, UsageError
 from plantd.mdp import ClientProtocol, Version
+from plantd.security import Credentials, secure
 
 __all__ = ["AsyncClient", "Reply"]
 
@@ -35,9 +36,16 @@ Reply = list[bytes]
 class _Channel:
     __slots__ = ("protocol", "socket")
 
-    def __init__(self, context: zmq.asyncio.Context, endpoint: str, version: Version) -> None:
+    def __init__(
+        self,
+        context: zmq.asyncio.Context,
+        endpoint: str,
+        version: Version,
+        credentials: Credentials | None,
+    ) -> None:
         self.socket = context.socket(zmq.DEALER)
         self.socket.linger = 0
+        secure(self.socket, credentials)
         self.socket.connect(endpoint)
         self.protocol = ClientProtocol(version)
 
@@ -49,7 +57,8 @@ class AsyncClient:
     """Send requests to MDP services through the broker at ``endpoint``.
 
     ``timeout`` bounds each attempt (seconds until the first reply part, and between parts);
-    ``retries`` is how many more attempts follow a timeout. Use as ``async with``.
+    ``retries`` is how many more attempts follow a timeout. ``credentials`` (default: the
+    process's identity, see :mod:`plantd.security`) prove who calls. Use as ``async with``.
     """
 
     def __init__(
@@ -62,6 +71,7 @@ class AsyncClient:
         backoff_max: float = 2.0,
         version: Version = Version.V2,
         max_idle_channels: int = 16,
+        credentials: Credentials | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
@@ -72,6 +82,7 @@ class AsyncClient:
         self._idle: list[_Channel] = []
         self._busy: set[_Channel] = set()
         self._max_idle = max_idle_channels
+        self._credentials = credentials
         self._closed = False
 
     @classmethod
@@ -157,7 +168,7 @@ class AsyncClient:
             raise UsageError("this client is closed")
         channel = self._idle.pop() if self._idle else None
         if channel is None:
-            channel = _Channel(self._context, self.endpoint, self.version)
+            channel = _Channel(self._context, self.endpoint, self.version, self._credentials)
         self._busy.add(channel)
         return channel
 

@@ -17,6 +17,7 @@ from plantd._zmq import backoff_delays, sync_context
 from plantd.config import ClientConfig
 from plantd.errors import RemoteProtocolError, RequestTimeout, UsageError
 from plantd.mdp import ClientProtocol, Version
+from plantd.security import Credentials, secure
 
 __all__ = ["Client"]
 
@@ -35,8 +36,10 @@ class Client:
         backoff_initial: float = 0.1,
         backoff_max: float = 2.0,
         version: Version = Version.V2,
+        credentials: Credentials | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self._credentials = credentials
         self.timeout = timeout
         self.retries = retries
         self.version = version
@@ -112,6 +115,7 @@ class Client:
         if self._socket is None:
             sock = sync_context().socket(zmq.DEALER)
             sock.linger = 0
+            secure(sock, self._credentials)
             sock.connect(self.endpoint)
             self._socket = sock
         return self._socket

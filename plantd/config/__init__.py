@@ -32,16 +32,28 @@ from plantd.config._model import (
     PlantdConfig,
     StateConfig,
     WorkerConfig,
+    is_loopback_endpoint,
 )
 from plantd.config._modules import MODULES_DIR, ModuleHeader, check_module_file, check_modules_dir
 from plantd.config._schema import parse_dataclass, to_data
+from plantd.config._security import (
+    ACCESS_LEVELS,
+    Access,
+    AuditConfig,
+    OperationRule,
+    Role,
+    SecurityConfig,
+)
 from plantd.config._yaml import YamlDocument, parse_yaml, read_yaml
 
 __all__ = [
+    "ACCESS_LEVELS",
     "CONFIG_FILE",
     "DEFAULT_CONFIG_DIR",
     "INTERNAL",
     "MODULES_DIR",
+    "Access",
+    "AuditConfig",
     "BrokerConfig",
     "BusConfig",
     "Check",
@@ -54,8 +66,11 @@ __all__ = [
     "Le",
     "LoggingConfig",
     "ModuleHeader",
+    "OperationRule",
     "PathsConfig",
     "PlantdConfig",
+    "Role",
+    "SecurityConfig",
     "Size",
     "StateConfig",
     "WorkerConfig",
@@ -63,6 +78,7 @@ __all__ = [
     "check_module_file",
     "check_modules_dir",
     "env_override_names",
+    "is_loopback_endpoint",
     "load_config",
     "parse_dataclass",
     "parse_yaml",

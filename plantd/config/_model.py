@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from plantd.config._historian import HistorianConfig
 from plantd.config._location import KeyPath
 from plantd.config._markers import INTERNAL, Check, Duration, Ge, Gt, Le, Size
+from plantd.config._security import SecurityConfig
 
 __all__ = [
     "BrokerConfig",
@@ -25,20 +26,22 @@ __all__ = [
     "LoggingConfig",
     "PathsConfig",
     "PlantdConfig",
+    "SecurityConfig",
     "StateConfig",
     "WorkerConfig",
     "endpoint_problem",
+    "is_loopback_endpoint",
 ]
 
 _TCP = re.compile(r"(?P<host>\[[^\]]*\]|[^:\[\]]*):(?P<port>\d+)", re.ASCII)
 
 
 def endpoint_problem(endpoint: str) -> str | None:
-    """None if plantd may bind ``endpoint``, else what is wrong with it.
+    """None if ``endpoint`` is a ZeroMQ endpoint plantd can use, else what is wrong with it.
 
-    A ZeroMQ endpoint is ``tcp://HOST:PORT``, ``ipc://PATH`` or ``inproc://NAME``. A tcp host
-    must be loopback (127.0.0.0/8, ::1, localhost): binding beyond loopback needs CURVE, which
-    plantd does not have yet (DESIGN.md).
+    A ZeroMQ endpoint is ``tcp://HOST:PORT``, ``ipc://PATH`` or ``inproc://NAME``. Whether a
+    tcp host may be beyond loopback depends on ``security.mode`` (see
+    :meth:`PlantdConfig.cross_check`).
     """
     scheme, sep, rest = endpoint.partition("://")
     if not sep or scheme not in ("tcp", "ipc", "inproc") or not rest:
@@ -54,14 +57,16 @@ def endpoint_problem(endpoint: str) -> str | None:
             "expected tcp://HOST:PORT with a port from 1 to 65535 "
             f"(IPv6 hosts in brackets: tcp://[::1]:9797), got {endpoint!r}"
         )
-    host = match["host"].strip("[]")
-    if not _is_loopback(host):
-        return (
-            f"{endpoint!r} is not on loopback; binding any other address needs CURVE "
-            "security, which plantd does not support yet (use 127.0.0.1, [::1] or localhost, "
-            "or ipc://)"
-        )
     return None
+
+
+def is_loopback_endpoint(endpoint: str) -> bool:
+    """True for ``ipc://``, ``inproc://`` and tcp endpoints on 127.0.0.0/8, ::1 or localhost."""
+    scheme, _, rest = endpoint.partition("://")
+    if scheme != "tcp":
+        return True
+    match = _TCP.fullmatch(rest)
+    return match is not None and _is_loopback(match["host"].strip("[]"))
 
 
 def _is_loopback(host: str) -> bool:
@@ -200,16 +205,25 @@ class PlantdConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     state: StateConfig = field(default_factory=StateConfig)
     historian: HistorianConfig = field(default_factory=HistorianConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
     source_dir: Path | None = field(default=None, metadata=INTERNAL)
 
     def cross_check(self) -> Iterator[tuple[KeyPath, str]]:
-        """The broker binds all three endpoints: no two may be the same place."""
+        """The broker binds all three endpoints: no two may be the same place. Without CURVE,
+        every one of them must be on loopback."""
         bound: dict[str, KeyPath] = {}
         for path, endpoint in (
             (("broker", "endpoint"), self.broker.endpoint),
             (("bus", "frontend"), self.bus.frontend),
             (("bus", "backend"), self.bus.backend),
         ):
+            if not self.security.enabled and not is_loopback_endpoint(endpoint):
+                yield (
+                    path,
+                    f"{endpoint!r} is not on loopback; with security.mode 'none' every "
+                    "endpoint must be (127.0.0.1, [::1], localhost or ipc://): "
+                    "use security.mode 'curve' to reach beyond this machine",
+                )
             place = _bind_place(endpoint)
             if place in bound:
                 other = ".".join(str(part) for part in bound[place])

@@ -25,7 +25,9 @@ def _serve(config: PlantdConfig, environ: dict[str, str], args: argparse.Namespa
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return service_main("plantd-historian", __doc__, argv, _serve)
+    return service_main(
+        "plantd-historian", __doc__, argv, _serve, principal=lambda args: "service.historian"
+    )
 
 
 if __name__ == "__main__":

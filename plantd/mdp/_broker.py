@@ -36,6 +36,19 @@ Clients
   C5  MDP/0.1 clients get one REPLY: PARTIALs of a 0.2 worker are gathered (bounded) and sent
       with the FINAL.
 
+Security (when the broker is given a :class:`~plantd.security.Policy`; docs/security.md)
+  S1  Every message arrives with the sender's authenticated principal (the ZAP User-Id). A
+      READY for a service the principal may not serve is answered with DISCONNECT, counted
+      as ``denied`` and audited; the worker is not registered.
+  S2  A REQUEST the principal may not make (the operation's access level is not among its
+      roles') is answered at once with ``broker.denied``, counted and audited; it never
+      reaches a worker. ``mmi.*`` is open to every admitted principal.
+  S3  Under enforcement the worker sees the caller's principal packed into the client address
+      (``_address``); its reply must carry the same address.
+  S4  A request above ``read`` access is audited once, when it ends: with the reply's result,
+      or the broker's error code. Audit events collect in ``audit_events`` for the I/O shell.
+  S5  ``revoke(principals)`` disconnects their workers and drops their queued requests.
+
 Malformed messages (not MDP at all, or breaking the frame rules) are dropped and counted; if the
 sender is a registered worker it is treated as invalid (W4). Clients sending valid commands they
 may not send (PARTIAL/FINAL) are dropped and counted as unexpected. Nothing a peer sends can
@@ -49,10 +62,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
+from typing import TYPE_CHECKING
 
+from plantd.audit import AuditEvent
 from plantd.config import BrokerConfig
 from plantd.errors import RemoteProtocolError
 from plantd.mdp import _mmi
+from plantd.mdp._address import wrap_address
+from plantd.mdp._audit import call_event, denied_event, reply_result, target
 from plantd.mdp._frames import (
     CLIENT_V1,
     CLIENT_V2,
@@ -69,6 +87,9 @@ from plantd.mdp._frames import (
     is_valid_service_name,
 )
 from plantd.mdp._state import BrokerCounters, Request, Service, Worker
+
+if TYPE_CHECKING:
+    from plantd.security import Policy
 
 __all__ = ["Broker", "Outgoing"]
 
@@ -90,8 +111,10 @@ def error_body(code: str, message: str) -> list[bytes]:
 class Broker:
     """Routes requests from clients to workers by service name."""
 
-    def __init__(self, config: BrokerConfig, now: float) -> None:
+    def __init__(self, config: BrokerConfig, now: float, policy: Policy | None = None) -> None:
         self.config = config
+        self.policy = policy  # None: no authorization and no audit (plain MDP)
+        self.audit_events: list[AuditEvent] = []  # S4: drained by the I/O shell
         self.started = now
         self.counters = BrokerCounters()
         self.workers: dict[bytes, Worker] = {}
@@ -104,14 +127,19 @@ class Broker:
 
     # -- the two entry points ---------------------------------------------------------------
 
-    def receive(self, sender: bytes, frames: list[bytes], now: float) -> Outgoing:
+    def receive(
+        self, sender: bytes, frames: list[bytes], now: float, principal: str | None = None
+    ) -> Outgoing:
+        """Handle one message from ``sender``, authenticated as ``principal`` (S1)."""
         out: Outgoing = []
         # Fast paths for the bulk of the traffic, an MDP/0.2 REQUEST and an MDP/0.2 FINAL from
         # a registered worker: the same rules as below, without the generic decoding.
         if len(frames) >= 4:
             head, command = frames[0], frames[1]
             if head == CLIENT_V2 and command == b"\x01" and is_valid_service_name(frames[2]):
-                self._client_request(sender, Version.V2, frames[2], frames[3:], now=now, out=out)
+                self._client_request(
+                    sender, Version.V2, frames[2], frames[3:], now=now, out=out, principal=principal
+                )
                 return out
             if head == WORKER_V2 and command == b"\x04" and len(frames) >= 5:
                 worker = self.workers.get(sender)
@@ -126,7 +154,13 @@ class Broker:
             return out
         if isinstance(message, ClientRequest):
             self._client_request(
-                sender, message.version, message.service, message.body, now=now, out=out
+                sender,
+                message.version,
+                message.service,
+                message.body,
+                now=now,
+                out=out,
+                principal=principal,
             )
         elif isinstance(message, ClientReply):
             self.counters.unexpected += 1
@@ -136,7 +170,7 @@ class Broker:
                 sender.hex(),
             )
         else:
-            self._worker_message(sender, message, now, out)
+            self._worker_message(sender, message, now, out, principal)
         return out
 
     def tick(self, now: float) -> Outgoing:
@@ -151,6 +185,29 @@ class Broker:
     def next_tick(self, now: float) -> float:
         """When ``tick`` should run next (at most one tick period away)."""
         return min(now + self._tick_period, self._next_heartbeat)
+
+    def set_policy(self, policy: Policy | None) -> None:
+        """Decide with ``policy`` from now on (keys or configuration changed)."""
+        self.policy = policy
+
+    def revoke(self, principals: Collection[str], now: float) -> Outgoing:
+        """S5: disconnect the workers of ``principals`` and drop their queued requests."""
+        out: Outgoing = []
+        for worker in [w for w in self.workers.values() if w.principal in principals]:
+            log.warning(
+                "disconnecting worker %s of %s: its key was revoked",
+                worker.service.label,
+                worker.principal,
+            )
+            self._send_disconnect(worker.identity, worker.version, out)
+            self._remove_worker(worker, now, out)
+        for service in list(self.services.values()):
+            kept = [r for r in service.requests if r.principal not in principals]
+            self.queued -= len(service.requests) - len(kept)
+            service.requests.clear()
+            service.requests.extend(kept)
+            self._forget_if_unused(service)
+        return out
 
     def shutdown(self) -> Outgoing:
         """DISCONNECT every worker (orderly stop); they will re-register with the next broker."""
@@ -171,6 +228,7 @@ class Broker:
         *,
         now: float,
         out: Outgoing,
+        principal: str | None = None,
     ) -> None:
         counters = self.counters
         counters.requests += 1
@@ -179,25 +237,41 @@ class Broker:
             reply = _mmi.answer(self, name, body, now)
             self._reply_to_client(sender, version, name, reply, out)
             return
+        policy, audited, address = self.policy, False, sender
+        if policy is not None:
+            decision = policy.check_call(principal, name, body[0])
+            if not decision.allowed:
+                counters.denied += 1
+                self.audit_events.append(
+                    denied_event(principal, "call", target(name, body), decision.reason)
+                )
+                body = error_body("broker.denied", decision.reason)
+                self._reply_to_client(sender, version, name, body, out)
+                return
+            audited = decision.access != "read"
+            if policy.enforce and principal is not None:
+                address = wrap_address(sender, principal)
+        request = Request(
+            sender,
+            version,
+            body,
+            now + self.config.request_expiry,
+            principal=principal,
+            address=address,
+            audit=audited,
+        )
         size = sum(map(len, body))
         if size > self.config.max_message_bytes:
             counters.rejected_too_large += 1
-            self._reply_to_client(
-                sender,
-                version,
-                name,
-                error_body(
-                    "broker.too-large",
-                    f"request body of {size} bytes exceeds broker.max_message_bytes "
-                    f"({self.config.max_message_bytes})",
-                ),
-                out,
+            text = (
+                f"request body of {size} bytes exceeds broker.max_message_bytes "
+                f"({self.config.max_message_bytes})"
             )
+            self._fail(request, name, "broker.too-large", text, out)
             return
         service = self.services.get(name)
         if service is None:
             service = self.services[name] = Service(name)
-        request = Request(sender, version, body, now + self.config.request_expiry)
         worker = service.pop_idle() if not service.requests else None
         if worker is not None:
             self._dispatch(worker, request, out)
@@ -207,21 +281,21 @@ class Broker:
             or self.queued >= self.config.max_queued_total
         ):
             counters.rejected_queue_full += 1
-            self._reply_to_client(
-                sender,
-                version,
-                name,
-                error_body(
-                    "broker.queue-full",
-                    f"the queue for {name.decode()!r} is full ({len(service.requests)} waiting, "
-                    f"{self.queued} in all); try again later",
-                ),
-                out,
+            text = (
+                f"the queue for {name.decode()!r} is full ({len(service.requests)} waiting, "
+                f"{self.queued} in all); try again later"
             )
+            self._fail(request, name, "broker.queue-full", text, out)
             self._forget_if_unused(service)
             return
         service.requests.append(request)
         self.queued += 1
+
+    def _fail(self, request: Request, service: bytes, code: str, text: str, out: Outgoing) -> None:
+        """End ``request`` with a broker error (audited if the request is)."""
+        if request.audit:
+            self.audit_events.append(call_event(request.principal, service, request.body, code))
+        self._reply_to_client(request.client, request.version, service, error_body(code, text), out)
 
     def _reply_to_client(
         self, client: bytes, version: Version, service: bytes, body: list[bytes], out: Outgoing
@@ -233,7 +307,9 @@ class Broker:
 
     # -- workers ----------------------------------------------------------------------------
 
-    def _worker_message(self, sender: bytes, message: object, now: float, out: Outgoing) -> None:
+    def _worker_message(
+        self, sender: bytes, message: object, now: float, out: Outgoing, principal: str | None
+    ) -> None:
         worker = self.workers.get(sender)
         if worker is not None:
             version_matches = getattr(message, "version", None) is worker.version
@@ -260,24 +336,38 @@ class Broker:
             )
             return
         if isinstance(message, WorkerReady):
-            self._worker_ready(sender, message, now, out)
+            self._worker_ready(sender, message, now, out, principal)
         elif isinstance(message, Disconnect):
             pass  # a worker may disconnect before READY; there is nothing to forget
         else:
             version = getattr(message, "version", Version.V2)
             self._unexpected(sender, version, f"{type(message).__name__} from an unknown peer", out)
 
-    def _worker_ready(self, sender: bytes, message: WorkerReady, now: float, out: Outgoing) -> None:
+    def _worker_ready(
+        self,
+        sender: bytes,
+        message: WorkerReady,
+        now: float,
+        out: Outgoing,
+        principal: str | None,
+    ) -> None:
         name = message.service
         if name.startswith(b"mmi."):
             self.counters.refused_mmi += 1
             log.warning("refused worker %s: %r is reserved for the broker", sender.hex(), name)
             self._send_disconnect(sender, message.version, out)
             return
+        if self.policy is not None and not self.policy.may_serve(principal, name):
+            self.counters.denied += 1
+            reason = f"{principal or 'an unknown peer'} may not serve {name.decode()}"
+            log.warning("refused worker %s: %s", sender.hex(), reason)
+            self.audit_events.append(denied_event(principal, "register", name.decode(), reason))
+            self._send_disconnect(sender, message.version, out)
+            return
         service = self.services.get(name)
         if service is None:
             service = self.services[name] = Service(name)
-        worker = Worker(sender, message.version, service, now + self._expiry)
+        worker = Worker(sender, message.version, service, now + self._expiry, principal)
         self.workers[sender] = worker
         service.workers += 1
         self.counters.workers_registered += 1
@@ -301,7 +391,7 @@ class Broker:
         out: Outgoing,
     ) -> None:
         request = worker.request
-        if request is None or client != request.client:
+        if request is None or client != request.address:
             what = "a reply while idle" if request is None else "a reply for another client"
             self._unexpected(worker.identity, worker.version, what, out, worker=worker, now=now)
             return
@@ -316,6 +406,10 @@ class Broker:
             return
         self.counters.replies += 1
         worker.request = None
+        if request.audit:
+            self.audit_events.append(
+                call_event(request.principal, name, request.body, reply_result(body))
+            )
         if request.version is Version.V2:
             out.append([request.client, CLIENT_V2, b"\x03", name, *body])
         elif request.too_large:
@@ -349,11 +443,11 @@ class Broker:
         worker.sent_recently = True
         if worker.version is Version.V2:
             out.append(
-                [worker.identity, WORKER_V2, _W2_REQUEST, request.client, b"", *request.body]
+                [worker.identity, WORKER_V2, _W2_REQUEST, request.address, b"", *request.body]
             )
         else:
             out.append(
-                [worker.identity, b"", WORKER_V1, _W1_REQUEST, request.client, b"", *request.body]
+                [worker.identity, b"", WORKER_V1, _W1_REQUEST, request.address, b"", *request.body]
             )
 
     def _remove_worker(self, worker: Worker, now: float, out: Outgoing) -> None:
@@ -366,17 +460,11 @@ class Broker:
         if request is not None:
             self.counters.worker_lost += 1
             if request.partial_sent or request.attempts >= self.config.worker_loss_retries:
-                self._reply_to_client(
-                    request.client,
-                    request.version,
-                    service.name,
-                    error_body(
-                        "broker.worker-lost",
-                        f"the worker serving {service.label!r} was lost while "
-                        f"handling the request (attempt {request.attempts + 1})",
-                    ),
-                    out,
+                text = (
+                    f"the worker serving {service.label!r} was lost while "
+                    f"handling the request (attempt {request.attempts + 1})"
                 )
+                self._fail(request, service.name, "broker.worker-lost", text, out)
             else:
                 request.attempts += 1
                 request.deadline = now + self.config.request_expiry
@@ -426,9 +514,7 @@ class Broker:
                         f"no worker of {service.label!r} became free within {expiry:g} s "
                         f"({service.workers} registered, all busy)"
                     )
-                self._reply_to_client(
-                    request.client, request.version, service.name, error_body(code, text), out
-                )
+                self._fail(request, service.name, code, text, out)
             self._forget_if_unused(service)
 
     def _send_heartbeats(self, out: Outgoing) -> None:

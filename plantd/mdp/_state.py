@@ -14,21 +14,39 @@ class Request:
     """A client request, queued or being handled."""
 
     __slots__ = (
+        "address",
         "attempts",
+        "audit",
         "body",
         "client",
         "deadline",
         "gathered",
         "partial_sent",
+        "principal",
         "too_large",
         "version",
     )
 
-    def __init__(self, client: bytes, version: Version, body: list[bytes], deadline: float) -> None:
-        self.client = client
+    def __init__(
+        self,
+        client: bytes,
+        version: Version,
+        body: list[bytes],
+        deadline: float,
+        *,
+        principal: str | None = None,
+        address: bytes | None = None,
+        audit: bool = False,
+    ) -> None:
+        self.client = client  # the ROUTER routing id replies go to
         self.version = version
         self.body = body
         self.deadline = deadline
+        self.principal = principal
+        # What the worker sees as the client address (the routing id, with the principal
+        # packed in under CURVE: see _address); its reply must name the same.
+        self.address = client if address is None else address
+        self.audit = audit  # recorded in the audit trail when it ends
         self.attempts = 0  # times re-queued after losing its worker
         self.partial_sent = False  # a PARTIAL reached the client: it cannot be re-run
         # PARTIAL bodies kept for an MDP/0.1 client (one REPLY); created on the first PARTIAL,
@@ -50,10 +68,26 @@ class Request:
 class Worker:
     """A registered worker; ``request`` is set while it is busy."""
 
-    __slots__ = ("expiry", "identity", "request", "sent_recently", "service", "version")
+    __slots__ = (
+        "expiry",
+        "identity",
+        "principal",
+        "request",
+        "sent_recently",
+        "service",
+        "version",
+    )
 
-    def __init__(self, identity: bytes, version: Version, service: Service, expiry: float) -> None:
+    def __init__(
+        self,
+        identity: bytes,
+        version: Version,
+        service: Service,
+        expiry: float,
+        principal: str | None = None,
+    ) -> None:
         self.identity = identity
+        self.principal = principal
         self.version = version
         self.service = service
         self.expiry = expiry
@@ -122,6 +156,7 @@ class BrokerCounters:
     rejected_queue_full: int = 0
     rejected_too_large: int = 0
     refused_mmi: int = 0
+    denied: int = 0  # calls and registrations the security policy refused
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

@@ -31,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         __doc__,
         argv,
         _serve,
+        principal=lambda args: f"sink.{args.name}",
         add_arguments=_arguments,
     )
 

@@ -54,7 +54,11 @@ def serve(config: PlantdConfig, environ: dict[str, str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     return service_main(
-        "plantd-state", __doc__, argv, lambda config, environ, args: serve(config, environ)
+        "plantd-state",
+        __doc__,
+        argv,
+        lambda config, environ, args: serve(config, environ),
+        principal=lambda args: "service.state",
     )
 
 

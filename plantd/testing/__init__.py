@@ -1,7 +1,8 @@
 """Test doubles and helpers that ship with plantd, for its own tests and for yours.
 
 - :class:`ManagedProcess`: a real plantd process you can start, kill -9 and restart;
-- :func:`write_config`, :func:`free_tcp_port`: a throwaway configuration directory;
+- :func:`write_config`, :func:`free_tcp_port`: a throwaway configuration directory, and
+  :func:`make_keys` for one with CURVE security;
 - :func:`wait_for_broker`, :func:`wait_for_workers`: block until the stack serves;
 - :class:`FakeDriver` (driver ``fake``): a module driver with no hardware, failures on demand;
 - :func:`check_driver`: the conformance check every driver's tests call;
@@ -17,6 +18,7 @@ from plantd.testing._processes import (
     ManagedProcess,
     free_tcp_port,
     free_tcp_ports,
+    make_keys,
     wait_for_broker,
     wait_for_workers,
     write_config,
@@ -32,6 +34,7 @@ __all__ = [
     "check_driver",
     "free_tcp_port",
     "free_tcp_ports",
+    "make_keys",
     "wait_for_broker",
     "wait_for_workers",
     "write_config",

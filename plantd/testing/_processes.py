@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ __all__ = [
     "ManagedProcess",
     "free_tcp_port",
     "free_tcp_ports",
+    "make_keys",
     "wait_for_broker",
     "wait_for_workers",
     "write_config",
@@ -50,12 +52,32 @@ def free_tcp_ports(count: int) -> list[int]:
 
 
 def write_config(directory: Path, sections: Mapping[str, Mapping[str, Any]]) -> Path:
-    """Write ``plantd.yaml`` into ``directory`` (created) and return the directory."""
+    """Write ``plantd.yaml`` into ``directory`` (created) and return the directory.
+
+    Without a ``security`` section the stack is a plain loopback one (``security.mode:
+    none``), as most tests of other features want. With ``security: {mode: curve}`` the keys
+    every process of a stack needs are made too (:func:`make_keys`).
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "plantd.yaml").write_text(
-        yaml.safe_dump({k: dict(v) for k, v in sections.items()})
-    )
+    data = {k: dict(v) for k, v in sections.items()}
+    data.setdefault("security", {"mode": "none"})
+    (directory / "plantd.yaml").write_text(yaml.safe_dump(data))
+    if data["security"].get("mode", "curve") == "curve":
+        make_keys(directory)
     return directory
+
+
+def make_keys(config_dir: Path, modules: Sequence[str] = (), sinks: Sequence[str] = ()) -> None:
+    """The key set of a test stack: the broker's, the plantd services', one per module and
+    sink (those in its ``modules.d``/``sinks.d`` and those named), and an admin for the user
+    running the tests, whose secret ``plant`` finds by itself (``user.LOGIN``)."""
+    from plantd.config import load_config
+    from plantd.security import KeySet, local_principals
+
+    principals = local_principals(config_dir)
+    principals += [f"module.{name}" for name in modules] + [f"sink.{name}" for name in sinks]
+    login = pwd.getpwuid(os.geteuid()).pw_name
+    KeySet(load_config(config_dir)).init(sorted(set(principals)), [login])
 
 
 class ManagedProcess:

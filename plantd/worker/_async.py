@@ -30,7 +30,8 @@ from plantd._zmq import async_context, backoff_delays
 from plantd.config import WorkerConfig
 from plantd.errors import PlantdError, ProtocolError
 from plantd.mdp import Disconnect, RequestReceived, Version, WorkerProtocol
-from plantd.worker._request import Request, handler_failure_body, validate_reply
+from plantd.security import secure
+from plantd.worker._request import Request, caller_of, handler_failure_body, validate_reply
 
 __all__ = ["AsyncHandler", "AsyncWorker"]
 
@@ -49,9 +50,12 @@ class _End(enum.Enum):
 class _Session:
     """One READY … end conversation's state, driven by the socket task."""
 
-    def __init__(self, worker: AsyncWorker, sock: zmq.asyncio.Socket, session_id: int) -> None:
+    def __init__(
+        self, worker: AsyncWorker, sock: zmq.asyncio.Socket, session_id: int, secured: bool
+    ) -> None:
         self.worker = worker
         self.sock = sock
+        self.secured = secured
         self.id = session_id
         self.protocol = WorkerProtocol(
             worker.service.encode(),
@@ -80,7 +84,8 @@ class _Session:
         self.healthy = True
         self.worker.connected.set()
         if isinstance(event, RequestReceived):
-            request = Request(event.client, event.body, self.emit)
+            principal = caller_of(event.client, self.secured)
+            request = Request(event.client, event.body, self.emit, principal)
             self.handler = asyncio.get_running_loop().create_task(self.worker._handle(request))
         return None
 
@@ -155,9 +160,10 @@ class AsyncWorker:
         while not self._stop_requested:
             sock = self._context.socket(zmq.DEALER)
             sock.linger = 0
+            secured = secure(sock)
             sock.connect(self.endpoint)
             try:
-                end, healthy = await self._session(sock)
+                end, healthy = await self._session(sock, secured)
             finally:
                 self.connected.clear()
                 sock.close(linger=0)
@@ -173,11 +179,11 @@ class AsyncWorker:
             await self._sleep_unless_stopped(delay)
         log.info("%s: worker stopped", self.service)
 
-    async def _session(self, sock: zmq.asyncio.Socket) -> tuple[_End, bool]:
+    async def _session(self, sock: zmq.asyncio.Socket, secured: bool) -> tuple[_End, bool]:
         """One READY … end conversation. Returns how it ended and whether it was healthy."""
         loop = asyncio.get_running_loop()
         self.sessions += 1
-        session = _Session(self, sock, self.sessions)
+        session = _Session(self, sock, self.sessions, secured)
         await sock.send_multipart(session.protocol.connect(loop.time()))
         receiving = cast("asyncio.Future[list[bytes]]", sock.recv_multipart())
         try:

@@ -25,7 +25,8 @@ from plantd._zmq import backoff_delays, sync_context
 from plantd.config import WorkerConfig
 from plantd.errors import PlantdError, ProtocolError
 from plantd.mdp import Disconnect, RequestReceived, Version, WorkerProtocol
-from plantd.worker._request import Request, handler_failure_body, validate_reply
+from plantd.security import secure
+from plantd.worker._request import Request, caller_of, handler_failure_body, validate_reply
 
 __all__ = ["SyncHandler", "Worker"]
 
@@ -64,6 +65,7 @@ class Worker:
         self.connected = threading.Event()
         self.sessions = 0
         self.handled = 0
+        self._secured = False  # this session's socket is a CURVE client
 
     @classmethod
     def from_config(
@@ -90,6 +92,7 @@ class Worker:
             while not self._stop_requested.is_set():
                 sock = sync_context().socket(zmq.DEALER)
                 sock.linger = 0
+                self._secured = secure(sock)
                 sock.connect(self.endpoint)
                 try:
                     ended, healthy = self._session(sock)
@@ -154,7 +157,8 @@ class Worker:
                     healthy = True  # the broker accepted us: it sent a heartbeat or work
                     self.connected.set()
                     if isinstance(event, RequestReceived):
-                        request = Request(event.client, event.body, emit)
+                        principal = caller_of(event.client, self._secured)
+                        request = Request(event.client, event.body, emit, principal)
                         handler = self._pool.submit(self._handle, request)
                         handler.add_done_callback(lambda _: self._poke())
                 while outbox:

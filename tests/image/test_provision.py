@@ -96,7 +96,10 @@ def test_authorized_keys_alone_and_merged(device: Device) -> None:
         ("modules: [demo]\n", "modules: expected a mapping"),
         ("[unclosed\n", "plantd-provision.yaml:"),
         # Valid shape, but plant config check refuses it: nothing may change either.
-        ("plantd:\n  broker: {endpoint: 'tcp://0.0.0.0:9797'}\n", "is not on loopback"),
+        (
+            "plantd:\n  broker: {endpoint: 'tcp://0.0.0.0:9797'}\n  security: {mode: none}\n",
+            "is not on loopback",
+        ),
         ("modules:\n  demo: {drivr: fake}\n", "driver: required key is missing"),
     ],
 )

@@ -11,15 +11,26 @@ PUBLIC = {
     "plantd.errors": [
         "ConfigError", "DeviceError", "DeviceFault", "DeviceUnavailable", "LocalProtocolError",
         "PlantdError", "ProtocolError", "RemoteProtocolError", "RequestError", "RequestTimeout",
-        "ServiceError", "UsageError",
+        "SecurityError", "ServiceError", "UsageError",
     ],
     "plantd.client": ["AsyncClient", "Client", "Reply"],
     "plantd.worker": ["AsyncHandler", "AsyncWorker", "Request", "SyncHandler", "Worker"],
+    "plantd.security": [
+        "BROKER", "KINDS", "PUBLIC_SUFFIX", "REVOKED_DIR", "SECRET_SUFFIX", "SERVICES",
+        "ZAP_ENDPOINT", "CallDecision", "Connections", "Credentials", "Entry", "Gatekeeper",
+        "Grants", "Identity", "KeyFile", "KeyRing", "KeySet", "Listed", "Policy", "answer",
+        "assume_identity", "check_principal", "current_identity",
+        "fingerprint", "generate", "kind_grants", "load_keyring", "local_principals",
+        "principal_kind",
+        "read_key_file", "secret_key_path", "secure", "service_identity", "use_identity",
+        "user_identity", "write_key_file",
+    ],
     "plantd.broker": ["BrokerServer", "BusProxy"],
     "plantd.testing": [
         "FakeDriver", "FakeGroup", "FakeModule", "FakePoint", "ManagedProcess", "NotifySocket",
         "check_driver",
-        "free_tcp_port", "free_tcp_ports", "wait_for_broker", "wait_for_workers", "write_config",
+        "free_tcp_port", "free_tcp_ports", "make_keys", "wait_for_broker", "wait_for_workers",
+        "write_config",
     ],
 }  # fmt: skip
 

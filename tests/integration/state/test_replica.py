@@ -1,6 +1,7 @@
 """A replica following the change stream through forced gaps ends byte-for-byte equal to the
 store: messages dropped on the way, a subscriber paused past its high-water mark, events lost
-when the service is killed, and a lost last event with a silent store afterwards."""
+when the service is killed, a lost last event with a silent store afterwards, and a forged
+event that claims a revision far ahead of the store."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import asyncio
 import json
 import random
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from plantd.bus import BusMessage, BusSubscriber
-from plantd.state import Changed, Replica, StateClient
+from plantd.bus import BusMessage, BusPublisher, BusSubscriber
+from plantd.state import Changed, ChangeEvent, Replica, StateClient
 from plantd.state._limits import encode_value
 from tests.conftest import Stack
 from tests.integration.state.conftest import database, start_state, wait_for_state
@@ -170,10 +172,16 @@ async def test_a_replica_paused_past_the_high_water_mark(
         )
     applied: list[int] = []
     health = await state_client.health()
+    deadline = time.monotonic() + 30
     while replica.revision < health["revision"]:
-        update = await replica.next_update(10)
-        assert update is not None, "the replica stopped moving"
-        if isinstance(update, Changed):
+        assert time.monotonic() < deadline, "the replica stopped moving"
+        update = await replica.next_update(2)
+        if update is None:
+            # What the buffers held was contiguous and everything after it was lost: nothing
+            # shows that gap to a replica without a periodic check until the store changes again.
+            await state_client.set("plant.big", "last", replica.revision)
+            health = await state_client.health()
+        elif isinstance(update, Changed):
             applied.append(update.event.revision)
     await assert_equal_to_store(replica, state_client, database(stack))
     assert replica.gaps >= 1
@@ -255,6 +263,64 @@ async def test_a_replica_across_a_kill9_of_the_service(
     finally:
         follower.cancel()
     await assert_equal_to_store(replica, state_client, database(stack))
+    replica.close()
+
+
+@pytest.mark.stack(state={"workers": 2})
+async def test_one_forged_event_does_not_blind_a_watching_replica(
+    stack: Stack, state_client: StateClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    stack.start_broker()
+    start_state(stack)
+    scope, forged_revision = "plant.w", 10**9
+    await state_client.create_scope(scope)
+    await state_client.set(scope, "k", 0)
+    bus = stack.settings["bus"]
+    replica = Replica(state_client, bus["backend"], scope)  # as `plant state watch` makes it
+    forger = BusPublisher(bus["frontend"])
+
+    async def pull_until(
+        condition: Callable[[], bool], what: str, each: Callable[[], None]
+    ) -> None:
+        deadline = time.monotonic() + 10
+        while not condition():
+            assert time.monotonic() < deadline, f"the replica never {what}"
+            each()
+            await replica.next_update(0.05)
+
+    try:
+        await replica.catch_up(2)
+        held = replica.state.scopes[scope]
+        forged = ChangeEvent("set", scope, "k", forged_revision, held.revision, "forged", 9)
+        await forger.wait_for_subscribers()
+
+        def publish_forged() -> None:  # until it lands: a new publisher joins late
+            if time.monotonic() >= sent[0] + 0.5:
+                forger.publish_record(forged.topic, forged.to_record())
+                sent[0] = time.monotonic()
+
+        sent = [0.0]
+
+        await pull_until(lambda: replica.revision == forged_revision, "took it", publish_forged)
+        assert getattr(replica.state.get(scope, "k"), "value", None) == "forged"  # on trust
+        for n in (1, 2, 3):
+            await state_client.set(scope, f"real{n}", n)
+
+        def values() -> list[object]:
+            return [getattr(replica.state.get(scope, f"real{n}"), "value", None) for n in (1, 2, 3)]
+
+        await pull_until(lambda: values() == [1, 2, 3], "saw the three real changes", lambda: None)
+    finally:
+        forger.close()
+    snapshot = await state_client.snapshot(scope)
+    assert replica.state.canonical() == snapshot.canonical()
+    assert replica.state.canonical() == store_canonical(database(stack), scope)[0]
+    assert replica.revision == snapshot.revision < forged_revision
+    # One warning per rejection, each naming the forged event (once, unless a second copy of
+    # it, published before the first landed, arrives after the resync).
+    warnings = [r.getMessage() for r in caplog.records if r.name == "plantd.state._replica"]
+    assert 1 <= len(warnings) == replica.rejected
+    assert all(f"event {forged_revision} on 'state.plant.w.k'" in w for w in warnings)
     replica.close()
 
 

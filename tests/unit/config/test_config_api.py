@@ -8,10 +8,13 @@ import plantd.config
 def test_exports() -> None:
     assert sorted(plantd.config.__all__) == sorted(
         [
+            "ACCESS_LEVELS",
             "CONFIG_FILE",
             "DEFAULT_CONFIG_DIR",
             "INTERNAL",
             "MODULES_DIR",
+            "Access",
+            "AuditConfig",
             "BrokerConfig",
             "BusConfig",
             "Check",
@@ -24,8 +27,11 @@ def test_exports() -> None:
             "Le",
             "LoggingConfig",
             "ModuleHeader",
+            "OperationRule",
             "PathsConfig",
             "PlantdConfig",
+            "Role",
+            "SecurityConfig",
             "Size",
             "StateConfig",
             "WorkerConfig",
@@ -33,6 +39,7 @@ def test_exports() -> None:
             "check_module_file",
             "check_modules_dir",
             "env_override_names",
+            "is_loopback_endpoint",
             "load_config",
             "parse_dataclass",
             "parse_yaml",

@@ -102,13 +102,15 @@ def test_check_reports_every_problem_on_stderr(
 
 
 def test_check_failure_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "plantd.yaml").write_text("bus:\n  backend: tcp://0.0.0.0:11001\n")
+    (tmp_path / "plantd.yaml").write_text(
+        "bus:\n  backend: tcp://0.0.0.0:11001\nsecurity:\n  mode: none\n"
+    )
     assert run(["--json", "--config", str(tmp_path), "config", "check"]) == 1
     out, err = capsys.readouterr()
     report = json.loads(out)
     assert report["ok"] is False
     assert report["problems"] == err.splitlines()
-    assert "needs CURVE security" in report["problems"][0]
+    assert "use security.mode 'curve' to reach beyond this machine" in report["problems"][0]
 
 
 def test_check_missing_explicit_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -102,12 +102,14 @@ def test_bindable_endpoints(endpoint: str) -> None:
     ],
 )
 def test_non_loopback_needs_curve(endpoint: str) -> None:
-    problem = endpoint_problem(endpoint)
-    assert problem is not None
-    assert problem.startswith(
-        f"{endpoint!r} is not on loopback; binding any other address needs CURVE"
-    )
-    assert "not support yet" in problem
+    assert endpoint_problem(endpoint) is None  # a usable endpoint; with CURVE, the default
+    parse_dataclass(PlantdConfig, {"broker": {"endpoint": endpoint}}, source="plantd.yaml")
+    found = problems({"broker": {"endpoint": endpoint}, "security": {"mode": "none"}})
+    assert found == [
+        f"plantd.yaml: broker.endpoint: {endpoint!r} is not on loopback; with security.mode 'none' "
+        "every endpoint must be (127.0.0.1, [::1], localhost or ipc://): use security.mode "
+        "'curve' to reach beyond this machine"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -157,8 +159,8 @@ def test_section_rules() -> None:
         "logging": {"level": "verbose", "format": "xml"},
         "paths": {"data": "", "run": 5},
     }
+    # The endpoints are fine with CURVE (the default): test_non_loopback_needs_curve.
     assert [problem.split(": ", 2)[1] for problem in problems(data)] == [
-        "broker.endpoint",
         "broker.heartbeat_interval",
         "broker.heartbeat_liveness",
         "broker.request_expiry",
@@ -166,7 +168,6 @@ def test_section_rules() -> None:
         "broker.max_queued_total",
         "broker.max_message_bytes",
         "broker.worker_loss_retries",
-        "bus.backend",
         "bus.high_water_mark",
         "client.timeout",
         "client.retries",

@@ -14,6 +14,7 @@ from plantd.state import (
     Snapshot,
     topic_for,
 )
+from plantd.state._replica import REMEMBERED
 
 A, B = "plant.a", "plant.b"
 
@@ -109,6 +110,65 @@ def test_a_scope_replica_of_a_missing_scope() -> None:
     assert state.apply(set_event("later", "k", 1, 5, 4)) is Outcome.APPLIED
     with pytest.raises(ValueError, match="does not hold scope"):
         ReplicaState("x").load(Snapshot(1))
+
+
+def test_a_forged_jump_in_a_scope_replica_is_contradicted_by_the_next_real_event() -> None:
+    state = ReplicaState(A)
+    state.load(snapshot())
+    forged = set_event(A, "k", "forged", 10**9, 4)  # prev = A's revision: it fits rule 3
+    assert state.apply(forged) is Outcome.APPLIED
+    assert state.apply(forged) is Outcome.STALE  # a repeat of what it applied
+    real = set_event(A, "k", 3, 7, 4)  # the store's next change to A (6 was B's)
+    assert state.apply(real) is Outcome.CONFLICT  # below the copy's revision, never applied
+    assert state.ahead_of(7, 7) == (
+        "the copy's revision is 1000000000 through event 1000000000 on 'state.plant.a.k', "
+        "the store's is 7"
+    )
+
+
+def test_a_forged_next_revision_conflicts_with_the_real_one() -> None:
+    state = ReplicaState()
+    state.load(snapshot())
+    assert state.apply(set_event(B, "x", "forged", 10**9, 5)) is Outcome.GAP  # no jumps at all
+    forged = set_event(B, "x", "forged", 6, 5)
+    assert state.apply(forged) is Outcome.APPLIED
+    assert state.apply(set_event(A, "k", 3, 6, 4)) is Outcome.CONFLICT  # the real revision 6
+    assert state.applied_at(6) == forged
+    assert state.apply(set_event(A, "k", 9, 4, 2)) is Outcome.STALE  # the snapshot has it
+
+
+def test_a_copy_ahead_of_the_store_names_the_first_event_past_it() -> None:
+    everything, one = ReplicaState(), ReplicaState(A)
+    assert everything.ahead_of(0) is None  # nothing loaded, nothing to be ahead with
+    everything.load(snapshot())
+    one.load(snapshot())
+    assert everything.ahead_of(5) is None
+    assert one.ahead_of(5, 4) is None
+    everything.apply(set_event(B, "y", 1, 6, 5))
+    everything.apply(set_event(B, "y", 2, 7, 6))
+    assert everything.ahead_of(7) is None
+    assert everything.ahead_of(5) == (
+        "the copy's revision is 7 through event 6 on 'state.plant.b.y', the store's is 5"
+    )
+    assert one.apply(set_event(A, "k", 3, 9, 4)) is Outcome.APPLIED  # a legitimate jump
+    assert one.ahead_of(9, 9) is None
+    assert one.ahead_of(12, 4) == (  # the store went on, but not in A
+        "the copy's revision of 'plant.a' is 9 through event 9 on 'state.plant.a.k', "
+        "the store's is 4"
+    )
+    assert one.ahead_of(12, None) is None  # the store lists no A: only the global revision
+
+
+def test_stale_events_below_what_it_remembers_are_taken_as_reflected() -> None:
+    state = ReplicaState(A)
+    state.load(Snapshot(0, {A: ScopeSnapshot(True, 0)}))
+    events = [set_event(A, "k", n, n, n - 1) for n in range(1, REMEMBERED + 11)]
+    assert {state.apply(event) for event in events} == {Outcome.APPLIED}
+    assert state.apply(set_event(A, "k", "other", 5, 4)) is Outcome.STALE  # forgotten
+    assert state.apply(events[-1]) is Outcome.STALE
+    assert state.apply(set_event(A, "k", "other", events[-1].revision, 0)) is Outcome.CONFLICT
+    assert state.applied_at(5) is None
+    assert len([n for n in range(len(events) + 1) if state.applied_at(n)]) == REMEMBERED
 
 
 def test_events_round_trip_through_the_bus_codec() -> None:
