@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from plantd.config import load_config
-from plantd.security import use_identity, user_identity
+from plantd.security import Credentials, Identity, KeySet, use_identity, user_identity
 from plantd.testing import (
     ManagedProcess,
     free_tcp_ports,
@@ -56,6 +56,18 @@ class Stack:
         if wait:
             wait_for_workers(self.endpoint, "org.plantd.module.Echo", count=self.echo_count())
         return process
+
+    def keyset(self) -> KeySet:
+        return KeySet(load_config(self.config_dir))
+
+    def credentials(self, principal: str, roles: tuple[str, ...] = ()) -> Credentials:
+        """``principal``'s keys on a CURVE stack: admitted now (with ``roles``) if it is not yet,
+        its secret kept in the stack's secrets directory."""
+        keyset = self.keyset()
+        secret = keyset.secret_path(principal)
+        if not keyset.public_path(principal).exists():
+            keyset.add(principal, roles=roles, generate_secret=secret)
+        return Identity(secret, keyset.public_path("broker")).credentials()
 
     def echo_count(self) -> int:
         return sum(1 for p in self.processes if p.name.startswith("echo") and p.running())

@@ -41,12 +41,12 @@ def sim_service(runner: SimRunner) -> ServiceDefinition:
         SERVICE_PREFIX + runner.name, f"Simulated devices of {runner.file.source or runner.name}"
     )
 
-    @definition.operation("status")
+    @definition.operation("status", access="read")
     async def _status(params: Params) -> Json:
         """Devices, where they listen, requests and writes; active faults; plant time."""
         return runner.status()
 
-    @definition.operation("points")
+    @definition.operation("points", access="read")
     async def _points(params: Params) -> Json:
         """Every point with its device, unit, wire settings and current value."""
         listed = []
@@ -58,14 +58,14 @@ def sim_service(runner: SimRunner) -> ServiceDefinition:
             listed.append(entry)
         return listed
 
-    @definition.operation("get")
+    @definition.operation("get", access="read")
     async def _get(params: Params) -> Json:
         """The current value of ``point`` of ``device``."""
         with _refusals():
             value = runner.get(param(params, "device", str), param(params, "point", str))
         return _json_value(value)
 
-    @definition.operation("set")
+    @definition.operation("set", access="configure")
     async def _set(params: Params) -> Json:
         """Set ``point`` of ``device`` to ``value`` by hand."""
         if "value" not in params:
@@ -74,7 +74,7 @@ def sim_service(runner: SimRunner) -> ServiceDefinition:
             runner.set(param(params, "device", str), param(params, "point", str), params["value"])
         return {"device": params["device"], "point": params["point"], "value": params["value"]}
 
-    @definition.operation("inject")
+    @definition.operation("inject", access="configure")
     async def _inject(params: Params) -> Json:
         """Inject a fault (device, fault, unit, code, delay, count, duration, downtime)."""
         fault = _parse(Fault, params)
@@ -82,7 +82,7 @@ def sim_service(runner: SimRunner) -> ServiceDefinition:
             await runner.inject(fault)
         return {"injected": fault.describe()}
 
-    @definition.operation("heal")
+    @definition.operation("heal", access="configure")
     async def _heal(params: Params) -> Json:
         """Clear the faults of ``device`` (or of one ``unit`` of it; of every device if none)."""
         heal = _parse(Heal, params)

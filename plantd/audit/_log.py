@@ -9,8 +9,8 @@ queue into *entries*, kept in order in ``_pending`` until they are on disk:
 - an event whose result is not ``denied`` is an entry of its own, ready to write;
 - a refusal opens a *window*: later refusals equal in (principal, action, target, result,
   detail, source) whose times lie within :data:`WINDOW` seconds of the first fold into it
-  (its ``count`` grows, ``folded`` counts them). A window closes one second after it opened
-  by the clock, or at once on :meth:`flush` and :meth:`stop`. A flood of 100,000 identical
+  (its ``count`` grows, ``folded`` counts them). A window closes once the clock is a second
+  past its first event, or at once on :meth:`flush` and :meth:`stop`. A flood of 100,000 identical
   refused handshakes becomes one record a second, and the sum of the counts stays exact.
 
 Every ``flush_interval`` (or as soon as :data:`BATCH` entries wait) the thread writes the
@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import math
 import queue
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -42,10 +43,11 @@ from typing import Any
 import zmq
 
 from plantd._zmq import backoff_delays
-from plantd.audit._event import AuditEvent
 from plantd.audit._store import AuditStore
+from plantd.bus import BusPublisher
 from plantd.config import AuditConfig
 from plantd.errors import UsageError
+from plantd.security import AuditEvent
 
 __all__ = ["BATCH", "MAX_PENDING", "PRUNE_INTERVAL", "WINDOW", "AuditLog"]
 
@@ -63,15 +65,14 @@ _FoldKey = tuple[str, str, str, str, str, str]
 
 
 class _Entry:
-    __slots__ = ("closed", "count", "event", "key", "opened", "seq")
+    __slots__ = ("closed", "count", "event", "key", "seq")
 
-    def __init__(self, event: AuditEvent, seq: int, key: _FoldKey | None, opened: float) -> None:
+    def __init__(self, event: AuditEvent, seq: int, key: _FoldKey | None) -> None:
         self.event = event
         self.seq = seq
         self.key = key
         self.count = event.count
         self.closed = key is None  # only refusals stay open for folding
-        self.opened = opened
 
 
 class _Flush:
@@ -121,7 +122,7 @@ class AuditLog:
         self._stopped = False
         # Everything below belongs to the writer thread.
         self._store: AuditStore | None = None
-        self._publisher: Any = None  # a BusPublisher, created on the thread
+        self._publisher: BusPublisher | None = None  # created on the thread
         self._pending: deque[_Entry] = deque()
         self._open: dict[_FoldKey, _Entry] = {}
         self._waiters: list[tuple[int, _Flush]] = []
@@ -174,11 +175,24 @@ class AuditLog:
     def _run(self) -> None:
         try:
             self._loop()
+        except Exception:
+            # Supervisor edge: only a bug gets here (write errors are handled in _write); say
+            # what it costs rather than let the thread vanish.
+            lost = sum(entry.count for entry in self._pending)
+            log.exception("audit: the writer thread failed; %d event(s) not written", lost)
+            self.dropped += lost
         finally:
-            if self._store is not None:
-                self._store.close()
+            self._close_store()
             if self._publisher is not None:
                 self._publisher.close()
+
+    def _close_store(self) -> None:
+        store, self._store = self._store, None
+        if store is not None:
+            try:
+                store.close()
+            except sqlite3.Error as exc:
+                log.warning("audit: closing %s: %s", self.path, exc)
 
     def _loop(self) -> None:
         interval = self._flush_interval
@@ -242,7 +256,7 @@ class AuditLog:
                     len(self._pending),
                 )
             return
-        entry = _Entry(item, self._next_seq, key, self._clock())
+        entry = _Entry(item, self._next_seq, key)
         self._next_seq += 1
         self._pending.append(entry)
         if key is not None:
@@ -257,7 +271,8 @@ class AuditLog:
         """Write the ready entries at the head of ``_pending``; False if a write failed."""
         now = self._clock()
         for key, entry in list(self._open.items()):
-            if now - entry.opened >= WINDOW:
+            # abs(): a window stamped ahead of the clock (set back since) must not stay open
+            if abs(now - entry.event.time) >= WINDOW:
                 entry.closed = True
                 del self._open[key]
         pending = self._pending
@@ -272,6 +287,8 @@ class AuditLog:
             except Exception as exc:
                 # Supervisor edge: any failure (disk full, locked, a bug) keeps the entries
                 # for a retry; the thread must not die with the broker's audit trail in it.
+                # The retry opens the file afresh, in case this connection is what broke.
+                self._close_store()
                 self._failed(exc)
                 return False
             for _ in chunk:
@@ -321,8 +338,6 @@ class AuditLog:
             return
         try:
             if self._publisher is None:
-                from plantd.bus import BusPublisher
-
                 self._publisher = BusPublisher(self.bus_endpoint)
             for record in records:
                 self._publisher.publish_record(f"event.audit.{record['action']}", record)

@@ -9,6 +9,9 @@
 ``verify``  recompute the hash chain: ``{"ok": bool, "checked": N, "first_bad_id": ID|null}``.
 ``status``  records, events (counts summed), oldest and newest time, pruned records, bytes.
 
+Every operation needs ``admin`` access: who did what is itself sensitive (the built-in
+policy grades ``org.plantd.Audit`` so, see docs/security.md).
+
 Each call opens its own read-only connection on a worker thread (``asyncio.to_thread``):
 WAL lets it read while the broker's writer commits, and the event loop never waits for
 SQLite. Errors: ``bad-request`` names the parameter; ``audit.unavailable`` when the file
@@ -72,7 +75,7 @@ def audit_service(path: Path) -> ServiceDefinition:
         except sqlite3.Error as exc:
             raise OperationError("audit.unavailable", f"{path}: {exc}") from exc
 
-    @definition.operation("query")
+    @definition.operation("query", access="admin")
     async def _query(params: Params) -> Json:
         """Records matching the filters, newest first; ``more`` says whether older ones match."""
         since, until = _number(params, "since"), _number(params, "until")
@@ -98,13 +101,13 @@ def audit_service(path: Path) -> ServiceDefinition:
         )
         return {"records": found[:limit], "more": len(found) > limit}
 
-    @definition.operation("verify")
+    @definition.operation("verify", access="admin")
     async def _verify(params: Params) -> Json:
         """Recompute the hash chain; the first id that is missing or altered, if any."""
         ok, checked, first_bad = await asyncio.to_thread(read, verify_chain, (True, 0, None))
         return {"ok": ok, "checked": checked, "first_bad_id": first_bad}
 
-    @definition.operation("status")
+    @definition.operation("status", access="admin")
     async def _status(params: Params) -> Json:
         """Records, events, the oldest and newest time, records pruned, the file's bytes."""
         empty = {"database": str(path), "pruned": 0, "bytes": 0, "used_bytes": 0, **_EMPTY_STATUS}

@@ -12,11 +12,11 @@ Schema (named migrations; never edit one that has shipped):
 The hash chain. ``hash = sha256(previous hash + canonical JSON of the record)``, where the
 canonical JSON holds every column but ``hash`` (keys sorted, no spaces, UTF-8) and the first
 record's previous hash is :data:`GENESIS`. :func:`verify_chain` recomputes it: a changed
-column, a record removed from the middle or the end, or records inserted out of turn show
-as the first bad id. Pruning removes a head of the chain on purpose and keeps the hash of its
-last row in ``meta``, so what is left still verifies. The chain makes tampering visible, it
-does not prevent it: whoever can write the file can rewrite the whole chain. Each record's
-hash is published on the bus with the record, so a subscriber elsewhere can hold anchors.
+column, or a record removed from the middle or the end, shows as the first bad id. Pruning
+removes a head of the chain on purpose and keeps the hash of its last row in ``meta``, so
+what is left still verifies. The chain makes tampering visible, it does not prevent it:
+whoever can write the file can rewrite the whole chain. Each record's hash is published on
+the bus with the record, so a subscriber elsewhere can hold anchors.
 
 Append-only. Triggers refuse every UPDATE of a record and every DELETE except of the rows
 the pruning path has declared pruned (see ``_initial``). Reads may use another connection
@@ -38,8 +38,8 @@ from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from plantd import _sqlite
-from plantd.audit._event import AuditEvent
 from plantd.config import AuditConfig
+from plantd.security import AuditEvent
 
 __all__ = [
     "GENESIS",

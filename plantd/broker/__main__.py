@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 import sys
-import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from plantd._entry import CONFIG_ERROR, service_main
 from plantd.config import PlantdConfig
 from plantd.logs import configure_logging
 
-if TYPE_CHECKING:
-    from plantd.audit import AuditEvent, AuditLog
-
 __all__ = ["main", "serve"]
-
-log = logging.getLogger("plantd.broker")
 
 _STATUS_EVERY = 5.0  # seconds between STATUS= updates to systemd
 
@@ -32,9 +24,8 @@ def serve(config: PlantdConfig, environ: dict[str, str]) -> int:
 
     import zmq
 
-    from plantd.audit import AUDIT_SERVICE, AuditLog, audit_service
-    from plantd.broker._internal import InProcessService
     from plantd.broker._server import INTERNAL_ENDPOINT, BrokerServer
+    from plantd.broker._trail import AuditTrail
     from plantd.errors import SecurityError
     from plantd.security import assume_identity
     from plantd.systemd import Notifier, Watchdog
@@ -45,8 +36,9 @@ def serve(config: PlantdConfig, environ: dict[str, str]) -> int:
     assume_identity(config, None)  # a CURVE server with keys of its own, never a client
     notifier = Notifier.from_environ(environ)
     watchdog = Watchdog(notifier, environ)
-    deferred = _DeferredAudit()
-    server = BrokerServer(config, on_audit=deferred)
+    # Without CURVE nobody is known, so there is no audit trail.
+    trail = AuditTrail(config) if config.security.enabled else None
+    server = BrokerServer(config, on_audit=trail)
     try:
         server.bind()
     except zmq.ZMQError as exc:
@@ -55,17 +47,8 @@ def serve(config: PlantdConfig, environ: dict[str, str]) -> int:
     except SecurityError as exc:
         print(f"plantd-broker: {exc}", file=sys.stderr)
         return CONFIG_ERROR
-    audit_path = config.security.audit.database_path(config.paths.data)
-    audit = AuditLog(
-        audit_path,
-        config.security.audit,
-        bus_endpoint=server.bus.internal_endpoint if server.bus is not None else None,
-    )
-    audit.start()
-    deferred.hand_over(audit)
-    audit_worker = InProcessService(audit_service(audit_path), INTERNAL_ENDPOINT, config.worker)
-    audit_worker.start()
-    log.info("audit trail in %s (%s)", audit_path, AUDIT_SERVICE)
+    if trail is not None:
+        trail.start(server.bus.internal_endpoint if server.bus else None, INTERNAL_ENDPOINT)
     server.install_signal_handlers()
     notifier.ready(status=f"routing on {config.broker.endpoint}")
     next_status = 0.0
@@ -87,33 +70,9 @@ def serve(config: PlantdConfig, environ: dict[str, str]) -> int:
         server.run(on_idle, wake_every=watchdog.interval if watchdog.enabled else None)
     finally:
         notifier.stopping()
-        audit_worker.stop()
-        audit.stop()
+        if trail is not None:
+            trail.stop()
     return 0
-
-
-class _DeferredAudit:
-    """Audit events may come from the ZAP thread as soon as the broker binds, before the log
-    exists (it needs the bus's inproc endpoint): they wait here until :meth:`hand_over`."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._events: list[AuditEvent] = []
-        self._log: AuditLog | None = None
-
-    def __call__(self, event: AuditEvent) -> None:
-        with self._lock:
-            if self._log is None:
-                self._events.append(event)
-                return
-        self._log.record(event)
-
-    def hand_over(self, log: AuditLog) -> None:
-        with self._lock:
-            for event in self._events:
-                log.record(event)
-            self._events.clear()
-            self._log = log
 
 
 def main(argv: Sequence[str] | None = None) -> int:

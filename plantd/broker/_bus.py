@@ -28,10 +28,10 @@ from itertools import count
 
 import zmq
 
-from plantd.audit import AuditEvent
 from plantd.config import BusConfig
 from plantd.mdp._audit import denied_event
 from plantd.security import BROKER, Connections, Policy
+from plantd.security._audit_event import AuditEvent
 from plantd.security._connections import sender_principal
 from plantd.security._handshakes import MONITORED_EVENTS, HandshakeMonitor, drain_monitor
 
@@ -118,13 +118,16 @@ class BusProxy:
         control = context.socket(zmq.PAIR)
         sockets = [frontend, backend, control]
         try:
-            for sock in (frontend, backend):
+            for sock, endpoint in (
+                (frontend, self.config.frontend),
+                (backend, self.config.backend),
+            ):
                 sock.set_hwm(self.config.high_water_mark)
                 sock.linger = 0
                 if self._server_secret is not None:
                     sock.curve_server = True
                     sock.curve_secretkey = self._server_secret
-                    sock.zap_domain = b"plantd-bus"
+                    sock.zap_domain = endpoint.encode()  # names the socket in audit records
             control.bind(self._control_address)
             frontend.bind(self.config.frontend)
             frontend.bind(self.internal_endpoint)

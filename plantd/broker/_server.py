@@ -34,7 +34,6 @@ from typing import cast
 
 import zmq
 
-from plantd.audit import UNKNOWN_PRINCIPAL, AuditEvent
 from plantd.broker._bus import BusProxy
 from plantd.config import PlantdConfig
 from plantd.mdp import Broker
@@ -47,6 +46,7 @@ from plantd.security import (
     read_key_file,
     secret_key_path,
 )
+from plantd.security._audit_event import UNKNOWN_PRINCIPAL, AuditEvent
 from plantd.security._connections import sender_principal
 from plantd.security._handshakes import MONITORED_EVENTS, HandshakeMonitor, drain_monitor
 from plantd.security._keyring import changes
@@ -125,7 +125,7 @@ class BrokerServer:
         if self._server_secret is not None:
             router.curve_server = True
             router.curve_secretkey = self._server_secret
-            router.zap_domain = b"plantd"
+            router.zap_domain = broker.endpoint.encode()  # names the socket in audit records
         try:
             router.bind(broker.endpoint)
             router.bind(INTERNAL_ENDPOINT)
@@ -206,7 +206,8 @@ class BrokerServer:
         assert router is not None
         clock = time.monotonic
         now = clock()
-        core = self.core = Broker(self.config.broker, now, self.policy())
+        # Without CURVE nobody is known: no policy, no audit trail, plain MDP as RFC 18 has it.
+        core = self.core = Broker(self.config.broker, now, self.policy() if self.secure else None)
         send_frame = router.send
         audit = self._on_audit
 

@@ -32,11 +32,14 @@ from plantd.bus._codec import (
     encode_sample_fields,
 )
 from plantd.security import Credentials, secure
+from plantd.security._refusals import RefusalWatch
 
 __all__ = ["BusMessage", "BusPublisher", "BusSubscriber", "GapTracker"]
 
 _NOBLOCK = int(zmq.NOBLOCK)
 _SNDMORE_NOBLOCK = int(zmq.SNDMORE) | _NOBLOCK
+_POLLIN = int(zmq.POLLIN)
+_CHECK_EVERY = 1.0  # seconds between looks at whether the broker refused our key
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,8 @@ class BusPublisher:
     The socket is an XPUB rather than a PUB so that the publisher can see subscriptions arrive:
     ZeroMQ drops what a publisher sends before the bus has told it who subscribes (the "slow
     joiner"), so a new publisher should :meth:`wait_for_subscribers` before its first message.
+    Under CURVE, a socket the broker refused (a rotated key) is rebuilt with the current key,
+    looked at about once a second (``plantd.security._refusals``).
     """
 
     def __init__(
@@ -60,20 +65,40 @@ class BusPublisher:
         self.epoch = secrets.randbits(32)
         self._seq: dict[str, int] = {}
         self._topics: dict[str, bytes] = {}
+        self._hwm = high_water_mark
+        self._credentials = credentials
+        self._watch: RefusalWatch | None = None
+        self._next_check = 0.0
+        self._open()
+
+    def _open(self) -> None:
         self._socket = sync_context().socket(zmq.XPUB)
-        self._socket.set_hwm(high_water_mark)
+        self._socket.set_hwm(self._hwm)
         self._socket.linger = 1000  # give queued messages a second on close
-        secure(self._socket, credentials)
-        self._socket.connect(endpoint)
+        if secure(self._socket, self._credentials):
+            self._watch = RefusalWatch(self._socket)
+        self._socket.connect(self.endpoint)
         self._send = self._socket.send
+
+    def _check_refused(self, now: float) -> None:
+        self._next_check = now + _CHECK_EVERY
+        if self._watch is not None and self._watch.refused():
+            log.warning(
+                "the bus refused this publisher's key; connecting again with the current one"
+            )
+            self._watch.close()
+            self._socket.close(linger=0)
+            self._open()
 
     async def wait_for_subscribers(self, timeout: float = 1.0) -> bool:
         """Wait until the bus has passed on at least one subscription, at most ``timeout``
         seconds (there may be no subscriber at all). True if one arrived."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while (now := time.monotonic()) < deadline:
             if self._drain_subscriptions():
                 return True
+            if now >= self._next_check:
+                self._check_refused(now)
             await asyncio.sleep(0.01)
         return False
 
@@ -104,6 +129,8 @@ class BusPublisher:
         """
         seq = self._seq.get(topic, 0) + 1
         self._seq[topic] = seq
+        if (now := time.monotonic()) >= self._next_check:
+            self._check_refused(now)
         stamp = time.time() if timestamp is None else timestamp
         payload = encode_sample_fields(value, stamp, quality, seq, self.epoch)
         topic_bytes = self._topics.get(topic)
@@ -114,9 +141,13 @@ class BusPublisher:
         return seq
 
     def publish_record(self, topic: str, fields: dict[str, Any]) -> None:
+        if (now := time.monotonic()) >= self._next_check:
+            self._check_refused(now)
         self._socket.send_multipart([topic.encode(), encode_record(fields)], zmq.NOBLOCK)
 
     def close(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
         self._socket.close()
 
 
@@ -143,18 +174,36 @@ class BusSubscriber:
     ) -> None:
         self.endpoint = endpoint
         self.undecodable = 0
+        self._prefixes = list(prefixes)
+        self._hwm = high_water_mark
+        self._credentials = credentials
+        self._watch: RefusalWatch | None = None
+        self._open()
+
+    def _open(self) -> None:
         self._socket: zmq.asyncio.Socket = async_context().socket(zmq.SUB)
-        self._socket.set_hwm(high_water_mark)
+        self._socket.set_hwm(self._hwm)
         self._socket.linger = 0
-        secure(self._socket, credentials)
-        for prefix in prefixes:
+        if secure(self._socket, self._credentials):
+            self._watch = RefusalWatch(self._socket)
+        for prefix in self._prefixes:
             self._socket.subscribe(prefix.encode())
-        self._socket.connect(endpoint)
+        self._socket.connect(self.endpoint)
+
+    def _check_refused(self) -> None:
+        """Under CURVE, a socket the broker refused (a rotated key) is rebuilt with the current
+        key (``plantd.security._refusals``)."""
+        if self._watch is not None and self._watch.refused():
+            log.warning(
+                "the bus refused this subscriber's key; connecting again with the current one"
+            )
+            self._watch.close()
+            self._socket.close(linger=0)
+            self._open()
 
     async def receive(self) -> BusMessage:
         while True:
-            frames = await self._socket.recv_multipart()
-            message = self._decode(frames)
+            message = await self.receive_within(_CHECK_EVERY)
             if message is not None:
                 return message
 
@@ -162,9 +211,15 @@ class BusSubscriber:
         """The next message, or None when ``timeout`` seconds pass without one."""
         deadline = time.monotonic() + timeout
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not await self._socket.poll(int(remaining * 1000)):
-                return None
+            # Waiting costs an await; when a message is there already (the common case under
+            # load), take it at once.
+            if not self._socket.get(zmq.EVENTS) & _POLLIN:  # type: ignore[operator]
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                if not await self._socket.poll(int(min(remaining, _CHECK_EVERY) * 1000)):
+                    self._check_refused()
+                    continue
             message = self._decode(await self._socket.recv_multipart())
             if message is not None:
                 return message
@@ -186,6 +241,8 @@ class BusSubscriber:
             yield await self.receive()
 
     def close(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
         self._socket.close(linger=0)
 
 

@@ -46,12 +46,12 @@ def historian_service(
             )
         return since, until
 
-    @definition.operation("status")
+    @definition.operation("status", access="read")
     async def _status(params: Params) -> Json:
         """Intake and writer counters, database size and retention settings."""
         return await status()
 
-    @definition.operation("query")
+    @definition.operation("query", access="read")
     async def _query(params: Params) -> Json:
         """One page of rows of the points matching ``points`` (a glob) in a time range."""
         pattern = param(params, "points", str)
@@ -82,7 +82,7 @@ def historian_service(
             )
         )
 
-    @definition.operation("samples")
+    @definition.operation("samples", access="read")
     async def _samples(params: Params) -> Json:
         """Every raw sample of ``point`` in a time range, with epoch and seq (for repair)."""
         name = param(params, "point", str)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from plantd.audit import UNKNOWN_PRINCIPAL, AuditAction, AuditEvent
+from plantd.security import UNKNOWN_PRINCIPAL, AuditAction, AuditEvent
 
 __all__ = ["call_event", "denied_event", "reply_result", "target"]
 

@@ -65,7 +65,6 @@ import logging
 from collections.abc import Collection
 from typing import TYPE_CHECKING
 
-from plantd.audit import AuditEvent
 from plantd.config import BrokerConfig
 from plantd.errors import RemoteProtocolError
 from plantd.mdp import _mmi
@@ -87,6 +86,7 @@ from plantd.mdp._frames import (
     is_valid_service_name,
 )
 from plantd.mdp._state import BrokerCounters, Request, Service, Worker
+from plantd.security import AuditEvent
 
 if TYPE_CHECKING:
     from plantd.security import Policy

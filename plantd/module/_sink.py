@@ -40,7 +40,7 @@ def module_service(runtime: ModuleRuntime) -> ServiceDefinition:
             raise OperationError("module.unknown-point", f"no point {name!r} in this module")
         return point
 
-    @definition.operation("points")
+    @definition.operation("points", access="read")
     async def _points(params: Params) -> Json:
         """Every point with its group, interval, writability, limits and driver settings."""
         listed = []
@@ -51,7 +51,7 @@ def module_service(runtime: ModuleRuntime) -> ServiceDefinition:
             listed.append(entry)
         return listed
 
-    @definition.operation("read")
+    @definition.operation("read", access="read")
     async def _read(params: Params) -> Json:
         """Last values of ``points`` (default all); ``fresh: true`` reads the device first."""
         names = param(params, "points", list, None) or list(table.points)
@@ -66,7 +66,7 @@ def module_service(runtime: ModuleRuntime) -> ServiceDefinition:
                 raise OperationError("module.unavailable", str(exc)) from exc
         return {name: table.last[name].as_json() for name in names if name in table.last}
 
-    @definition.operation("write")
+    @definition.operation("write", access="operate")
     async def _write(params: Params) -> Json:
         """Write ``value`` to ``point`` (checked against writable/minimum/maximum first)."""
         point = point_named(param(params, "point", str))
@@ -94,7 +94,7 @@ def module_service(runtime: ModuleRuntime) -> ServiceDefinition:
             await runtime.poll(table.group_of[point.name])
         return {"point": point.name, "value": written}
 
-    @definition.operation("status")
+    @definition.operation("status", access="read")
     async def _status(params: Params) -> Json:
         """Connection, per-group polls/overruns/failures, publish counters, driver figures."""
         return runtime.status()
@@ -130,4 +130,4 @@ def _add_driver_operation(
         return result
 
     _call.__doc__ = operation.doc
-    definition.operation(name)(_call)
+    definition.operation(name, access="operate")(_call)

@@ -13,6 +13,7 @@ docs/security.md is the user's guide (threat model, key operations). In short:
 
 from __future__ import annotations
 
+from plantd.security._audit_event import ACTIONS, UNKNOWN_PRINCIPAL, AuditAction, AuditEvent
 from plantd.security._connections import Connections
 from plantd.security._identity import (
     Credentials,
@@ -47,13 +48,17 @@ from plantd.security._principal import (
 from plantd.security._zap import ZAP_ENDPOINT, Gatekeeper, answer
 
 __all__ = [
+    "ACTIONS",
     "BROKER",
     "KINDS",
     "PUBLIC_SUFFIX",
     "REVOKED_DIR",
     "SECRET_SUFFIX",
     "SERVICES",
+    "UNKNOWN_PRINCIPAL",
     "ZAP_ENDPOINT",
+    "AuditAction",
+    "AuditEvent",
     "CallDecision",
     "Connections",
     "Credentials",

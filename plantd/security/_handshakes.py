@@ -21,7 +21,7 @@ from collections.abc import Callable
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
-from plantd.audit import UNKNOWN_PRINCIPAL, AuditEvent
+from plantd.security._audit_event import UNKNOWN_PRINCIPAL, AuditEvent
 from plantd.security._connections import peer_address
 
 __all__ = ["MONITORED_EVENTS", "HandshakeMonitor", "drain_monitor"]
@@ -68,7 +68,7 @@ class HandshakeMonitor:
         elif event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
             self._failure = f"the handshake broke the protocol: {_protocol_error(value)}"
         elif event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-            self._failure = "the handshake failed (a wrong broker key?)"
+            self._failure = "the handshake failed (the peer left, or holds a wrong broker key)"
         return None
 
 

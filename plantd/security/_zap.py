@@ -23,7 +23,7 @@ from pathlib import Path
 import zmq
 from zmq.utils import z85
 
-from plantd.audit import UNKNOWN_PRINCIPAL, AuditEvent
+from plantd.security._audit_event import UNKNOWN_PRINCIPAL, AuditEvent
 from plantd.security._keyring import KeyRing, fingerprint, load_keyring
 
 __all__ = ["ZAP_ENDPOINT", "Gatekeeper", "answer"]

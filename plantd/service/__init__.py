@@ -22,6 +22,7 @@ from plantd.service._definition import (
     OperationError,
     Params,
     ServiceDefinition,
+    current_caller,
     param,
 )
 from plantd.service._server import ServiceWorker, dispatch
@@ -37,6 +38,7 @@ __all__ = [
     "ServiceWorker",
     "call",
     "call_async",
+    "current_caller",
     "decode_call",
     "decode_reply",
     "dispatch",

@@ -2,7 +2,7 @@
 
     echo = ServiceDefinition("org.plantd.module.Echo", "Answers what it is sent.")
 
-    @echo.operation("echo")
+    @echo.operation("echo", access="read")
     async def _(params: Params) -> Json:
         "Return the params as they came."
         return params
@@ -11,19 +11,43 @@ An operation is an ``async def (params) -> result``, or an async generator for a
 operation (each yielded item is a PARTIAL; the last one is sent as the FINAL). An operation
 reports a failure the caller should see by raising :class:`OperationError` with a code. Every
 service answers ``operations`` with the list of its operations and their documentation.
+
+``access`` says what an operation does, as the security policy grades it (docs/security.md):
+``read`` (changes nothing), ``operate`` (commands the plant: a write to a device),
+``configure`` (changes state or configuration), ``admin`` (keys, users, the audit trail). The
+broker enforces the policy's rules (``security.operations``); a test checks that they grade
+every operation of every plantd service as the operation itself declares. While an operation
+runs, :func:`current_caller` is the principal that called it.
 """
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from plantd.config import Access
 from plantd.errors import PlantdError
 from plantd.service._codec import Json
 
-__all__ = ["Operation", "OperationError", "Params", "ServiceDefinition", "param"]
+__all__ = [
+    "Operation",
+    "OperationError",
+    "Params",
+    "ServiceDefinition",
+    "current_caller",
+    "param",
+]
+
+_caller: contextvars.ContextVar[str | None] = contextvars.ContextVar("caller", default=None)
+
+
+def current_caller() -> str | None:
+    """The principal whose request is being handled (None without CURVE, or outside one)."""
+    return _caller.get()
+
 
 Params = dict[str, Json]
 OperationFunc = Callable[[Params], Awaitable[Json]] | Callable[[Params], AsyncIterator[Json]]
@@ -44,6 +68,7 @@ class Operation:
     doc: str
     func: OperationFunc
     streaming: bool
+    access: Access
 
 
 class ServiceDefinition:
@@ -52,25 +77,31 @@ class ServiceDefinition:
         self.doc = doc
         self.operations: dict[str, Operation] = {}
 
-    def operation(self, name: str) -> Callable[[OperationFunc], OperationFunc]:
+    def operation(self, name: str, *, access: Access) -> Callable[[OperationFunc], OperationFunc]:
         def register(func: OperationFunc) -> OperationFunc:
             if name in self.operations or name == "operations":
                 raise ValueError(f"operation {name!r} is already defined on {self.name}")
             doc = inspect.cleandoc(func.__doc__ or "")
             streaming = inspect.isasyncgenfunction(func)
-            self.operations[name] = Operation(name, doc, func, streaming)
+            self.operations[name] = Operation(name, doc, func, streaming, access)
             return func
 
         return register
 
     def describe(self) -> list[dict[str, Any]]:
-        """What ``operations`` answers: every operation, its doc, whether it streams."""
+        """What ``operations`` answers: every operation, its doc, whether it streams, and the
+        access it needs."""
         listed = [
-            {"name": op.name, "doc": op.doc, "streaming": op.streaming}
+            {"name": op.name, "doc": op.doc, "streaming": op.streaming, "access": op.access}
             for op in self.operations.values()
         ]
         listed.append(
-            {"name": "operations", "doc": "List this service's operations.", "streaming": False}
+            {
+                "name": "operations",
+                "doc": "List this service's operations.",
+                "streaming": False,
+                "access": "read",
+            }
         )
         return sorted(listed, key=lambda item: item["name"])
 

@@ -8,7 +8,7 @@ from typing import cast
 
 from plantd.config import PlantdConfig
 from plantd.service._codec import BadRequest, Json, decode_call, encode_error, encode_ok
-from plantd.service._definition import OperationError, ServiceDefinition
+from plantd.service._definition import OperationError, ServiceDefinition, _caller
 from plantd.worker import AsyncWorker, Request
 
 __all__ = ["ServiceWorker", "dispatch"]
@@ -31,6 +31,7 @@ async def dispatch(definition: ServiceDefinition, request: Request) -> list[byte
             "unknown-operation",
             f"{definition.name} has no operation {operation_name!r} (it has: {known})",
         )
+    _caller.set(request.principal)  # this handler's task has a context of its own
     try:
         if not operation.streaming:
             return encode_ok(await cast(Awaitable[Json], operation.func(params)))

@@ -31,7 +31,7 @@ def _seconds(params: Params, key: str) -> float:
     return value
 
 
-@ECHO.operation("echo")
+@ECHO.operation("echo", access="read")
 async def _echo(params: Params) -> Json:
     """Return the params as they came; ``delay`` (seconds, up to 60) waits first."""
     delay = _seconds(params, "delay")
@@ -40,7 +40,7 @@ async def _echo(params: Params) -> Json:
     return params
 
 
-@ECHO.operation("stream")
+@ECHO.operation("stream", access="read")
 async def _stream(params: Params) -> AsyncIterator[Json]:
     """Send ``count`` PARTIALs {"index": i}, ``interval`` s apart, then {"count": count}."""
     count = param(params, "count", int, 3)

@@ -374,7 +374,7 @@ class Sink:
 def sink_service(sink: Sink) -> ServiceDefinition:
     definition = ServiceDefinition(sink.service, f"Upstream sink {sink.name} ({sink.sink.type})")
 
-    @definition.operation("status")
+    @definition.operation("status", access="read")
     async def _status(params: dict[str, Any]) -> Any:
         """Connection, queue backlog and bytes, counters (taken, delivered, dropped, lost…)."""
         return sink.status()

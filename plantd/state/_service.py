@@ -14,7 +14,9 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from plantd.service import Json, OperationError, Params, ServiceDefinition, param
+from plantd.config import Access
+from plantd.security import principal_kind
+from plantd.service import Json, OperationError, Params, ServiceDefinition, current_caller, param
 from plantd.state._limits import Limits
 from plantd.state._store import Store
 from plantd.state._writes import CreateScope, Delete, DeleteScope, Set, Write, WriteOp, fingerprint
@@ -43,6 +45,19 @@ def _revision(params: Params, key: str, required: bool = False) -> int | None:
     return value
 
 
+def _confine(caller: str | None, ops: tuple[WriteOp, ...]) -> None:
+    """A module may change its own scope only (``org.plantd.module.<its name>``): the broker
+    lets module principals call the state service at all, this is the finer rule."""
+    if caller is None or principal_kind(caller) != "module":
+        return
+    own = f"org.plantd.{caller}"
+    for op in ops:
+        if op.scope != own:
+            raise OperationError(
+                "state.forbidden", f"{caller} may change only its own scope {own}, not {op.scope!r}"
+            )
+
+
 class _Operations:
     """The handlers, bound to one store."""
 
@@ -61,6 +76,7 @@ class _Operations:
         return self.limits.key(param(params, "key", str))
 
     async def _write(self, operation: str, params: Params, ops: tuple[WriteOp, ...]) -> Json:
+        _confine(current_caller(), ops)
         request_id: str | None = param(params, "request_id", str, None)
         digest = ""
         if request_id is not None:
@@ -287,18 +303,19 @@ def build_definition(
         SERVICE_NAME, "Durable scoped key/value store; every change is published on the bus."
     )
     handlers = _Operations(store, limits, part_bytes)
-    for name, func in (
-        ("create-scope", handlers.create_scope),
-        ("delete-scope", handlers.delete_scope),
-        ("list-scopes", handlers.list_scopes),
-        ("get", handlers.get),
-        ("set", handlers.set),
-        ("compare-and-set", handlers.compare_and_set),
-        ("delete", handlers.delete),
-        ("list", handlers.list),
-        ("batch", handlers.batch),
-        ("snapshot", handlers.snapshot),
-        ("health", handlers.health),
-    ):
-        definition.operation(name)(func)
+    operations: tuple[tuple[str, Any, Access], ...] = (
+        ("create-scope", handlers.create_scope, "configure"),
+        ("delete-scope", handlers.delete_scope, "configure"),
+        ("list-scopes", handlers.list_scopes, "read"),
+        ("get", handlers.get, "read"),
+        ("set", handlers.set, "configure"),
+        ("compare-and-set", handlers.compare_and_set, "configure"),
+        ("delete", handlers.delete, "configure"),
+        ("list", handlers.list, "read"),
+        ("batch", handlers.batch, "configure"),
+        ("snapshot", handlers.snapshot, "read"),
+        ("health", handlers.health, "read"),
+    )
+    for name, func, access in operations:
+        definition.operation(name, access=access)(func)
     return definition

@@ -30,7 +30,7 @@ from plantd._zmq import async_context, backoff_delays
 from plantd.config import WorkerConfig
 from plantd.errors import PlantdError, ProtocolError
 from plantd.mdp import Disconnect, RequestReceived, Version, WorkerProtocol
-from plantd.security import secure
+from plantd.security import Credentials, secure
 from plantd.worker._request import Request, caller_of, handler_failure_body, validate_reply
 
 __all__ = ["AsyncHandler", "AsyncWorker"]
@@ -118,8 +118,10 @@ class AsyncWorker:
         reconnect_initial: float = 0.1,
         reconnect_max: float = 5.0,
         version: Version = Version.V2,
+        credentials: Credentials | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.credentials = credentials  # None: the process's identity (plantd.security)
         self.service = service
         self.handler = handler
         self.version = version
@@ -160,7 +162,7 @@ class AsyncWorker:
         while not self._stop_requested:
             sock = self._context.socket(zmq.DEALER)
             sock.linger = 0
-            secured = secure(sock)
+            secured = secure(sock, self.credentials)
             sock.connect(self.endpoint)
             try:
                 end, healthy = await self._session(sock, secured)

@@ -25,7 +25,7 @@ from plantd._zmq import backoff_delays, sync_context
 from plantd.config import WorkerConfig
 from plantd.errors import PlantdError, ProtocolError
 from plantd.mdp import Disconnect, RequestReceived, Version, WorkerProtocol
-from plantd.security import secure
+from plantd.security import Credentials, secure
 from plantd.worker._request import Request, caller_of, handler_failure_body, validate_reply
 
 __all__ = ["SyncHandler", "Worker"]
@@ -49,8 +49,10 @@ class Worker:
         reconnect_initial: float = 0.1,
         reconnect_max: float = 5.0,
         version: Version = Version.V2,
+        credentials: Credentials | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.credentials = credentials  # None: the process's identity (plantd.security)
         self.service = service
         self.handler = handler
         self.version = version
@@ -92,7 +94,7 @@ class Worker:
             while not self._stop_requested.is_set():
                 sock = sync_context().socket(zmq.DEALER)
                 sock.linger = 0
-                self._secured = secure(sock)
+                self._secured = secure(sock, self.credentials)
                 sock.connect(self.endpoint)
                 try:
                     ended, healthy = self._session(sock)

@@ -93,10 +93,22 @@ def test_events_are_stamped_by_the_clock_unless_they_have_a_time(
     assert (log.written, log.folded, log.dropped, log.last_error) == (2, 0, 0, None)
 
 
-def test_ten_thousand_identical_refusals_fold_into_one_record_per_second(
+def test_a_flood_of_identical_refusals_is_one_record_with_the_exact_count(
     make_log: Callable[..., AuditLog], tmp_path: Path
 ) -> None:
     log = make_log()
+    for _ in range(10_000):  # the clock stands still: all within one window
+        log.record(refusal())
+    assert log.flush()
+    written = records(tmp_path / "audit.db")
+    assert [(r["count"], r["time"]) for r in written] == [(10_000, T0)]
+    assert (log.written, log.folded) == (1, 9_999)
+
+
+def test_ten_thousand_identical_refusals_fold_into_one_record_per_second(
+    make_log: Callable[..., AuditLog], tmp_path: Path
+) -> None:
+    log = make_log(flush_interval=60.0)  # nothing is written before the flush
     for i in range(10_000):  # 10 s of refused handshakes, one a millisecond
         log.record(refusal(time=T0 + i * 0.001))
     assert log.flush()

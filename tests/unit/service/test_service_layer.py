@@ -82,20 +82,20 @@ def collect(definition: ServiceDefinition, body: list[bytes]) -> tuple[list[Json
 def test_dispatch_answers_operations_and_errors() -> None:
     service = ServiceDefinition("t.svc")
 
-    @service.operation("add")
+    @service.operation("add", access="read")
     async def add(params: Params) -> Json:
         """Add a and b."""
         return param(params, "a", int) + param(params, "b", int)
 
-    @service.operation("fail")
+    @service.operation("fail", access="read")
     async def fail(params: Params) -> Json:
         raise OperationError("t.refused", "not today")
 
-    @service.operation("bug")
+    @service.operation("bug", access="read")
     async def bug(params: Params) -> Json:
         return 1 / 0
 
-    @service.operation("count")
+    @service.operation("count", access="read")
     async def count(params: Params) -> AsyncIterator[Json]:
         for i in range(3):
             yield i
@@ -124,14 +124,14 @@ def test_dispatch_answers_operations_and_errors() -> None:
 def test_operations_cannot_be_defined_twice() -> None:
     service = ServiceDefinition("t.svc")
 
-    @service.operation("a")
+    @service.operation("a", access="read")
     async def a(params: Params) -> Json:
         return None
 
     with pytest.raises(ValueError, match="already defined"):
-        service.operation("a")(a)
+        service.operation("a", access="read")(a)
     with pytest.raises(ValueError, match="already defined"):
-        service.operation("operations")(a)
+        service.operation("operations", access="read")(a)
 
 
 def test_echo_validates_its_params() -> None:

@@ -1,4 +1,4 @@
-"""One audit record: who did what, when, to what, and how it ended.
+"""One audit record: who did what, when, to what, and how it ended (plantd.audit keeps them).
 
 The broker makes them (it sees every connection, registration, call and publication), the
 audit store keeps them (``_store``), and each is also published on the bus as
