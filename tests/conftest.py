@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,7 +10,9 @@ from typing import Any
 
 import pytest
 
+from plantd.client import Client
 from plantd.config import load_config
+from plantd.errors import RequestTimeout
 from plantd.security import Credentials, Identity, KeySet, use_identity, user_identity
 from plantd.testing import (
     ManagedProcess,
@@ -65,9 +68,25 @@ class Stack:
         its secret kept in the stack's secrets directory."""
         keyset = self.keyset()
         secret = keyset.secret_path(principal)
-        if not keyset.public_path(principal).exists():
+        added = not keyset.public_path(principal).exists()
+        if added:
             keyset.add(principal, roles=roles, generate_secret=secret)
-        return Identity(secret, keyset.public_path("broker")).credentials()
+        credentials = Identity(secret, keyset.public_path("broker")).credentials()
+        if added and any(p.name == "broker" and p.running() for p in self.processes):
+            self._wait_admitted(credentials)
+        return credentials
+
+    def _wait_admitted(self, credentials: Credentials, timeout: float = 10.0) -> None:
+        """The broker re-reads its keys every 0.25 s: wait until it admits these."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with Client(self.endpoint, timeout=0.3, retries=0, credentials=credentials) as c:
+                    c.request("mmi.service", b"mmi.broker")
+                return
+            except RequestTimeout:
+                if time.monotonic() > deadline:
+                    raise
 
     def echo_count(self) -> int:
         return sum(1 for p in self.processes if p.name.startswith("echo") and p.running())
@@ -120,6 +139,14 @@ def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
             process.kill()
     if request.node.stash.get(_failed, False):
         print(the_stack.logs())
+
+
+@pytest.fixture(autouse=True)
+def _no_identity_left_behind() -> Iterator[None]:
+    """A test that runs ``plant`` in this process leaves its user's identity set (the CLI sets
+    it for the process, as an entry point does): the next test starts without one."""
+    yield
+    use_identity(None)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

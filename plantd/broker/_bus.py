@@ -195,37 +195,48 @@ class BusProxy:
     def _forward(
         self, frontend: zmq.Socket[bytes], backend: zmq.Socket[bytes], connections: Connections
     ) -> None:
-        recv, send, get = frontend.recv, backend.send, frontend.get
+        recv, get = frontend.recv, frontend.get
+        policy = self._policy
+        assert policy is not None
         for _ in range(_BATCH):
             first = recv(copy=False)
             parts = [first]
             while get(_RCVMORE):
                 parts.append(recv(copy=False))
-            principal = sender_principal(first, connections, BROKER)
-            topic = first.bytes
-            policy = self._policy
-            assert policy is not None
-            if policy.may_publish(principal, topic):
-                for part in parts[:-1]:
-                    send(part, _SNDMORE, copy=False)
-                send(parts[-1], copy=False)
-                self.forwarded += 1
+            principal = sender_principal(first, connections, BROKER, policy.admitted)
+            if principal is None:
+                self.refused += 1  # a revoked key's connection, cut as it spoke
             else:
-                self.refused += 1
-                reason = f"{principal} may not publish on {topic[:64]!r}"
-                topic_text = topic[:128].decode("ascii", "replace")
-                self._on_audit(denied_event(principal, "publish", topic_text, reason, "bus"))
+                self._pass_on(principal, parts, backend, policy)
             if not get(_EVENTS) & _POLLIN:  # type: ignore[operator]
                 break
 
-    @staticmethod
+    def _pass_on(
+        self, principal: str, parts: list[zmq.Frame], backend: zmq.Socket[bytes], policy: Policy
+    ) -> None:
+        """Forward one message if ``principal`` may publish its topic; else audit the refusal."""
+        topic = parts[0].bytes
+        if policy.may_publish(principal, topic):
+            send = backend.send
+            for part in parts[:-1]:
+                send(part, _SNDMORE, copy=False)
+            send(parts[-1], copy=False)
+            self.forwarded += 1
+            return
+        self.refused += 1
+        reason = f"{principal} may not publish on {topic[:64]!r}"
+        topic_text = topic[:128].decode("ascii", "replace")
+        self._on_audit(denied_event(principal, "publish", topic_text, reason, "bus"))
+
     def _subscriptions(
-        backend: zmq.Socket[bytes], frontend: zmq.Socket[bytes], connections: Connections
+        self, backend: zmq.Socket[bytes], frontend: zmq.Socket[bytes], connections: Connections
     ) -> None:
         """Subscriptions travel upstream to the publishers, as ``zmq.proxy`` does."""
         for _ in range(_BATCH):
             message = backend.recv(copy=False)
-            sender_principal(message, connections, BROKER)
-            frontend.send(message, copy=False)
+            policy = self._policy
+            assert policy is not None
+            if sender_principal(message, connections, BROKER, policy.admitted) is not None:
+                frontend.send(message, copy=False)
             if not backend.get(_EVENTS) & _POLLIN:  # type: ignore[operator]
                 break

@@ -262,19 +262,22 @@ class BrokerServer:
         """Every message waiting on the ROUTER (up to a batch), through the core."""
         recv_frame, get = router.recv, router.get
         connections, secure = self._connections, self.secure
+        admitted = self._keyring.by_principal.__contains__
         for _ in range(_BATCH):
             principal: str | None = None
             if secure:
                 first = recv_frame(copy=False)
                 sender = first.bytes
-                principal = sender_principal(first, connections, BROKER)
+                principal = sender_principal(first, connections, BROKER, admitted)
             else:
                 sender = recv_frame()
             frames = []
             while get(_RCVMORE):
                 frames.append(recv_frame())
-            for message in core.receive(sender, frames, now, principal):
-                send(message)
+            # None under CURVE: a revoked key's connection, cut as it spoke; drop what it said.
+            if principal is not None or not secure:
+                for message in core.receive(sender, frames, now, principal):
+                    send(message)
             if not cast(int, get(_EVENTS)) & _POLLIN:
                 break
 

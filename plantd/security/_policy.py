@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from plantd.config import ACCESS_LEVELS, Access, SecurityConfig
 from plantd.security._keyring import KeyRing
-from plantd.security._principal import Grants
+from plantd.security._principal import BROKER, Grants
 
 __all__ = ["CallDecision", "Policy", "pattern"]
 
@@ -63,6 +63,10 @@ class Policy:
         self._calls: dict[tuple[str | None, bytes, bytes], CallDecision] = {}
         self._serve: dict[tuple[str | None, bytes], bool] = {}
         self._publish: dict[tuple[str | None, bytes], bool] = {}
+
+    def admitted(self, principal: str) -> bool:
+        """Whether ``principal`` holds an admitted key (the broker always does)."""
+        return principal in self.keyring.by_principal or principal == BROKER
 
     # -- classification ---------------------------------------------------------------------
 

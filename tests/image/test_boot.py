@@ -1,7 +1,8 @@
 """The amd64 appliance image, built and booted under QEMU (software emulation), checked from
 inside over SSH as an engineer would: first boot with a provisioning file on the boot
-partition, plantd.target active and nothing failed, the broker answering MMI, the state
-service keeping a value across an orderly reboot and across a power cut.
+partition, plantd.target active and nothing failed, every key made (CURVE on, root an admin,
+nobody else admitted), the broker answering MMI, the state service keeping a value across an
+orderly reboot and across a power cut.
 
 Also measures what the closing note reports (boot time to plantd.target, RSS and idle CPU of
 each plantd service) and writes it to ``figures.json`` beside the image (or to
@@ -14,6 +15,7 @@ import json
 import os
 import re
 import shlex
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +31,14 @@ pytestmark = [pytest.mark.image, pytest.mark.timeout(1800)]
 GROW = 1 << 30  # the "card" is 1 GiB larger than the image: the data partition grows into it
 DATA_PARTITION_BYTES = 256 << 20
 SERVICES = ("plantd-broker", "plantd-state", "plantd-historian", "plantd-module@demo")
+# Whose secret keys the box holds, and who owns each (user.root: root's admin key for `plant`).
+SECRETS = {
+    "broker": "plantd",
+    "service.state": "plantd",
+    "service.historian": "plantd",
+    "module.demo": "plantd",
+    "user.root": "root",
+}
 CORE = ("plantd-broker", "plantd-state", "plantd-module@demo")
 PROVISION = """\
 hostname: pump-station-3
@@ -96,7 +106,10 @@ class Appliance:
 
     def identity(self) -> str:
         key = "/var/lib/device/ssh/ssh_host_ed25519_key.pub"
-        return self.sh(f"cat /etc/machine-id; hostname; ssh-keygen -l -f {key}")
+        return self.sh(
+            f"cat /etc/machine-id; hostname; ssh-keygen -l -f {key}; "
+            "sha256sum /etc/plantd/keys/*.key /var/lib/plantd/secrets/*.key_secret"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +186,6 @@ def test_first_boot_made_the_device_its_own(appliance: Appliance) -> None:
         "authorized_keys", "ssh_host_ecdsa_key", "ssh_host_ecdsa_key.pub",
         "ssh_host_ed25519_key", "ssh_host_ed25519_key.pub",
     ]  # fmt: skip
-    assert sh("stat -c '%U %a' /var/lib/plantd/keys/device.key_secret").split() == ["plantd", "600"]
     data = int(sh("findmnt -n -b -o SIZE /var").strip())
     assert data > DATA_PARTITION_BYTES + GROW // 2, "the data partition did not grow"
     assert sh("cat /etc/plantd/modules.d/demo.yaml").startswith("# Written by plantd-provision")
@@ -181,6 +193,82 @@ def test_first_boot_made_the_device_its_own(appliance: Appliance) -> None:
     assert "plantd-provision.yaml.imported" in boot
     assert "authorized_keys.imported" in boot
     assert "plantd-provision.errors.txt" not in boot
+
+
+def test_every_key_is_made_with_the_right_owner(appliance: Appliance) -> None:
+    sh = appliance.sh
+    assert appliance.show("plantd-keys", "ActiveState", "Result") == {
+        "ActiveState": "active",
+        "Result": "success",
+    }
+    # The allow-list is root's, read by the plantd group; the secrets are plantd's alone, but
+    # for root's own admin key.
+    assert sh("stat -c '%U %G %a' /etc/plantd/keys").split() == ["root", "plantd", "750"]
+    assert sh("stat -c '%U %G %a' /var/lib/plantd/secrets").split() == ["plantd", "plantd", "700"]
+    for principal, owner in SECRETS.items():
+        secret = f"/var/lib/plantd/secrets/{principal}.key_secret"
+        assert sh(f"stat -c '%U %a' {secret}").split() == [owner, "600"], principal
+        public = f"/etc/plantd/keys/{principal}.key"
+        assert sh(f"stat -c '%U %a' {public}").split() == ["root", "644"], principal
+    assert sh("test -e /var/lib/plantd/keys && echo there || echo gone").strip() == "gone"
+    # `plant keys list` as root: the services and the module admitted, root an admin, and
+    # nobody else (no default credentials).
+    keys = json.loads(appliance.plant("--json", "keys", "list"))
+    listed = {item["principal"]: item for item in keys}
+    for principal in ("service.state", "service.historian", "module.demo", "user.root"):
+        assert listed[principal]["status"] == "admitted", listed
+        assert listed[principal]["secret_here"], principal
+    assert listed["user.root"]["roles"] == ["admin"]
+    assert [name for name in listed if name.startswith("user.")] == ["user.root"]
+    # The broker runs CURVE, and its audit trail is written.
+    broker = sh("journalctl -b -u plantd-broker -o cat --no-pager")
+    assert "CURVE" in broker, broker
+    assert sh("stat -c '%U' /var/lib/plantd/audit.db").strip() == "plantd"
+
+
+def test_a_key_is_admitted_used_and_revoked(appliance: Appliance) -> None:
+    """As docs/appliance.md tells an admin: a person's key made elsewhere (`plant keys new`)
+    is refused until `plant keys add`, and again after `plant keys revoke`."""
+    plant, sh = appliance.plant, appliance.sh
+    plant("keys", "new", "user.alice", "--out", "/tmp/alice.key_secret")
+
+    def as_alice() -> subprocess.CompletedProcess[str]:
+        return appliance.machine.ssh(
+            "plant --identity /tmp/alice.key_secret mmi services --timeout 3 --retries 0",
+            check=False,
+        )
+
+    try:
+        assert as_alice().returncode != 0  # not admitted: nobody is, but root
+        plant("keys", "add", "user.alice", "--key", "/tmp/alice.key", "--role", "viewer")
+        time.sleep(2)  # the broker reads the keys directory again within a second
+        assert "org.plantd.State" in as_alice().stdout
+        plant("keys", "revoke", "user.alice")
+        time.sleep(2)
+        assert as_alice().returncode != 0
+    finally:
+        sh("rm -f /tmp/alice.key /tmp/alice.key_secret")
+    broker = sh("journalctl -b -u plantd-broker -o cat --no-pager")
+    assert "user.alice: added (roles: viewer)" in broker
+    assert "user.alice: revoked" in broker
+
+
+def test_a_module_added_later_gets_its_key_before_it_starts(appliance: Appliance) -> None:
+    sh = appliance.sh
+    module = "driver: fake\ngroups:\n  - {name: main, interval: 1s, points: [{name: x}]}\n"
+    sh(f"printf '{module}' > /etc/plantd/modules.d/late.yaml")
+    try:
+        sh("systemctl daemon-reload && systemctl start plantd-module@late")
+        assert appliance.show("plantd-module@late", "ActiveState", "NRestarts") == {
+            "ActiveState": "active",
+            "NRestarts": "0",
+        }, sh("journalctl -b -u plantd-module@late --no-pager | tail -n 20")
+        secret = "/var/lib/plantd/secrets/module.late.key_secret"
+        assert sh(f"stat -c '%U %a' {secret}").split() == ["plantd", "600"]
+        assert "org.plantd.module.late" in appliance.plant("mmi", "services")
+    finally:
+        sh("systemctl stop plantd-module@late; rm -f /etc/plantd/modules.d/late.yaml")
+        sh("plant keys revoke module.late; systemctl daemon-reload", check=False)
 
 
 def test_root_is_read_only_and_the_services_sandboxed(appliance: Appliance) -> None:
@@ -195,6 +283,11 @@ def test_root_is_read_only_and_the_services_sandboxed(appliance: Appliance) -> N
         assert match, score
         assert float(match.group(1)) <= 2.0, score
         assert sh(f"systemctl show -P User {unit}").strip() == "plantd"
+    # plantd-keys runs as root (it writes the allow-list), sandboxed all the same.
+    score = sh("systemd-analyze security plantd-keys.service | tail -n 1")
+    match = re.search(r"exposure level for \S+: (\d+\.\d+)", score)
+    assert match, score
+    assert float(match.group(1)) <= 2.0, score
 
 
 def test_idle_figures(appliance: Appliance) -> None:

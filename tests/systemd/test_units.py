@@ -1,6 +1,7 @@
 """The unit files: ``systemd-analyze verify`` says nothing about them, each scores at most 2.0 on
 ``systemd-analyze security --offline=true`` (module instances with the generator's drop-ins
-too), and they say what the appliance relies on (Type=notify, watchdog, stop timeout, …)."""
+too, and plantd-keys, which runs as root), and they say what the appliance relies on
+(Type=notify, watchdog, stop timeout, every key made before a service needs it, …)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"
 SERVICES = sorted(p.name for p in UNITS.glob("*.service"))
+KEYS = "plantd-keys.service"  # the oneshot that makes keys, as root; the others are plantd's
+DAEMONS = [name for name in SERVICES if name != KEYS]
 EXECUTABLES = ("plant", "plantd-broker", "plantd-state", "plantd-historian", "plantd-sink")
+KEYS_INIT = "/usr/bin/flock /etc/plantd /opt/plantd/venv/bin/plant --config /etc/plantd keys init"
 MAX_EXPOSURE = 2.0
 
 pytestmark = pytest.mark.skipif(
@@ -44,6 +48,9 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in EXECUTABLES:
         (bin_dir / name).write_text("#!/bin/sh\n")
         (bin_dir / name).chmod(0o755)
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "usr/bin/flock").write_text("#!/bin/sh\n")  # util-linux, Essential in Debian
+    (root / "usr/bin/flock").chmod(0o755)
     return root
 
 
@@ -147,7 +154,7 @@ def test_the_services_that_speak_sd_notify(name: str) -> None:
     assert service["WatchdogSec"] == "20s"
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", DAEMONS)
 def test_common_rules(name: str) -> None:
     unit = read_unit(name)
     service = unit["Service"]
@@ -162,6 +169,42 @@ def test_common_rules(name: str) -> None:
     assert " --config /etc/plantd" in service["ExecStart"]
     assert unit["Unit"]["PartOf"] == "plantd.target"
     assert unit["Install"]["WantedBy"] == "plantd.target"
+    # Its key is there before it starts (plantd-keys, at every boot).
+    assert KEYS in unit["Unit"]["Wants"].split()
+    assert KEYS in unit["Unit"]["After"].split()
+
+
+def test_the_keys_unit() -> None:
+    """plantd-keys: a oneshot, as root (it writes the allow-list and gives secrets to plantd),
+    with just the capabilities that takes, no network, and part of plantd.target."""
+    unit = read_unit(KEYS)
+    service = unit["Service"]
+    assert (service["Type"], service["RemainAfterExit"]) == ("oneshot", "yes")
+    assert "User" not in service  # root
+    assert service["ExecStart"] == f"{KEYS_INIT} --owner plantd --admin root"
+    assert service["ProtectSystem"] == "strict"
+    assert service["ReadWritePaths"].split() == ["/etc/plantd/keys", "/var/lib/plantd"]
+    assert "StateDirectory" not in service  # as root, it would give /var/lib/plantd to root
+    assert service["CapabilityBoundingSet"].split() == [
+        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER",
+    ]  # fmt: skip
+    assert service["NoNewPrivileges"] == "yes"
+    assert service["PrivateNetwork"] == "yes"
+    assert unit["Unit"]["PartOf"] == "plantd.target"  # restarting the target runs it again
+    assert unit["Install"]["WantedBy"] == "plantd.target"
+
+
+@pytest.mark.parametrize(
+    ("name", "principal"),
+    [("plantd-module@.service", "module.%i"), ("plantd-sink@.service", "sink.%i")],
+)
+def test_a_module_or_sink_added_later_gets_its_key_before_it_starts(
+    name: str, principal: str
+) -> None:
+    service = read_unit(name)["Service"]
+    # `+`: as root, outside the sandbox; the same command as plantd-keys, under its lock.
+    assert service["ExecStartPre"] == f"+{KEYS_INIT} --owner plantd"
+    assert principal in Path(UNITS / name).read_text()  # the comment says whose key
 
 
 def test_the_module_template() -> None:
@@ -174,13 +217,19 @@ def test_the_module_template() -> None:
     assert "plantd-broker.service" in unit["Unit"]["After"]
 
 
+def test_the_broker_may_write_its_audit_trail() -> None:
+    service = read_unit("plantd-broker.service")["Service"]
+    assert service["StateDirectory"] == "plantd"  # <paths.data>/audit.db
+
+
 def test_the_target_groups_and_orders_the_core() -> None:
     unit = read_unit("plantd.target")
-    assert unit["Unit"]["Wants"].split() == ["plantd-broker.service", "plantd-state.service"]
-    assert unit["Unit"]["After"].split() == ["plantd-broker.service", "plantd-state.service"]
+    core = [KEYS, "plantd-broker.service", "plantd-state.service"]
+    assert unit["Unit"]["Wants"].split() == core
+    assert unit["Unit"]["After"].split() == core
     assert unit["Install"]["WantedBy"] == "multi-user.target"
     state = read_unit("plantd-state.service")["Unit"]
-    assert state["After"] == "plantd-broker.service"
+    assert state["After"].split() == ["plantd-broker.service", KEYS]
 
 
 def test_sysusers_and_tmpfiles_snippets_parse(tmp_path: Path) -> None:
@@ -202,6 +251,7 @@ def test_sysusers_and_tmpfiles_snippets_parse(tmp_path: Path) -> None:
     groups = (root / "etc/group").read_text()
     assert "dialout:x:20:plantd" in groups
     assert "gpio:x:791:plantd" in groups
+    (root / "etc/plantd").mkdir()  # the image's defaults, or the data partition's copy
     tmpfiles = subprocess.run(
         ["systemd-tmpfiles", f"--root={root}", "--create", str(UNITS / "plantd.tmpfiles")],
         capture_output=True,
@@ -210,3 +260,12 @@ def test_sysusers_and_tmpfiles_snippets_parse(tmp_path: Path) -> None:
     )
     assert tmpfiles.returncode == 0, tmpfiles.stderr
     assert (root / "var/lib/plantd").is_dir()
+    # The allow-list: root's, read by the plantd group; the secrets: plantd's alone.
+    plantd = 790
+    for path, owner, mode in [
+        ("etc/plantd", (0, plantd), 0o750),
+        ("etc/plantd/keys", (0, plantd), 0o750),
+        ("var/lib/plantd/secrets", (plantd, plantd), 0o700),
+    ]:
+        stat = (root / path).stat()
+        assert ((stat.st_uid, stat.st_gid), stat.st_mode & 0o7777) == (owner, mode), path

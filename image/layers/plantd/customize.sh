@@ -30,5 +30,5 @@ chroot "$root" python3 -m venv --without-pip /opt/plantd/venv
 ln -sf /opt/plantd/venv/bin/plant "$root/usr/local/bin/plant"
 echo "$PLANTD_IMAGE_VERSION" > "$root/opt/plantd/VERSION"
 
-systemctl --root="$root" enable plantd.target plantd-broker.service plantd-state.service \
-    plantd-historian.service
+systemctl --root="$root" enable plantd.target plantd-keys.service plantd-broker.service \
+    plantd-state.service plantd-historian.service
