@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import multiprocessing
 import resource
@@ -89,7 +90,13 @@ from mdp_broker import (
 
 from plantd.config import load_config
 from plantd.security import BROKER, Credentials, Identity, KeySet, secure, use_identity
-from plantd.testing import ManagedProcess, free_tcp_ports, wait_for_broker, wait_for_workers
+from plantd.testing import (
+    ManagedProcess,
+    free_tcp_ports,
+    wait_for_broker,
+    wait_for_workers,
+    write_config,
+)
 
 MODES = ("curve", "none")  # candidate, baseline
 LABEL = "curve ÷ none"
@@ -265,17 +272,22 @@ def publisher_main(
     _, end_ns = conn.recv()
     sent = confirmed = 0
     publish, clock = publisher.publish_sample, time.monotonic_ns
-    while clock() < end_ns:
-        while credits.poll(0):
-            confirmed = credits.recv()
-        if sent - confirmed >= BUS_WINDOW:
-            if not credits.poll(REPLY_TIMEOUT_MS / 1000):
-                conn.send(("error", f"the subscriber confirmed nothing for {REPLY_TIMEOUT_MS} ms"))
-                return
-            continue
-        for _ in range(BUS_BURST):
-            publish(TOPIC, 1.0)
-        sent += BUS_BURST
+    try:
+        while clock() < end_ns:
+            while credits.poll(0):
+                confirmed = credits.recv()
+            if sent - confirmed >= BUS_WINDOW:
+                if not credits.poll(REPLY_TIMEOUT_MS / 1000):
+                    conn.send(
+                        ("error", f"no confirmation from the subscriber for {REPLY_TIMEOUT_MS} ms")
+                    )
+                    return
+                continue
+            for _ in range(BUS_BURST):
+                publish(TOPIC, 1.0)
+            sent += BUS_BURST
+    except EOFError:
+        pass  # the subscriber's window ended a moment before ours (had it died, it says so)
     publisher.close()
     conn.send(("ok", sent))
 
@@ -310,7 +322,8 @@ async def _subscribe(
         if isinstance(message.payload, Sample):
             gaps.observe(message.topic, message.payload)
         if received % BUS_CREDIT == 0:
-            credits.send(received + gaps.missing)
+            with contextlib.suppress(OSError):  # the publisher's window ended first
+                credits.send(received + gaps.missing)
     subscriber.close()
     conn.send(("ok", counted, gaps.missing))
 
@@ -345,8 +358,6 @@ def start_broker(
     """A broker with ``security.mode: mode``; under CURVE, its keys (``write_config`` makes
     the broker's, the services' and an admin's) and the bench's principals, admitted before it
     starts. This process then calls it as ``user.bench``."""
-    from plantd.testing import write_config
-
     directory = workdir / name
     endpoint, bus_in, bus_out = (f"tcp://127.0.0.1:{port}" for port in free_tcp_ports(3))
     write_config(
@@ -455,16 +466,20 @@ class SecurityBench(Bench):
         name = self._name("bus", mode)
         with Children() as children:
             broker = start_broker(children, self.workdir, name, mode, None)
-            theirs, ours = multiprocessing.Pipe(duplex=False)  # subscriber → publisher
+            credit_in, credit_out = multiprocessing.Pipe(duplex=False)  # subscriber → publisher
             sub = spawn(
-                children, subscriber_main, broker.credentials[SUBSCRIBER], broker.bus_out, ours
+                children,
+                subscriber_main,
+                broker.credentials[SUBSCRIBER],
+                broker.bus_out,
+                credit_out,
             )
             await_ready([sub], what="subscriber")
             pub = spawn(
-                children, publisher_main, broker.credentials[PUBLISHER], broker.bus_in, theirs
+                children, publisher_main, broker.credentials[PUBLISHER], broker.bus_in, credit_in
             )
-            theirs.close()
-            ours.close()
+            credit_in.close()
+            credit_out.close()
             await_ready([pub], what="publisher")
             start = time.monotonic() + self.settings.warmup
             end = start + self.settings.window

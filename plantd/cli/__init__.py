@@ -20,6 +20,7 @@ from importlib.metadata import entry_points
 from plantd import __version__
 from plantd._entry import CONFIG_ERROR
 from plantd.cli import (
+    _audit_cmd,
     _broker_cmd,
     _bus_cmd,
     _call_cmd,
@@ -52,6 +53,7 @@ _SUBCOMMANDS = (
     _hil_cmd,
     _config_cmd,
     _keys_cmd,
+    _audit_cmd,
 )
 
 

@@ -34,7 +34,13 @@ from plantd.config._model import (
     WorkerConfig,
     is_loopback_endpoint,
 )
-from plantd.config._modules import MODULES_DIR, ModuleHeader, check_module_file, check_modules_dir
+from plantd.config._modules import (
+    MODULES_DIR,
+    RESERVED_MODULE_NAMES,
+    ModuleHeader,
+    check_module_file,
+    check_modules_dir,
+)
 from plantd.config._schema import parse_dataclass, to_data
 from plantd.config._security import (
     ACCESS_LEVELS,
@@ -52,6 +58,7 @@ __all__ = [
     "DEFAULT_CONFIG_DIR",
     "INTERNAL",
     "MODULES_DIR",
+    "RESERVED_MODULE_NAMES",
     "Access",
     "AuditConfig",
     "BrokerConfig",

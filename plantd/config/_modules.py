@@ -19,13 +19,21 @@ from plantd.config._schema import parse_dataclass
 from plantd.config._yaml import read_yaml
 from plantd.errors import ConfigError
 
-__all__ = ["MODULES_DIR", "ModuleHeader", "check_module_file", "check_modules_dir"]
+__all__ = [
+    "MODULES_DIR",
+    "RESERVED_MODULE_NAMES",
+    "ModuleHeader",
+    "check_module_file",
+    "check_modules_dir",
+]
 
 MODULES_DIR = "modules.d"
 
 # The name becomes the MDP service org.plantd.module.NAME, the unit plantd-module@NAME and the
 # bus topic prefix data.NAME., so it may not hold dots (they separate topic levels) or spaces.
 _MODULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*", re.ASCII)
+# Taken by the diagnostic Echo service (org.plantd.module.Echo), whose operations are reads.
+RESERVED_MODULE_NAMES = frozenset({"Echo"})
 
 
 def _driver_problem(driver: str) -> str | None:
@@ -48,6 +56,10 @@ def check_module_file(path: Path) -> list[str]:
         problems.append(
             f"{path}: module name {path.stem!r} (the file name) may hold only letters, digits, "
             "'-' and '_' (it names the module's service and its bus topics)"
+        )
+    elif path.stem in RESERVED_MODULE_NAMES:
+        problems.append(
+            f"{path}: module name {path.stem!r} is taken by plantd's Echo service; rename the file"
         )
     try:
         document = read_yaml(path)

@@ -65,28 +65,29 @@ class OperationRule:
     access: Access = "admin"
 
 
-# First match wins; an operation no rule matches needs "admin" (deny unless granted).
+_READS = (
+    "status",
+    "health",
+    "points",
+    "read",
+    "get",
+    "list",
+    "list-scopes",
+    "snapshot",
+    "query",
+    "samples",
+)
+
+# First match wins; an operation no rule matches needs "admin" (deny unless granted). A module's
+# service has its own rules ahead of the generic read names: a driver may add operations of its
+# own (an OPC UA method called "get" is a command, not a read).
 BUILTIN_OPERATIONS: tuple[OperationRule, ...] = (
+    OperationRule("*", ("operations",), "read"),  # every service lists what it offers
     OperationRule("org.plantd.Audit", ("*",), "admin"),
-    OperationRule(
-        "*",
-        (
-            "operations",
-            "status",
-            "health",
-            "points",
-            "read",
-            "get",
-            "list",
-            "list-scopes",
-            "snapshot",
-            "query",
-            "samples",
-        ),
-        "read",
-    ),
     OperationRule("org.plantd.module.Echo", ("*",), "read"),  # the diagnostic echo service
+    OperationRule("org.plantd.module.*", ("points", "read", "status"), "read"),
     OperationRule("org.plantd.module.*", ("*",), "operate"),  # writes, a driver's own commands
+    OperationRule("*", _READS, "read"),
     OperationRule("org.plantd.State", ("*",), "configure"),
     OperationRule("org.plantd.sim.*", ("*",), "configure"),  # fault injection on a HIL rig
 )

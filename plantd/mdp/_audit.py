@@ -3,7 +3,8 @@
 The operation and params are read as the service-call convention has them (frame 1 the
 operation, frame 2 JSON params); the result from the reply's ``ok`` / ``error.code``. A body
 that does not follow the convention is recorded as it is, cut short. Only calls the policy
-rates above ``read`` access are recorded, so the JSON is parsed off the hot path of reads.
+marks as audited are recorded (above ``read``, allowed by a role), so the JSON is parsed off
+the hot path of reads and of routine machine-to-machine calls.
 """
 
 from __future__ import annotations

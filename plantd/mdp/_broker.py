@@ -45,8 +45,9 @@ Security (when the broker is given a :class:`~plantd.security.Policy`; docs/secu
       reaches a worker. ``mmi.*`` is open to every admitted principal.
   S3  Under enforcement the worker sees the caller's principal packed into the client address
       (``_address``); its reply must carry the same address.
-  S4  A request above ``read`` access is audited once, when it ends: with the reply's result,
-      or the broker's error code. Audit events collect in ``audit_events`` for the I/O shell.
+  S4  A request the policy marks audited (above ``read``, allowed by a role) is recorded once,
+      when it ends: with the reply's result, or the broker's error code. Audit events collect
+      in ``audit_events`` for the I/O shell.
   S5  ``revoke(principals)`` disconnects their workers and drops their queued requests.
 
 Malformed messages (not MDP at all, or breaking the frame rules) are dropped and counted; if the
@@ -248,7 +249,7 @@ class Broker:
                 body = error_body("broker.denied", decision.reason)
                 self._reply_to_client(sender, version, name, body, out)
                 return
-            audited = decision.access != "read"
+            audited = decision.audited
             if policy.enforce and principal is not None:
                 address = wrap_address(sender, principal)
         request = Request(

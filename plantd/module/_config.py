@@ -34,6 +34,7 @@ from typing import Annotated, Any, TypeVar
 
 from plantd.config import (
     INTERNAL,
+    RESERVED_MODULE_NAMES,
     Check,
     Duration,
     Ge,
@@ -59,6 +60,8 @@ M = TypeVar("M", bound="ModuleConfig")
 
 
 def _name_problem(name: str) -> str | None:
+    if name in RESERVED_MODULE_NAMES:
+        return f"{name!r} is taken by plantd's Echo service; rename the file"
     if _NAME.fullmatch(name):
         return None
     return f"expected letters, digits, '-' and '_' (it becomes a bus topic level), got {name!r}"

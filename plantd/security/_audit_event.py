@@ -7,7 +7,10 @@ audit store keeps them (``_store``), and each is also published on the bus as
 ``action`` is one of:
 
 - ``call``: a call of an operation above ``read`` access (a write, a command, a change of
-  state or configuration), recorded once with its result: ``ok`` or the error code;
+  state or configuration) that a role allowed — a person's, or a sink forwarding an upstream
+  command — recorded once with its result: ``ok`` or the error code. A principal's routine
+  calls by its kind (a module keeping its own state every second) are not recorded;
+- any refused call;
 - ``register``: a worker's READY for a service (recorded when refused);
 - ``publish``: a bus message (recorded when refused);
 - ``connect``: a connection handshake (recorded when refused: unknown or revoked key, wrong

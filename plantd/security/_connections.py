@@ -37,13 +37,30 @@ log = logging.getLogger(__name__)
 _SRCFD = int(zmq.SRCFD)
 
 
+def _socket_on(fd: int) -> socket.socket | None:
+    """A socket object on a duplicate of ``fd`` (closing it leaves ``fd`` open); None if
+    ``fd`` is not a socket any more."""
+    try:
+        duplicate = os.dup(fd)
+    except OSError:
+        return None
+    try:
+        return socket.socket(fileno=duplicate)
+    except OSError:
+        os.close(duplicate)
+        return None
+
+
 def peer_address(fd: int) -> str:
     """``host:port`` (or the ipc path) of the peer on ``fd``; empty if unknown."""
-    try:
-        with socket.socket(fileno=os.dup(fd)) as sock:
-            peer = sock.getpeername()
-    except OSError:
+    sock = _socket_on(fd)
+    if sock is None:
         return ""
+    with sock:
+        try:
+            peer = sock.getpeername()
+        except OSError:
+            return ""
     if isinstance(peer, tuple):
         return f"{peer[0]}:{peer[1]}"
     return str(peer) if peer else ""
@@ -75,7 +92,10 @@ class Connections:
         """Shut down the connection on ``fd`` (1), unless it is no socket any more (0)."""
         self._by_fd.pop(fd, None)
         peer = peer_address(fd)
-        with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as sock:
+        sock = _socket_on(fd)
+        if sock is None:
+            return 0
+        with sock, contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
             log.warning("cut the connection of %s from %s: its key was revoked", principal, peer)
             return 1

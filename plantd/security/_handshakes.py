@@ -1,38 +1,28 @@
 """Refused handshakes, from a socket's monitor events, for the audit trail.
 
 The ZAP handler sees only the handshakes that get as far as asking it (a CURVE client with a
-key it does not admit), and audits those itself. Everything else libzmq refuses on its own and
-tells only the socket monitor: a NULL or PLAIN peer (``HANDSHAKE_FAILED_PROTOCOL``, mechanism
-mismatch), raw bytes that break the ZMTP handshake, a client holding the wrong broker key
-(``HANDSHAKE_FAILED_PROTOCOL`` or ``…_NO_DETAIL``).
-
-A failure event does not say which connection failed, but libzmq's I/O thread reports the
-failure and then, at once, that connection's ``DISCONNECTED`` (which carries its descriptor);
-so each failure is recorded when the next disconnection arrives, with the peer address noted
-when that descriptor was accepted. Bytes that are not ZMTP at all (no greeting) end without any
-handshake event and are not recorded: nothing of them reached plantd.
+key it does not admit), and audits those itself, with the peer's address. Everything else
+libzmq refuses on its own and tells only the socket monitor: a NULL or PLAIN peer
+(``HANDSHAKE_FAILED_PROTOCOL``, mechanism mismatch), raw bytes that break the ZMTP handshake, a
+peer that leaves mid-handshake or holds the wrong broker key (``…_PROTOCOL``,
+``…_NO_DETAIL``). Each such event is one refused connection. Its peer address is not known: the
+events do not carry one, and by the time an event is read the connection is gone. Bytes that
+are not ZMTP at all (no greeting) end without any handshake event and are not recorded:
+nothing of them reached plantd.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
 from plantd.security._audit_event import UNKNOWN_PRINCIPAL, AuditEvent
-from plantd.security._connections import peer_address
 
 __all__ = ["MONITORED_EVENTS", "HandshakeMonitor", "drain_monitor"]
 
-MONITORED_EVENTS = (
-    zmq.EVENT_ACCEPTED
-    | zmq.EVENT_DISCONNECTED
-    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
-    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-)
-_PEERS_LIMIT = 4096
+MONITORED_EVENTS = zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
 
 
 def _protocol_error(value: int) -> str:
@@ -50,26 +40,17 @@ class HandshakeMonitor:
 
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
-        self._peers: OrderedDict[int, str] = OrderedDict()  # fd -> peer, since ACCEPTED
-        self._failure: str | None = None  # reported, waiting for its DISCONNECTED
         self.refused = 0
 
     def event(self, event: int, value: int) -> AuditEvent | None:
-        if event == zmq.EVENT_ACCEPTED:
-            if len(self._peers) >= _PEERS_LIMIT:
-                self._peers.popitem(last=False)
-            self._peers[value] = peer_address(value)
-        elif event == zmq.EVENT_DISCONNECTED:
-            peer = self._peers.pop(value, "")
-            if self._failure is not None:
-                why, self._failure = self._failure, None
-                self.refused += 1
-                return AuditEvent(UNKNOWN_PRINCIPAL, "connect", self.endpoint, "denied", why, peer)
-        elif event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
-            self._failure = f"the handshake broke the protocol: {_protocol_error(value)}"
+        if event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+            why = f"the handshake broke the protocol: {_protocol_error(value)}"
         elif event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-            self._failure = "the handshake failed (the peer left, or holds a wrong broker key)"
-        return None
+            why = "the handshake failed (the peer left, or holds a wrong broker key)"
+        else:
+            return None
+        self.refused += 1
+        return AuditEvent(UNKNOWN_PRINCIPAL, "connect", self.endpoint, "denied", why)
 
 
 def drain_monitor(

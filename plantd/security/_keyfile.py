@@ -65,11 +65,11 @@ def generate(metadata: dict[str, str] | None = None) -> KeyFile:
 
 
 def _check_key(path: Path, what: str, text: str) -> bytes:
-    key = text.encode("ascii", "replace")
     try:
+        key = text.encode("ascii")
         if len(key) != 40 or len(z85.decode(key)) != 32:
             raise ValueError
-    except (ValueError, KeyError, TypeError):  # z85 raises KeyError on a foreign character
+    except Exception:  # z85 raises KeyError, struct.error… on what is not Z85: all mean "not a key"
         raise SecurityError(
             f"{path}: {what} is not a Z85-encoded CURVE key (40 characters)"
         ) from None

@@ -13,6 +13,7 @@ directory (names, sizes, modification times) that the broker polls to notice any
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from plantd.security._principal import BROKER, Grants, check_principal, kind_gra
 __all__ = ["REVOKED_DIR", "Entry", "KeyRing", "changes", "fingerprint", "load_keyring"]
 
 REVOKED_DIR = "revoked"
+_REVOKED_NAME = re.compile(r"(?P<principal>.+?)\.\d{8}T\d{6}(?:\.\d+)?\.key")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +127,9 @@ def _revoked(directory: Path) -> dict[bytes, str]:
             key = read_key_file(path)
         except SecurityError:
             continue
-        found[key.public] = key.metadata.get("principal") or path.name.split(".key")[0]
+        stamped = _REVOKED_NAME.fullmatch(path.name)
+        name = stamped["principal"] if stamped else path.name.removesuffix(PUBLIC_SUFFIX)
+        found[key.public] = key.metadata.get("principal") or name
     return found
 
 

@@ -16,7 +16,9 @@ and :meth:`KeySet.init` never admits a revoked principal again on its own.
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +41,7 @@ __all__ = ["SERVICES", "KeySet", "Listed", "local_principals"]
 
 SERVICES = ("state", "historian", "echo", "sim")  # the plantd services that run as workers
 _FOLDERS = (("module", MODULES_DIR), ("sink", "sinks.d"))
+_PROBLEM = re.compile(r"(?P<path>.*?\.key)(?::\d+)?: (?P<why>.*)", re.DOTALL)
 
 
 def local_principals(config_dir: Path | None) -> list[str]:
@@ -127,6 +130,9 @@ class KeySet:
             return
         if public.exists():
             return  # admitted with a key whose secret lives elsewhere (a user's laptop)
+        if principal in load_keyring(self.keys_dir).revoked.values():
+            done.append(f"{principal}: revoked, not admitted again (`plant keys add` it)")
+            return
         key = generate(metadata)
         self._write_secret(secret, key, principal, owner)
         write_key_file(public, key, secret=False, comment=f"plantd public key of {principal}")
@@ -186,8 +192,13 @@ class KeySet:
         if not source.exists():
             raise SecurityError(f"{principal} is not admitted (no {source})")
         stamp = time.strftime("%Y%m%dT%H%M%S")
-        target = self.keys_dir / REVOKED_DIR / f"{principal}.{stamp}{PUBLIC_SUFFIX}"
-        target.parent.mkdir(parents=True, exist_ok=True)
+        folder = self.keys_dir / REVOKED_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{principal}.{stamp}{PUBLIC_SUFFIX}"
+        for n in itertools.count(1):  # twice within a second: keep both
+            if not target.exists():
+                break
+            target = folder / f"{principal}.{stamp}.{n}{PUBLIC_SUFFIX}"
         os.replace(source, target)
         return target
 
@@ -230,8 +241,9 @@ class KeySet:
             path = self.keys_dir / REVOKED_DIR
             found.append(Listed(principal, public.decode(), (), "revoked", False, path))
         for problem in ring.problems:
-            path_text, _, why = problem.partition(": ")
-            path = Path(path_text)
+            where = _PROBLEM.match(problem)
+            path = Path(where["path"]) if where else self.keys_dir
             name = path.name.removesuffix(PUBLIC_SUFFIX)
+            why = where["why"] if where else problem
             found.append(Listed(name, "", (), f"broken: {why}", False, path))
         return sorted(found, key=lambda item: (item.status != "admitted", item.principal))

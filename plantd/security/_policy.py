@@ -43,9 +43,14 @@ def pattern(glob: str) -> re.Pattern[str]:
 
 @dataclass(frozen=True, slots=True)
 class CallDecision:
+    """``audited``: the call must be recorded in the audit trail when it ends — a call above
+    ``read`` that a role allows. Calls a principal makes by its kind's own grants (a module
+    keeping its state, every second) are routine and are not; refusals always are."""
+
     allowed: bool
     access: Access
     reason: str = ""  # why not, for the error reply and the audit record
+    audited: bool = False
 
 
 class Policy:
@@ -109,9 +114,11 @@ class Policy:
         grants = None if principal is None else self.keyring.grants(principal)
         if grants is None:
             return CallDecision(False, access, f"{principal or 'an unknown peer'} is not admitted")
-        if service.startswith("mmi."):
-            return CallDecision(True, "read")
-        if access in self.levels(grants) or any(
+        if service.startswith("mmi.") or principal == BROKER:
+            return CallDecision(True, "read" if service.startswith("mmi.") else access)
+        if access in self.levels(grants):
+            return CallDecision(True, access, audited=access != "read")
+        if any(
             pattern(s).fullmatch(service) and pattern(o).fullmatch(operation)
             for s, o in grants.call
         ):

@@ -117,8 +117,8 @@ class Gatekeeper:
         if stamp == self._stamp:
             return
         old = self.keyring if self._stamp is not None else None
-        self._stamp = stamp
         self.keyring = load_keyring(self.keys_dir)
+        self._stamp = stamp  # only once read: a failed read is tried again
         for problem in self.keyring.problems:
             log.error("key not admitted: %s", problem)
         log.info("%d principal(s) admitted from %s", len(self.keyring.by_principal), self.keys_dir)
@@ -151,11 +151,11 @@ class Gatekeeper:
         except Exception:  # the supervisor edge: refuse this one, keep serving
             log.exception("the ZAP handler failed on a request; refused it")
             return [_VERSION, frames[1] if len(frames) > 1 else b"", b"500", b"error", b"", b""]
-        if refusal is None:
-            self.admitted += 1
-        else:
+        if refusal is not None:
             self.refused += 1
             self._on_audit(refusal)
+        elif reply[2] == b"200":
+            self.admitted += 1
         return reply
 
     def _reload_safely(self) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from image.qemu import Machine, list_boot_partition, prepare
+from plantd.security import generate
 from tests.image.conftest import Built
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(1800)]
@@ -40,6 +41,8 @@ SECRETS = {
     "user.root": "root",
 }
 CORE = ("plantd-broker", "plantd-state", "plantd-module@demo")
+# A person the provisioning file admits, by a public key whose secret stays elsewhere.
+OPS_KEY = generate({"principal": "user.ops"}).public.decode()
 PROVISION = """\
 hostname: pump-station-3
 plantd:
@@ -54,7 +57,9 @@ modules:
         points:
           - {name: level, value: 5.0, pattern: sine, period: 60}
           - {name: count, pattern: counter}
-"""
+users:
+  ops: {public_key: 'OPS_KEY', roles: [operator]}
+""".replace("OPS_KEY", OPS_KEY)
 IDLE_SECONDS = 30
 RSS_BUDGET_MB = 150
 
@@ -211,18 +216,26 @@ def test_every_key_is_made_with_the_right_owner(appliance: Appliance) -> None:
         public = f"/etc/plantd/keys/{principal}.key"
         assert sh(f"stat -c '%U %a' {public}").split() == ["root", "644"], principal
     assert sh("test -e /var/lib/plantd/keys && echo there || echo gone").strip() == "gone"
-    # `plant keys list` as root: the services and the module admitted, root an admin, and
-    # nobody else (no default credentials).
+    # `plant keys list` as root: the services and the module admitted, root an admin, the
+    # provisioning file's operator, and nobody else (no default credentials).
     keys = json.loads(appliance.plant("--json", "keys", "list"))
     listed = {item["principal"]: item for item in keys}
     for principal in ("service.state", "service.historian", "module.demo", "user.root"):
         assert listed[principal]["status"] == "admitted", listed
         assert listed[principal]["secret_here"], principal
     assert listed["user.root"]["roles"] == ["admin"]
-    assert [name for name in listed if name.startswith("user.")] == ["user.root"]
+    assert sorted(name for name in listed if name.startswith("user.")) == ["user.ops", "user.root"]
+    ops = listed["user.ops"]
+    assert (ops["status"], ops["roles"], ops["public_key"]) == ("admitted", ["operator"], OPS_KEY)
+    assert not ops["secret_here"]
+    mode = sh("stat -c '%U %G %a' /etc/plantd/keys/user.ops.key").split()
+    assert mode == ["root", "plantd", "640"]
     # The broker runs CURVE, and its audit trail is written.
     broker = sh("journalctl -b -u plantd-broker -o cat --no-pager")
     assert "CURVE" in broker, broker
+    # …reading every key file, user.ops's (0640 root:plantd) too, from inside its sandbox.
+    admitted = sum(1 for item in keys if item["status"] == "admitted")
+    assert f"{admitted} principal(s) admitted from /etc/plantd/keys" in broker, broker
     assert sh("stat -c '%U' /var/lib/plantd/audit.db").strip() == "plantd"
 
 
@@ -255,7 +268,7 @@ def test_a_key_is_admitted_used_and_revoked(appliance: Appliance) -> None:
 
 def test_a_module_added_later_gets_its_key_before_it_starts(appliance: Appliance) -> None:
     sh = appliance.sh
-    module = "driver: fake\ngroups:\n  - {name: main, interval: 1s, points: [{name: x}]}\n"
+    module = "driver: fake\ngroups: [{name: main, interval: 1s, points: [{name: n}]}]\n"
     sh(f"printf '{module}' > /etc/plantd/modules.d/late.yaml")
     try:
         sh("systemctl daemon-reload && systemctl start plantd-module@late")

@@ -57,6 +57,8 @@ def check_root(built: Built) -> None:
         "/etc/systemd/system/multi-user.target.wants/plantd.target",
         "/etc/systemd/system/plantd.target.wants/plantd-broker.service",
         "/etc/systemd/system/plantd.target.wants/plantd-state.service",
+        "/etc/systemd/system/plantd.target.wants/plantd-keys.service",
+        "/usr/lib/tmpfiles.d/plantd.conf",
         "/etc/systemd/system/multi-user.target.wants/plantd-firstboot.service",
         "/opt/plantd/venv/bin/plant",
         "/etc/plantd/plantd.yaml",
@@ -66,6 +68,14 @@ def check_root(built: Built) -> None:
         assert root_has(built, path), path
     for secret in ("/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_rsa_key"):
         assert not root_has(built, secret), f"{secret}: host keys must be made per device"
+    # No CURVE key either: plantd-keys.service makes them on the device, at every boot.
+    parts = partitions(built.image)
+    root_start, data_start = int(str(parts[1]["start"])), int(str(parts[3]["start"]))
+    # (/var/lib/plantd/secrets is /lib/plantd/secrets on the data partition.)
+    for start, folder in ((root_start, "/etc/plantd/keys"), (data_start, "/lib/plantd/secrets")):
+        listing = debugfs(built.image, start, f"ls -l {folder}")
+        assert "Inode:" in debugfs(built.image, start, f"stat {folder}"), folder
+        assert ".key" not in listing, f"{folder} in the image holds keys:\n{listing}"
     # /var is the data partition's: the root's is an empty mount point.
     root = partitions(built.image)[1]
     listing = debugfs(built.image, int(str(root["start"])), "ls -p /var")

@@ -90,10 +90,15 @@ def test_the_stack_serves_under_curve(stack: Stack) -> None:
         wait_for(lambda: call(admin, "org.plantd.Historian", "samples",
                               {"point": "m1.level", "since": since}),
                  what="samples stored")  # fmt: skip
+
         # The write is in the audit trail, with who did it.
-        records = call(admin, "org.plantd.Audit", "query", {"target": "org.plantd.module.m1"})
-        writes = [r for r in records["records"] if r["target"] == "org.plantd.module.m1 write"]
-        assert [(r["principal"], r["result"]) for r in writes] == [("user.root", "ok")]
+        def writes() -> list[tuple[str, str]]:
+            found = call(admin, "org.plantd.Audit", "query", {"target": "org.plantd.module.m1"})
+            return [(r["principal"], r["result"]) for r in found["records"]
+                    if r["target"] == "org.plantd.module.m1 write"]  # fmt: skip
+
+        wait_for(writes, what="the write is audited")
+        assert writes() == [("user.root", "ok")]
 
 
 def test_a_module_may_do_only_what_is_its_own(stack: Stack) -> None:

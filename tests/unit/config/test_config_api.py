@@ -13,6 +13,7 @@ def test_exports() -> None:
             "DEFAULT_CONFIG_DIR",
             "INTERNAL",
             "MODULES_DIR",
+            "RESERVED_MODULE_NAMES",
             "Access",
             "AuditConfig",
             "BrokerConfig",

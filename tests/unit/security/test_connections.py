@@ -137,11 +137,6 @@ def test_a_descriptor_closed_since_it_was_noted_is_not_counted(
     assert len(connections) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _connections does socket.socket(fileno=os.dup(fd)); when fd is not a socket "
-    "(closed and reused by a file) socket() raises and the duplicate descriptor leaks",
-)
 def test_a_descriptor_reused_by_a_file_leaks_nothing(tmp_path: Path) -> None:
     with (tmp_path / "audit.db").open("w") as file:
         connections = Connections()

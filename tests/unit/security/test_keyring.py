@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import struct
 from pathlib import Path
 
 import pytest
@@ -67,12 +66,6 @@ def test_a_broken_file_is_left_out_and_reported(keys: Path) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=struct.error,
-    reason="BUG: a key file whose Z85 overflows 32 bits raises struct.error out of "
-    "read_key_file, so load_keyring (and the broker's Gatekeeper.start) fails on one bad file",
-)
 def test_a_key_that_overflows_z85_does_not_take_the_keyring_down(keys: Path) -> None:
     admit(keys, "user.alice")
     (keys / "user.bob.key").write_text('curve\n    public-key = "' + "#" * 40 + '"\n')
@@ -163,11 +156,6 @@ def test_revoked_keys_admit_nobody_and_say_whose_they_were(keys: Path) -> None:
     assert ring.problems == ()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _keyring._revoked names a revoked file without principal metadata "
-    "path.name.split('.key')[0], i.e. 'user.frank.20240101T000000' (the stamp included)",
-)
 def test_a_revoked_file_without_metadata_is_named_from_its_file_name(keys: Path) -> None:
     revoked = keys / "revoked"
     revoked.mkdir()

@@ -158,12 +158,6 @@ def test_init_never_readmits_a_revoked_principal(keyset: KeySet) -> None:
     assert sorted(ring.revoked.values()) == ["module.pump1", "service.state", "user.alice"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: KeySet._ensure checks revocation by the local secret's key only; with no "
-    "secret here, init (run by every `plant up`) makes a new pair and re-admits a revoked "
-    "principal",
-)
 def test_init_never_readmits_a_revoked_principal_whose_secret_is_gone(keyset: KeySet) -> None:
     keyset.init(["module.pump1"])
     keyset.revoke("module.pump1")
@@ -300,12 +294,6 @@ def test_revoke_of_somebody_not_admitted(keyset: KeySet) -> None:
         keyset.revoke("user.ghost")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: KeySet.revoke names the revoked file with a one-second stamp and os.replace()s "
-    "onto it: a second revocation of the same principal within a second destroys the first "
-    "revoked key (it is no longer recognised as revoked)",
-)
 def test_two_revocations_in_the_same_second_keep_both_keys(
     tmp_path: Path, keyset: KeySet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -407,11 +395,6 @@ def test_list_shows_admitted_then_revoked_then_broken(tmp_path: Path, keyset: Ke
     assert dave.path == keyset.public_path("user.dave")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: KeySet.list splits a problem at the first ': ', but read_key_file's line "
-    "errors read 'PATH:LINE: ...', so the broken file is listed as 'user.erin.key:2'",
-)
 def test_list_names_a_file_broken_on_a_line(keyset: KeySet) -> None:
     keyset.keys_dir.mkdir(parents=True)
     (keyset.keys_dir / "user.erin.key").write_text("curve\n    public-key: nope\n")

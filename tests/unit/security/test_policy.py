@@ -274,7 +274,7 @@ def test_a_long_operation_is_judged_by_its_first_64_bytes(ring: KeyRing) -> None
 
 def test_names_that_are_not_ascii_are_judged_without_failing(policy: Policy) -> None:
     decision = policy.check_call("user.admin", b"org.\xffacme", b"\xfe\xff")
-    assert decision == CallDecision(True, "admin")
+    assert decision == CallDecision(True, "admin", audited=True)
     assert not policy.may_serve("module.pump1", b"org.plantd.module.pump1\xff")
 
 

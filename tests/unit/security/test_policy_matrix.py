@@ -17,7 +17,7 @@ import pytest
 
 from hil.sim._control import sim_service
 from plantd.audit import audit_service
-from plantd.config import Access, SecurityConfig
+from plantd.config import Access, SecurityConfig, check_module_file
 from plantd.config._security import BUILTIN_ROLES
 from plantd.historian._service import historian_service
 from plantd.module import DriverOperation
@@ -77,43 +77,17 @@ def _declared(definition: ServiceDefinition) -> list[tuple[str, Access]]:
 
 # Cells where the policy and the code disagree today: product bugs, reported, not hidden.
 # (service, operation) -> (the grade the policy gives it, why that is wrong)
-KNOWN_MISMATCHES: dict[tuple[str, str], tuple[Access, str]] = {
-    ("org.plantd.Audit", "operations"): (
-        "admin",
-        "BUG: BUILTIN_OPERATIONS grades every org.plantd.Audit operation 'admin' (its first "
-        "rule), 'operations' included, which every service declares 'read' "
-        "(ServiceDefinition.describe): viewers cannot list the audit service's operations",
-    ),
-}
-
-
-def _marks(service: str, operation: str, role: str | None = None) -> list[Any]:
-    """xfail a cell of a known mismatch, where the wrong grade changes the cell's answer."""
-    known = KNOWN_MISMATCHES.get((service, operation))
-    if known is None:
-        return []
-    graded, reason = known
-    if role is not None:
-        levels = BUILTIN_ROLES[role]
-        declared = dict(_declared(_by_name(service)))[operation]
-        if (declared in levels) == (graded in levels):
-            return []
-    return [pytest.mark.xfail(strict=True, reason=reason)]
-
-
 def _by_name(service: str) -> ServiceDefinition:
     return next(d for d in DEFINITIONS if d.name == service)
 
 
 OPERATION_CELLS = [
-    pytest.param(d.name, name, access, marks=_marks(d.name, name), id=f"{d.name}:{name}")
+    pytest.param(d.name, name, access, id=f"{d.name}:{name}")
     for d in DEFINITIONS
     for name, access in _declared(d)
 ]
 ROLE_CELLS = [
-    pytest.param(
-        role, d.name, name, access, marks=_marks(d.name, name, role), id=f"{role}:{d.name}:{name}"
-    )
+    pytest.param(role, d.name, name, access, id=f"{role}:{d.name}:{name}")
     for role in ROLES
     for d in DEFINITIONS
     for name, access in _declared(d)
@@ -203,7 +177,6 @@ _READ_NAMES_BUG = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=_READ_NAMES_BUG)
 @pytest.mark.parametrize(
     "name", ["get", "list", "query", "snapshot", "samples", "health", "list-scopes"]
 )
@@ -215,13 +188,11 @@ def test_a_driver_operation_named_like_a_read_needs_operate(keyring: KeyRing, na
     assert not policy.check_call("user.viewer", module.name.encode(), name.encode()).allowed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a module named 'Echo' serves org.plantd.module.Echo, which the built-in rule "
-    "for the echo service grades 'read' throughout: a viewer may write to its points",
-)
-def test_a_module_named_echo_keeps_its_writes_at_operate(keyring: KeyRing) -> None:
-    module = _module("Echo")
-    policy = Policy(SecurityConfig(), keyring)
-    assert policy.access_of(module.name, "write") == module.operations["write"].access
-    assert not policy.check_call("user.viewer", module.name.encode(), b"write").allowed
+def test_a_module_may_not_be_named_echo(tmp_path: Path) -> None:
+    """org.plantd.module.Echo is the diagnostic Echo service, graded ``read`` throughout: a
+    module of that name would hand its writes to viewers, so the name is refused."""
+    path = tmp_path / "Echo.yaml"
+    path.write_text("driver: fake\n")
+    assert check_module_file(path) == [
+        f"{path}: module name 'Echo' is taken by plantd's Echo service; rename the file"
+    ]
