@@ -73,8 +73,8 @@ class KeySet:
 
     def __init__(self, config: PlantdConfig, *, owner: tuple[int, int] | None = None) -> None:
         self.config = config
-        self.keys_dir = config.security.keys_dir(config.source_dir)
-        self.secrets_dir = config.security.secrets_dir(config.paths.data)
+        self.keys_dir = Path(os.path.normpath(config.security.keys_dir(config.source_dir)))
+        self.secrets_dir = Path(os.path.normpath(config.security.secrets_dir(config.paths.data)))
         self.owner = owner  # (uid, gid) for service secrets, when run as root for a service user
 
     def public_path(self, principal: str) -> Path:

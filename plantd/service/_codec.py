@@ -38,6 +38,7 @@ STANDARD_ERRORS = {
     "broker.queue-full": "the service's queue (or the broker's) is full",
     "broker.too-large": "the request exceeds broker.max_message_bytes",
     "broker.worker-lost": "the worker died or left while handling the request",
+    "broker.denied": "the caller's principal may not call this operation (docs/security.md)",
 }
 
 _OPERATION = re.compile(r"^[a-z][a-z0-9-]{0,63}$")

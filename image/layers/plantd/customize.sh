@@ -11,7 +11,8 @@ install -D -m 0755 "$repo/systemd/plantd-module-generator" \
 install -D -m 0644 "$repo/systemd/plantd.sysusers" "$root/usr/lib/sysusers.d/plantd.conf"
 install -D -m 0644 "$repo/systemd/plantd.tmpfiles" "$root/usr/lib/tmpfiles.d/plantd.conf"
 install -D -m 0644 "$repo/systemd/60-plantd-gpio.rules" "$root/usr/lib/udev/rules.d/60-plantd-gpio.rules"
-for doc in appliance.md configuration.md state.md historian.md sinks.md bus.md protocol.md; do
+for doc in appliance.md configuration.md security.md audit.md state.md historian.md sinks.md \
+    bus.md protocol.md; do
     if [ -f "$repo/docs/$doc" ]; then
         install -D -m 0644 "$repo/docs/$doc" "$root/usr/share/doc/plantd/$doc"
     fi
