@@ -3,7 +3,8 @@
 Three ways:
 
 - **throwaway** (the default): a config directory in the work directory, with free loopback
-  ports and fast heartbeats; the scenario's module files are copied into its ``modules.d/``,
+  ports, fast heartbeats and its own CURVE key set (as the appliance runs, with the rig as its
+  admin); the scenario's module files are copied into its ``modules.d/``,
   each connection rewritten to where its simulated device listens (a TCP device's host and
   port; a serial line's pty link, with ``parity: none`` since a pty refuses parity). Runs beside
   a live stack without touching it.
@@ -26,10 +27,12 @@ import yaml
 
 from plantd.config import PlantdConfig, check_module_file, load_config
 from plantd.errors import ConfigError
+from plantd.security import use_identity, user_identity
 from plantd.state import SERVICE_NAME as STATE_SERVICE
 from plantd.testing import (
     ManagedProcess,
     free_tcp_port,
+    make_keys,
     wait_for_broker,
     wait_for_workers,
     write_config,
@@ -80,6 +83,9 @@ class RigStack:
             base = {k: v for k, v in base.items() if not k.startswith("PLANTD_")}
         self.env = base
         self.config: PlantdConfig = load_config(self.config_dir, {} if self.throwaway else base)
+        # The rig's own calls and bus recording: as the stack's admin (throwaway), or as the
+        # user running it (a stack from DIR).
+        use_identity(user_identity(self.config, base))
 
     def _throwaway_settings(self) -> dict[str, dict[str, Any]]:
         return {
@@ -96,6 +102,7 @@ class RigStack:
             "client": {"timeout": 2.0, "retries": 2},
             "paths": {"data": str(self.work_dir / "data"), "run": str(self.work_dir / "run")},
             "logging": {"level": "info"},
+            "security": {"mode": "curve"},
         }
 
     def add_module(self, name: str, source: Path, endpoint: Mapping[str, Any] | None) -> Path:
@@ -115,6 +122,8 @@ class RigStack:
         """Broker, then the state service and every module at once; wait until all serve."""
         if self.attach:
             return
+        if self.throwaway:
+            make_keys(self.config_dir, modules=modules)  # the modules added since
         endpoint = self.config.broker.endpoint
         broker = self._spawn("broker", ["plantd.broker"])
         await asyncio.to_thread(wait_for_broker, endpoint, 20.0, broker)
