@@ -10,73 +10,19 @@ access the role grants: what keeps the policy table and the code in step.
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
-from hil.sim._control import sim_service
-from plantd.audit import audit_service
 from plantd.config import Access, SecurityConfig, check_module_file
 from plantd.config._security import BUILTIN_ROLES
-from plantd.historian._service import historian_service
-from plantd.module import DriverOperation
-from plantd.module._sink import module_service
 from plantd.security import KeyRing, Policy, load_keyring
 from plantd.service import ServiceDefinition
-from plantd.services.echo import ECHO
-from plantd.sinks._forwarder import sink_service
-from plantd.state._service import build_definition
+from tests.unit.security._catalogue import DEFINITIONS, declared, module_definition
 from tests.unit.security._keys import admit
 
-
-async def _nothing(*args: Any) -> Any:
-    return None
-
-
-def _module(name: str, driver_operations: tuple[str, ...] = ("start-pump",)) -> ServiceDefinition:
-    """A module's service with a driver that adds operations (an OPC UA method call)."""
-    operations = {
-        op: DriverOperation(f"Call the OPC UA method {op}.", _nothing) for op in driver_operations
-    }
-    runtime = SimpleNamespace(
-        service=f"org.plantd.module.{name}",
-        module=SimpleNamespace(name=name, points=list),
-        table=SimpleNamespace(points={}),
-        driver=SimpleNamespace(operations=lambda: operations),
-    )
-    return module_service(runtime)  # type: ignore[arg-type]
-
-
-def _definitions() -> list[ServiceDefinition]:
-    sink = SimpleNamespace(
-        service="org.plantd.sink.cloud", name="cloud", sink=SimpleNamespace(type="mqtt")
-    )
-    runner = SimpleNamespace(name="rig", file=SimpleNamespace(source="rig.yaml"))
-    return [
-        build_definition(SimpleNamespace(), SimpleNamespace()),  # type: ignore[arg-type]
-        historian_service(_nothing, _nothing, _nothing),
-        _module("m1"),
-        sink_service(sink),  # type: ignore[arg-type]
-        ECHO,
-        sim_service(runner),  # type: ignore[arg-type]
-        audit_service(Path("/nonexistent/audit.db")),
-    ]
-
-
-DEFINITIONS = _definitions()
 ROLES = tuple(BUILTIN_ROLES)
 
 
-def _declared(definition: ServiceDefinition) -> list[tuple[str, Access]]:
-    """Every operation of ``definition`` and its declared access, ``operations`` included."""
-    return [(name, op.access) for name, op in definition.operations.items()] + [
-        ("operations", "read")
-    ]
-
-
-# Cells where the policy and the code disagree today: product bugs, reported, not hidden.
-# (service, operation) -> (the grade the policy gives it, why that is wrong)
 def _by_name(service: str) -> ServiceDefinition:
     return next(d for d in DEFINITIONS if d.name == service)
 
@@ -84,13 +30,13 @@ def _by_name(service: str) -> ServiceDefinition:
 OPERATION_CELLS = [
     pytest.param(d.name, name, access, id=f"{d.name}:{name}")
     for d in DEFINITIONS
-    for name, access in _declared(d)
+    for name, access in declared(d)
 ]
 ROLE_CELLS = [
     pytest.param(role, d.name, name, access, id=f"{role}:{d.name}:{name}")
     for role in ROLES
     for d in DEFINITIONS
-    for name, access in _declared(d)
+    for name, access in declared(d)
 ]
 
 
@@ -122,7 +68,7 @@ def test_every_plantd_service_is_in_the_matrix() -> None:
         "org.plantd.Audit",
     ]
     assert "start-pump" in DEFINITIONS[2].operations
-    assert sum(len(_declared(d)) for d in DEFINITIONS) == len(OPERATION_CELLS)
+    assert sum(len(declared(d)) for d in DEFINITIONS) == len(OPERATION_CELLS)
 
 
 @pytest.mark.parametrize(("service", "operation", "declared"), OPERATION_CELLS)
@@ -146,24 +92,24 @@ def test_a_role_may_call_exactly_the_operations_its_access_levels_cover(
 
 def test_a_module_may_call_every_state_operation(policy: Policy) -> None:
     state = DEFINITIONS[0]
-    for name, _ in _declared(state):
+    for name, _ in declared(state):
         assert policy.check_call("module.m1", state.name.encode(), name.encode()).allowed, name
 
 
-def test_a_module_may_call_nothing_on_another_module(policy: Policy) -> None:
-    other = _module("m2")
-    for name, _ in _declared(other):
+def test_a_module_may_call_nothing_on_anothermodule_definition(policy: Policy) -> None:
+    other = module_definition("m2")
+    for name, _ in declared(other):
         decision = policy.check_call("module.m1", other.name.encode(), name.encode())
         assert not decision.allowed, name
 
 
 def test_a_sink_may_read_the_historian_and_write_to_modules(policy: Policy) -> None:
     historian, module = DEFINITIONS[1], DEFINITIONS[2]
-    for name, _ in _declared(historian):
+    for name, _ in declared(historian):
         assert policy.check_call("sink.cloud", historian.name.encode(), name.encode()).allowed
     for name in ("write", "start-pump", "read", "points"):
         assert policy.check_call("sink.cloud", module.name.encode(), name.encode()).allowed
-    for name, access in _declared(DEFINITIONS[0]):
+    for name, access in declared(DEFINITIONS[0]):
         decision = policy.check_call("sink.cloud", b"org.plantd.State", name.encode())
         assert decision.allowed is (access == "read"), name
 
@@ -181,7 +127,7 @@ _READ_NAMES_BUG = (
     "name", ["get", "list", "query", "snapshot", "samples", "health", "list-scopes"]
 )
 def test_a_driver_operation_named_like_a_read_needs_operate(keyring: KeyRing, name: str) -> None:
-    module = _module("m1", driver_operations=(name,))
+    module = module_definition("m1", driver_operations=(name,))
     assert module.operations[name].access == "operate"
     policy = Policy(SecurityConfig(), keyring)
     assert policy.access_of(module.name, name) == "operate"
