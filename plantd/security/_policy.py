@@ -9,7 +9,8 @@ nothing. Then:
   otherwise the operation's access level comes from the first ``security.operations`` rule
   that matches (``admin`` when none does), and the call is allowed when one of the
   principal's roles grants that level, or when ``grants.call`` names the pair outright;
-- **publish**: the topic starts with one of ``grants.publish``.
+- **publish**: the topic starts with one of ``grants.publish`` (its first 256 bytes are
+  looked at).
 
 The operation of a call is the first body frame (the service-call convention: DESIGN.md); a
 body that is not a convention call is judged by that frame all the same, so an unknown service
@@ -34,6 +35,10 @@ from plantd.security._principal import BROKER, Grants
 __all__ = ["CallDecision", "Policy", "pattern"]
 
 _CACHE_LIMIT = 65_536
+# Only so much of a name decides anything (operation names are at most 64 characters by the
+# service-call convention; topic prefixes are short), and caches keep no more than that.
+_NAME_LIMIT = 64
+_TOPIC_LIMIT = 256
 
 
 def pattern(glob: str) -> re.Pattern[str]:
@@ -94,6 +99,7 @@ class Policy:
     # -- decisions ----------------------------------------------------------------------------
 
     def check_call(self, principal: str | None, service: bytes, operation: bytes) -> CallDecision:
+        operation = operation[:_NAME_LIMIT]  # the cache must not keep a peer's megabytes
         key = (principal, service, operation)
         decision = self._calls.get(key)
         if decision is None:
@@ -107,7 +113,7 @@ class Policy:
         self, principal: str | None, service_bytes: bytes, operation_bytes: bytes
     ) -> CallDecision:
         service = service_bytes.decode("ascii", "replace")
-        operation = operation_bytes[:64].decode("ascii", "replace")
+        operation = operation_bytes.decode("ascii", "replace")
         access = self.access_of(service, operation)
         if not self.enforce:
             return CallDecision(True, access)
@@ -142,6 +148,7 @@ class Policy:
         return allowed
 
     def may_publish(self, principal: str | None, topic: bytes) -> bool:
+        topic = topic[:_TOPIC_LIMIT]  # the cache must not keep a peer's megabytes
         key = (principal, topic)
         allowed = self._publish.get(key)
         if allowed is None:
