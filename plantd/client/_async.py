@@ -134,8 +134,9 @@ class AsyncClient:
             clean = False
             received_any = False
             try:
-                await channel.socket.send_multipart(channel.protocol.request(name, list(body)))
-                while True:
+                request = channel.protocol.request(name, list(body))
+                sent = await self._send(channel, request, attempt_timeout)
+                while sent:
                     frames = await self._receive(channel, attempt_timeout)
                     if frames is None:
                         break  # timed out: this channel is abandoned
@@ -157,6 +158,15 @@ class AsyncClient:
                 log.debug("no reply from %r (attempt %d), retrying in %.2f s", name, attempt, delay)
                 await asyncio.sleep(delay)
         raise RequestTimeout(name.decode(), attempts_allowed, attempt_timeout)
+
+    async def _send(self, channel: _Channel, frames: list[bytes], timeout: float) -> bool:
+        """False if ``frames`` could not be queued within ``timeout``: a channel whose connection
+        the broker refused (its key rotated or revoked) has nowhere to queue, for good."""
+        try:
+            await asyncio.wait_for(channel.socket.send_multipart(frames), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     async def _receive(self, channel: _Channel, timeout: float) -> list[bytes] | None:
         if not await channel.socket.poll(int(timeout * 1000)):

@@ -90,6 +90,9 @@ class Client:
             sock = self._connected_socket()
             clean = received_any = False
             try:
+                # A socket whose connection the broker refused (its key rotated or revoked)
+                # has nowhere to queue: the send times out, and the attempt with it.
+                sock.sndtimeo = int(attempt_timeout * 1000)
                 sock.send_multipart(self._protocol.request(name, list(body)))
                 while sock.poll(int(attempt_timeout * 1000), zmq.POLLIN):
                     reply = self._protocol.receive(sock.recv_multipart())
@@ -98,6 +101,8 @@ class Client:
                     yield reply.body
                     if reply.final:
                         return
+            except zmq.Again:
+                pass  # not sent within the attempt's time: a fresh socket next time
             except RemoteProtocolError as exc:
                 log.warning("dropping the client socket after a protocol error: %s", exc)
             finally:

@@ -89,18 +89,36 @@ class _Session:
             self.handler = asyncio.get_running_loop().create_task(self.worker._handle(request))
         return None
 
+    async def send(self, frames: list[bytes]) -> bool:
+        """Send ``frames``; False if they could not go within the liveness window.
+
+        A send waits while the socket has nowhere to queue the message: after the broker
+        refused our key (rotated, revoked), libzmq gives up the connection for good and a
+        send would wait forever — the session is over, and a new one starts with the key as
+        it is now.
+        """
+        window = self.worker.heartbeat_interval * self.worker.liveness
+        try:
+            await asyncio.wait_for(self.sock.send_multipart(frames), window)
+        except TimeoutError:
+            return False
+        return True
+
     async def flush(self, now: float) -> _End | None:
         """Send queued PARTIALs, the FINAL of a finished handler, and a heartbeat if due."""
         for body in self.outbox:
-            await self.sock.send_multipart(self.protocol.reply(body, now, final=False))
+            if not await self.send(self.protocol.reply(body, now, final=False)):
+                return _End.LOST
         self.outbox.clear()
         if self.handler is not None and self.handler.done():
-            await self.sock.send_multipart(self.protocol.reply(self.handler.result(), now))
+            if not await self.send(self.protocol.reply(self.handler.result(), now)):
+                return _End.LOST
             self.worker.handled += 1
             self.handler = None
         tick = self.protocol.tick(now)
         for frames in tick.send:
-            await self.sock.send_multipart(frames)
+            if not await self.send(frames):
+                return _End.LOST
         return _End.LOST if tick.broker_lost else None
 
 
@@ -186,12 +204,13 @@ class AsyncWorker:
         loop = asyncio.get_running_loop()
         self.sessions += 1
         session = _Session(self, sock, self.sessions, secured)
-        await sock.send_multipart(session.protocol.connect(loop.time()))
+        if not await session.send(session.protocol.connect(loop.time())):
+            return _End.LOST, False
         receiving = cast("asyncio.Future[list[bytes]]", sock.recv_multipart())
         try:
             while True:
                 if self._stop_requested and session.handler is None:
-                    await sock.send_multipart(session.protocol.disconnect())
+                    await session.send(session.protocol.disconnect())
                     return _End.STOPPED, session.healthy
                 self._wake = loop.create_future()
                 waiting: set[asyncio.Future[Any]] = {receiving, self._wake}

@@ -94,6 +94,9 @@ class Worker:
             while not self._stop_requested.is_set():
                 sock = sync_context().socket(zmq.DEALER)
                 sock.linger = 0
+                # A send that cannot go within the liveness window means the broker is lost
+                # (after refusing our key, libzmq gives the connection up for good).
+                sock.sndtimeo = int(self._interval * self._liveness * 1000)
                 self._secured = secure(sock, self.credentials)
                 sock.connect(self.endpoint)
                 try:
@@ -132,7 +135,10 @@ class Worker:
                 outbox.append(body)
                 self._poke()
 
-        sock.send_multipart(protocol.connect(time.monotonic()))
+        try:
+            sock.send_multipart(protocol.connect(time.monotonic()))
+        except zmq.Again:
+            return "broker lost", False
         healthy = False
         handler: Future[list[bytes]] | None = None
         poller = zmq.Poller()
@@ -141,7 +147,8 @@ class Worker:
         try:
             while True:
                 if self._stop_requested.is_set() and handler is None:
-                    sock.send_multipart(protocol.disconnect())
+                    with contextlib.suppress(zmq.Again):
+                        sock.send_multipart(protocol.disconnect())
                     return "stopped", healthy
                 timeout_ms = max(0.0, (protocol.next_tick() - time.monotonic()) * 1000)
                 ready = dict(poller.poll(int(timeout_ms)))
@@ -163,21 +170,38 @@ class Worker:
                         request = Request(event.client, event.body, emit, principal)
                         handler = self._pool.submit(self._handle, request)
                         handler.add_done_callback(lambda _: self._poke())
-                while outbox:
-                    sock.send_multipart(protocol.reply(outbox.popleft(), now, final=False))
+                try:
+                    lost = self._flush(sock, protocol, outbox, handler, now)
+                except zmq.Again:  # sndtimeo: nowhere to send within the liveness window
+                    return "broker lost", healthy
                 if handler is not None and handler.done():
-                    sock.send_multipart(protocol.reply(handler.result(), now))
-                    self.handled += 1
                     handler = None
-                tick = protocol.tick(now)
-                for frames in tick.send:
-                    sock.send_multipart(frames)
-                if tick.broker_lost:
+                if lost:
                     return "broker lost", healthy
         finally:
             if handler is not None and not handler.done():
                 handler.result()  # let it finish; its reply has nowhere to go
                 log.warning("%s: dropped a reply, its broker session ended first", self.service)
+
+    def _flush(
+        self,
+        sock: zmq.Socket[bytes],
+        protocol: WorkerProtocol,
+        outbox: collections.deque[list[bytes]],
+        handler: Future[list[bytes]] | None,
+        now: float,
+    ) -> bool:
+        """Send queued PARTIALs, the FINAL of a finished handler, and a heartbeat if due.
+        True if the broker is lost."""
+        while outbox:
+            sock.send_multipart(protocol.reply(outbox.popleft(), now, final=False))
+        if handler is not None and handler.done():
+            sock.send_multipart(protocol.reply(handler.result(), now))
+            self.handled += 1
+        tick = protocol.tick(now)
+        for frames in tick.send:
+            sock.send_multipart(frames)
+        return tick.broker_lost
 
     def _handle(self, request: Request) -> list[bytes]:
         try:

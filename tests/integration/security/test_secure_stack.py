@@ -60,10 +60,10 @@ def start_state(stack: Stack) -> None:
     wait_for_workers(stack.endpoint, STATE)
 
 
-def start_module(stack: Stack, name: str = "m1") -> None:
+def start_module(stack: Stack, name: str = "m1", text: str = MODULE) -> None:
     modules = stack.config_dir / "modules.d"
     modules.mkdir(exist_ok=True)
-    (modules / f"{name}.yaml").write_text(MODULE)
+    (modules / f"{name}.yaml").write_text(text)
     stack.credentials(f"module.{name}")  # its key, as `plant keys init` makes it on the box
     start(stack, f"module-{name}",
           ["plantd.cli", "--config", str(stack.config_dir), "module", "run", name])  # fmt: skip
@@ -229,3 +229,40 @@ def test_revocation_cuts_a_connection_within_a_second(stack: Stack) -> None:
     with Client(stack.endpoint, timeout=3) as admin:
         records = call(admin, "org.plantd.Audit", "query", {"action": "key"})["records"]
         assert any(r["target"] == "user.op" and r["detail"] == "revoked" for r in records)
+
+
+def test_a_rotated_module_key_takes_over_without_a_restart(stack: Stack) -> None:
+    stack.start_broker()
+    start_state(stack)
+    start_module(stack, text=MODULE.replace("value: 1.5}", "value: 1.5, pattern: ramp}"))
+    module = stack.processes[-1]  # its level ramps: a new sample every poll
+
+    async def samples_after(moment: float, count: int) -> int:
+        subscriber = BusSubscriber(stack.settings["bus"]["backend"], ["data.m1."])
+        seen = 0
+        deadline = time.monotonic() + 20
+        while seen < count and time.monotonic() < deadline:
+            message = await subscriber.receive_within(1.0)
+            if message is not None and message.payload.timestamp > moment:  # type: ignore[union-attr]
+                seen += 1
+        subscriber.close()
+        return seen
+
+    old = stack.credentials("module.m1")
+    stack.keyset().rotate("module.m1")
+    rotated_at = time.time()
+    new = stack.credentials("module.m1")
+    assert new.public != old.public
+    # Its samples flow again (the bus refused the old key; the publisher took the new one)…
+    assert asyncio.run(samples_after(rotated_at + 1.0, 5)) == 5
+    # …and its service answers (its worker registered again with the new key).
+    with Client(stack.endpoint, timeout=3, retries=3) as admin:
+        wait_for(lambda: call(admin, "org.plantd.module.m1", "read").get("level"),
+                 what="the module answers after the rotation")  # fmt: skip
+        records = call(admin, "org.plantd.Audit", "query", {"action": "key"})["records"]
+        assert any(r["target"] == "module.m1" and r["detail"] == "key rotated" for r in records)
+    assert module.running()  # no restart
+    # The old key is refused from now on.
+    with Client(stack.endpoint, timeout=0.5, retries=0, credentials=old) as client,\
+            pytest.raises(RequestTimeout):  # fmt: skip
+        client.request("mmi.broker", b"")
