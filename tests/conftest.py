@@ -12,7 +12,7 @@ import pytest
 
 from plantd.client import Client
 from plantd.config import load_config
-from plantd.errors import RequestTimeout
+from plantd.errors import RequestTimeout, SecurityError
 from plantd.security import Credentials, Identity, KeySet, use_identity, user_identity
 from plantd.testing import (
     ManagedProcess,
@@ -84,7 +84,7 @@ class Stack:
                 with Client(self.endpoint, timeout=0.3, retries=0, credentials=credentials) as c:
                     c.request("mmi.service", b"mmi.broker")
                 return
-            except RequestTimeout:
+            except (RequestTimeout, SecurityError):  # refused until the broker reads the key
                 if time.monotonic() > deadline:
                     raise
 

@@ -15,9 +15,10 @@ import zmq
 
 from plantd._zmq import backoff_delays, sync_context
 from plantd.config import ClientConfig
-from plantd.errors import RemoteProtocolError, RequestTimeout, UsageError
+from plantd.errors import RemoteProtocolError, RequestTimeout, SecurityError, UsageError
 from plantd.mdp import ClientProtocol, Version
-from plantd.security import Credentials, secure
+from plantd.security import Credentials, current_identity, secure
+from plantd.security._refusals import RefusalWatch
 
 __all__ = ["Client"]
 
@@ -45,6 +46,8 @@ class Client:
         self.version = version
         self._backoff = (backoff_initial, backoff_max)
         self._socket: zmq.Socket[bytes] | None = None
+        self._watch: RefusalWatch | None = None
+        self._refused = ""  # whose key the broker refused, when it did
         self._protocol = ClientProtocol(version)
         self._closed = False
 
@@ -114,22 +117,40 @@ class Client:
                 delay = next(delays)
                 log.debug("no reply from %r (attempt %d), retrying in %.2f s", name, attempt, delay)
                 time.sleep(delay)
+        if self._refused:
+            raise SecurityError(
+                f"the broker refused this client's key ({self._refused}): it is not admitted, "
+                "or was revoked (an admin sees who is in `plant keys list`)"
+            )
         raise RequestTimeout(name.decode(), attempts_allowed, attempt_timeout)
 
     def _connected_socket(self) -> zmq.Socket[bytes]:
         if self._socket is None:
             sock = sync_context().socket(zmq.DEALER)
             sock.linger = 0
-            secure(sock, self._credentials)
+            if secure(sock, self._credentials):
+                # To say "your key was refused" rather than "no reply" (a person's CLI call).
+                self._watch = RefusalWatch(sock)
             sock.connect(self.endpoint)
             self._socket = sock
         return self._socket
 
     def _reset(self) -> None:
         self._protocol.abandon()
+        if self._watch is not None:
+            if self._watch.refused():
+                self._refused = self._principal()
+            self._watch.close()
+            self._watch = None
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
+
+    def _principal(self) -> str:
+        if self._credentials is not None:
+            return self._credentials.principal
+        identity = current_identity()
+        return identity.principal if identity is not None else "?"
 
     def close(self) -> None:
         self._closed = True

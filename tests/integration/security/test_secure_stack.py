@@ -15,7 +15,7 @@ import zmq
 from plantd.bus import BusPublisher, BusSubscriber
 from plantd.client import Client
 from plantd.config import load_config
-from plantd.errors import RequestTimeout, ServiceError
+from plantd.errors import RequestTimeout, SecurityError, ServiceError
 from plantd.security import Credentials
 from plantd.service import call
 from plantd.testing import ManagedProcess, wait_for_workers
@@ -222,9 +222,11 @@ def test_revocation_cuts_a_connection_within_a_second(stack: Stack) -> None:
     sock.disable_monitor()
     ended.close(linger=0)
     sock.close(linger=0)
-    # It cannot come back with that key.
-    with Client(stack.endpoint, timeout=0.5, retries=1, credentials=operator) as client,\
-            pytest.raises(RequestTimeout):  # fmt: skip
+    # It cannot come back with that key, and is told so.
+    with (
+        Client(stack.endpoint, timeout=0.5, retries=1, credentials=operator) as client,
+        pytest.raises(SecurityError, match=r"refused this client's key \(user.op\)"),
+    ):
         client.request("mmi.broker", b"")
     with Client(stack.endpoint, timeout=3) as admin:
         records = call(admin, "org.plantd.Audit", "query", {"action": "key"})["records"]
@@ -264,5 +266,5 @@ def test_a_rotated_module_key_takes_over_without_a_restart(stack: Stack) -> None
     assert module.running()  # no restart
     # The old key is refused from now on.
     with Client(stack.endpoint, timeout=0.5, retries=0, credentials=old) as client,\
-            pytest.raises(RequestTimeout):  # fmt: skip
+            pytest.raises(SecurityError):  # fmt: skip
         client.request("mmi.broker", b"")
