@@ -36,6 +36,7 @@ import zmq
 
 from plantd.broker._bus import BusProxy
 from plantd.config import PlantdConfig
+from plantd.errors import SecurityError
 from plantd.mdp import Broker
 from plantd.security import (
     BROKER,
@@ -109,7 +110,7 @@ class BrokerServer:
 
     def policy(self) -> Policy:
         """A policy for the current key ring (each user keeps its own: caches are per thread)."""
-        return Policy(self.config.security, self._keyring, enforce=self.secure)
+        return Policy(self.config.security, self._keyring)
 
     def bind(self) -> None:
         """Bind every endpoint; raises ``zmq.ZMQError`` naming the one that failed, or
@@ -158,7 +159,15 @@ class BrokerServer:
 
     def _start_gatekeeper(self) -> None:
         security = self.config.security
-        own = read_key_file(secret_key_path(self.config, BROKER))
+        path = secret_key_path(self.config, BROKER)
+        if not path.exists():
+            raise SecurityError(
+                f"{path}: the broker's secret key is missing; make keys with "
+                "`plant keys init` (docs/security.md)"
+            )
+        own = read_key_file(path)
+        if own.secret is None:
+            raise SecurityError(f"{path}: holds no secret-key (a public key file?)")
         self._server_secret = own.secret
         self._gatekeeper = Gatekeeper(
             self._context,

@@ -65,7 +65,9 @@ def test_curve_without_the_broker_key_says_what_to_do(tmp_path: Path) -> None:
     secret.unlink()  # …and this one is lost
     result = run(["plantd.broker", "--config", str(etc)])
     assert result.returncode == 2
-    assert f"{secret}: cannot read the key file" in result.stderr
+    assert f"{secret}: the broker's secret key is missing; make keys with `plant keys init`" in (
+        result.stderr
+    )
 
 
 @pytest.mark.parametrize(
