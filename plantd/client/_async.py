@@ -135,7 +135,7 @@ class AsyncClient:
             received_any = False
             try:
                 request = channel.protocol.request(name, list(body))
-                sent = await self._send(channel, request, attempt_timeout)
+                sent = await self._send(channel, request)
                 while sent:
                     frames = await self._receive(channel, attempt_timeout)
                     if frames is None:
@@ -159,12 +159,15 @@ class AsyncClient:
                 await asyncio.sleep(delay)
         raise RequestTimeout(name.decode(), attempts_allowed, attempt_timeout)
 
-    async def _send(self, channel: _Channel, frames: list[bytes], timeout: float) -> bool:
-        """False if ``frames`` could not be queued within ``timeout``: a channel whose connection
-        the broker refused (its key rotated or revoked) has nowhere to queue, for good."""
+    async def _send(self, channel: _Channel, frames: list[bytes]) -> bool:
+        """False if ``frames`` cannot be queued: a channel whose connection the broker refused
+        (its key rotated or revoked) has nowhere to queue, for good. A channel carries one
+        request at a time, so it never waits on a full queue otherwise. (Not
+        ``asyncio.wait_for``: on Python 3.11 it may swallow a cancellation that arrives as
+        the send completes.)"""
         try:
-            await asyncio.wait_for(channel.socket.send_multipart(frames), timeout)
-        except TimeoutError:
+            await channel.socket.send_multipart(frames, zmq.NOBLOCK)
+        except zmq.Again:
             return False
         return True
 

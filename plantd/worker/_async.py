@@ -97,11 +97,14 @@ class _Session:
         send would wait forever — the session is over, and a new one starts with the key as
         it is now.
         """
-        window = self.worker.heartbeat_interval * self.worker.liveness
-        try:
-            await asyncio.wait_for(self.sock.send_multipart(frames), window)
-        except TimeoutError:
-            return False
+        sock = self.sock
+        if not cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLOUT:
+            window = self.worker.heartbeat_interval * self.worker.liveness
+            # (Not asyncio.wait_for: on Python 3.11 it may swallow a cancellation that
+            # arrives as the send completes.) pyzmq's stub omits poll's flags argument.
+            if not await sock.poll(int(window * 1000), zmq.POLLOUT):  # type: ignore[call-arg]
+                return False
+        await sock.send_multipart(frames)
         return True
 
     async def flush(self, now: float) -> _End | None:
