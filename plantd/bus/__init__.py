@@ -13,10 +13,13 @@ from plantd.bus._codec import (
     Sample,
     SampleValue,
     decode,
+    decode_batch,
     decode_record,
     decode_sample,
+    encode_batch,
     encode_record,
     encode_sample,
+    is_batch,
     sample_to_json,
 )
 from plantd.bus._sockets import BusMessage, BusPublisher, BusSubscriber, GapTracker
@@ -33,9 +36,12 @@ __all__ = [
     "Sample",
     "SampleValue",
     "decode",
+    "decode_batch",
     "decode_record",
     "decode_sample",
+    "encode_batch",
     "encode_record",
     "encode_sample",
+    "is_batch",
     "sample_to_json",
 ]

@@ -2,7 +2,10 @@
 
 Every reading the runtime gets (from a poll, a fresh read, or a failure marking points bad)
 passes through :meth:`PointTable.record`: it becomes the point's last value, and if its
-:class:`PublishFilter` says so it goes to the bus and is remembered for the next state sync.
+:class:`PublishFilter` says so it joins the batch for the bus and is remembered for the next
+state sync. :meth:`PointTable.flush` sends the batch, one bus message on ``data.<module>`` for
+everything one poll (or one push delivery, or one failure) changed; the table's own methods
+that take many readings flush when they are done.
 """
 
 from __future__ import annotations
@@ -53,27 +56,26 @@ class PointTable:
         self.points: dict[str, PointConfig] = {}
         self.group_of: dict[str, GroupConfig] = {}
         self._filters: dict[str, PublishFilter] = {}
-        self._topics: dict[str, str] = {}
         for group, point in module.points():
             self.points[point.name] = point
             self.group_of[point.name] = group
             self._filters[point.name] = PublishFilter(point, module.defaults)
-            self._topics[point.name] = f"data.{module.name}.{point.name}"
+        self._topic = f"data.{module.name}"
+        self._batch: list[tuple[str, SampleValue, float, Quality]] = []
         self.last: dict[str, LastValue] = {}
         self.changed: set[str] = set()
         self.published = 0
         self.suppressed = 0
 
     def record(self, name: str, reading: Reading, now: float | None = None) -> None:
-        """Take one reading of point ``name`` (the caller guarantees the name exists)."""
+        """Take one reading of point ``name`` (the caller guarantees the name exists); what is
+        to be published waits in the batch for :meth:`flush`."""
         stamp = reading.timestamp if reading.timestamp is not None else (now or time.time())
         quality = reading.quality
         value = reading.value if quality is not _BAD else None
         self.last[name] = LastValue(value, quality, stamp, reading.error)
         if self._filters[name].offer(value, quality, stamp):
-            self.publisher.publish_sample(
-                self._topics[name], value, timestamp=stamp, quality=quality
-            )
+            self._batch.append((name, value, stamp, quality))
             self.published += 1
             # Only what was published goes to the state service: the deadband that spares the
             # bus spares the flash too.
@@ -92,7 +94,14 @@ class PointTable:
             if reading.quality is Quality.BAD:
                 bad += 1
             self.record(point.name, reading, now)
+        self.flush()
         return bad
+
+    def flush(self) -> None:
+        """Send what :meth:`record` gathered as one batch (nothing if nothing changed)."""
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self.publisher.publish_batch(self._topic, batch)
 
     def mark_bad(self, names: Iterable[str], error: str) -> None:
         """A failure touched these points: they are bad until read again."""
@@ -101,6 +110,7 @@ class PointTable:
             last = self.last.get(name)
             if last is None or last.quality is not Quality.BAD or last.error != error:
                 self.record(name, Reading.bad(error), now)
+        self.flush()
 
     def heartbeat(self, names: Iterable[str], now: float) -> None:
         """Publish again, stamped ``now``, the last value of every point in ``names`` silent
@@ -110,6 +120,7 @@ class PointTable:
             last = self.last.get(name)
             if last is not None and self._filters[name].silent_for_too_long(now):
                 self.record(name, Reading(last.value, last.quality, now, last.error), now)
+        self.flush()
 
     def silence_period(self, names: Iterable[str]) -> float | None:
         """The shortest ``max_silence`` among ``names`` (None if none has one)."""

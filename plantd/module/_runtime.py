@@ -305,6 +305,7 @@ class ModuleRuntime:
         for name, reading in readings.items():
             if name in names:
                 self.table.record(name, reading, now)
+        self.table.flush()  # one bus message per delivery
         stats.deliveries += 1
         stats.last_delivery = now
         if stats.error is not None:

@@ -10,7 +10,7 @@ nothing. Then:
   that matches (``admin`` when none does), and the call is allowed when one of the
   principal's roles grants that level, or when ``grants.call`` names the pair outright;
 - **publish**: the topic starts with one of ``grants.publish`` (its first 256 bytes are
-  looked at).
+  looked at), or is one of those ending in ``.`` without its dot (a module's batch topic).
 
 The operation of a call is the first body frame (the service-call convention: DESIGN.md); a
 body that is not a convention call is judged by that frame all the same, so an unknown service
@@ -169,4 +169,7 @@ class Policy:
         grants = None if principal is None else self.keyring.grants(principal)
         if grants is None:
             return False
-        return topic.startswith(tuple(prefix.encode() for prefix in grants.publish))
+        prefixes = tuple(prefix.encode() for prefix in grants.publish)
+        # A grant "data.pump1." also covers "data.pump1" itself: the topic of the module's
+        # batches, whose samples are all on data.pump1.<point>.
+        return topic.startswith(prefixes) or (topic + b".") in prefixes

@@ -20,7 +20,7 @@ import paho.mqtt.client as mqtt
 import zmq
 from paho.mqtt.enums import CallbackAPIVersion
 
-from plantd.bus import Sample, decode
+from plantd.bus import Sample, decode, decode_batch, is_batch
 from plantd.testing import ManagedProcess, free_tcp_port, wait_for_workers
 from tests.conftest import Stack
 
@@ -126,10 +126,16 @@ class BusRecorder:
             while not self._stop.is_set():
                 if sub.poll(100):
                     topic, payload = sub.recv_multipart()
-                    sample = decode(payload)
-                    assert isinstance(sample, Sample)
-                    self.epochs.add(sample.epoch)
-                    self.arrived[(topic.decode()[5:], sample.seq)] = time.time()
+                    if is_batch(payload):  # a module's poll: data.<module>, a sample per point
+                        _, items = decode_batch(payload)
+                        samples = [(f"{topic.decode()[5:]}.{n}", s) for n, s in items]
+                    else:
+                        sample = decode(payload)
+                        assert isinstance(sample, Sample)
+                        samples = [(topic.decode()[5:], sample)]
+                    for point, sample in samples:
+                        self.epochs.add(sample.epoch)
+                        self.arrived[(point, sample.seq)] = time.time()
         finally:
             sub.close(linger=0)
 

@@ -170,6 +170,10 @@ def test_a_module_serves_its_own_service_and_publishes_its_own_data(policy: Poli
     assert not policy.may_publish("module.pump1", b"data.pump10.temperature")
     assert not policy.may_publish("module.pump1", b"data.tank.level")
     assert not policy.may_publish("module.pump1", b"state.org.plantd.module.pump1")
+    # Its batches go on data.pump1 itself; data.pump10, another module's, does not.
+    assert policy.may_publish("module.pump1", b"data.pump1")
+    assert not policy.may_publish("module.pump1", b"data.pump10")
+    assert not policy.may_publish("module.pump1", b"data.pump")
 
 
 def test_a_module_calls_the_state_service_and_nothing_of_another_module(policy: Policy) -> None:
