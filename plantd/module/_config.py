@@ -131,7 +131,12 @@ class ModuleConfig:
     defaults: PointDefaults = field(default_factory=PointDefaults)
     groups: tuple[GroupConfig, ...] = ()
     state_interval: Annotated[float, Duration, Gt(0)] = 1.0
-    """How often changed last values are saved to the state service."""
+    """How often the module's status (and, with ``state_values``, its changed last values) is
+    saved to the state service."""
+    state_values: bool = False
+    """Keep each point's last value in the state service too (``value.<point>`` keys)."""
+    isolated: bool = False
+    """Run in a process of its own (``plantd-module@NAME``) instead of the module host."""
     name: str = field(default="", metadata=INTERNAL)
     source: Path | None = field(default=None, metadata=INTERNAL)
 

@@ -18,8 +18,9 @@ Theory of operation. One task per concern, all children of one TaskGroup:
   stream;
 - the **sink** (:class:`~plantd.service.ServiceWorker` for ``org.plantd.module.NAME``) answers
   ``points``, ``read``, ``write`` and ``status``;
-- the **state task** saves changed last values and the status to the state service scope
-  ``org.plantd.module.NAME`` every ``state_interval``, and carries on without it if it is down.
+- the **state task** saves the module's status (and, with ``state_values``, its changed last
+  values) to the state service scope ``org.plantd.module.NAME`` (``_state_sync``), and
+  carries on without it if it is down.
 
 Failures are logged on transitions only: a group that starts failing is logged once with its
 cause, and once when it recovers.
@@ -32,7 +33,7 @@ import logging
 import time
 from typing import Any, cast
 
-from plantd.bus import BusPublisher
+from plantd.bus import BusPublisher, Quality
 from plantd.config import PlantdConfig
 from plantd.errors import DeviceFault, DeviceUnavailable
 from plantd.module._config import GroupConfig, ModuleConfig
@@ -335,7 +336,7 @@ class ModuleRuntime:
 
     def status(self) -> dict[str, Any]:
         loop_now = asyncio.get_running_loop().time()
-        bad = sum(1 for v in self.table.last.values() if v.quality.label == "bad")
+        bad = sum(1 for v in self.table.last.values() if v.quality is Quality.BAD)
         try:
             driver_status = self.driver.status()
         except Exception as exc:  # status must answer even when the driver cannot

@@ -27,6 +27,7 @@ STATE = "org.plantd.State"
 MODULE = """
 driver: fake
 state_interval: 200ms
+state_values: true
 groups:
   - name: main
     interval: 100ms
