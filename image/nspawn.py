@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-SERVICES = ("plantd-broker", "plantd-state", "plantd-historian", "plantd-module@demo")
+SERVICES = ("plantd-broker", "plantd-state", "plantd-historian", "plantd-modules")
 MODULE = """\
 driver: fake
 groups:

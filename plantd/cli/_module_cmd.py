@@ -1,4 +1,4 @@
-"""``plant module run|status|read|write``: run a module, or talk to a running one."""
+"""``plant module run|host|status|read|write``: run modules, or talk to a running one."""
 
 from __future__ import annotations
 
@@ -23,6 +23,15 @@ def register(sub: Any) -> None:
     )
     run.add_argument("name")
     run.set_defaults(run=_run)
+
+    host = actions.add_parser(
+        "host",
+        parents=[OUTPUT_OPTIONS],
+        help="run every module of modules.d/ but the isolated ones (or those named) in one "
+        "process, each with its own key",
+    )
+    host.add_argument("names", nargs="*", metavar="NAME", help="only these modules")
+    host.set_defaults(run=_host)
 
     status = actions.add_parser("status", parents=[OUTPUT_OPTIONS], help="a module's status")
     status.add_argument("name")
@@ -51,6 +60,30 @@ def _run(args: argparse.Namespace) -> int:
     setup_logging(args, config)
     serve_as(config, f"module.{args.name}")
     asyncio.run(run_module(config, args.name, args.environ))
+    return 0
+
+
+def _host(args: argparse.Namespace) -> int:
+    import logging
+
+    from plantd.logs import configure_logging
+    from plantd.module._host import ModuleLogField
+    from plantd.module._main import run_host
+    from plantd.security import assume_identity
+
+    config = cli_config(args)
+    # Named as the unit is; each record says which module it comes from (PLANTD_MODULE).
+    configure_logging(
+        args.log_level or config.logging.level,
+        config.logging.format,
+        under_journal="JOURNAL_STREAM" in args.environ,
+        fields={"SYSLOG_IDENTIFIER": "plantd-modules", "PLANTD_SERVICE": "module"},
+    )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(ModuleLogField())
+    # No key of its own: every module's sockets are given that module's key.
+    assume_identity(config, None)
+    asyncio.run(run_host(config, args.names, args.environ))
     return 0
 
 

@@ -7,7 +7,9 @@ and stops them all in reverse order on Ctrl-C or SIGTERM.
 
 For a demo or a HIL bench, the config directory may also hold simulator files in ``sim.d/``
 (``plant sim run FILE`` each, started right after the broker so their devices are there when
-the modules start) and module files in ``modules.d/`` (``plant module run NAME`` each).
+the modules start) and module files in ``modules.d/``: one module host for all of them
+(``plant module host``), as on the appliance, and one ``plant module run NAME`` for each file
+with ``isolated: true``.
 """
 
 from __future__ import annotations
@@ -58,16 +60,21 @@ def register(sub: Any) -> None:
 
 
 def _stack(config_args: list[str], config_dir: Path | None) -> list[_Child]:
+    from plantd.module import is_isolated, module_files  # the runtime comes with them
+
     python = sys.executable
     cli = [python, "-m", "plantd.cli", *config_args]
     sims = _visible_yaml(config_dir / "sim.d") if config_dir else []
-    modules = _visible_yaml(config_dir / "modules.d") if config_dir else []
+    modules = module_files(config_dir)
+    isolated = [path.stem for path in modules if is_isolated(path)]
+    hosted = [path.stem for path in modules if path.stem not in isolated]
     return [
         _Child("broker", [python, "-m", "plantd.broker", *config_args]),
         *(_Child(f"sim {path.stem}", [*cli, "sim", "run", str(path)]) for path in sims),
         _Child("state", [python, "-m", "plantd.state", *config_args]),
         _Child("echo", [*cli, "serve", "echo"]),
-        *(_Child(f"module {path.stem}", [*cli, "module", "run", path.stem]) for path in modules),
+        *([_Child(f"modules {' '.join(hosted)}", [*cli, "module", "host"])] if hosted else []),
+        *(_Child(f"module {name}", [*cli, "module", "run", name]) for name in isolated),
     ]
 
 
@@ -148,7 +155,12 @@ def _supervise(child: _Child, now: float) -> None:
 
 def _demo_hints(children: list[_Child], config_args: list[str]) -> str:
     """What to try with the simulated plant, when the config directory has one."""
-    names = [child.name.split(" ", 1)[1] for child in children if child.name.startswith("module ")]
+    names = [
+        name
+        for child in children
+        if child.name.startswith(("module ", "modules "))
+        for name in child.name.split()[1:]
+    ]
     sims = [child.name.split(" ", 1)[1] for child in children if child.name.startswith("sim ")]
     plant = _plant(config_args)
     hints = [f"  {plant} bus tail data.", f"  {plant} module read {names[0]}"] if names else []

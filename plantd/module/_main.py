@@ -1,23 +1,35 @@
-"""Starting a module process: module file → driver → runtime, sink and state sync."""
+"""Starting module processes: module file → driver → runtime, sink and state sync; one module
+per process (``plant module run NAME``) or several in one (``plant module host``)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from plantd.config import MODULES_DIR, PlantdConfig
-from plantd.errors import ConfigError
+from plantd.config import MODULES_DIR, PlantdConfig, read_yaml
+from plantd.errors import ConfigError, SecurityError
 from plantd.module._config import ModuleConfig, parse_module_file, read_driver_name
-from plantd.module._driver import Driver
+from plantd.module._driver import Driver, DriverClass
+from plantd.module._host import HostedModule, ModuleHost, State
 from plantd.module._registry import load_driver
 from plantd.module._runtime import ModuleRuntime
 from plantd.module._sink import module_service
 from plantd.module._state_sync import StateSync
 from plantd.runtime import run_until_signal
+from plantd.security import service_identity
 from plantd.service import ServiceWorker
+from plantd.systemd import Notifier
 
-__all__ = ["load_module", "module_path", "run_module"]
+__all__ = [
+    "is_isolated",
+    "load_host",
+    "load_module",
+    "module_files",
+    "module_path",
+    "run_host",
+    "run_module",
+]
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +42,37 @@ def module_path(config: PlantdConfig, name: str) -> Path:
     return config.source_dir / MODULES_DIR / f"{name}.yaml"
 
 
-def load_module(config: PlantdConfig, name: str) -> tuple[ModuleConfig, Driver]:
-    """Read ``modules.d/NAME.yaml``, find its driver, and build the driver from it."""
-    path = module_path(config, name)
+def module_files(config_dir: Path | None) -> list[Path]:
+    """Every module file of ``config_dir/modules.d`` (``*.yaml``, not hidden), sorted."""
+    if config_dir is None:
+        return []
+    folder = config_dir / MODULES_DIR
+    return sorted(p for p in folder.glob("*.yaml") if not p.name.startswith("."))
+
+
+def is_isolated(path: Path) -> bool:
+    """Whether a module file says ``isolated: true`` (it runs in a process of its own).
+
+    A file that cannot be read is not: the module host reports what is wrong with it. The
+    systemd generator applies the same rule.
+    """
+    try:
+        data = read_yaml(path).data
+    except ConfigError:
+        return False
+    return isinstance(data, dict) and data.get("isolated") is True
+
+
+def _load_class(path: Path) -> tuple[ModuleConfig, DriverClass]:
     if not path.is_file():
         raise ConfigError([f"{path}: no such module file"])
     driver_class = load_driver(read_driver_name(path), source=str(path))
-    module = parse_module_file(path, driver_class.config_type)
+    return parse_module_file(path, driver_class.config_type), driver_class
+
+
+def load_module(config: PlantdConfig, name: str) -> tuple[ModuleConfig, Driver]:
+    """Read ``modules.d/NAME.yaml``, find its driver, and build the driver from it."""
+    module, driver_class = _load_class(module_path(config, name))
     return module, driver_class(module)
 
 
@@ -70,3 +106,80 @@ async def run_module(
         environ=environ,
         description=f"module {name}: {len(runtime.table.points)} points, driver {module.driver}",
     )
+
+
+def load_host(config: PlantdConfig, names: Sequence[str] = ()) -> list[HostedModule]:
+    """The modules a host runs: those ``names``, else every file of ``modules.d/`` without
+    ``isolated: true``. Only the drivers they name are imported.
+
+    A module whose file or driver cannot be loaded is ``broken``, one without its key
+    ``no-key``, and the others run — unless ``names`` named it: then ConfigError (or
+    SecurityError), as ``plant module run`` would. So is a host with nothing it could run.
+    """
+    if names:
+        paths = [module_path(config, name) for name in dict.fromkeys(names)]
+    else:
+        paths = [path for path in module_files(config.source_dir) if not is_isolated(path)]
+    hosted: list[HostedModule] = []
+    for path in paths:
+        try:
+            module, driver_class = _load_class(path)
+        except ConfigError as exc:
+            if names:
+                raise
+            log.error("module %s cannot run: %s", path.stem, exc)
+            hosted.append(HostedModule(path.stem, path, State.BROKEN, error=str(exc)))
+            continue
+        if names and module.isolated:
+            log.warning("module %s says isolated: true, but was named: it runs here", path.stem)
+        state, error = State.STARTING, None
+        try:
+            service_identity(config, f"module.{path.stem}")
+        except SecurityError as exc:
+            if names:
+                raise
+            log.error("module %s cannot run: %s; the other modules run", path.stem, exc)
+            state, error = State.NO_KEY, str(exc)
+        hosted.append(
+            HostedModule(
+                path.stem,
+                path,
+                state,
+                error,
+                module=module,
+                driver_class=driver_class,
+                failing="no-key" if state is State.NO_KEY else None,
+            )
+        )
+    if not hosted:
+        where = config.source_dir / MODULES_DIR if config.source_dir else MODULES_DIR
+        raise ConfigError([f"{where}: no module to host (isolated ones run on their own)"])
+    if all(h.state is State.BROKEN for h in hosted):
+        raise ConfigError([h.error or h.name for h in hosted])
+    return hosted
+
+
+async def run_host(
+    config: PlantdConfig, names: Sequence[str] = (), environ: Mapping[str, str] | None = None
+) -> None:
+    """Run the module host until SIGTERM/SIGINT: READY=1 once every module that can run is
+    registered, the status line kept up to date as modules fail and recover."""
+    notifier = Notifier.from_environ(environ or {})
+    host = ModuleHost(
+        config, load_host(config, names), on_change=lambda h: notifier.status(h.summary())
+    )
+    try:
+        await run_until_signal([host], environ=environ, description=_ready_line(host))
+    finally:
+        notifier.close()
+
+
+def _ready_line(host: ModuleHost) -> str:
+    """The status line at READY=1, when every module that can run is registered."""
+    runs = [name for name, h in host.modules.items() if h.state is State.STARTING]
+    line = f"module host: {len(runs)} of {len(host.modules)} modules running ({', '.join(runs)})"
+    for state, label in ((State.NO_KEY, "no key"), (State.BROKEN, "broken file")):
+        names = [name for name, h in host.modules.items() if h.state is state]
+        if names:
+            line += f"; {label}: {', '.join(names)}"
+    return line

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import cast
 
 from plantd.config import PlantdConfig
+from plantd.security import Credentials
 from plantd.service._codec import BadRequest, Json, decode_call, encode_error, encode_ok
 from plantd.service._definition import OperationError, ServiceDefinition, _caller
 from plantd.worker import AsyncWorker, Request
@@ -51,9 +52,19 @@ async def dispatch(definition: ServiceDefinition, request: Request) -> list[byte
 
 
 class ServiceWorker(AsyncWorker):
-    """An :class:`AsyncWorker` that answers a service definition's operations."""
+    """An :class:`AsyncWorker` that answers a service definition's operations.
 
-    def __init__(self, definition: ServiceDefinition, config: PlantdConfig) -> None:
+    ``credentials``: the key it registers with (default: the process's identity); a process
+    that hosts several principals (``plant module host``) gives each worker its own.
+    """
+
+    def __init__(
+        self,
+        definition: ServiceDefinition,
+        config: PlantdConfig,
+        *,
+        credentials: Credentials | None = None,
+    ) -> None:
         worker = config.worker
 
         async def handle(request: Request) -> list[bytes]:
@@ -67,5 +78,6 @@ class ServiceWorker(AsyncWorker):
             liveness=worker.heartbeat_liveness,
             reconnect_initial=worker.reconnect_initial,
             reconnect_max=worker.reconnect_max,
+            credentials=credentials,
         )
         self.definition = definition

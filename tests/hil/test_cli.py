@@ -100,12 +100,10 @@ def test_plant_up_starts_the_demo_plant_and_its_modules() -> None:
         "sim pump-station",
         "state",
         "echo",
-        "module field",
-        "module meter",
-        "module station",
+        "modules field meter station",  # one module host for all three
     ]
     sim = children[1].argv
     assert sim[-3:] == ["sim", "run", str(config / "sim.d" / "pump-station.yaml")]
-    assert children[-1].argv[-3:] == ["module", "run", "station"]
+    assert children[-1].argv[-2:] == ["module", "host"]
     hints = _up_cmd._demo_hints(children, ["--config", str(config)])
     assert "module write station speed_setpoint 90" in hints

@@ -1,8 +1,8 @@
 """The amd64 appliance image, built and booted under QEMU (software emulation), checked from
 inside over SSH as an engineer would: first boot with a provisioning file on the boot
 partition, plantd.target active and nothing failed, every key made (CURVE on, root an admin,
-nobody else admitted), the broker answering MMI, the state service keeping a value across an
-orderly reboot and across a power cut.
+nobody else admitted), the broker answering MMI, the demo module served by the module host,
+the state service keeping a value across an orderly reboot and across a power cut.
 
 Also measures what the closing note reports (boot time to plantd.target, RSS and idle CPU of
 each plantd service) and writes it to ``figures.json`` beside the image (or to
@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.image, pytest.mark.timeout(1800)]
 
 GROW = 1 << 30  # the "card" is 1 GiB larger than the image: the data partition grows into it
 DATA_PARTITION_BYTES = 256 << 20
-SERVICES = ("plantd-broker", "plantd-state", "plantd-historian", "plantd-module@demo")
+SERVICES = ("plantd-broker", "plantd-state", "plantd-historian", "plantd-modules")
 # Whose secret keys the box holds, and who owns each (user.root: root's admin key for `plant`).
 SECRETS = {
     "broker": "plantd",
@@ -40,7 +40,7 @@ SECRETS = {
     "module.demo": "plantd",
     "user.root": "root",
 }
-CORE = ("plantd-broker", "plantd-state", "plantd-module@demo")
+CORE = ("plantd-broker", "plantd-state", "plantd-modules")
 # A person the provisioning file admits, by a public key whose secret stays elsewhere.
 OPS_KEY = generate({"principal": "user.ops"}).public.decode()
 PROVISION = """\
@@ -161,10 +161,12 @@ def test_services_tell_systemd_how_they_are(appliance: Appliance) -> None:
     broker = appliance.sh("systemctl show -P StatusText plantd-broker").strip()
     assert re.fullmatch(r"\d+ workers, \d+ services, \d+ queued, \d+ requests", broker), broker
     assert "state.db" in appliance.sh("systemctl show -P StatusText plantd-state")
-    assert appliance.sh("systemctl show -P StatusText plantd-module@demo").startswith(
-        "module demo:"
+    # The demo module runs in the module host, which says who runs.
+    assert appliance.sh("systemctl show -P StatusText plantd-modules").strip() == (
+        "module host: 1 of 1 modules running (demo)"
     )
-    for service in ("plantd-broker", "plantd-state", "plantd-module@demo"):
+    assert "plantd-module@demo.service" not in appliance.sh("systemctl list-units --all")
+    for service in ("plantd-broker", "plantd-state", "plantd-modules"):
         assert appliance.sh(f"systemctl show -P WatchdogUSec {service}").strip() == "20s"
 
 
@@ -267,21 +269,36 @@ def test_a_key_is_admitted_used_and_revoked(appliance: Appliance) -> None:
 
 
 def test_a_module_added_later_gets_its_key_before_it_starts(appliance: Appliance) -> None:
+    """As docs/appliance.md says: a new file, `systemctl daemon-reload`, then the module host
+    restarted (it reads modules.d/ again) — or, for `isolated: true`, its own unit started.
+    Either way its key is made first."""
     sh = appliance.sh
     module = "driver: fake\ngroups: [{name: main, interval: 1s, points: [{name: n}]}]\n"
     sh(f"printf '{module}' > /etc/plantd/modules.d/late.yaml")
+    sh(f"printf '{module}isolated: true\\n' > /etc/plantd/modules.d/alone.yaml")
     try:
-        sh("systemctl daemon-reload && systemctl start plantd-module@late")
-        assert appliance.show("plantd-module@late", "ActiveState", "NRestarts") == {
-            "ActiveState": "active",
-            "NRestarts": "0",
-        }, sh("journalctl -b -u plantd-module@late --no-pager | tail -n 20")
-        secret = "/var/lib/plantd/secrets/module.late.key_secret"
-        assert sh(f"stat -c '%U %a' {secret}").split() == ["plantd", "600"]
-        assert "org.plantd.module.late" in appliance.plant("mmi", "services")
+        sh("systemctl daemon-reload && systemctl restart plantd-modules")
+        sh("systemctl start plantd-module@alone")
+        for unit in ("plantd-modules", "plantd-module@alone"):
+            assert appliance.show(unit, "ActiveState", "NRestarts") == {
+                "ActiveState": "active",
+                "NRestarts": "0",
+            }, sh(f"journalctl -b -u {unit} --no-pager | tail -n 20")
+        for name in ("late", "alone"):
+            secret = f"/var/lib/plantd/secrets/module.{name}.key_secret"
+            assert sh(f"stat -c '%U %a' {secret}").split() == ["plantd", "600"]
+        services = appliance.plant("mmi", "services")
+        assert "org.plantd.module.late" in services
+        assert "org.plantd.module.alone" in services
+        assert "org.plantd.module.demo" in services
+        assert sh("systemctl show -P StatusText plantd-modules").strip() == (
+            "module host: 2 of 2 modules running (demo, late)"  # not alone: it is isolated
+        )
     finally:
-        sh("systemctl stop plantd-module@late; rm -f /etc/plantd/modules.d/late.yaml")
-        sh("plant keys revoke module.late; systemctl daemon-reload", check=False)
+        sh("systemctl stop plantd-module@alone; rm -f /etc/plantd/modules.d/late.yaml "
+           "/etc/plantd/modules.d/alone.yaml")  # fmt: skip
+        sh("systemctl daemon-reload; systemctl restart plantd-modules", check=False)
+        sh("plant keys revoke module.late; plant keys revoke module.alone", check=False)
 
 
 def test_root_is_read_only_and_the_services_sandboxed(appliance: Appliance) -> None:

@@ -1,7 +1,8 @@
-"""sd_notify from the asyncio services, against a test NOTIFY_SOCKET: the state service and a
-module say READY=1 only once they serve (database open, registered with the broker), ping
-WATCHDOG=1 at half the period from their event loop, go silent when that loop is blocked, and
-stop in order on SIGTERM (STOPPING=1, exit 0) well within the units' TimeoutStopSec=15s.
+"""sd_notify from the asyncio services, against a test NOTIFY_SOCKET: the state service, a
+module and the module host say READY=1 only once they serve (database open, registered with the
+broker), ping WATCHDOG=1 at half the period from their event loop, go silent when that loop is
+blocked, and stop in order on SIGTERM (STOPPING=1, exit 0) well within the units'
+TimeoutStopSec=15s.
 (tests/unit/systemd/test_notify.py does the same for the broker's poll loop.)"""
 
 from __future__ import annotations
@@ -155,6 +156,29 @@ def test_a_module_is_ready_once_registered_then_pings(
         check_watchdog_and_stop(module, notify)
     finally:
         stop(module, broker)
+
+
+def test_the_module_host_is_ready_once_every_module_is_registered_then_pings(
+    tmp_path: Path, config_dir: Path, notify: NotifySocket
+) -> None:
+    (config_dir / "modules.d" / "other.yaml").write_text(
+        (config_dir / "modules.d" / "demo.yaml").read_text()
+    )
+    host = start(
+        ["plantd.cli", "--config", str(config_dir), "module", "host"], notify, tmp_path, "host"
+    )
+    broker = None
+    try:
+        # No broker: no module is registered, so not ready, though the loop runs (and pings).
+        early = notify.messages(1.5)
+        assert not [f for _, f in early if "READY" in f]
+        assert [f for _, f in early if "WATCHDOG" in f]
+        broker = start(["plantd.broker", "--config", str(config_dir)], None, tmp_path, "broker")
+        ready = notify.wait_for("READY")
+        assert ready["STATUS"] == "module host: 2 of 2 modules running (demo, other)"
+        check_watchdog_and_stop(host, notify)
+    finally:
+        stop(host, broker)
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
 """The unit files: ``systemd-analyze verify`` says nothing about them, each scores at most 2.0 on
-``systemd-analyze security --offline=true`` (module instances with the generator's drop-ins
-too, and plantd-keys, which runs as root), and they say what the appliance relies on
-(Type=notify, watchdog, stop timeout, every key made before a service needs it, …)."""
+``systemd-analyze security --offline=true`` (the module host and module instances with the
+generator's drop-ins too, and plantd-keys, which runs as root), and they say what the
+appliance relies on (Type=notify, watchdog, stop timeout, every key made before a service
+needs it, …)."""
 
 from __future__ import annotations
 
@@ -104,21 +105,15 @@ def test_security_exposure_at_most_2(root: Path, name: str) -> None:
     assert exposure(result.stdout) <= MAX_EXPOSURE, result.stdout
 
 
-@pytest.mark.parametrize(
-    "module",
-    [
-        # The worst case the generator writes: a real /dev with devices, and any address.
-        "driver: modbus\nconnection: {transport: rtu-over-tcp, host: plc.example.com}\n",
-        "driver: serial\nconnection: {port: /dev/ttyUSB0}\n",
-        "driver: gpio\nconnection: {chip: /dev/gpiochip0}\n",
-    ],
-)
-def test_module_instances_with_their_drop_ins_stay_at_most_2(
-    root: Path, tmp_path: Path, module: str
-) -> None:
-    config = tmp_path / "etc"
-    (config / "modules.d").mkdir(parents=True)
-    (config / "modules.d/dev.yaml").write_text(module)
+WORST_CASES = [
+    # The worst the generator writes: a real /dev with devices, and any address.
+    "driver: modbus\nconnection: {transport: rtu-over-tcp, host: plc.example.com}\n",
+    "driver: serial\nconnection: {port: /dev/ttyUSB0}\n",
+    "driver: gpio\nconnection: {chip: /dev/gpiochip0}\n",
+]
+
+
+def exposure_with_drop_ins(root: Path, config: Path, unit: str) -> subprocess.CompletedProcess[str]:
     # /etc/systemd/system: where `--offline` looks for drop-ins under --root (the generator's
     # own directory, /run/systemd/generator, weighs the same for systemd).
     out = root / "etc/systemd/system"
@@ -128,11 +123,33 @@ def test_module_instances_with_their_drop_ins_stay_at_most_2(
         check=True,
     )
     try:
-        result = analyze(
-            "security", "--offline=true", f"--root={root}", "plantd-module@dev.service"
-        )
+        assert (out / f"{unit}.d" / "50-plantd-access.conf").exists()
+        return analyze("security", "--offline=true", f"--root={root}", unit)
     finally:
         shutil.rmtree(out)
+
+
+@pytest.mark.parametrize("module", WORST_CASES)
+def test_isolated_module_instances_with_their_drop_ins_stay_at_most_2(
+    root: Path, tmp_path: Path, module: str
+) -> None:
+    config = tmp_path / "etc"
+    (config / "modules.d").mkdir(parents=True)
+    (config / "modules.d/dev.yaml").write_text(module + "isolated: true\n")
+    result = exposure_with_drop_ins(root, config, "plantd-module@dev.service")
+    assert result.returncode == 0, result.stderr
+    assert "PrivateDevices=" in result.stdout
+    assert exposure(result.stdout) <= MAX_EXPOSURE, result.stdout
+
+
+def test_the_module_host_with_every_worst_case_at_once_stays_at_most_2(
+    root: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "etc"
+    (config / "modules.d").mkdir(parents=True)
+    for n, module in enumerate(WORST_CASES):
+        (config / f"modules.d/dev{n}.yaml").write_text(module)
+    result = exposure_with_drop_ins(root, config, "plantd-modules.service")
     assert result.returncode == 0, result.stderr
     assert "PrivateDevices=" in result.stdout
     assert exposure(result.stdout) <= MAX_EXPOSURE, result.stdout
@@ -144,6 +161,7 @@ def test_module_instances_with_their_drop_ins_stay_at_most_2(
         "plantd-broker.service",
         "plantd-state.service",
         "plantd-module@.service",
+        "plantd-modules.service",
         "plantd-historian.service",
         "plantd-sink@.service",
     ],
@@ -196,7 +214,11 @@ def test_the_keys_unit() -> None:
 
 @pytest.mark.parametrize(
     ("name", "principal"),
-    [("plantd-module@.service", "module.%i"), ("plantd-sink@.service", "sink.%i")],
+    [
+        ("plantd-module@.service", "module.%i"),
+        ("plantd-modules.service", "module.NAME"),
+        ("plantd-sink@.service", "sink.%i"),
+    ],
 )
 def test_a_module_or_sink_added_later_gets_its_key_before_it_starts(
     name: str, principal: str
@@ -215,6 +237,23 @@ def test_the_module_template() -> None:
     assert unit["Unit"]["ConditionPathExists"] == "/etc/plantd/modules.d/%i.yaml"
     assert unit["Service"]["PrivateDevices"] == "yes"  # until the generator grants devices
     assert "plantd-broker.service" in unit["Unit"]["After"]
+
+
+def test_the_module_host() -> None:
+    """plantd-modules: every module but the isolated ones, in one process, sandboxed as a
+    module instance is (the generator's drop-in grants the union of its modules' access)."""
+    unit = read_unit("plantd-modules.service")
+    assert unit["Service"]["ExecStart"] == (
+        "/opt/plantd/venv/bin/plant --config /etc/plantd module host"
+    )
+    assert unit["Unit"]["ConditionPathExistsGlob"] == "/etc/plantd/modules.d/*.yaml"
+    assert "plantd-broker.service" in unit["Unit"]["After"]
+    host, template = unit["Service"], read_unit("plantd-module@.service")["Service"]
+    # The same sandbox as a module instance, option for option (but what names the unit).
+    differ = {"ExecStart", "TimeoutStartSec", "SyslogIdentifier"}
+    assert {k: v for k, v in host.items() if k not in differ} == {
+        k: v for k, v in template.items() if k not in differ
+    }
 
 
 def test_the_broker_may_write_its_audit_trail() -> None:
