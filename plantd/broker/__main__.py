@@ -67,7 +67,9 @@ def serve(config: PlantdConfig, environ: dict[str, str]) -> int:
             )
 
     try:
-        server.run(on_idle, wake_every=watchdog.interval if watchdog.enabled else None)
+        # Wake every quarter period: a wake-up that comes just before a ping is due would
+        # otherwise put the next one a whole period later, the moment systemd gives up.
+        server.run(on_idle, wake_every=watchdog.interval / 2 if watchdog.enabled else None)
     finally:
         notifier.stopping()
         if trail is not None:
