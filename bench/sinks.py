@@ -1,14 +1,14 @@
 """Sink throughput: the historian, the MQTT sink and the PostgreSQL sink, each against a
-baseline measured in the same run.
+baseline measured in the same run, then each at line rate from batched input.
 
 For each repetition, with fresh processes (a broker, then the sink under test):
 
 - **live flow**: a publisher sends N samples over 100 points on the bus (in bursts of 1,000,
   2 ms apart, well below the bus high-water mark); the figure is N ÷ the time from the first
   publish until the sink reports every sample stored (historian) or delivered (sinks);
-- **backlog drain** (MQTT, PostgreSQL): a queue file pre-filled with B samples, the sink
-  started with ``drain_rate: 0`` (no limit); B ÷ the time from its service answering until it
-  reports all B delivered;
+- **backlog drain** (MQTT, PostgreSQL): a queue file pre-filled with B samples (as the sink's
+  intake queues them: a batch per module per commit), the sink started with ``drain_rate: 0``
+  (no limit); B ÷ the time from its service answering until it reports all B delivered;
 - **disk bytes per 1,000 samples**: ``write_bytes`` of ``/proc/<pid>/io`` of the historian,
   and of a sink process (its disk queue), over the live flow, per 1,000 samples.
 
@@ -19,34 +19,77 @@ transaction. MQTT runs against the machine's Mosquitto (127.0.0.1:1883) and Post
 the machine's server (127.0.0.1:5432, database ``test``); a sink whose server is not there is
 skipped with a note.
 
+**Line rate** (the data plane as modules feed it): a load process publishes 10 modules ×
+1,000 points every second, every value changing, as modules do — one batch per module per
+poll (``BusPublisher.publish_batch``): 10,000 samples/s offered as 10 messages/s. Each
+consumer in turn, fresh processes each time: the historian, the MQTT sink with
+``batching: none`` (one message per sample, the default) and ``batching: module``, the
+PostgreSQL sink (default queue settings, repair off). After a warm-up, over a window:
+
+- **offered** and **delivered** samples/s: the consumer's ``received`` and its ``delivered``
+  (historian: ``stored``) counters over the window;
+- **CPU per sample**: the consumer process's CPU time (``/proc/<pid>/stat``, every thread) ÷
+  samples delivered in the window;
+- **p99 age** (MQTT): a QoS 0 subscriber in a process of its own, on Mosquitto: receipt time
+  − the sample's source timestamp, over every sample it got in the window;
+- **queue growth** (sinks): the disk queue's entries at the end − at the start, per second:
+  what the upstream did not keep up with (0 when everything is delivered);
+- **broker RSS**: the plantd broker's ``VmRSS`` at the end of the window, and its growth over
+  it (a subscriber that falls behind makes ZeroMQ queue messages in the broker).
+
+``--before DIR`` runs the line-rate consumers of another plantd tree too, interleaved with
+this checkout's (each repetition: after, before; then before, after…): DIR holds a ``plantd``
+package (``git archive REV plantd | tar -x -C DIR``) that the consumer processes import
+(``PYTHONPATH``); the broker and the load are this checkout's. Ratios after ÷ before are
+printed per pair; MQTT's ``batching: module`` is compared with the tree's default sink.
+
     .venv/bin/python bench/sinks.py            # N = 20,000, B = 100,000, 3 repetitions
     .venv/bin/python bench/sinks.py --quick    # N = 3,000, B = 10,000, 1 repetition
+    .venv/bin/python bench/sinks.py --before /tmp/before   # line rate against an older tree
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import socket
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import Figure, Ratio, machine_info, machine_line, write_json
+from _harness import (
+    BenchError,
+    Children,
+    Figure,
+    Ratio,
+    await_ready,
+    cpu_seconds,
+    machine_info,
+    machine_line,
+    percentile,
+    rss_bytes,
+    sleep_until,
+    spawn,
+    write_json,
+)
 
-from plantd.bus import BusPublisher, Sample, encode_sample
+from plantd.bus import BusPublisher, Quality, Sample
 from plantd.client import Client
 from plantd.config import load_config
 from plantd.errors import PlantdError
 from plantd.service import call
-from plantd.sinks import DiskQueue, Intake
+from plantd.sinks import DiskQueue
+from plantd.sinks._intake import IntakeState
 from plantd.testing import (
     ManagedProcess,
     free_tcp_ports,
@@ -96,13 +139,15 @@ class Stack:
         self.start(["plantd.broker", "--config", str(self.config_dir)], "broker")
         wait_for_broker(self.config.broker.endpoint)
 
-    def start(self, args: list[str], name: str) -> ManagedProcess:
-        process = ManagedProcess.plantd(args, name=name, log_dir=self.base / "logs").start()
-        self.processes.append(process)
+    def start(self, args: list[str], name: str, tree: Path | None = None) -> ManagedProcess:
+        """``python -m args``; with ``tree``, importing the ``plantd`` package found there."""
+        env = None if tree is None else {**os.environ, "PYTHONPATH": str(tree)}
+        process = ManagedProcess.plantd(args, name=name, log_dir=self.base / "logs", env=env)
+        self.processes.append(process.start())
         return process
 
-    def plant(self, name: str, *args: str) -> ManagedProcess:
-        return self.start(["plantd.cli", "--config", str(self.config_dir), *args], name)
+    def plant(self, name: str, *args: str, tree: Path | None = None) -> ManagedProcess:
+        return self.start(["plantd.cli", "--config", str(self.config_dir), *args], name, tree)
 
     def status(self, service: str) -> dict[str, Any]:
         with Client(self.config.broker.endpoint, timeout=5, retries=2) as client:
@@ -175,17 +220,17 @@ def run_sink(base: Path, kind: str, count: int, backlog: int) -> dict[str, float
         written = write_bytes(live.pid) - before
         live.kill()
 
+        # The backlog as the sink's intake queues it: a batch per module per commit.
         queue = DiskQueue(
             stack.config.paths.data / "sinks" / "drain.queue.db", max_bytes=2**31, max_age=1e9
         )
+        intake = IntakeState({}, [], batch_size=1000)
         now = time.time()
         for chunk in range(0, backlog, 10_000):
-            intake = Intake()
-            intake.entries = [
-                (f"data.bench.p{i % POINTS:03d}", encode_sample(Sample(float(i), now, seq=i + 1)))
-                for i in range(chunk, min(backlog, chunk + 10_000))
-            ]
-            queue.commit_now(intake)
+            for i in range(chunk, min(backlog, chunk + 10_000)):
+                topic = f"data.bench.p{i % POINTS:03d}"
+                intake.offer(topic, Sample(float(i), now, seq=i // POINTS + 1), now)
+            queue.commit_now(intake.take())
         queue.close()
         stack.plant("sink-drain", "sink", "run", "drain")
         wait_for_workers(stack.config.broker.endpoint, "org.plantd.sink.drain", timeout=60)
@@ -293,19 +338,242 @@ def baseline_copy(count: int) -> float:
         return count / (time.monotonic() - started)
 
 
+# -- line rate: 10 modules x 1,000 points every second, as batches ------------------------------
+
+LINE_MODULES, LINE_POINTS = 10, 1000
+POLL_PHASE = 0.75  # seconds after a poll when the counters are read (a poll's delivery is done)
+VARIANTS = {  # name: (what runs, the sink file's extra mqtt settings, runs on --before trees)
+    "historian": ("historian", None, True),
+    "mqtt": ("mqtt", {}, True),
+    "mqtt-module": ("mqtt", {"batching": "module"}, False),
+    "postgres": ("postgres", None, True),
+}
+LABELS = {
+    "historian": "historian",
+    "mqtt": "mqtt (batching: none)",
+    "mqtt-module": "mqtt (batching: module)",
+    "postgres": "postgres",
+}
+
+
+def publish_polls(frontend: str, seconds: float, conn: Connection) -> None:
+    """(A child process.) Every module's poll once a second for ``seconds``, every value
+    changing, one batch per module per poll: what LINE_MODULES modules publish."""
+    publisher = BusPublisher(frontend)
+    names = [f"p{i:04d}" for i in range(LINE_POINTS)]
+    time.sleep(0.5)  # the publisher learns the subscriptions (ZeroMQ's slow joiner)
+    conn.send("ready")
+    started, polls = time.monotonic(), 0
+    while time.monotonic() - started < seconds:
+        now = time.time()
+        for module in range(LINE_MODULES):
+            publisher.publish_batch(
+                f"data.m{module}",
+                [(n, float(polls * LINE_POINTS + i), now, Quality.GOOD)
+                 for i, n in enumerate(names)],
+            )  # fmt: skip
+        polls += 1
+        sleep_until(started + polls)
+    publisher.close()
+
+
+def subscribe_ages(topic: str, conn: Connection) -> None:
+    """(A child process.) A QoS 0 paho subscriber on ``topic``: at each message on ``conn``,
+    sends back the samples received since the last one and their p99 age (receipt time − the
+    sample's source timestamp), in either payload shape (an object, or an array of them)."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    lock = threading.Lock()
+    ages: list[float] = []
+    subscribed = threading.Event()
+
+    def on_message(client: Any, userdata: Any, message: Any) -> None:
+        now = time.time()
+        data = json.loads(message.payload)
+        stamps = (
+            [item["timestamp"] for item in data] if isinstance(data, list) else [data["timestamp"]]
+        )
+        with lock:
+            ages.extend(now - stamp for stamp in stamps)
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2)
+    client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=0)
+    client.on_subscribe = lambda *args: subscribed.set()
+    client.on_message = on_message
+    client.connect("127.0.0.1", 1883)
+    client.loop_start()
+    subscribed.wait(10)
+    conn.send("ready")
+    while conn.recv() != "stop":
+        with lock:
+            window, ages[:] = list(ages), []
+        conn.send((len(window), percentile(window, 99)))
+    client.loop_stop()
+
+
+def line_sink_file(kind: str, tag: str, extra: dict[str, Any] | None) -> str:
+    settings = {"type": kind, "repair": {"enabled": False}}
+    if kind == "mqtt":
+        module = (extra or {}).get("batching") == "module"
+        topic = f"bench/{tag}/{{module}}" + ("" if module else "/{point}")
+        settings["mqtt"] = {"host": "127.0.0.1", "port": 1883, "topic": topic, "will": None,
+                            **(extra or {})}  # fmt: skip
+    else:
+        settings["postgres"] = {"dsn": PG_DSN, "table": tag}
+    return json.dumps(settings)  # JSON is YAML
+
+
+def line_rate(
+    base: Path, variant: str, tree: Path | None, warmup: float, window: float
+) -> dict[str, float]:
+    """One consumer at line rate (see the module's docstring); ``tree``: the plantd to run it."""
+    kind, extra, _ = VARIANTS[variant]
+    tag = f"plantd_line_{secrets.token_hex(4)}"
+    stack = Stack(base)
+    broker = stack.processes[0]
+    try:
+        with Children() as children:
+            if kind == "historian":
+                service, delivered = "org.plantd.Historian", ("stored",)
+                consumer = stack.plant("historian", "historian", "run", tree=tree)
+            else:
+                service, delivered = "org.plantd.sink.line", ("counters", "delivered")
+                (stack.config_dir / "sinks.d").mkdir()
+                (stack.config_dir / "sinks.d" / "line.yaml").write_text(
+                    line_sink_file(kind, tag, extra)
+                )
+                consumer = stack.plant("sink", "sink", "run", "line", tree=tree)
+            wait_for_workers(stack.config.broker.endpoint, service, timeout=60)
+            ages = None
+            if kind == "mqtt":
+                ages = spawn(children, subscribe_ages, f"bench/{tag}/#")
+                await_ready([ages], what="MQTT subscriber")
+            load = spawn(children, publish_polls, stack.config.bus.frontend, warmup + window + 2)
+            await_ready([load], what="load")
+            # Polls go at whole seconds from now: sampling between two of them (at the same
+            # phase at both ends of a whole number of seconds) counts exactly `window` polls.
+            polled_from = time.monotonic()
+
+            def sample() -> tuple[dict[str, Any], float, int]:
+                return stack.status(service), cpu_seconds(consumer.pid), rss_bytes(broker.pid)
+
+            sleep_until(polled_from + warmup + POLL_PHASE)
+            first, cpu0, rss0 = sample()
+            if ages is not None:
+                ages.send("mark")
+                ages.recv()
+            sleep_until(polled_from + warmup + POLL_PHASE + window)
+            last, cpu1, rss1 = sample()
+            age = at_subscriber = float("nan")
+            if ages is not None:
+                ages.send("mark")
+                received, age = ages.recv()
+                at_subscriber = received / window
+                ages.send("stop")
+            if not consumer.running():
+                raise BenchError(f"{variant}: the consumer died; logs in {stack.base / 'logs'}")
+    finally:
+        stack.close()
+        if kind == "postgres":
+            import psycopg
+
+            with psycopg.connect(PG_DSN, autocommit=True) as conn:
+                conn.execute(f"DROP TABLE IF EXISTS {tag}")
+    # The counters moved by exactly `window` polls: rates are per `window` seconds.
+    done = _get(last, delivered) - _get(first, delivered)
+    queued = 0.0
+    if kind != "historian":
+        queued = (last["queue"]["entries"] - first["queue"]["entries"]) / window
+    return {
+        "offered": (last["received"] - first["received"]) / window,
+        "delivered": done / window,
+        "cpu_us": (cpu1 - cpu0) / done * 1e6 if done else float("nan"),
+        "at_subscriber": at_subscriber,
+        "age_p99": age,
+        "queue_growth": queued,
+        "broker_rss": rss1 / 2**20,
+        "broker_rss_growth": (rss1 - rss0) / 2**20,
+    }
+
+
+def _get(status: dict[str, Any], path: tuple[str, ...]) -> int:
+    value: Any = status
+    for key in path:
+        value = value[key]
+    return int(value)
+
+
+_ALL = ("historian", "mqtt", "postgres")
+LINE_METRICS = (  # key, name, unit, for which kinds of consumer
+    ("delivered", "delivered samples/s", "/s", _ALL),
+    ("offered", "offered (taken off the bus)", "/s", _ALL),
+    ("cpu_us", "CPU per sample delivered", "µs", _ALL),
+    ("at_subscriber", "samples/s at a subscriber", "/s", ("mqtt",)),
+    ("age_p99", "p99 sample age at the subscriber", "s", ("mqtt",)),
+    ("queue_growth", "disk queue growth", "/s", ("mqtt", "postgres")),
+    ("broker_rss", "broker RSS at the end", "MB", _ALL),
+    ("broker_rss_growth", "broker RSS growth in the window", "MB", _ALL),
+)
+
+
+def line_figures(
+    runs: dict[str, list[dict[str, float]]], before: dict[str, list[dict[str, float]]]
+) -> list[Figure | Ratio]:
+    """Every line-rate figure, per variant (and per tree), then the after ÷ before ratios."""
+    figures: list[Figure | Ratio] = []
+    for variant, results in runs.items():
+        kind = VARIANTS[variant][0]
+        for key, tag, these in (("", "", results), ("before.", " [before]", before.get(variant))):
+            for index, (metric, name, unit, kinds) in enumerate(LINE_METRICS):
+                if these and kind in kinds:
+                    title = f"{LABELS[variant]}{tag}: {name}" if index == 0 else f"  {name}"
+                    values = tuple(r[metric] for r in these)
+                    figures.append(Figure(f"line.{variant}.{key}{metric}", title, unit, values))
+    for variant, results in runs.items():
+        old = before.get(variant if VARIANTS[variant][2] else "mqtt")  # module vs none
+        if not old or not results:
+            continue
+        pairs = min(len(old), len(results))
+        against = "before" if VARIANTS[variant][2] else "mqtt (batching: none) [before]"
+        for metric, what, note in (
+            ("delivered", "delivered", ""),
+            ("cpu_us", "CPU per sample", "(lower is better)"),
+        ):
+            figures.append(Ratio.paired(
+                f"line.{variant}.ratio.{metric}", f"{LABELS[variant]}: {what} ÷ {against}",
+                [r[metric] for r in results[:pairs]], [r[metric] for r in old[:pairs]],
+                label="after ÷ before", note=note,
+            ))  # fmt: skip
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small N, one repetition")
     parser.add_argument("--repeat", type=int, default=None)
     parser.add_argument("--json", type=Path, default=None, help="write every figure here")
+    parser.add_argument(
+        "--before", type=Path, default=None, metavar="DIR",
+        help="also run the line-rate consumers from the plantd package in DIR, interleaved",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.before is not None and not (args.before / "plantd" / "__init__.py").is_file():
+        parser.error(f"--before {args.before}: no plantd package there")
     count = 3000 if args.quick else 20_000
     backlog = 10_000 if args.quick else 100_000
     repeat = args.repeat or (1 if args.quick else 3)
+    warmup, window = (3, 5) if args.quick else (5, 15)  # whole seconds: whole polls
     mqtt_ok, pg_ok = reachable(1883), reachable(5432)
+    variants = [
+        v for v, (kind, _, _) in VARIANTS.items()
+        if (kind != "mqtt" or mqtt_ok) and (kind != "postgres" or pg_ok)
+    ]  # fmt: skip
     print(machine_line("none (sinks, broker and load share both cores)"))
     print(f"N = {count:,} live samples over {POINTS} points, backlog B = {backlog:,}, "
           f"{repeat} repetition(s)")  # fmt: skip
+    line_runs: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+    line_before: dict[str, list[dict[str, float]]] = {}
     figures: list[Figure | Ratio] = []
     runs: dict[str, list[dict[str, float]]] = {"historian": [], "mqtt": [], "postgres": []}
     base_rates: dict[str, list[float]] = {"sqlite": [], "paho": [], "copy": []}
@@ -324,6 +592,18 @@ def main(argv: list[str] | None = None) -> int:
                 if pg_ok:
                     base_rates["copy"].append(baseline_copy(backlog))
                     runs["postgres"].append(run_sink(base / f"p{rep}", "postgres", count, backlog))
+            for rep in range(repeat):  # after, before; before, after; …
+                trees: list[Path | None] = [None] if args.before is None else [None, args.before]
+                for variant in variants:
+                    for tree in trees if rep % 2 == 0 else trees[::-1]:
+                        if tree is not None and not VARIANTS[variant][2]:
+                            continue  # a setting the older tree does not have
+                        where = (
+                            base / f"line-{variant}-{rep}-{'after' if tree is None else 'before'}"
+                        )
+                        result = line_rate(where, variant, tree, warmup, window)
+                        into = line_runs if tree is None else line_before
+                        into.setdefault(variant, []).append(result)
     except (PlantdError, RuntimeError, OSError) as exc:
         print(f"bench/sinks.py: a run went wrong: {exc}", file=sys.stderr)
         return 1
@@ -365,6 +645,16 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
     for figure in figures:
         print(figure.line())
+    print(
+        f"line rate: {LINE_MODULES} modules × {LINE_POINTS:,} points every 1 s "
+        f"({LINE_MODULES * LINE_POINTS:,} samples/s offered as {LINE_MODULES} batches/s), "
+        f"warm-up {warmup:g} s, window {window:g} s"
+        + (f"; before: the plantd in {args.before}" if args.before else "")
+    )
+    line = line_figures(line_runs, line_before)
+    for figure in line:
+        print(figure.line())
+    figures += line
     if args.json:
         write_json(args.json, machine_info(), figures)
     return 0

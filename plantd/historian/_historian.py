@@ -4,10 +4,13 @@ Theory of operation. Children of one TaskGroup:
 
 - the **intake** task subscribes to ``historian.prefix`` and gathers ``data.*`` samples into
   a batch. A batch is handed to the writer thread when it holds ``batch_size`` samples or
-  ``batch_interval`` after its first sample arrived, whichever comes first; the intake waits
-  for the commit (meanwhile the bus socket buffers, up to ``bus.high_water_mark``). So a
-  sample received at *t* is on disk by *t* + ``batch_interval`` + one commit: that is the loss
-  window of a power cut or a kill -9 (docs/historian.md);
+  ``batch_interval`` after its first sample arrived, whichever comes first. The intake goes on
+  gathering the next batch while the writer commits; it waits only when it has a full batch
+  and the writer is still on the previous one (then the bus socket buffers, up to
+  ``bus.high_water_mark``): at most one batch is ever waiting for the disk. So a sample
+  received at *t* is on disk by *t* + ``batch_interval`` + one commit, as long as a commit
+  takes less than ``batch_interval``: that is the loss window of a power cut or a kill -9
+  (docs/historian.md);
 - the **maintenance** task applies retention every ``maintenance_interval``;
 - the **status** task publishes a record on ``event.historian.status`` every
   ``status_interval``;
@@ -50,6 +53,8 @@ class Historian:
         self.started = time.time()
         self._batch: list[tuple[str, Sample]] = []
         self._batch_deadline: float | None = None
+        self._writing: asyncio.Future[int] | None = None  # the batch the writer has in hand
+        self._writing_size = 0
         self._stopping = asyncio.Event()
         self._lock = asyncio.Lock()  # one hand-over to the writer at a time, in order
         self.worker = ServiceWorker(
@@ -86,31 +91,51 @@ class Historian:
 
     async def _intake(self, subscriber: BusSubscriber) -> None:
         loop = asyncio.get_running_loop()
-        while not self._stopping.is_set():
+        receive, observe, stopping = subscriber.receive_within, self.gaps.observe, self._stopping
+        size, interval, skip = self.settings.batch_size, self.settings.batch_interval, len(_DATA)
+        while not stopping.is_set():
             deadline = self._batch_deadline
-            wait = 0.25 if deadline is None else max(0.0, deadline - loop.time())
-            message = await subscriber.receive_within(min(wait, 0.25))
-            if message is not None and isinstance(message.payload, Sample):
-                topic = message.topic
-                if topic.startswith(_DATA):
+            wait = 0.25 if deadline is None else min(0.25, max(0.0, deadline - loop.time()))
+            message = await receive(wait)
+            # (self._batch, not a local: flush() from the service may swap it meanwhile)
+            if message is not None:
+                topic, sample = message.topic, message.payload
+                if type(sample) is Sample and topic.startswith(_DATA):
                     self.received += 1
-                    self.gaps.observe(topic, message.payload)
+                    observe(topic, sample)
                     if not self._batch:
-                        self._batch_deadline = loop.time() + self.settings.batch_interval
-                    self._batch.append((topic[len(_DATA) :], message.payload))
-            full = len(self._batch) >= self.settings.batch_size
-            due = self._batch_deadline is not None and loop.time() >= self._batch_deadline
-            if full or due:
-                await self.flush()
+                        self._batch_deadline = deadline = loop.time() + interval
+                    self._batch.append((topic[skip:], sample))
+                    if len(self._batch) < size and deadline and loop.time() < deadline:
+                        continue  # the common case: gather on
+            deadline = self._batch_deadline
+            if deadline is not None and (len(self._batch) >= size or loop.time() >= deadline):
+                await self._hand_over()
+
+    async def _hand_over(self) -> None:
+        """Give the batch in hand to the writer, once the one before it is committed."""
+        async with self._lock:
+            if self._writing is not None:
+                await self._writing  # backpressure: at most one batch waits for the disk
+                self._writing = None
+            batch, self._batch, self._batch_deadline = self._batch, [], None
+            if batch:
+                self._writing = self.store.submit_batch(batch)
+                self._writing_size = len(batch)
 
     async def flush(self) -> None:
         """Commit the batch in hand (and wait for every earlier one)."""
+        await self._hand_over()
         async with self._lock:
-            batch, self._batch, self._batch_deadline = self._batch, [], None
-            if batch:
-                await self.store.write_batch_async(batch)
-            else:
-                await self.store.flush()
+            if self._writing is not None:
+                await self._writing
+                self._writing = None
+            await self.store.flush()
+
+    def _in_writer(self) -> int:
+        """Samples handed to the writer and not yet committed."""
+        writing = self._writing
+        return 0 if writing is None or writing.done() else self._writing_size
 
     # -- housekeeping ------------------------------------------------------------------------
 
@@ -144,7 +169,7 @@ class Historian:
             "up_since": self.started,
             "received": self.received,
             "missing_on_bus": self.gaps.missing,
-            "pending": len(self._batch),
+            "pending": len(self._batch) + self._in_writer(),
             "batches": stats.batches,
             "stored": stats.samples,
             "failed_batches": stats.failed_batches,

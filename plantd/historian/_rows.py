@@ -85,15 +85,27 @@ class Aggregate:
 def rollup(rows: Iterable[tuple[int, Sample]]) -> dict[tuple[int, int, int], Aggregate]:
     """``(point id, sample)`` pairs -> ``{(point id, width, bucket start): Aggregate}``."""
     buckets: dict[tuple[int, int, int], Aggregate] = {}
+    good = Quality.GOOD
+    minute, hour = WIDTHS
     for point, sample in rows:
+        if sample.quality is not good:
+            continue
         value = sample.value
-        if sample.quality is not Quality.GOOD or isinstance(value, bool):
+        if type(value) is float:  # the common case first
+            if value - value != 0.0:  # NaN or ±inf
+                continue
+            number = value
+        elif (
+            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        ):
+            number = float(value)
+        else:
             continue
-        if not isinstance(value, int | float) or not math.isfinite(value):
-            continue
-        number = float(value)
-        for width in WIDTHS:
-            key = (point, width, int(sample.timestamp // width) * width)
+        stamp = sample.timestamp
+        for key in (
+            (point, minute, int(stamp // minute) * minute),
+            (point, hour, int(stamp // hour) * hour),
+        ):
             aggregate = buckets.get(key)
             if aggregate is None:
                 buckets[key] = Aggregate(number, number, number, 1)

@@ -17,6 +17,7 @@ thread of its own, so a long query never holds up a commit.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import time
@@ -89,17 +90,26 @@ class HistoryStore:
     async def write_batch_async(self, batch: Sequence[tuple[str, Sample]]) -> int:
         return await self._writer.run(lambda conn: self._write(conn, batch))
 
+    def submit_batch(self, batch: Sequence[tuple[str, Sample]]) -> asyncio.Future[int]:
+        """Queue ``batch`` for the writer and return at once (call from the event loop): the
+        future resolves with the rows added once it is on disk. Batches are written in the
+        order they are submitted."""
+        return asyncio.wrap_future(self._writer.submit(lambda conn: self._write(conn, batch)))
+
     def _write(self, conn: sqlite3.Connection, batch: Sequence[tuple[str, Sample]]) -> int:
         started = time.monotonic()
         try:
             conn.execute("BEGIN IMMEDIATE")
-            ided = [(self._point_id(conn, name), sample) for name, sample in batch]
+            ids = self._ids
+            ided = [(ids.get(name) or self._point_id(conn, name), sample) for name, sample in batch]
             before = conn.total_changes
             conn.executemany(
                 "INSERT OR IGNORE INTO samples (point, ts, epoch, seq, kind, value, quality) "
                 "VALUES (?,?,?,?,?,?,?)",
                 [
-                    (point, s.timestamp, s.epoch, s.seq, *to_row(s.value), int(s.quality))
+                    (point, s.timestamp, s.epoch, s.seq, "f", s.value, s.quality)
+                    if type(s.value) is float and s.value == s.value  # the common case: no NaN
+                    else (point, s.timestamp, s.epoch, s.seq, *to_row(s.value), s.quality)
                     for point, s in ided
                 ],
             )

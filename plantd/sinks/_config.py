@@ -5,6 +5,7 @@
     queue:   {max_bytes: 256MiB, max_age: 168h, drain_rate: 1000, …}
     repair:  {enabled: true, timeout: 60s}
     mqtt:    {host: …, port: 1883, topic: "plantd/{module}/{point}", …}   # type: mqtt
+                                   # (batching: module: one message per module per delivery)
     postgres: {dsn: "host=… dbname=…", table: plantd_samples, …}          # type: postgres
 
 Every key is documented in ``docs/sinks.md``; the file is read with ``parse_dataclass`` like
@@ -37,7 +38,10 @@ from plantd.config import (
 from plantd.errors import ConfigError
 
 __all__ = [
+    "MODULE_TOPIC",
+    "MODULE_TOPIC_FIELDS",
     "PAYLOAD_FIELDS",
+    "SAMPLE_TOPIC",
     "SINKS_DIR",
     "TOPIC_FIELDS",
     "MqttConfig",
@@ -61,6 +65,9 @@ _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}", re.ASCII)
 _SPARKPLUG_ID = re.compile(r"[^/+#]+")
 
 TOPIC_FIELDS = frozenset({"name", "module", "point", "topic"})
+MODULE_TOPIC_FIELDS = frozenset({"name", "module"})
+SAMPLE_TOPIC = "plantd/{module}/{point}"
+MODULE_TOPIC = "plantd/{module}"
 PAYLOAD_FIELDS = frozenset(
     {
         "name", "module", "point", "topic", "value", "value_json", "timestamp", "timestamp_ms",
@@ -186,6 +193,19 @@ class SparkplugConfig:
     """Route DCMD metrics to the module's ``write`` (and NCMD rebirth requests)."""
 
 
+_SPARKPLUG_BATCHES = (
+    "applies to format: json (Sparkplug sends one DDATA per device per delivery already)"
+)
+_MODULE_PAYLOAD = (
+    "a payload template is for batching: none; with batching: module a message is a JSON "
+    "array of the samples' objects"
+)
+_MODULE_TOPIC = (
+    "with batching: module a message holds a module's samples: the topic may use {name} and "
+    "{module} only,"
+)
+
+
 @dataclass(frozen=True, kw_only=True)
 class MqttConfig:
     host: str = "127.0.0.1"
@@ -201,17 +221,39 @@ class MqttConfig:
     ack_timeout: Annotated[float, Duration, Gt(0)] = 30.0
     """A delivery whose PUBACKs are not all back by then counts as a lost connection."""
     max_inflight: Annotated[int, Ge(1), Le(65535)] = 1000
+    """Most messages sent and not yet acknowledged (PUBACK) at a time."""
     format: Literal["json", "sparkplug"] = "json"
-    topic: Annotated[str, _template_problem(TOPIC_FIELDS)] = "plantd/{module}/{point}"
+    batching: Literal["none", "module"] = "none"
+    """``format: json``: ``none``, one message per sample; ``module``, one message per module
+    per delivery (a JSON array of the samples' objects) — docs/sinks.md, "Batching"."""
+    topic: Annotated[str, _template_problem(TOPIC_FIELDS)] | None = None
+    """Default: ``plantd/{module}/{point}``; with ``batching: module``, ``plantd/{module}``."""
     payload: Annotated[str, _template_problem(PAYLOAD_FIELDS)] | None = None
     """A template for ``format: json``; default: a JSON object with every field."""
     retain: bool = False
     will: WillConfig | None = field(default_factory=WillConfig)
     sparkplug: SparkplugConfig = field(default_factory=SparkplugConfig)
 
+    @property
+    def topic_template(self) -> str:
+        """``topic``, or its default for the batching."""
+        if self.topic is not None:
+            return self.topic
+        return MODULE_TOPIC if self.batching == "module" else SAMPLE_TOPIC
+
     def cross_check(self) -> Iterator[tuple[KeyPath, str]]:
         if self.password is not None and self.password_file is not None:
             yield ("password_file",), "give password or password_file, not both"
+        if self.batching == "none":
+            return
+        if self.format != "json":
+            yield ("batching",), _SPARKPLUG_BATCHES
+        if self.payload is not None:
+            yield ("payload",), _MODULE_PAYLOAD
+        if self.topic is not None:
+            fields = {name for _, name, _, _ in string.Formatter().parse(self.topic) if name}
+            if fields - MODULE_TOPIC_FIELDS:
+                yield ("topic",), f"{_MODULE_TOPIC} got {self.topic!r}"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,23 +3,29 @@
 Theory of operation. Children of one TaskGroup:
 
 - **intake**: subscribes to the sink's ``topics`` and offers each sample to the
-  :class:`IntakeState` (cursor per topic, gaps);
+  :class:`IntakeState` (cursor per topic, gaps), which gathers them per module;
 - **commit**: every ``queue.commit_interval`` writes what was taken, with the cursors and
-  gaps, to the disk queue in one transaction — from then on it survives a kill -9. Past
-  ``queue.max_bytes`` the oldest entries are dropped in that transaction (counted; an event
-  on ``event.sink.NAME.dropped``);
+  gaps, to the disk queue in one transaction (a row per module's batch) — from then on it
+  survives a kill -9. Past ``queue.max_bytes`` the oldest entries are dropped in that
+  transaction (counted; an event on ``event.sink.NAME.dropped``);
 - **delivery**: connects to the upstream (backoff ``reconnect_initial`` doubling to
   ``reconnect_max``, for ever), notes the queue's last id as the *backlog watermark*, then
-  loops: every batch takes the live entries (above the watermark) and, at most
-  ``queue.drain_rate`` per second, backlog entries (at or below it, oldest first); delivers
-  them and waits for the acknowledgement; only then deletes them from the queue. A failure
-  closes the connection and starts over: the unacknowledged entries are still queued;
+  loops: every batch takes the live entries (above the watermark, up to ``queue.batch_size``
+  samples) and, at most ``queue.drain_rate`` samples per second, backlog entries (at or below
+  it, oldest first); delivers them and waits for the acknowledgement; only then deletes them
+  from the queue. A failure closes the connection and starts over: the unacknowledged
+  entries are still queued;
 - **repair**: asks the historian (``org.plantd.Historian`` ``samples``) for the samples of
   each open gap; closes the gap when every sample known to be missing is found, or after
   ``repair.timeout`` with the rest counted as lost (event ``event.sink.NAME.lost``);
 - **status**: publishes :meth:`Sink.status` on ``event.sink.NAME.status`` every
   ``status_interval``; the service ``org.plantd.sink.NAME`` answers ``status``;
 - for Sparkplug, the **commands** task routes NCMD/DCMD.
+
+Backpressure. The intake never waits for the upstream: a slow or absent upstream only slows
+the delivery task, so the bus socket keeps being drained into the disk queue (which grows,
+up to ``queue.max_bytes``) instead of into the broker's memory. The intake's work per sample
+is a few microseconds; the queue's and the delivery's are per batch.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from plantd.errors import RequestError
 from plantd.service import ServiceDefinition, ServiceWorker, call_async
 from plantd.sinks._config import MqttSinkConfig, PostgresSinkConfig, SinkConfig
 from plantd.sinks._intake import IntakeState
-from plantd.sinks._queue import DiskQueue, Gap
+from plantd.sinks._queue import DiskQueue, Entry, Gap, entry_samples
 from plantd.sinks._upstream import Outgoing, Upstream, UpstreamUnavailable
 
 __all__ = ["Sink", "sink_service"]
@@ -64,7 +70,9 @@ class Sink:
         self.queue = DiskQueue(
             sink.queue_path(config), max_bytes=settings.max_bytes, max_age=settings.max_age
         )
-        self.intake = IntakeState(self.queue.cursors(), self.queue.gaps())
+        self.intake = IntakeState(
+            self.queue.cursors(), self.queue.gaps(), batch_size=settings.batch_size
+        )
         self._client: AsyncClient | None = None
         self.upstream: Upstream = upstream or self._make_upstream()
         self.worker = ServiceWorker(sink_service(self), config)
@@ -160,16 +168,21 @@ class Sink:
     async def _intake(self, subscriber: BusSubscriber) -> None:
         globs = [t for t in self.sink.topics if any(c in t for c in "*?[")]
         prefixes = tuple(t for t in self.sink.topics if t not in globs)
-        while not self._stopping.is_set():
-            message = await subscriber.receive_within(0.25)
-            if message is None or not isinstance(message.payload, Sample):
+        offer, receive, stopping = self.intake.offer, subscriber.receive_within, self._stopping
+        # The subscriber already keeps only the literal prefixes: without globs, that is all.
+        while not stopping.is_set():
+            message = await receive(0.25)
+            if message is None:
+                continue
+            sample = message.payload
+            if type(sample) is not Sample:
                 continue
             topic = message.topic
-            if not topic.startswith(prefixes) and not any(
-                fnmatch.fnmatchcase(topic, g) for g in globs
+            if globs and not (
+                topic.startswith(prefixes) or any(fnmatch.fnmatchcase(topic, g) for g in globs)
             ):
                 continue
-            self.intake.offer(topic, message.payload, time.time())
+            offer(topic, sample, time.time())
 
     async def _commits(self) -> None:
         while not await self._sleep(self.sink.queue.commit_interval):
@@ -238,19 +251,21 @@ class Sink:
         queue = self.queue
         watermark = self.backlog_watermark = queue.last_id
         live_after, backlog_after = watermark, 0
-        rate, capacity = settings.drain_rate, float(settings.batch_size)
-        tokens, refilled = capacity, time.monotonic()
+        size, rate = settings.batch_size, settings.drain_rate
+        # The backlog's token bucket, in samples: an entry is taken whole, so the bucket may
+        # go into debt by up to one entry; it is paid back before the next backlog entry.
+        tokens, refilled = float(size), time.monotonic()
         while not self._stopping.is_set():
             self._queued.clear()
-            live = await queue.peek(live_after, settings.batch_size)
-            backlog = []
+            live = await queue.peek(live_after, size)
+            backlog: list[Entry] = []
             if backlog_after < watermark:
                 now = time.monotonic()
                 if rate:
-                    tokens = min(capacity, tokens + (now - refilled) * rate)
+                    tokens = min(float(size), tokens + (now - refilled) * rate)
                     refilled = now
-                allowance = int(tokens) if rate else settings.batch_size
-                if allowance:
+                allowance = int(tokens) if rate else size
+                if allowance >= 1:
                     backlog = await queue.peek(backlog_after, allowance, upto=watermark)
                     if not backlog:
                         backlog_after = watermark = self.backlog_watermark = 0
@@ -260,15 +275,16 @@ class Sink:
                     wait = min(wait, max(0.01, (1 - tokens) / rate))
                 await self._wait_queued(wait)
                 continue
-            batch = [Outgoing(e, decode_sample(e.payload), True) for e in backlog]
-            batch += [Outgoing(e, decode_sample(e.payload), False) for e in live]
+            batch = _outgoing(backlog, True) + _outgoing(live, False)
             duplicates = await self.upstream.deliver(batch)
-            await queue.ack([item.entry for item in batch], duplicates=duplicates)
+            await queue.ack(backlog + live, duplicates=duplicates)
             if live:
                 live_after = live[-1].id
             if backlog:
                 backlog_after = backlog[-1].id
-                tokens -= len(backlog)
+                tokens -= sum(entry.count for entry in backlog)
+                if backlog_after >= watermark:  # the whole backlog is delivered
+                    backlog_after = watermark = self.backlog_watermark = 0
 
     async def _wait_queued(self, seconds: float) -> None:
         try:
@@ -361,7 +377,7 @@ class Sink:
                 "bytes": queue.bytes,
                 "max_bytes": queue.max_bytes,
                 "backlog_watermark": self.backlog_watermark,
-                "pending_commit": len(self.intake.pending.entries),
+                "pending_commit": self.intake.pending_samples,
             },
             "received": self.intake.received,
             "open_gaps": len(self.intake.gaps),
@@ -380,6 +396,14 @@ def sink_service(sink: Sink) -> ServiceDefinition:
         return sink.status()
 
     return definition
+
+
+def _outgoing(entries: list[Entry], historical: bool) -> list[Outgoing]:
+    return [
+        Outgoing(topic, sample, historical)
+        for entry in entries
+        for topic, sample in entry_samples(entry.topic, entry.payload)
+    ]
 
 
 def _literal_prefix(pattern: str) -> str:

@@ -15,22 +15,39 @@ Rules, per bus topic (the cursor is the last sample taken, persisted with every 
 
 Everything taken, the cursors, opened and closed gaps go into one :class:`Intake`, which the
 forwarder commits to the disk queue in one transaction (``DiskQueue.commit``).
+
+Samples taken are gathered per module (``data.<module>``) and publisher epoch, and queued as
+one batch per module per commit (at most ``batch_size`` samples each): the queue's cost is
+then per batch, not per sample. A topic with no point part (``data.x``), or a point name
+longer than a batch can hold, is queued as a single sample.
 """
 
 from __future__ import annotations
 
 from plantd.bus import Sample, encode_sample
-from plantd.sinks._queue import Gap, Intake
+from plantd.sinks._queue import Gap, Intake, entry_count
 
 __all__ = ["IntakeState"]
 
+_NO_BATCH = ("", b"")
+
 
 class IntakeState:
-    def __init__(self, cursors: dict[str, tuple[Sample, bytes]], gaps: list[Gap]) -> None:
+    def __init__(
+        self,
+        cursors: dict[str, tuple[Sample, bytes]],
+        gaps: list[Gap],
+        *,
+        batch_size: int = 500,
+    ) -> None:
         self.cursors = dict(cursors)
         self.gaps: dict[str, Gap] = {gap.key: gap for gap in gaps}
+        self.batch_size = batch_size
         self.pending = Intake()
+        self.pending_samples = 0
         self.received = 0
+        # topic -> (its module's batch topic, the point's name as a batch item names it)
+        self._names: dict[str, tuple[str, bytes]] = {}
 
     def offer(self, topic: str, sample: Sample, now: float) -> Gap | None:
         """Take one live sample (rules I1–I3); returns the gap it opened, if any."""
@@ -48,9 +65,25 @@ class IntakeState:
             elif sample.seq > 1:
                 gap = self._gap(topic, last, sample, now)
         payload = encode_sample(sample)
-        self.pending.entries.append((topic, payload))
         self.pending.cursors[topic] = self.cursors[topic] = (sample, payload)
+        self._queue(topic, sample, payload)
         return gap
+
+    def _queue(self, topic: str, sample: Sample, payload: bytes | None = None) -> None:
+        """Add ``sample`` to its module's batch (or, if it cannot be in one, as an entry)."""
+        self.pending_samples += 1
+        named = self._names.get(topic)
+        if named is None:
+            named = self._names[topic] = _batch_name(topic)
+        batch_topic, name = named
+        if not batch_topic:
+            self.pending.entries.append((topic, payload or encode_sample(sample)))
+            return
+        key = (batch_topic, sample.epoch)
+        items = self.pending.batches.get(key)
+        if items is None:
+            items = self.pending.batches[key] = []
+        items.append((name, sample.value, sample.timestamp, sample.quality, sample.seq))
 
     def _gap(self, topic: str, last: Sample, sample: Sample, now: float) -> Gap:
         gap = Gap(
@@ -66,20 +99,34 @@ class IntakeState:
         if self.gaps.pop(gap.key, None) is None:
             return
         for sample in found:
-            self.pending.entries.append((gap.topic, encode_sample(sample)))
+            self._queue(gap.topic, sample)
         self.pending.closed_gaps.append((gap, len(found), lost))
 
     def take(self) -> Intake:
-        """The intake to commit now (a fresh one starts)."""
+        """The intake to commit now, its batches sealed (a fresh one starts)."""
         intake, self.pending = self.pending, Intake()
+        intake.seal(self.batch_size)
+        self.pending_samples = 0
         return intake
 
     def restore(self, intake: Intake) -> None:
         """Put back an intake whose commit failed, ahead of what came since."""
         newer = self.pending
+        self.pending_samples += sum(entry_count(payload) for _, payload in intake.entries)
         intake.entries.extend(newer.entries)
+        intake.batches = newer.batches
         intake.cursors.update(newer.cursors)
         intake.new_gaps.extend(newer.new_gaps)
         intake.closed_gaps.extend(newer.closed_gaps)
         intake.duplicates += newer.duplicates
         self.pending = intake
+
+
+def _batch_name(topic: str) -> tuple[str, bytes]:
+    """``data.pump1.flow`` -> ``("data.pump1", b"\\x04flow")``; no batch for ``data.x``."""
+    kind, dot, rest = topic.partition(".")
+    module, dot2, point = rest.partition(".")
+    raw = point.encode()
+    if not (dot and dot2 and module and point) or len(raw) > 255:
+        return _NO_BATCH
+    return f"{kind}.{module}", bytes((len(raw),)) + raw

@@ -1,9 +1,16 @@
 """The MQTT upstream: plain (topic and payload templates, JSON by default) or Sparkplug B.
 
-Plain: each sample becomes one QoS 1 message on ``mqtt.topic`` (fields ``{name}`` the sink,
-``{module}``, ``{point}``, ``{topic}`` the bus topic). Its payload is, by default, the JSON
-object ``{"point", "value", "timestamp", "quality", "seq", "epoch"}``; ``mqtt.payload`` is a
-template instead, with those fields plus ``{module}``, ``{value_json}`` and ``{timestamp_ms}``.
+Plain, ``batching: none`` (the default): each sample becomes one QoS 1 message on
+``mqtt.topic`` (fields ``{name}`` the sink, ``{module}``, ``{point}``, ``{topic}`` the bus
+topic). Its payload is, by default, the JSON object ``{"point", "value", "timestamp",
+"quality", "seq", "epoch"}``; ``mqtt.payload`` is a template instead, with those fields plus
+``{module}``, ``{value_json}`` and ``{timestamp_ms}``.
+
+Plain, ``batching: module``: each delivery sends one QoS 1 message per module it holds
+samples of, on ``mqtt.topic`` (``{name}``, ``{module}``): a JSON array of the same objects,
+in queue order. At thousands of samples a second this is what keeps up: an MQTT message costs
+the sink, the broker and every subscriber about the same whether it holds one sample or 500.
+
 The will (``mqtt.will``) says ``offline`` on the sink's status topic; after each connect the
 sink publishes ``online`` there (both retained by default).
 
@@ -21,14 +28,14 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from plantd.bus import Sample, SampleValue, sample_to_json
+from plantd.bus import Quality, Sample, SampleValue
 from plantd.sinks._config import MqttSinkConfig
 from plantd.sinks._mqtt_client import Message, MqttSession
 from plantd.sinks._queue import DiskQueue
 from plantd.sinks._sparkplug import REBIRTH, EdgeNode
 from plantd.sinks._upstream import Outgoing, UpstreamUnavailable, split_topic
 
-__all__ = ["MqttUpstream", "known_devices", "render_payload", "render_topic"]
+__all__ = ["MqttUpstream", "known_devices", "render_payload", "render_topic", "sample_object"]
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +43,36 @@ Known = Callable[[], dict[str, dict[str, Sample]]]
 Write = Callable[[str, str, SampleValue], Awaitable[None]]
 
 
+_JSON = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps(…, separators=…), made once
+_LABELS = {quality: quality.label for quality in Quality}
+
+
 def render_topic(template: str, name: str, topic: str) -> str:
     module, point = split_topic(topic)
     return template.format(name=name, module=module, point=point, topic=topic)
 
 
+def sample_object(point: str, sample: Sample) -> dict[str, Any]:
+    """The JSON object of a sample (``point`` is ``module.point``); NaN and infinities become
+    strings (as ``plantd.bus.sample_to_json``)."""
+    value = sample.value
+    if type(value) is float and not math.isfinite(value):
+        value = str(value)
+    return {
+        "point": point,
+        "value": value,
+        "timestamp": sample.timestamp,
+        "quality": _LABELS[sample.quality],
+        "seq": sample.seq,
+        "epoch": sample.epoch,
+    }
+
+
 def render_payload(template: str | None, name: str, topic: str, sample: Sample) -> bytes:
     module, point = split_topic(topic)
-    data = sample_to_json(sample)
+    data = sample_object(f"{module}.{point}", sample)
     if template is None:
-        return json.dumps({"point": f"{module}.{point}", **data}, separators=(",", ":")).encode()
+        return _JSON(data).encode()
     value = data["value"]
     return template.format(
         name=name,
@@ -53,7 +80,7 @@ def render_payload(template: str | None, name: str, topic: str, sample: Sample) 
         point=point,
         topic=topic,
         value=value,
-        value_json=json.dumps(value, separators=(",", ":")),
+        value_json=_JSON(value),
         timestamp=sample.timestamp,
         timestamp_ms=math.floor(sample.timestamp * 1000),
         quality=data["quality"],
@@ -77,6 +104,8 @@ class MqttUpstream:
         self._node: EdgeNode | None = None
         self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self._rebirth = False
+        self._topics: dict[str, str] = {}  # bus topic (or module) -> MQTT topic
+        self._points: dict[str, tuple[str, str]] = {}  # bus topic -> (module, "module.point")
         self.connects = 0
         self.commands = 0
         self.command_errors = 0
@@ -143,19 +172,48 @@ class MqttUpstream:
             items = [(*split_topic(o.topic), o.sample, o.historical) for o in batch]
             data = self._node.data(now_ms, items, self._known())
             messages += [(t, p, 1, False) for t, p in data]
+        elif settings.batching == "module":
+            messages = self._module_messages(batch)
         else:
-            name = self.sink.name
-            messages = [
-                (
-                    render_topic(settings.topic, name, o.topic),
-                    render_payload(settings.payload, name, o.topic, o.sample),
-                    1,
-                    settings.retain,
-                )
-                for o in batch
-            ]
+            messages = self._sample_messages(batch)
         await session.publish_all(messages, settings.ack_timeout)
         return 0
+
+    def _sample_messages(self, batch: Sequence[Outgoing]) -> list[Message]:
+        name, settings, topics = self.sink.name, self.settings, self._topics
+        template, payload, retain = settings.topic_template, settings.payload, settings.retain
+        messages: list[Message] = []
+        for item in batch:
+            topic = topics.get(item.topic)
+            if topic is None:
+                topic = topics[item.topic] = render_topic(template, name, item.topic)
+            messages.append((topic, render_payload(payload, name, item.topic, item.sample), 1,
+                             retain))  # fmt: skip
+        return messages
+
+    def _module_messages(self, batch: Sequence[Outgoing]) -> list[Message]:
+        """One message per module: a JSON array of its samples' objects, in queue order."""
+        groups: dict[str, list[dict[str, Any]]] = {}
+        points = self._points
+        for item in batch:
+            named = points.get(item.topic)
+            if named is None:
+                module, point = split_topic(item.topic)
+                named = points[item.topic] = (module, f"{module}.{point}")
+            group = groups.get(named[0])
+            if group is None:
+                group = groups[named[0]] = []
+            group.append(sample_object(named[1], item.sample))
+        settings, topics = self.settings, self._topics
+        messages: list[Message] = []
+        for module, objects in groups.items():
+            topic = topics.get(module)
+            if topic is None:
+                topic = topics[module] = settings.topic_template.format(
+                    name=self.sink.name, module=module
+                )
+            messages.append((topic, _JSON(objects).encode(), 1, settings.retain))
+        return messages
 
     async def close(self) -> None:
         session, self._session = self._session, None

@@ -16,10 +16,10 @@ Schema (created if missing, in ``postgres.schema``; docs/sinks.md shows it):
 
 With TimescaleDB installed in the database (``timescale: auto``), the table is made a
 hypertable on ``time``; otherwise it stays a plain table with that index (which also serves
-queries by point and time). A batch is COPied into a temporary table and moved with
-``INSERT … ON CONFLICT DO NOTHING`` in one transaction: a batch sent again after a lost
-COMMIT acknowledgement adds nothing, so the table holds each sample once; how many rows were
-already there is reported as duplicates.
+queries by point and time). A delivery batch (every sample of it, live and backlog) is
+COPied into a temporary table in one COPY and moved with ``INSERT … ON CONFLICT DO NOTHING``
+in one transaction: a batch sent again after a lost COMMIT acknowledgement adds nothing, so
+the table holds each sample once; how many rows were already there is reported as duplicates.
 """
 
 from __future__ import annotations
@@ -56,6 +56,12 @@ class PostgresUpstream:
         self.hypertable: bool | None = None
         self.connects = 0
         self.rows = 0
+        self._points: dict[str, str] = {}  # bus topic -> "module.point"
+        columns = sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
+        self._copy = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(_STAGING), columns)
+        self._move = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(
+            self.table, columns, columns, sql.Identifier(_STAGING)
+        )
 
     @property
     def table(self) -> sql.Composed:
@@ -122,19 +128,14 @@ class PostgresUpstream:
         conn = self._conn
         if conn is None or conn.closed:
             raise UpstreamUnavailable("PostgreSQL: not connected")
-        columns = sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
+        rows = [self._row(item) for item in batch]
         try:
             async with conn.transaction(), conn.cursor() as cursor:
-                copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(
-                    sql.Identifier(_STAGING), columns
-                )
-                async with cursor.copy(copy_sql) as copy:
-                    for item in batch:
-                        await copy.write_row(self._row(item))
-                await cursor.execute(
-                    sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING")
-                    .format(self.table, columns, columns, sql.Identifier(_STAGING))
-                )  # fmt: skip
+                async with cursor.copy(self._copy) as copy:
+                    write = copy.write_row
+                    for row in rows:
+                        await write(row)
+                await cursor.execute(self._move)
                 inserted = max(cursor.rowcount, 0)
         except psycopg.Error as exc:
             raise UpstreamUnavailable(f"PostgreSQL: {_first_line(exc)}") from exc
@@ -143,11 +144,16 @@ class PostgresUpstream:
 
     def _row(self, item: Outgoing) -> tuple[Any, ...]:
         sample = item.sample
-        module, point = split_topic(item.topic)
+        point = self._points.get(item.topic)
+        if point is None:
+            module, name = split_topic(item.topic)
+            point = self._points[item.topic] = f"{module}.{name}"
         value = sample.value
         number: float | None = None
         text: str | None = None
-        if isinstance(value, bool):
+        if type(value) is float:  # the common case first
+            number = value
+        elif isinstance(value, bool):
             number = 1.0 if value else 0.0
         elif isinstance(value, int | float) and not (isinstance(value, int) and abs(value) > 2**53):
             number = float(value)
@@ -157,8 +163,8 @@ class PostgresUpstream:
             text = json.dumps(value, separators=(",", ":"))
         stamp = dt.datetime.fromtimestamp(sample.timestamp, dt.UTC)
         return (
-            stamp, f"{module}.{point}", number, text, int(sample.quality), sample.epoch,
-            sample.seq, self.source,
+            stamp, point, number, text, int(sample.quality), sample.epoch, sample.seq,
+            self.source,
         )  # fmt: skip
 
     async def close(self) -> None:

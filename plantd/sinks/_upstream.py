@@ -15,7 +15,6 @@ from typing import Any, Protocol
 
 from plantd.bus import Sample
 from plantd.errors import PlantdError
-from plantd.sinks._queue import Entry
 
 __all__ = ["Outgoing", "Upstream", "UpstreamUnavailable", "split_topic"]
 
@@ -26,15 +25,12 @@ class UpstreamUnavailable(PlantdError):
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """One queued sample on its way: ``historical`` when it comes from the backlog."""
+    """One queued sample on its way, on its point topic (``data.<module>.<point>``):
+    ``historical`` when it comes from the backlog."""
 
-    entry: Entry
+    topic: str
     sample: Sample
     historical: bool
-
-    @property
-    def topic(self) -> str:
-        return self.entry.topic
 
 
 class Upstream(Protocol):

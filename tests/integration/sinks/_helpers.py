@@ -65,10 +65,12 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
 
 class MqttCollector:
     """A QoS 1 subscriber with a persistent session: every (topic prefix, point, seq) seen and
-    how many times."""
+    how many times, from one-sample payloads (a JSON object) and ``batching: module`` ones (a
+    JSON array of them). ``raw=False`` keeps no copy of the payloads (for heavy flows)."""
 
-    def __init__(self, port: int, pattern: str, client_id: str) -> None:
+    def __init__(self, port: int, pattern: str, client_id: str, *, raw: bool = True) -> None:
         self.seen: dict[str, Counter[tuple[str, int]]] = {}
+        self.keep_raw = raw
         self.raw: list[tuple[str, bytes]] = []
         self.lock = threading.Lock()
         self.subscribed = threading.Event()
@@ -83,12 +85,18 @@ class MqttCollector:
 
     def _on_message(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
         with self.lock:
-            self.raw.append((message.topic, bytes(message.payload)))
-            if message.payload.startswith(b"{"):
+            if self.keep_raw:
+                self.raw.append((message.topic, bytes(message.payload)))
+            if message.payload[:1] in (b"{", b"["):
                 data = json.loads(message.payload)
                 prefix = message.topic.split("/")[1]
-                key = (data["point"], data["seq"])
-                self.seen.setdefault(prefix, Counter())[key] += 1
+                counter = self.seen.setdefault(prefix, Counter())
+                for item in data if isinstance(data, list) else [data]:
+                    counter[(item["point"], item["seq"])] += 1
+
+    def count(self, prefix: str) -> int:
+        with self.lock:
+            return len(self.seen.get(prefix, ()))
 
     def keys(self, prefix: str) -> set[tuple[str, int]]:
         with self.lock:

@@ -65,6 +65,8 @@ def real(delivered: list[tuple[str, int, bool]]) -> list[tuple[str, int, bool]]:
     return [item for item in delivered if item[0] != "data.warm.up"]
 
 
+LAST = 5051  # the last sample published on data.new.p
+
 SINK = """
 type: mqtt
 reconnect_initial: 50ms
@@ -135,9 +137,10 @@ async def test_backlog_drains_at_its_rate_behind_live_data(stack: Stack) -> None
         )
 
         # Over max_bytes (64 KiB) while the upstream is down: the oldest go, counted, and said.
+        # (A queued sample takes ~30 bytes in a module's batch: 5,000 are well over.)
         upstream.down = True
         upstream.fail = 10**6
-        for n in range(52, 1252):
+        for n in range(52, LAST + 1):
             publisher.publish_sample("data.new.p", float(n))
             if n % 100 == 0:
                 await asyncio.sleep(0.02)
@@ -149,11 +152,11 @@ async def test_backlog_drains_at_its_rate_behind_live_data(stack: Stack) -> None
                 message = await events.receive()
         assert isinstance(message.payload, Record)
         assert message.payload.fields["reason"] == "max_bytes"
-        await eventually(lambda: sink.intake.received - warm >= 1251 and not sink.intake.pending, 5)
+        await eventually(lambda: sink.intake.received - warm >= LAST and not sink.intake.pending, 5)
         async with AsyncClient(stack.endpoint, timeout=3, retries=0) as client:
             status = await call_async(client, sink.service, "status")
         assert status["counters"]["dropped"] == sink.queue.counters["dropped"]
-        assert status["counters"]["taken"] == 400 + warm + 1251  # the old backlog, then the bus
+        assert status["counters"]["taken"] == 400 + warm + LAST  # the old backlog, then the bus
         assert status["upstream"] == {"connects": upstream.connects}
         sink.stop()
     publisher.close()

@@ -12,6 +12,7 @@ from plantd.errors import ConfigError
 from plantd.sinks import DiskQueue, Intake, load_sink
 from plantd.sinks._intake import IntakeState
 from plantd.sinks._mqtt import render_payload, render_topic
+from plantd.sinks._queue import entry_count
 
 TOPIC = "data.m.p"
 
@@ -93,7 +94,8 @@ def test_intake_rules() -> None:
     state.close_gap(gap, [], lost=0)  # closing twice does nothing
     intake = state.take()
     assert intake.duplicates == 1
-    assert len(intake.entries) == 5 + 2
+    assert sum(entry_count(payload) for _, payload in intake.entries) == 5 + 2
+    assert len(intake.entries) == 3  # a batch per (module, epoch): epochs 1, 2 and 3
     assert [g.key for g in intake.new_gaps] == [gap.key, restarted.key]
     assert [(r, lost) for _, r, lost in intake.closed_gaps] == [(2, 1)]
     assert state.cursors[TOPIC][0].epoch == 3  # found samples never move the cursor
