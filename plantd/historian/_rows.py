@@ -13,7 +13,10 @@ Rollup rules: a sample counts towards the minute and hour buckets it falls in wh
 is a finite int or float (not a bool) and its quality is good. A bucket's key is its start,
 ``floor(ts / width) * width``. :func:`rollup` folds a batch into per-bucket aggregates; the
 store then merges them into the table (min of mins, max of maxes, sums and counts added), so
-folding batch by batch gives the same result as folding everything at once.
+folding batch by batch gives the same result as folding everything at once. The store folds
+batches into a :class:`RollupBuffer` (minute buckets; hours are merged from them) and merges
+that into the table every few seconds rather than at every batch: one row per point and
+bucket then costs an upsert per flush instead of one per batch.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 
 from plantd.bus import Quality, Sample, SampleValue
 
-__all__ = ["WIDTHS", "Aggregate", "from_row", "rollup", "to_row"]
+__all__ = ["WIDTHS", "Aggregate", "RollupBuffer", "from_row", "rollup", "to_row"]
 
 WIDTHS = (60, 3600)
 """Rollup resolutions, in seconds: a minute and an hour."""
@@ -112,3 +115,80 @@ def rollup(rows: Iterable[tuple[int, Sample]]) -> dict[tuple[int, int, int], Agg
             else:
                 aggregate.add(number)
     return buckets
+
+
+RollupRow = tuple[int, int, int, float, float, float, int]
+"""``(point, width, bucket, min, max, sum, count)``, as the ``rollups`` table has it."""
+
+
+class RollupBuffer:
+    """Minute aggregates of the samples folded in since the last :meth:`take` (by the rules
+    above), and the oldest timestamp among them: where a rebuild from the raw samples would
+    have to start if these aggregates were lost."""
+
+    def __init__(self) -> None:
+        self.minutes: dict[tuple[int, int], Aggregate] = {}
+        self.since: float | None = None
+
+    def __len__(self) -> int:
+        return len(self.minutes)
+
+    def add(self, rows: Iterable[tuple[int, Sample]]) -> float | None:
+        """Fold ``(point id, sample)`` pairs in; returns their oldest timestamp that counted."""
+        minutes = self.minutes
+        good = Quality.GOOD
+        oldest = math.inf
+        for point, sample in rows:
+            if sample.quality is not good:
+                continue
+            value = sample.value
+            if type(value) is float:  # the common case first
+                if value - value != 0.0:  # NaN or ±inf
+                    continue
+                number = value
+            elif (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            ):
+                number = float(value)
+            else:
+                continue
+            stamp = sample.timestamp
+            oldest = min(oldest, stamp)
+            key = (point, int(stamp // 60) * 60)
+            aggregate = minutes.get(key)
+            if aggregate is None:
+                minutes[key] = Aggregate(number, number, number, 1)
+                continue
+            if number < aggregate.min:
+                aggregate.min = number
+            elif number > aggregate.max:
+                aggregate.max = number
+            aggregate.sum += number
+            aggregate.count += 1
+        if oldest == math.inf:
+            return None
+        if self.since is None or oldest < self.since:
+            self.since = oldest
+        return oldest
+
+    def take(self) -> list[RollupRow]:
+        """Every minute and hour row to merge into the table; the buffer starts empty again."""
+        hours: dict[tuple[int, int], Aggregate] = {}
+        rows: list[RollupRow] = []
+        for (point, bucket), a in self.minutes.items():
+            rows.append((point, 60, bucket, a.min, a.max, a.sum, a.count))
+            key = (point, bucket // 3600 * 3600)
+            hour = hours.get(key)
+            if hour is None:
+                hours[key] = Aggregate(a.min, a.max, a.sum, a.count)
+            else:
+                hour.min = min(hour.min, a.min)
+                hour.max = max(hour.max, a.max)
+                hour.sum += a.sum
+                hour.count += a.count
+        rows += [(point, 3600, bucket, a.min, a.max, a.sum, a.count)
+                 for (point, bucket), a in hours.items()]  # fmt: skip
+        self.minutes, self.since = {}, None
+        return rows

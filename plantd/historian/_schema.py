@@ -14,6 +14,11 @@ Tables (every change is a migration below; never edit one that has shipped):
 ``rollups(point, width, bucket, min, max, sum, count)``
     Per point, per ``width`` (60 or 3600 s), per bucket (its start, Unix seconds, a multiple of
     the width): aggregates of the point's finite numeric samples of good quality.
+``rollup_backlog(id, since)``
+    At most one row: present while samples are on disk whose rollups are not yet merged into
+    ``rollups`` (the writer merges them every few seconds); ``since`` is the oldest of their
+    timestamps. Written in the same transaction as the samples, deleted in the one that merges
+    their rollups: after a crash, the rollups from ``since`` on are rebuilt from the samples.
 
 Durability: WAL with ``synchronous=FULL``: a batch's commit returns once it is on disk.
 """
@@ -59,6 +64,13 @@ def _initial(db: Database) -> None:
             count INTEGER NOT NULL,
             PRIMARY KEY (point, width, bucket)
         ) WITHOUT ROWID"""
+    )
+
+
+@MIGRATIONS(name="0002_rollup_backlog")
+def _rollup_backlog(db: Database) -> None:
+    db.execute(
+        "CREATE TABLE rollup_backlog (id INTEGER PRIMARY KEY CHECK (id = 1), since REAL NOT NULL)"
     )
 
 

@@ -1,8 +1,14 @@
 """The history store: batched writes, rollups and retention on one writer thread.
 
 Theory of operation. The historian's intake (an asyncio task) gathers samples into batches
-and hands each to :meth:`HistoryStore.write_batch`; the writer thread inserts the batch and
-merges its rollups in one transaction (one fsync per batch: the point of batching on flash).
+and hands each to :meth:`HistoryStore.write_batch`; the writer thread inserts the batch in
+one transaction (one fsync per batch: the point of batching on flash) and folds its rollups
+into a :class:`RollupBuffer`. Every ``_ROLLUP_EVERY`` seconds (and before every read, and at
+the end) the buffer is merged into ``rollups`` within a batch's transaction: a point's minute
+row costs an upsert per merge rather than per batch, which was most of the writer's time at
+thousands of points. Each batch's transaction also notes, in ``rollup_backlog``, the oldest
+timestamp not merged yet; a crash loses the buffer but not that note, and the next start
+rebuilds the rollups from there on out of the raw samples (so does a failed commit).
 :meth:`maintain` applies retention on the same thread, between batches:
 
 1. raw samples older than ``raw_max_age``, minute rollups older than ``minute_max_age`` and
@@ -29,7 +35,7 @@ from typing import Any
 from plantd._dbthread import DatabaseThread
 from plantd.bus import Sample
 from plantd.config import HistorianConfig
-from plantd.historian._rows import rollup, to_row
+from plantd.historian._rows import RollupBuffer, to_row
 from plantd.historian._schema import connect, migrate
 
 __all__ = ["HistoryStore", "WriterStats"]
@@ -40,6 +46,28 @@ _UPSERT_ROLLUP = (
     "INSERT INTO rollups (point, width, bucket, min, max, sum, count) VALUES (?,?,?,?,?,?,?) "
     "ON CONFLICT (point, width, bucket) DO UPDATE SET min = min(min, excluded.min), "
     "max = max(max, excluded.max), sum = sum + excluded.sum, count = count + excluded.count"
+)
+_NOTE_BACKLOG = (
+    "INSERT INTO rollup_backlog (id, since) VALUES (1, ?) "
+    "ON CONFLICT (id) DO UPDATE SET since = min(since, excluded.since)"
+)
+_ROLLUP_EVERY = 5.0
+"""Seconds between merges of the buffered rollups into the table."""
+_ROLLUP_MAX_BUCKETS = 200_000
+"""Or sooner, once the buffer holds this many minute buckets (memory: ~100 bytes each)."""
+# Rebuilding a point's rollups from its raw samples, by the rules of plantd.historian._rows
+# (finite numbers of good quality, bools excluded; a NaN is stored as NULL).
+_REBUILD_MINUTES = (
+    "INSERT INTO rollups (point, width, bucket, min, max, sum, count) "
+    "SELECT point, 60, CAST(ts / 60 AS INTEGER) * 60 AS b, min(value), max(value), "
+    "sum(value), count(*) FROM samples WHERE point = ? AND ts >= ? AND quality = 0 "
+    "AND kind IN ('f', 'i') AND value IS NOT NULL "
+    "AND value BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308 GROUP BY b"
+)
+_REBUILD_HOURS = (
+    "INSERT INTO rollups (point, width, bucket, min, max, sum, count) "
+    "SELECT point, 3600, bucket / 3600 * 3600 AS b, min(min), max(max), sum(sum), sum(count) "
+    "FROM rollups WHERE point = ? AND width = 60 AND bucket >= ? GROUP BY b"
 )
 
 
@@ -67,6 +95,9 @@ class HistoryStore:
         self.stats = WriterStats()
         self._clock = clock
         self._ids: dict[str, int] = {}  # writer thread only
+        self._rollups = RollupBuffer()  # writer thread only
+        self._rollups_merged = time.monotonic()
+        self._rebuild_since: float | None = None  # rebuild from raw, not the buffer, from here
         self._writer = DatabaseThread("plantd-historian-writer", self._open_writer)
         try:
             self._reader = DatabaseThread(
@@ -79,6 +110,11 @@ class HistoryStore:
     def _open_writer(self) -> sqlite3.Connection:
         conn = connect(self.path)
         migrate(conn)
+        row = conn.execute("SELECT since FROM rollup_backlog").fetchone()
+        if row is not None:  # stopped before its last rollups were merged: rebuild them
+            self._rebuild_since = float(row[0])
+            self._merge_now(conn)
+            log.info("historian: rebuilt the rollups from %s on from the raw samples", row[0])
         return conn
 
     # -- writes ------------------------------------------------------------------------------
@@ -114,15 +150,18 @@ class HistoryStore:
                 ],
             )
             added = conn.total_changes - before
-            conn.executemany(
-                _UPSERT_ROLLUP,
-                [(*key, a.min, a.max, a.sum, a.count) for key, a in rollup(ided).items()],
+            oldest = self._rollups.add(ided)
+            if oldest is not None:
+                conn.execute(_NOTE_BACKLOG, (oldest,))
+            merging = (
+                started - self._rollups_merged >= _ROLLUP_EVERY
+                or len(self._rollups) >= _ROLLUP_MAX_BUCKETS
             )
+            if merging:
+                self._merge(conn)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            self._ids.clear()  # ids created in the rolled-back transaction are gone
+            self._rolled_back(conn)
             stats = self.stats
             if stats.last_error is None:
                 log.error("historian: a batch of %d sample(s) was lost: %s", len(batch), exc)
@@ -130,6 +169,8 @@ class HistoryStore:
             stats.lost_samples += len(batch)
             stats.last_error = f"{type(exc).__name__}: {exc}"
             return 0
+        if merging:
+            self._rebuild_since = None  # merged (or rebuilt) for good
         stats = self.stats
         if stats.last_error is not None:
             log.info("historian: commits succeed again (after: %s)", stats.last_error)
@@ -139,6 +180,45 @@ class HistoryStore:
         stats.last_commit = self._clock()
         stats.last_commit_seconds = time.monotonic() - started
         return added
+
+    def _merge(self, conn: sqlite3.Connection) -> None:
+        """Merge the buffered rollups into the table (within the caller's transaction), or
+        rebuild them from the raw samples when the buffer cannot be trusted."""
+        since = self._rebuild_since
+        if since is None:
+            conn.executemany(_UPSERT_ROLLUP, self._rollups.take())
+        else:
+            buffered = self._rollups.since
+            self._rollups.take()
+            self._rebuild_since = since = since if buffered is None else min(since, buffered)
+            _rebuild_rollups(conn, since)
+        conn.execute("DELETE FROM rollup_backlog")
+        self._rollups_merged = time.monotonic()
+
+    def _merge_now(self, conn: sqlite3.Connection) -> None:
+        """Merge what is buffered in a transaction of its own (before a read, at the end)."""
+        if not self._rollups and self._rebuild_since is None:
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            self._merge(conn)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rolled_back(conn)
+            log.warning("historian: cannot merge the rollups now: %s", exc)
+            return
+        self._rebuild_since = None
+
+    def _rolled_back(self, conn: sqlite3.Connection) -> None:
+        """After a failed transaction: what it wrote is gone, so are the point ids it made,
+        and the buffer may hold samples that are not stored: rebuild from raw instead."""
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        self._ids.clear()
+        candidates = [t for t in (self._rebuild_since, self._rollups.since) if t is not None]
+        self._rollups.take()
+        if candidates:
+            self._rebuild_since = min(candidates)
 
     def _point_id(self, conn: sqlite3.Connection, name: str) -> int:
         point = self._ids.get(name)
@@ -162,6 +242,7 @@ class HistoryStore:
         return await self._writer.run(self._maintain)
 
     def _maintain(self, conn: sqlite3.Connection) -> dict[str, int]:
+        self._merge_now(conn)  # else buckets expired below could come back with the next merge
         config, now = self.config, self._clock()
         points = [row[0] for row in conn.execute("SELECT id FROM points")]
         by_age = by_size = 0
@@ -200,19 +281,43 @@ class HistoryStore:
     # -- reads -------------------------------------------------------------------------------
 
     async def read(self, job: Callable[[sqlite3.Connection], Any]) -> Any:
-        """Run a read job (see ``_query``) on the reader thread."""
+        """Run a read job (see ``_query``) on the reader thread, the rollups merged first."""
+        if self._rollups or self._rebuild_since is not None:
+            await self._writer.run(self._merge_now)
         return await self._reader.run(job)
 
     def read_now(self, job: Callable[[sqlite3.Connection], Any]) -> Any:
+        if self._rollups or self._rebuild_since is not None:
+            self._writer.call(self._merge_now)
         return self._reader.call(job)
 
     async def flush(self) -> None:
-        """Return once every batch handed to the writer before this call is committed."""
-        await self._writer.run(lambda conn: None)
+        """Return once every batch handed to the writer before this call is committed, and
+        their rollups merged."""
+        await self._writer.run(self._merge_now)
 
     def close(self) -> None:
         self._reader.close()
+        try:
+            self._writer.call(self._merge_now)
+        except Exception as exc:  # the rollup_backlog note stays: the next start rebuilds
+            log.warning("historian: rollups not merged at the end: %s", exc)
         self._writer.close()
+
+
+def _rebuild_rollups(conn: sqlite3.Connection, since: float) -> None:
+    """Recompute every rollup bucket from ``since`` on out of the raw samples (minutes) and the
+    minute rollups (hours), point by point along the primary keys."""
+    minute, hour = int(since // 60) * 60, int(since // 3600) * 3600
+    for (point,) in conn.execute("SELECT id FROM points").fetchall():
+        conn.execute(
+            "DELETE FROM rollups WHERE point = ? AND width = 60 AND bucket >= ?", (point, minute)
+        )
+        conn.execute(_REBUILD_MINUTES, (point, minute))
+        conn.execute(
+            "DELETE FROM rollups WHERE point = ? AND width = 3600 AND bucket >= ?", (point, hour)
+        )
+        conn.execute(_REBUILD_HOURS, (point, hour))
 
 
 def used_bytes(conn: sqlite3.Connection) -> int:
