@@ -7,6 +7,7 @@ See ``docs/sinks.md``.
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Mapping
 
 from plantd.config import PlantdConfig
@@ -65,6 +66,9 @@ async def run_sink(
     serves)."""
     from plantd.runtime import run_until_signal
 
+    # Past RLIMIT_FSIZE the kernel would kill the sink with SIGXFSZ; ignored, the write fails
+    # with EFBIG and the sink goes on as with a full disk (docs/sinks.md, "Errors").
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     sink = Sink(config, load_sink(config, name))
     log.info(
         "sink %s (%s): topics %s, queue %s (%d entries waiting)",

@@ -119,6 +119,9 @@ class QueueConfig:
     """Most samples per upstream delivery (one MQTT burst, one COPY)."""
     drain_rate: Annotated[float, Ge(0)] = 1000.0
     """Backlog samples per second once the link is back, on top of live data (0: no limit)."""
+    max_pending: Annotated[int, Ge(100)] = 100_000
+    """Most samples kept in memory while queue commits fail (a full disk); beyond, the oldest
+    are dropped and counted."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -71,7 +71,10 @@ class Sink:
             sink.queue_path(config), max_bytes=settings.max_bytes, max_age=settings.max_age
         )
         self.intake = IntakeState(
-            self.queue.cursors(), self.queue.gaps(), batch_size=settings.batch_size
+            self.queue.cursors(),
+            self.queue.gaps(),
+            batch_size=settings.batch_size,
+            max_pending=settings.max_pending,
         )
         self._client: AsyncClient | None = None
         self.upstream: Upstream = upstream or self._make_upstream()
@@ -79,7 +82,8 @@ class Sink:
         self.connected = self.worker.connected  # registered at the broker: ready to serve
         self.started = time.time()
         self.upstream_connected = False
-        self.last_error: str | None = None
+        # Why the queue or the upstream fails now, each cleared when it works again.
+        self._errors: dict[str, str] = {}
         self.backlog_watermark = 0
         self._queued = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -195,9 +199,16 @@ class Sink:
         try:
             dropped = await self.queue.commit(intake)
         except sqlite3.Error as exc:
-            self.intake.restore(intake)
-            self._error(f"queue commit failed (will retry): {exc}")
+            self._error("queue", f"queue commit failed (will retry): {exc}")
+            lost_in_memory = self.intake.restore(intake)
+            if lost_in_memory:
+                total = self.queue.counters["dropped"] + self.intake.pending.dropped
+                self._event(
+                    "dropped",
+                    {"dropped": lost_in_memory, "total": total, "reason": "commit_failed"},
+                )
             return
+        self._recovered("queue", "queue commits succeed again")
         self._queued.set()
         if dropped:
             self._event(
@@ -228,20 +239,18 @@ class Sink:
             try:
                 await self.upstream.connect()
             except UpstreamUnavailable as exc:
-                self._error(f"upstream unavailable: {exc}")
+                self._error("upstream", f"upstream unavailable: {exc}")
                 if await self._sleep(delay):
                     return
                 delay = min(delay * 2, self.sink.reconnect_max)
                 continue
             delay = self.sink.reconnect_initial
             self.upstream_connected = True
-            if self.last_error is not None:
-                log.info("sink %s: upstream connected (after: %s)", self.name, self.last_error)
-                self.last_error = None
+            self._recovered("upstream", "upstream connected")
             try:
                 await self._deliver_while_connected()
             except UpstreamUnavailable as exc:
-                self._error(f"upstream lost: {exc}")
+                self._error("upstream", f"upstream lost: {exc}")
             finally:
                 self.upstream_connected = False
                 await self.upstream.close()
@@ -277,7 +286,7 @@ class Sink:
                 continue
             batch = _outgoing(backlog, True) + _outgoing(live, False)
             duplicates = await self.upstream.deliver(batch)
-            await queue.ack(backlog + live, duplicates=duplicates)
+            await self._ack(backlog + live, duplicates)
             if live:
                 live_after = live[-1].id
             if backlog:
@@ -285,6 +294,14 @@ class Sink:
                 tokens -= sum(entry.count for entry in backlog)
                 if backlog_after >= watermark:  # the whole backlog is delivered
                     backlog_after = watermark = self.backlog_watermark = 0
+
+    async def _ack(self, entries: list[Entry], duplicates: int) -> None:
+        """Delete delivered entries; if the queue cannot (a full disk), they stay queued and
+        are sent again after the next reconnect (duplicates, which at-least-once allows)."""
+        try:
+            await self.queue.ack(entries, duplicates=duplicates)
+        except sqlite3.Error as exc:
+            self._error("queue", f"queue ack failed (entries will be sent again): {exc}")
 
     async def _wait_queued(self, seconds: float) -> None:
         try:
@@ -351,10 +368,20 @@ class Sink:
 
     # -- status ------------------------------------------------------------------------------
 
-    def _error(self, message: str) -> None:
-        if self.last_error is None:
+    @property
+    def last_error(self) -> str | None:
+        """What fails now: the queue's error first (it risks data), else the upstream's."""
+        return self._errors.get("queue") or self._errors.get("upstream")
+
+    def _error(self, source: str, message: str) -> None:
+        if source not in self._errors:  # log the transition, not every retry
             log.warning("sink %s: %s", self.name, message)
-        self.last_error = message
+        self._errors[source] = message
+
+    def _recovered(self, source: str, message: str) -> None:
+        failure = self._errors.pop(source, None)
+        if failure is not None:
+            log.info("sink %s: %s (after: %s)", self.name, message, failure)
 
     def _event(self, kind: str, fields: dict[str, Any]) -> None:
         if self._publisher is not None:
@@ -365,6 +392,7 @@ class Sink:
 
     def status(self) -> dict[str, Any]:
         queue = self.queue
+        dropped = queue.counters["dropped"] + self.intake.pending.dropped
         return {
             "sink": self.name,
             "type": self.sink.type,
@@ -378,10 +406,12 @@ class Sink:
                 "max_bytes": queue.max_bytes,
                 "backlog_watermark": self.backlog_watermark,
                 "pending_commit": self.intake.pending_samples,
+                "max_pending": self.intake.max_pending,
             },
             "received": self.intake.received,
             "open_gaps": len(self.intake.gaps),
-            "counters": dict(queue.counters),
+            # Drops from memory reach the persistent counter with the next commit; count them now.
+            "counters": {**queue.counters, "dropped": dropped},
             "upstream": self.upstream.status(),
             "points": len(self.intake.cursors),
         }

@@ -20,6 +20,13 @@ Samples taken are gathered per module (``data.<module>``) and publisher epoch, a
 one batch per module per commit (at most ``batch_size`` samples each): the queue's cost is
 then per batch, not per sample. A topic with no point part (``data.x``), or a point name
 longer than a batch can hold, is queued as a single sample.
+
+  I5  While commits fail (a full disk), what was not committed stays here, and grows:
+      :meth:`IntakeState.restore` keeps at most ``max_pending`` samples of it, dropping the
+      oldest sealed entries (whole batches) beyond that and counting them in
+      ``pending.dropped``. Cursors and gaps are kept whole (one per point at most), so the
+      numbering stays right. Memory is then bounded by ``max_pending`` plus one
+      commit interval of intake.
 """
 
 from __future__ import annotations
@@ -39,10 +46,12 @@ class IntakeState:
         gaps: list[Gap],
         *,
         batch_size: int = 500,
+        max_pending: int = 100_000,
     ) -> None:
         self.cursors = dict(cursors)
         self.gaps: dict[str, Gap] = {gap.key: gap for gap in gaps}
         self.batch_size = batch_size
+        self.max_pending = max_pending
         self.pending = Intake()
         self.pending_samples = 0
         self.received = 0
@@ -109,8 +118,9 @@ class IntakeState:
         self.pending_samples = 0
         return intake
 
-    def restore(self, intake: Intake) -> None:
-        """Put back an intake whose commit failed, ahead of what came since."""
+    def restore(self, intake: Intake) -> int:
+        """Put back an intake whose commit failed, ahead of what came since; keep at most
+        ``max_pending`` samples of it (rule I5). Returns how many samples were dropped."""
         newer = self.pending
         self.pending_samples += sum(entry_count(payload) for _, payload in intake.entries)
         intake.entries.extend(newer.entries)
@@ -119,7 +129,22 @@ class IntakeState:
         intake.new_gaps.extend(newer.new_gaps)
         intake.closed_gaps.extend(newer.closed_gaps)
         intake.duplicates += newer.duplicates
+        intake.dropped += newer.dropped
         self.pending = intake
+        return self._drop_oldest()
+
+    def _drop_oldest(self) -> int:
+        """Drop the oldest sealed entries until at most ``max_pending`` samples are pending."""
+        entries = self.pending.entries
+        excess = self.pending_samples - self.max_pending
+        dropped = cut = 0
+        while dropped < excess and cut < len(entries):
+            dropped += entry_count(entries[cut][1])
+            cut += 1
+        del entries[:cut]
+        self.pending_samples -= dropped
+        self.pending.dropped += dropped
+        return dropped
 
 
 def _batch_name(topic: str) -> tuple[str, bytes]:

@@ -24,6 +24,7 @@ import asyncio
 import json
 import logging
 import math
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -127,7 +128,10 @@ class MqttUpstream:
         will: Message | None
         if self.sparkplug:
             spb = settings.sparkplug
-            bdseq = await asyncio.to_thread(self.queue.next_counter, "bdseq")
+            try:
+                bdseq = await asyncio.to_thread(self.queue.next_counter, "bdseq")
+            except sqlite3.Error as exc:  # a full disk: no session without a new bdSeq (S1)
+                raise UpstreamUnavailable(f"cannot save the next bdSeq: {exc}") from exc
             self._node = EdgeNode(spb.group_id, spb.edge_node_id or self.sink.name, bdseq)
             topic, payload = self._node.death(now_ms)
             will = (topic, payload, 1, False)

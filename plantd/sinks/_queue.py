@@ -166,11 +166,19 @@ class Intake:
     new_gaps: list[Gap] = field(default_factory=list)
     closed_gaps: list[tuple[Gap, int, int]] = field(default_factory=list)  # (gap, repaired, lost)
     duplicates: int = 0
+    dropped: int = 0
+    """Samples dropped from memory while commits failed (``IntakeState.restore``): never
+    taken, so they count in ``dropped`` only, with the next commit that succeeds."""
     batches: dict[tuple[str, int], list[BatchItem]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(
-            self.entries or self.batches or self.cursors or self.new_gaps or self.closed_gaps
+            self.entries
+            or self.batches
+            or self.cursors
+            or self.new_gaps
+            or self.closed_gaps
+            or self.dropped
         )
 
     def seal(self, batch_size: int) -> None:
@@ -236,7 +244,8 @@ class DiskQueue:
     # -- intake ------------------------------------------------------------------------------
 
     async def commit(self, intake: Intake) -> int:
-        """Write one intake in one transaction; returns how many old entries were dropped."""
+        """Write one intake in one transaction; returns how many samples of old entries
+        were dropped for ``max_bytes`` (``intake.dropped`` is counted too, not returned)."""
         return await self._db.run(lambda conn: self._commit(conn, intake))
 
     def commit_now(self, intake: Intake) -> int:
@@ -283,7 +292,7 @@ class DiskQueue:
                 dropped, freed = _drop_oldest(conn, size - self.max_bytes)
                 counts["dropped"] = dropped
                 length, size = length - dropped, size - freed
-            _add_counters(conn, counts)
+            _add_counters(conn, {**counts, "dropped": counts["dropped"] + intake.dropped})
             last = conn.execute("SELECT coalesce(max(id), 0) FROM entries").fetchone()[0]
             conn.execute("COMMIT")
         except BaseException:
@@ -293,6 +302,7 @@ class DiskQueue:
         self.length, self.bytes, self.last_id = length, size, max(self.last_id, int(last))
         for name, value in counts.items():
             self.counters[name] += value
+        self.counters["dropped"] += intake.dropped
         return counts["dropped"]
 
     async def trim(self) -> int:
