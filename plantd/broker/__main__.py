@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -24,6 +25,7 @@ def serve(config: PlantdConfig, environ: dict[str, str]) -> int:
 
     import zmq
 
+    from plantd.broker._resources import raise_fd_limit
     from plantd.broker._server import INTERNAL_ENDPOINT, BrokerServer
     from plantd.broker._trail import AuditTrail
     from plantd.errors import SecurityError
@@ -34,6 +36,8 @@ def serve(config: PlantdConfig, environ: dict[str, str]) -> int:
         config.logging.level, config.logging.format, under_journal="JOURNAL_STREAM" in environ
     )
     assume_identity(config, None)  # a CURVE server with keys of its own, never a client
+    # Every connection holds a descriptor, finished handshake or not: take all we may have.
+    fd_limit = raise_fd_limit()
     notifier = Notifier.from_environ(environ)
     watchdog = Watchdog(notifier, environ)
     # Without CURVE nobody is known, so there is no audit trail.
@@ -51,6 +55,7 @@ def serve(config: PlantdConfig, environ: dict[str, str]) -> int:
         trail.start(server.bus.internal_endpoint if server.bus else None, INTERNAL_ENDPOINT)
     server.install_signal_handlers()
     notifier.ready(status=f"routing on {config.broker.endpoint}")
+    logging.getLogger("plantd.broker").info("file descriptor limit: %d", fd_limit)
     next_status = 0.0
 
     def on_idle() -> None:

@@ -52,7 +52,8 @@ class BusProxy:
 
     ``server_secret`` (the broker's CURVE secret key) makes it the guarded forwarder; then
     ``policy`` must be given, and ``update(policy, revoked)`` swaps it when keys change.
-    ``on_audit`` gets every refusal.
+    ``on_audit`` gets every refusal. ``handshake_timeout`` (seconds, from
+    ``broker.handshake_timeout``) closes connections that never complete their handshake.
     """
 
     def __init__(
@@ -63,6 +64,7 @@ class BusProxy:
         server_secret: bytes | None = None,
         policy: Policy | None = None,
         on_audit: Callable[[AuditEvent], None] | None = None,
+        handshake_timeout: float = 5.0,
     ) -> None:
         if server_secret is not None and policy is None:
             raise ValueError("a guarded bus needs a policy")
@@ -75,6 +77,7 @@ class BusProxy:
         self._policy = policy
         self._revoked: frozenset[str] = frozenset()
         self._on_audit = on_audit or (lambda event: None)
+        self._handshake_ms = round(handshake_timeout * 1000)
         self._thread: threading.Thread | None = None
         self._bound = threading.Event()
         self._error: BaseException | None = None
@@ -124,6 +127,7 @@ class BusProxy:
             ):
                 sock.set_hwm(self.config.high_water_mark)
                 sock.linger = 0
+                sock.handshake_ivl = self._handshake_ms
                 if self._server_secret is not None:
                     sock.curve_server = True
                     sock.curve_secretkey = self._server_secret

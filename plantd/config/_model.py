@@ -89,7 +89,11 @@ class BrokerConfig:
 
     ``request_expiry``: how long a request may wait in a queue before the broker answers it
     with an error. ``worker_loss_retries``: how many times a request whose worker died is
-    queued again before the client gets an error.
+    queued again before the client gets an error. Queues are bounded in requests and in body
+    bytes, per service and in total; ``max_frames`` bounds the frames of one message (MDP
+    needs a handful). ``handshake_timeout``: a connection that has not completed its ZMTP
+    handshake by then is closed (on the MDP and the bus sockets), so idle half-open
+    connections cannot hold the broker's file descriptors.
     """
 
     endpoint: Endpoint = "tcp://127.0.0.1:9797"
@@ -99,6 +103,10 @@ class BrokerConfig:
     max_queue_per_service: Count = 1000
     max_queued_total: Count = 100_000
     max_message_bytes: Annotated[int, Size, Ge(1)] = 1_048_576
+    max_queued_bytes_per_service: Annotated[int, Size, Ge(1)] = 16 * 1_048_576
+    max_queued_bytes: Annotated[int, Size, Ge(1)] = 64 * 1_048_576
+    max_frames: Annotated[int, Ge(8)] = 64
+    handshake_timeout: Seconds = 5.0
     worker_loss_retries: Annotated[int, Ge(0)] = 1
 
 

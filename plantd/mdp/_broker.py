@@ -28,8 +28,9 @@ Workers
 Clients
   C1  A REQUEST goes to the least recently used idle worker of its service, else into the
       service's FIFO queue. Requests for services nobody serves yet are queued too.
-  C2  Queues are bounded per service and in total; a request that finds them full, or whose body
-      exceeds ``max_message_bytes``, is answered at once with an error.
+  C2  Queues are bounded per service and in total, in requests and in body bytes; a request
+      that finds them full (``broker.queue-full``, naming the bound), or whose body exceeds
+      ``max_message_bytes`` (``broker.too-large``), is answered at once with an error.
   C3  A request still queued ``request_expiry`` seconds after it arrived is answered with an
       error (``broker.no-worker`` when no worker is registered, else ``broker.expired``).
   C4  ``mmi.*`` requests are answered by the broker itself (see ``_mmi``).
@@ -49,6 +50,12 @@ Security (when the broker is given a :class:`~plantd.security.Policy`; docs/secu
       when it ends: with the reply's result, or the broker's error code. Audit events collect
       in ``audit_events`` for the I/O shell.
   S5  ``revoke(principals)`` disconnects their workers and drops their queued requests.
+
+Frames
+  F1  A message of more than ``max_frames`` frames is refused before it is decoded: a client
+      request (its first three frames say so) is answered with ``broker.too-many-frames``;
+      anything else is malformed (below). The I/O shell may drain such a message without
+      keeping its frames and call ``refuse_too_many_frames`` with the first three.
 
 Malformed messages (not MDP at all, or breaking the frame rules) are dropped and counted; if the
 sender is a registered worker it is treated as invalid (W4). Clients sending valid commands they
@@ -121,6 +128,10 @@ class Broker:
         self.workers: dict[bytes, Worker] = {}
         self.services: dict[bytes, Service] = {}
         self.queued = 0  # requests waiting in all service queues
+        self.queued_bytes = 0  # their body bytes
+        # The most ever queued since the I/O shell last reset it (it returns freed memory to
+        # the system once a large queue has drained).
+        self.queued_bytes_peak = 0
         self._expiry = config.heartbeat_interval * config.heartbeat_liveness
         self._next_heartbeat = now + config.heartbeat_interval
         # Ticks run often enough to notice expiries promptly, without scanning all the time.
@@ -133,6 +144,9 @@ class Broker:
     ) -> Outgoing:
         """Handle one message from ``sender``, authenticated as ``principal`` (S1)."""
         out: Outgoing = []
+        if len(frames) > self.config.max_frames:
+            self._too_many_frames(sender, frames[:3], len(frames), now, out)
+            return out
         # Fast paths for the bulk of the traffic, an MDP/0.2 REQUEST and an MDP/0.2 FINAL from
         # a registered worker: the same rules as below, without the generic decoding.
         if len(frames) >= 4:
@@ -174,6 +188,15 @@ class Broker:
             self._worker_message(sender, message, now, out, principal)
         return out
 
+    def refuse_too_many_frames(
+        self, sender: bytes, head: list[bytes], count: int, now: float
+    ) -> Outgoing:
+        """F1 for a message the I/O shell drained: ``head`` is its first frames, ``count``
+        how many it had."""
+        out: Outgoing = []
+        self._too_many_frames(sender, head, count, now, out)
+        return out
+
     def tick(self, now: float) -> Outgoing:
         out: Outgoing = []
         self._expire_workers(now, out)
@@ -203,10 +226,9 @@ class Broker:
             self._send_disconnect(worker.identity, worker.version, out)
             self._remove_worker(worker, now, out)
         for service in list(self.services.values()):
-            kept = [r for r in service.requests if r.principal not in principals]
-            self.queued -= len(service.requests) - len(kept)
-            service.requests.clear()
-            service.requests.extend(kept)
+            dropped = service.drop(lambda request: request.principal in principals)
+            self.queued -= len(dropped)
+            self.queued_bytes -= sum(request.size for request in dropped)
             self._forget_if_unused(service)
         return out
 
@@ -239,6 +261,7 @@ class Broker:
             self._reply_to_client(sender, version, name, reply, out)
             return
         policy, audited, address = self.policy, False, sender
+        size = sum(map(len, body))
         if policy is not None:
             decision = policy.check_call(principal, name, body[0])
             if not decision.allowed:
@@ -260,8 +283,8 @@ class Broker:
             principal=principal,
             address=address,
             audit=audited,
+            size=size,
         )
-        size = sum(map(len, body))
         if size > self.config.max_message_bytes:
             counters.rejected_too_large += 1
             text = (
@@ -277,20 +300,54 @@ class Broker:
         if worker is not None:
             self._dispatch(worker, request, out)
             return
-        if (
-            len(service.requests) >= self.config.max_queue_per_service
-            or self.queued >= self.config.max_queued_total
-        ):
+        full = self._queue_full(service, size)
+        if full is not None:
             counters.rejected_queue_full += 1
-            text = (
-                f"the queue for {name.decode()!r} is full ({len(service.requests)} waiting, "
-                f"{self.queued} in all); try again later"
-            )
+            text = f"the queue for {service.label!r} is full: {full}; try again later"
             self._fail(request, name, "broker.queue-full", text, out)
             self._forget_if_unused(service)
             return
-        service.requests.append(request)
+        self._enqueue(service, request)
+
+    def _queue_full(self, service: Service, size: int) -> str | None:
+        """Which bound (C2) a request of ``size`` body bytes would break, or None."""
+        config = self.config
+        if len(service.requests) >= config.max_queue_per_service:
+            return (
+                f"{len(service.requests)} requests wait for it "
+                f"(broker.max_queue_per_service is {config.max_queue_per_service})"
+            )
+        if self.queued >= config.max_queued_total:
+            return (
+                f"{self.queued} requests wait in all "
+                f"(broker.max_queued_total is {config.max_queued_total})"
+            )
+        if service.queued_bytes + size > config.max_queued_bytes_per_service:
+            return (
+                f"{service.queued_bytes} bytes wait for it and this request has {size} "
+                f"(broker.max_queued_bytes_per_service is {config.max_queued_bytes_per_service})"
+            )
+        if self.queued_bytes + size > config.max_queued_bytes:
+            return (
+                f"{self.queued_bytes} bytes wait in all and this request has {size} "
+                f"(broker.max_queued_bytes is {config.max_queued_bytes})"
+            )
+        return None
+
+    def _enqueue(self, service: Service, request: Request, *, first: bool = False) -> None:
+        if first:
+            service.enqueue_first(request)
+        else:
+            service.enqueue(request)
         self.queued += 1
+        self.queued_bytes += request.size
+        self.queued_bytes_peak = max(self.queued_bytes_peak, self.queued_bytes)
+
+    def _dequeue(self, service: Service) -> Request:
+        request = service.dequeue()
+        self.queued -= 1
+        self.queued_bytes -= request.size
+        return request
 
     def _fail(self, request: Request, service: bytes, code: str, text: str, out: Outgoing) -> None:
         """End ``request`` with a broker error (audited if the request is)."""
@@ -432,10 +489,8 @@ class Broker:
 
     def _serve(self, worker: Worker, now: float, out: Outgoing) -> None:
         """``worker`` is free: give it the next queued request, or make it idle."""
-        requests = worker.service.requests
-        if requests:
-            self.queued -= 1
-            self._dispatch(worker, requests.popleft(), out)
+        if worker.service.requests:
+            self._dispatch(worker, self._dequeue(worker.service), out)
         else:
             worker.service.push_idle(worker)
 
@@ -476,8 +531,7 @@ class Broker:
                 else:
                     # At the head: it has waited longest. Its fresh deadline may sort after the
                     # ones behind it, which then expire at most one request_expiry late.
-                    service.requests.appendleft(request)
-                    self.queued += 1
+                    self._enqueue(service, request, first=True)
         self._forget_if_unused(service)
 
     def _forget_if_unused(self, service: Service) -> None:
@@ -502,8 +556,7 @@ class Broker:
         for service in list(self.services.values()):
             requests = service.requests
             while requests and requests[0].deadline <= now:
-                request = requests.popleft()
-                self.queued -= 1
+                request = self._dequeue(service)
                 self.counters.expired += 1
                 expiry = self.config.request_expiry
                 if service.workers == 0:
@@ -535,6 +588,22 @@ class Broker:
             out.append([worker.identity, b"", WORKER_V1, _W1_HEARTBEAT])
 
     # -- errors -----------------------------------------------------------------------------
+
+    def _too_many_frames(
+        self, sender: bytes, head: list[bytes], count: int, now: float, out: Outgoing
+    ) -> None:
+        """F1: answer a client request with an error; anything else is malformed."""
+        limit = self.config.max_frames
+        version = _client_request_version(head)
+        if version is None:
+            self._malformed(sender, f"{count} frames (broker.max_frames is {limit})", now, out)
+            return
+        self.counters.rejected_too_many_frames += 1
+        service = head[2]
+        text = f"the request has {count} frames; broker.max_frames is {limit}"
+        self._reply_to_client(
+            sender, version, service, error_body("broker.too-many-frames", text), out
+        )
 
     def _malformed(self, sender: bytes, reason: str, now: float, out: Outgoing) -> None:
         self.counters.malformed += 1
@@ -572,3 +641,14 @@ class Broker:
             out.append([identity, WORKER_V2, _W2_DISCONNECT])
         else:
             out.append([identity, b"", WORKER_V1, _W1_DISCONNECT])
+
+
+def _client_request_version(head: list[bytes]) -> Version | None:
+    """The MDP version of a client REQUEST starting with ``head``, or None if it is not one."""
+    if len(head) < 3 or not is_valid_service_name(head[2]):
+        return None
+    if head[0] == CLIENT_V2 and head[1] == b"\x01":
+        return Version.V2
+    if head[0] == b"" and head[1] == CLIENT_V1:
+        return Version.V1
+    return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from plantd.mdp._frames import Version
@@ -23,6 +24,7 @@ class Request:
         "gathered",
         "partial_sent",
         "principal",
+        "size",
         "too_large",
         "version",
     )
@@ -37,10 +39,12 @@ class Request:
         principal: str | None = None,
         address: bytes | None = None,
         audit: bool = False,
+        size: int | None = None,
     ) -> None:
         self.client = client  # the ROUTER routing id replies go to
         self.version = version
         self.body = body
+        self.size = sum(map(len, body)) if size is None else size  # body bytes, for the bounds
         self.deadline = deadline
         self.principal = principal
         # What the worker sees as the client address (the routing id, with the principal
@@ -98,20 +102,47 @@ class Worker:
 class Service:
     """A named queue of requests and the pool of its idle workers, least recently used first.
 
+    ``queued_bytes`` is the body size of the queued requests; change ``requests`` only through
+    ``enqueue``, ``enqueue_first``, ``dequeue`` and ``drop`` so that it stays true.
+
     Removing a worker from the middle of a deque is O(n), so idle workers that go away are
     only marked and skipped when they reach the front; the deque is compacted when more than
     half of it is stale, which keeps its memory proportional to the live idle workers.
     """
 
-    __slots__ = ("_idle", "_idle_live", "label", "name", "requests", "workers")
+    __slots__ = ("_idle", "_idle_live", "label", "name", "queued_bytes", "requests", "workers")
 
     def __init__(self, name: bytes) -> None:
         self.name = name
         self.label = name.decode("ascii")
         self.requests: deque[Request] = deque()
+        self.queued_bytes = 0
         self.workers = 0  # registered, idle or busy
         self._idle: deque[Worker] = deque()
         self._idle_live: set[Worker] = set()
+
+    def enqueue(self, request: Request) -> None:
+        self.requests.append(request)
+        self.queued_bytes += request.size
+
+    def enqueue_first(self, request: Request) -> None:
+        self.requests.appendleft(request)
+        self.queued_bytes += request.size
+
+    def dequeue(self) -> Request:
+        request = self.requests.popleft()
+        self.queued_bytes -= request.size
+        return request
+
+    def drop(self, unwanted: Callable[[Request], bool]) -> list[Request]:
+        """Take the requests ``unwanted`` picks out of the queue; return them."""
+        dropped = [r for r in self.requests if unwanted(r)]
+        if dropped:
+            kept = [r for r in self.requests if not unwanted(r)]
+            self.requests.clear()
+            self.requests.extend(kept)
+            self.queued_bytes -= sum(r.size for r in dropped)
+        return dropped
 
     @property
     def idle(self) -> int:
@@ -155,6 +186,7 @@ class BrokerCounters:
     expired: int = 0
     rejected_queue_full: int = 0
     rejected_too_large: int = 0
+    rejected_too_many_frames: int = 0
     refused_mmi: int = 0
     denied: int = 0  # calls and registrations the security policy refused
 

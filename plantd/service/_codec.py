@@ -37,6 +37,7 @@ STANDARD_ERRORS = {
     "broker.expired": "every worker stayed busy for broker.request_expiry",
     "broker.queue-full": "the service's queue (or the broker's) is full",
     "broker.too-large": "the request exceeds broker.max_message_bytes",
+    "broker.too-many-frames": "the request has more frames than broker.max_frames",
     "broker.worker-lost": "the worker died or left while handling the request",
     "broker.denied": "the caller's principal may not call this operation (docs/security.md)",
 }

@@ -54,6 +54,9 @@ def error_code(message: list[bytes]) -> str:
 
 def check_invariants(broker: Broker) -> None:
     assert broker.queued == sum(len(s.requests) for s in broker.services.values())
+    assert broker.queued_bytes == sum(s.queued_bytes for s in broker.services.values())
+    for service in broker.services.values():
+        assert service.queued_bytes == sum(r.size for r in service.requests)
     for service in broker.services.values():
         assert service.workers > 0 or service.requests, "empty services are forgotten"
         assert service.workers == sum(1 for w in broker.workers.values() if w.service is service)
