@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from typing import Any
 
 from plantd.cli._call_cmd import add_client_options, client_for
@@ -28,13 +29,17 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from plantd.sinks import load_sink, run_sink
+    from plantd.sinks import SinkAlreadyRunning, load_sink, run_sink
 
     config = cli_config(args)
     load_sink(config, args.name)  # a bad file is reported before anything starts
     setup_logging(args, config)
     serve_as(config, f"sink.{args.name}")
-    asyncio.run(run_sink(config, args.name))
+    try:
+        asyncio.run(run_sink(config, args.name))
+    except SinkAlreadyRunning as exc:  # its own exit status (docs/sinks.md, "Errors")
+        print(f"plant: sink {args.name}: {exc}", file=sys.stderr)
+        return exc.exit_status
     return 0
 
 

@@ -28,10 +28,12 @@ from plantd.sinks._config import (
     sink_path,
 )
 from plantd.sinks._forwarder import Sink
+from plantd.sinks._lock import ALREADY_RUNNING, SinkAlreadyRunning
 from plantd.sinks._queue import DiskQueue, Gap, Intake
 from plantd.sinks._upstream import Outgoing, Upstream, UpstreamUnavailable
 
 __all__ = [
+    "ALREADY_RUNNING",
     "SINKS_DIR",
     "DiskQueue",
     "Gap",
@@ -44,6 +46,7 @@ __all__ = [
     "QueueConfig",
     "RepairConfig",
     "Sink",
+    "SinkAlreadyRunning",
     "SinkConfig",
     "SparkplugConfig",
     "TlsConfig",
@@ -63,7 +66,8 @@ async def run_sink(
     config: PlantdConfig, name: str, environ: Mapping[str, str] | None = None
 ) -> None:
     """Run sink ``name`` (``sinks.d/NAME.yaml``) until SIGTERM/SIGINT (telling systemd when it
-    serves)."""
+    serves). :class:`SinkAlreadyRunning` if another process runs it (exit with its
+    ``exit_status``)."""
     from plantd.runtime import run_until_signal
 
     # Past RLIMIT_FSIZE the kernel would kill the sink with SIGXFSZ; ignored, the write fails

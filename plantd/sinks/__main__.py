@@ -15,13 +15,17 @@ __all__ = ["main"]
 
 
 def _serve(config: PlantdConfig, environ: dict[str, str], args: argparse.Namespace) -> int:
-    from plantd.sinks import load_sink, run_sink
+    from plantd.sinks import SinkAlreadyRunning, load_sink, run_sink
 
     load_sink(config, args.name)  # report a bad file (exit 2) before logging starts
     configure_logging(
         config.logging.level, config.logging.format, under_journal="JOURNAL_STREAM" in environ
     )
-    asyncio.run(run_sink(config, args.name, environ))
+    try:
+        asyncio.run(run_sink(config, args.name, environ))
+    except SinkAlreadyRunning as exc:
+        print(f"plantd-sink: sink {args.name}: {exc}", file=sys.stderr)
+        return exc.exit_status
     return 0
 
 

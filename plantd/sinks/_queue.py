@@ -17,6 +17,8 @@ Format: one SQLite file (WAL, ``synchronous=FULL``) owned by one thread:
     and its payload, the value a Sparkplug DBIRTH announces).
 ``gaps(key, topic, old_epoch, old_seq, new_epoch, new_seq, since, until, found)``
     Holes in a topic's numbering still to be filled from the historian.
+``<queue file>.lock``
+    Held (``flock``) while the queue is open: one process per queue (``_lock``).
 ``counters(name, value)``
     Totals that survive restarts: ``taken``, ``delivered``, ``dropped``, ``lost``,
     ``repaired``, ``duplicates``, and the Sparkplug ``bdseq``.
@@ -52,6 +54,7 @@ from sqlite_utils.migrations import Migrations
 from plantd._dbthread import DatabaseThread
 from plantd._sqlite import connect, migrate
 from plantd.bus import Sample, SampleValue, decode_batch, decode_sample, encode_batch, is_batch
+from plantd.sinks._lock import QueueLock
 
 __all__ = ["COUNTERS", "DiskQueue", "Entry", "Gap", "Intake", "entry_count", "entry_samples"]
 
@@ -206,8 +209,13 @@ class DiskQueue:
         self.length = 0
         self.bytes = 0
         self.last_id = 0
-        self._db = DatabaseThread("plantd-sink-queue", self._open)
-        self._db.call(self._load)
+        self._lock = QueueLock(path)  # one process per queue (SinkAlreadyRunning)
+        try:
+            self._db = DatabaseThread("plantd-sink-queue", self._open)
+            self._db.call(self._load)
+        except BaseException:
+            self._lock.release()
+            raise
 
     def _open(self) -> sqlite3.Connection:
         conn = connect(self.path)
@@ -409,6 +417,7 @@ class DiskQueue:
 
     def close(self) -> None:
         self._db.close()
+        self._lock.release()
 
 
 def _add_counters(conn: sqlite3.Connection, counts: dict[str, int]) -> None:

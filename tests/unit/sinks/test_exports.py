@@ -18,11 +18,11 @@ def test_historian_exports() -> None:
 def test_sinks_exports() -> None:
     assert sorted(plantd.sinks.__all__) == sorted(
         [
-            "SINKS_DIR", "DiskQueue", "Gap", "Intake", "MqttConfig", "MqttSinkConfig",
-            "Outgoing", "PostgresConfig", "PostgresSinkConfig", "QueueConfig", "RepairConfig",
-            "Sink", "SinkConfig", "SparkplugConfig", "TlsConfig", "Upstream",
-            "UpstreamUnavailable", "WillConfig", "list_sinks", "load_sink", "run_sink",
-            "sink_path",
+            "ALREADY_RUNNING", "SINKS_DIR", "DiskQueue", "Gap", "Intake", "MqttConfig",
+            "MqttSinkConfig", "Outgoing", "PostgresConfig", "PostgresSinkConfig", "QueueConfig",
+            "RepairConfig", "Sink", "SinkAlreadyRunning", "SinkConfig", "SparkplugConfig",
+            "TlsConfig", "Upstream", "UpstreamUnavailable", "WillConfig", "list_sinks",
+            "load_sink", "run_sink", "sink_path",
         ]
     )  # fmt: skip
     for module in (plantd.historian, plantd.sinks):
