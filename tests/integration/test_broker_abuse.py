@@ -43,6 +43,15 @@ def error_code(frames: list[bytes]) -> str:
     return code
 
 
+def rss_bytes(pid: int) -> int:
+    """The resident set of process ``pid`` (VmRSS in /proc/PID/status)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
 # -- item 1: a million empty frames ----
 
 # Heartbeats slow enough that only a stall of seconds (8.5 s before the fix, for one message)
@@ -52,8 +61,9 @@ SLOW_HEARTBEATS = {"heartbeat_interval": 1.0, "heartbeat_liveness": 4}
 
 @pytest.mark.stack(broker=SLOW_HEARTBEATS, worker=SLOW_HEARTBEATS)
 def test_messages_of_a_million_frames_are_refused_and_workers_keep_serving(stack: Stack) -> None:
-    stack.start_broker()
+    broker = stack.start_broker()
     stack.start_echo()
+    idle = rss_bytes(broker.pid)
     abuses, frames_each = 3, 1_000_000
     replies: list[list[bytes]] = []
 
@@ -82,3 +92,35 @@ def test_messages_of_a_million_frames_are_refused_and_workers_keep_serving(stack
     assert seen["rejected_too_many_frames"] == abuses
     assert seen["workers_expired"] == 0  # the Echo worker was never given up for dead
     assert seen["workers_registered"] == 1  # nor did it have to register again
+    # libzmq held each message as a million parts; glibc keeps the freed heap unless asked.
+    wait_until(lambda: rss_bytes(broker.pid) < 2 * idle)
+
+
+# -- item 2: a flood of large requests ----
+
+
+def test_a_flood_of_large_requests_is_refused_and_memory_comes_back(stack: Stack) -> None:
+    broker = stack.start_broker()
+    for _ in range(20):  # warm up: the figures after the first calls are the idle ones
+        broker_info(stack.endpoint)
+    idle = rss_bytes(broker.pid)
+    count, body = 1024, b"x" * (MIB - 1024)  # under broker.max_message_bytes (1 MiB)
+    codes: list[str] = []
+    peak = idle
+    with zmq.Context() as context, context.socket(zmq.DEALER) as flooder:
+        flooder.linger = 0
+        flooder.connect(stack.endpoint)
+        for i in range(count):
+            service = b"org.plantd.Nobody%d" % (i % 8)  # more than the total bound allows
+            flooder.send_multipart([b"MDPC02", b"\x01", service, b"echo", body])
+            while flooder.poll(0):
+                codes.append(error_code(flooder.recv_multipart()))
+            peak = max(peak, rss_bytes(broker.pid))
+        while len(codes) < count and flooder.poll(60_000):
+            codes.append(error_code(flooder.recv_multipart()))
+    queued = 64  # broker.max_queued_bytes (64 MiB) of them; they expire unserved
+    assert codes.count("broker.queue-full") == count - queued
+    assert codes.count("broker.no-worker") == queued
+    assert broker_info(stack.endpoint)["queued"] == 0
+    assert peak < idle + 2 * queued * MIB  # the queued bodies, and not much besides
+    wait_until(lambda: rss_bytes(broker.pid) < 2 * idle)
