@@ -33,7 +33,7 @@ from plantd.bus import Quality, Sample, SampleValue
 from plantd.sinks._config import MqttSinkConfig
 from plantd.sinks._mqtt_client import Message, MqttSession
 from plantd.sinks._queue import DiskQueue
-from plantd.sinks._sparkplug import REBIRTH, EdgeNode
+from plantd.sinks._sparkplug import REBIRTH, DataType, EdgeNode
 from plantd.sinks._upstream import Outgoing, UpstreamUnavailable, split_topic
 
 __all__ = ["MqttUpstream", "known_devices", "render_payload", "render_topic", "sample_object"]
@@ -110,6 +110,12 @@ class MqttUpstream:
         self.connects = 0
         self.commands = 0
         self.command_errors = 0
+        # Sparkplug datatypes, fixed at a metric's first value for the queue's life (S7).
+        self._types: dict[tuple[str, str], DataType] = {}
+        if self.sparkplug:
+            self._types = {k: DataType(v) for k, v in queue.metric_types().items()}
+        self._unsaved_types: list[tuple[str, str, int]] = []
+        self._mismatched = self._untyped = 0
 
     @property
     def sparkplug(self) -> bool:
@@ -132,7 +138,12 @@ class MqttUpstream:
                 bdseq = await asyncio.to_thread(self.queue.next_counter, "bdseq")
             except sqlite3.Error as exc:  # a full disk: no session without a new bdSeq (S1)
                 raise UpstreamUnavailable(f"cannot save the next bdSeq: {exc}") from exc
-            self._node = EdgeNode(spb.group_id, spb.edge_node_id or self.sink.name, bdseq)
+            if self._node is not None:  # the counts of the sessions before, for status()
+                self._mismatched += self._node.mismatched
+                self._untyped += self._node.untyped
+            self._node = EdgeNode(
+                spb.group_id, spb.edge_node_id or self.sink.name, bdseq, self._types
+            )
             topic, payload = self._node.death(now_ms)
             will = (topic, payload, 1, False)
         else:
@@ -146,6 +157,7 @@ class MqttUpstream:
                 if settings.sparkplug.commands:
                     session.subscribe([self._node.topic("NCMD"), self._node.topic("DCMD") + "/+"])
                 births = self._node.birth(now_ms, self._known())
+                await self._save_types()
                 await session.publish_all(
                     [(t, p, 1, False) for t, p in births], settings.ack_timeout
                 )
@@ -176,12 +188,29 @@ class MqttUpstream:
             items = [(*split_topic(o.topic), o.sample, o.historical) for o in batch]
             data = self._node.data(now_ms, items, self._known())
             messages += [(t, p, 1, False) for t, p in data]
+            await self._save_types()
         elif settings.batching == "module":
             messages = self._module_messages(batch)
         else:
             messages = self._sample_messages(batch)
         await session.publish_all(messages, settings.ack_timeout)
         return 0
+
+    async def _save_types(self) -> None:
+        """Keep the datatypes fixed since the last call (S7) in the queue file. If it cannot
+        be written now (a full disk), they are kept in memory and saved next time."""
+        node = self._node
+        assert node is not None
+        self._unsaved_types += node.fixed
+        node.fixed = []
+        if not self._unsaved_types:
+            return
+        try:
+            await self.queue.save_metric_types(self._unsaved_types)
+        except sqlite3.Error as exc:
+            log.warning("sink %s: cannot save Sparkplug datatypes yet: %s", self.sink.name, exc)
+            return
+        self._unsaved_types = []
 
     def _sample_messages(self, batch: Sequence[Outgoing]) -> list[Message]:
         name, settings, topics = self.sink.name, self.settings, self._topics
@@ -274,6 +303,8 @@ class MqttUpstream:
             "commands": self.commands,
             "command_errors": self.command_errors,
             "bdseq": self._node.bdseq if self._node else None,
+            "mismatched": self._mismatched + (self._node.mismatched if self._node else 0),
+            "untyped": self._untyped + (self._node.untyped if self._node else 0),
         }
 
 

@@ -19,6 +19,8 @@ Format: one SQLite file (WAL, ``synchronous=FULL``) owned by one thread:
     Holes in a topic's numbering still to be filled from the historian.
 ``<queue file>.lock``
     Held (``flock``) while the queue is open: one process per queue (``_lock``).
+``metric_types(device, point, datatype)``
+    Sparkplug only: each metric's datatype as first born; it never changes (``_sparkplug``).
 ``counters(name, value)``
     Totals that survive restarts: ``taken``, ``delivered``, ``dropped``, ``lost``,
     ``repaired``, ``duplicates``, and the Sparkplug ``bdseq``.
@@ -88,6 +90,15 @@ def _initial(db: Database) -> None:
 def _entry_count(db: Database) -> None:
     """Entries may hold a batch of samples; older rows hold one each."""
     db.execute("ALTER TABLE entries ADD COLUMN count INTEGER NOT NULL DEFAULT 1")
+
+
+@MIGRATIONS(name="0003_metric_types")
+def _metric_types(db: Database) -> None:
+    """Sparkplug: a metric's datatype, fixed when it is first born, for the queue's life."""
+    db.execute(
+        "CREATE TABLE metric_types (device TEXT NOT NULL, point TEXT NOT NULL, "
+        "datatype INTEGER NOT NULL, PRIMARY KEY (device, point)) WITHOUT ROWID"
+    )
 
 
 BatchItem = tuple[bytes, SampleValue, float, int, int]
@@ -414,6 +425,31 @@ class DiskQueue:
         value = self._db.call(job)
         self.counters[name] = value
         return value
+
+    def metric_types(self) -> dict[tuple[str, str], int]:
+        """Sparkplug metrics' datatypes, by (device, point)."""
+        rows = self._db.call(
+            lambda c: c.execute("SELECT device, point, datatype FROM metric_types").fetchall()
+        )
+        return {(device, point): int(datatype) for device, point, datatype in rows}
+
+    async def save_metric_types(self, types: Sequence[tuple[str, str, int]]) -> None:
+        """Keep new ``(device, point, datatype)`` for good (an existing one is not changed)."""
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO metric_types (device, point, datatype) VALUES (?, ?, ?)",
+                    types,
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+        await self._db.run(job)
 
     def close(self) -> None:
         self._db.close()

@@ -12,10 +12,16 @@ with an alias announced in the DBIRTH). Session rules, in order:
       last values. Every later message (DBIRTH, DDATA) takes the next ``seq``, wrapping 255->0.
   S3  DDATA carries metrics by alias only, each with its own timestamp (ms) and value; a
       sample delivered from the backlog is flagged ``is_historical``.
-  S4  A metric not in its device's last DBIRTH (a new point, or a point whose datatype
-      changed) makes the device be born again (a new DBIRTH) before the DDATA that holds it.
+  S4  A metric not in its device's last DBIRTH (a new point) makes the device be born again
+      (a new DBIRTH) before the DDATA that holds it.
   S5  Quality other than good travels as the metric property ``Quality`` (Int32, OPC codes:
-      192 good, 64 uncertain, 0 bad).
+      192 good, 64 uncertain, 0 bad); no value (a bad reading) is ``is_null``.
+  S7  A metric's datatype is fixed by its first value and never changes (``types``, kept in
+      the queue file across restarts): a later value is sent as that type (an int as Double,
+      an integral float as Int64, anything as String text); one that cannot be (text for a
+      Double) is sent as null with ``Quality`` 0 (counted in ``mismatched``). A point with
+      no value yet has no type: it is not born, and its null samples are not sent (counted
+      in ``untyped``) until its first value.
   S6  DCMD metrics become ``write`` calls on ``org.plantd.module.<device>`` (by name, or by
       alias through the last DBIRTH); NCMD ``Node Control/Rebirth`` = true asks for S2.
 
@@ -78,6 +84,7 @@ class DataType(IntEnum):
 
 _INT32_TYPES = {DataType.INT8, DataType.INT16, DataType.INT32}
 _UINT32_TYPES = {DataType.UINT8, DataType.UINT16, DataType.UINT32}
+_UNFIT = object()  # a value that its metric's datatype cannot carry (S7)
 
 
 @dataclass(slots=True)
@@ -106,6 +113,23 @@ def datatype_of(value: SampleValue) -> DataType:
     if isinstance(value, float):
         return DataType.DOUBLE
     return DataType.STRING
+
+
+def fit(datatype: DataType, value: SampleValue) -> object:
+    """``value`` as a metric of ``datatype`` carries it (S7), or ``_UNFIT``."""
+    if value is None or datatype == DataType.STRING:
+        return value  # the encoder writes a non-text value as JSON text
+    if datatype == DataType.DOUBLE:
+        return float(value) if isinstance(value, int | float) else _UNFIT
+    if datatype == DataType.INT64:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, int) and -(2**63) <= value < 2**63:
+            return int(value)
+        return _UNFIT
+    if datatype == DataType.BOOLEAN:
+        return value if isinstance(value, bool) else _UNFIT
+    return _UNFIT
 
 
 def _encode_metric(metric: Metric) -> bytes:
@@ -250,13 +274,24 @@ class Command:
 class EdgeNode:
     """One session of one edge node (create a new one per connection, with a new bdSeq)."""
 
-    def __init__(self, group: str, node: str, bdseq: int) -> None:
+    def __init__(
+        self,
+        group: str,
+        node: str,
+        bdseq: int,
+        types: dict[tuple[str, str], DataType] | None = None,
+    ) -> None:
         self.group = group
         self.node = node
         self.bdseq = bdseq % 256
         self.seq = 0
+        # (device, point) -> datatype, fixed at the first value (S7); shared across sessions.
+        self.types: dict[tuple[str, str], DataType] = {} if types is None else types
+        self.fixed: list[tuple[str, str, DataType]] = []  # new in self.types, to be kept
+        self.mismatched = 0
+        self.untyped = 0
         self._aliases: dict[tuple[str, str], int] = {}
-        self._born: dict[str, dict[str, DataType]] = {}  # device -> metric -> datatype
+        self._born: dict[str, set[str]] = {}  # device -> its metrics in its last DBIRTH
         self._by_alias: dict[int, tuple[str, str]] = {}
 
     def topic(self, kind: str, device: str | None = None) -> str:
@@ -288,35 +323,51 @@ class EdgeNode:
     def _device_birth(
         self, now_ms: int, device: str, points: dict[str, Sample]
     ) -> tuple[str, bytes]:
-        born: dict[str, DataType] = {}
+        born: set[str] = set()
         metrics = []
         for point in sorted(points):
-            sample = points[point]
-            metric = self._metric(device, point, sample, named=True)
-            born[point] = DataType(metric.datatype)
-            metrics.append(metric)
+            metric = self._metric(device, point, points[point], named=True)
+            if metric is not None:  # a point with no value yet is born with its first (S7)
+                born.add(point)
+                metrics.append(metric)
         self._born[device] = born
         payload = Payload(now_ms, metrics, self._next_seq())
         return self.topic("DBIRTH", device), encode_payload(payload)
 
+    def _datatype(self, device: str, point: str, value: SampleValue) -> DataType | None:
+        """The metric's datatype: fixed by its first value, then never changed (S7)."""
+        key = (device, point)
+        datatype = self.types.get(key)
+        if datatype is None and value is not None:
+            datatype = self.types[key] = datatype_of(value)
+            self.fixed.append((device, point, datatype))
+        return datatype
+
     def _metric(
         self, device: str, point: str, sample: Sample, *, named: bool, historical: bool = False
-    ) -> Metric:
+    ) -> Metric | None:
+        """The metric for ``sample``; None while the point has no datatype (S7)."""
+        datatype = self._datatype(device, point, sample.value)
+        if datatype is None:
+            return None
         alias = self._aliases.get((device, point))
         if alias is None:
             alias = self._aliases[(device, point)] = len(self._aliases) + 1
             self._by_alias[alias] = (device, point)
-        quality = (
-            {} if sample.quality is Quality.GOOD else {"Quality": QUALITY_CODES[sample.quality]}
-        )
+        quality = sample.quality
+        value = fit(datatype, sample.value)
+        if value is _UNFIT:
+            self.mismatched += 1
+            value, quality = None, Quality.BAD
+        properties = {} if quality is Quality.GOOD else {"Quality": QUALITY_CODES[quality]}
         return Metric(
             name=point if named else None,
             alias=alias,
             timestamp=int(sample.timestamp * 1000),
-            datatype=datatype_of(sample.value),
-            value=sample.value,
+            datatype=datatype,
+            value=value,  # type: ignore[arg-type]  # fit() returns a SampleValue here
             is_historical=historical,
-            properties=quality,
+            properties=properties,
         )
 
     def data(
@@ -333,18 +384,30 @@ class EdgeNode:
             by_device.setdefault(device, []).append((point, sample, historical))
         out: list[tuple[str, bytes]] = []
         for device, items in by_device.items():
-            born = self._born.get(device, {})
-            if any(born.get(point) != datatype_of(sample.value) for point, sample, _ in items):
-                points = dict(known.get(device, {}))
-                for point, sample, _ in items:
-                    points.setdefault(point, sample)
-                    if born.get(point) != datatype_of(sample.value):
-                        points[point] = sample
-                out.append(self._device_birth(now_ms, device, points))
-            metrics = [
-                self._metric(device, point, sample, named=False, historical=historical)
-                for point, sample, historical in items
+            born = self._born.get(device, set())
+            unborn = [
+                (point, sample)
+                for point, sample, _ in items
+                if point not in born and self._datatype(device, point, sample.value) is not None
             ]
+            if unborn:
+                points = dict(known.get(device, {}))
+                for point, sample in unborn:
+                    points.setdefault(point, sample)
+                out.append(self._device_birth(now_ms, device, points))
+                born = self._born[device]
+            metrics = []
+            for point, sample, historical in items:
+                metric = None
+                if point in born:
+                    metric = self._metric(device, point, sample, named=False,
+                                          historical=historical)  # fmt: skip
+                if metric is None:
+                    self.untyped += 1  # no value yet: not born, nothing to say (S7)
+                    continue
+                metrics.append(metric)
+            if not metrics:
+                continue
             payload = Payload(now_ms, metrics, self._next_seq())
             out.append((self.topic("DDATA", device), encode_payload(payload)))
         return out
