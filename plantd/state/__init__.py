@@ -4,7 +4,8 @@
 - :class:`StateService`, :func:`open_store`: the service in a process (``plantd-state``);
 - :class:`StateClient`: call the service from asyncio code (writes carry request ids);
 - :class:`Replica`, :class:`ReplicaState`: a local copy that follows the change stream;
-- :class:`Limits`, :class:`StateError` and its :data:`ERROR_CODES`.
+- :class:`Limits`, :class:`StateError` and its :data:`ERROR_CODES`;
+- :class:`StateDamaged`: the database is damaged or misses acknowledged changes (``_integrity``).
 
 ``docs/state.md`` documents the data model, every operation, the durability guarantees and the
 change-stream format.
@@ -13,7 +14,7 @@ change-stream format.
 from __future__ import annotations
 
 from plantd.state._client import StateClient, new_request_id, snapshot_from_parts
-from plantd.state._errors import ERROR_CODES, StateError
+from plantd.state._errors import ERROR_CODES, StateDamaged, StateError
 from plantd.state._limits import MAX_SCOPE_CHARS, Limits
 from plantd.state._model import ChangeEvent, Entry, ScopeSnapshot, Snapshot, topic_for
 from plantd.state._replica import Changed, Outcome, Replica, ReplicaState, Resynced, Update
@@ -41,6 +42,7 @@ __all__ = [
     "Set",
     "Snapshot",
     "StateClient",
+    "StateDamaged",
     "StateError",
     "StateService",
     "Store",

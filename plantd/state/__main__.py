@@ -1,11 +1,16 @@
 """``plantd-state``: the state service (``org.plantd.State``) until SIGTERM.
 
 Exit status: 0 after SIGTERM/SIGINT, 1 if the database cannot be opened, 2 for a configuration
-error.
+error, 65 if the database is damaged or is not the one whose writes were acknowledged (missing,
+emptied, replaced, missing committed changes; docs/state.md, "Damaged or missing database").
+
+``--accept-loss`` (with the service stopped) lets the next start go on with what is left: a
+damaged database is moved aside, and the generation marker is removed.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import signal
 import sys
@@ -22,7 +27,7 @@ def serve(config: PlantdConfig, environ: dict[str, str]) -> int:
     """Open the store and serve it in the foreground (shared by ``plantd-state`` and
     ``plant serve state``)."""
     from plantd.runtime import run_until_signal
-    from plantd.state._errors import StateError
+    from plantd.state._errors import DAMAGED_EXIT_STATUS, StateDamaged, StateError
     from plantd.state._server import StateService, open_store
 
     configure_logging(
@@ -36,6 +41,9 @@ def serve(config: PlantdConfig, environ: dict[str, str]) -> int:
     except StateError as exc:
         print(f"plantd-state: {exc.message}", file=sys.stderr)
         return 1
+    except StateDamaged as exc:
+        print(f"plantd-state: {exc}", file=sys.stderr)
+        return DAMAGED_EXIT_STATUS
     # Under systemd: READY=1 once the database is open and the service is registered with the
     # broker (StateService.connected), WATCHDOG=1 from the event loop.
     service = StateService(config, store)
@@ -47,9 +55,44 @@ def serve(config: PlantdConfig, environ: dict[str, str]) -> int:
                 description=f"serving {store.path}, {config.state.workers} workers",
             )
         )
+    except* StateDamaged:
+        pass  # the service logged why when it found the damage
     finally:
         store.close()
+    return DAMAGED_EXIT_STATUS if service.damaged is not None else 0
+
+
+def accept_loss(config: PlantdConfig) -> int:
+    """``--accept-loss``: see the module docstring. Holds the store's lock while it works, so it
+    refuses while the service runs."""
+    from plantd.state._errors import StateError
+    from plantd.state._integrity import accept_loss as recover
+    from plantd.state._store import hold_lock
+
+    path = config.state.database_path(config.paths)
+    try:
+        with hold_lock(path):
+            print(f"plantd-state: {recover(path)}")
+    except StateError as exc:
+        print(f"plantd-state: {exc.message}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"plantd-state: cannot recover {path}: {exc}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--accept-loss",
+        action="store_true",
+        help="with the service stopped: go on with what is left of a database refused as "
+        "damaged or missing changes (moves a damaged one aside, removes the marker), then exit",
+    )
+
+
+def _run(config: PlantdConfig, environ: dict[str, str], args: argparse.Namespace) -> int:
+    return accept_loss(config) if args.accept_loss else serve(config, environ)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,8 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "plantd-state",
         __doc__,
         argv,
-        lambda config, environ, args: serve(config, environ),
+        _run,
         principal=lambda args: "service.state",
+        add_arguments=_arguments,
     )
 
 

@@ -8,11 +8,17 @@ Messages name what is wrong: the scope, the key, the size, the revision that was
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Final
 
+from plantd.errors import PlantdError
 from plantd.service import OperationError
 
-__all__ = ["ERROR_CODES", "StateError"]
+__all__ = ["DAMAGED_EXIT_STATUS", "ERROR_CODES", "StateDamaged", "StateError"]
+
+# plantd-state's exit status when it will not serve its database (EX_DATAERR of sysexits.h);
+# plantd-state.service lists it in RestartPreventExitStatus=, as restarting cannot help.
+DAMAGED_EXIT_STATUS: Final = 65
 
 ERROR_CODES: Final[dict[str, str]] = {
     "state.invalid-scope": "the scope name is not dotted words of letters, digits, '_' and '-'",
@@ -27,6 +33,7 @@ ERROR_CODES: Final[dict[str, str]] = {
     "state.io-error": "the write could not be made durable (disk full, I/O error); nothing "
     "was applied",
     "state.unavailable": "the store is closed (the service is stopping)",
+    "state.damaged": "SQLite found the database damaged; the service stops serving it",
 }
 
 
@@ -37,3 +44,18 @@ class StateError(OperationError):
         if code not in ERROR_CODES:
             raise ValueError(f"unknown state error code {code!r}")
         super().__init__(code, message)
+
+
+class StateDamaged(PlantdError):
+    """The database is damaged, or is not the one whose writes the service acknowledged
+    (missing, emptied, replaced, or missing committed changes). Serving it would lose
+    acknowledged writes without a word, so the service refuses and exits
+    :data:`DAMAGED_EXIT_STATUS`; a person decides what to do (docs/state.md)."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(
+            f'{path}: {problem}. Not serving it: see "Damaged or missing database" in '
+            "docs/state.md (to go on with what is left: plantd-state --accept-loss)"
+        )

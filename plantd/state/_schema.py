@@ -4,7 +4,9 @@ Tables (every change to them is a migration below, applied in order, each in a t
 together with the record of it in ``_sqlite_migrations``; never edit one that has shipped):
 
 ``meta(name, value)``
-    ``revision``: the global revision, the number of the last committed change.
+    ``revision``: the global revision, the number of the last committed change;
+    ``database_id``: a random number given at creation (0002), which the generation marker
+    beside the database names (``_integrity``).
 ``scopes(name, created_revision)``
     The scopes that exist.
 ``scope_revisions(name, revision)``
@@ -25,6 +27,7 @@ disk. The writer connection is the only one that writes; readers get ``query_onl
 from __future__ import annotations
 
 import os
+import secrets
 import sqlite3
 from pathlib import Path
 
@@ -72,6 +75,14 @@ def _initial(db: Database) -> None:
         )"""
     )
     db.execute("CREATE INDEX requests_created ON requests (created)")
+
+
+@MIGRATIONS(name="0002_database_id")
+def _database_id(db: Database) -> None:
+    # 62 bits: positive in SQLite's signed 64-bit integers, 16 hex digits in the marker.
+    db.execute(
+        "INSERT INTO meta (name, value) VALUES ('database_id', ?)", [secrets.randbits(62) or 1]
+    )
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:

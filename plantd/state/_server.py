@@ -5,6 +5,11 @@ worker sessions (MDP gives each worker one request at a time, so this is how man
 at once, and how many writes one group commit can gather), all on the event loop's thread, all
 sharing the store. After each commit the writer thread hands the group's change events to the
 loop, which publishes them on the bus in revision order before the writes are acknowledged.
+
+When the store finds its database damaged while serving, the service stops serving (the workers
+finish what they hold and unregister) and :meth:`StateService.run` raises the
+:class:`StateDamaged` once they have: the process exits with one clear line, not a loop of
+``internal`` errors.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from plantd.client import AsyncClient
 from plantd.config import PlantdConfig
 from plantd.errors import RequestTimeout
 from plantd.service import ServiceWorker
+from plantd.state._errors import StateDamaged, StateError
 from plantd.state._limits import Limits
 from plantd.state._model import ChangeEvent
 from plantd.state._service import SERVICE_NAME, build_definition
@@ -65,6 +71,7 @@ class StateService:
         self._publisher: BusPublisher | None = None
         self._announcer: asyncio.Task[None] | None = None
         self._stopping = False
+        self.damaged: StateDamaged | None = None
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -74,7 +81,11 @@ class StateService:
         def on_commit(events: list[ChangeEvent]) -> None:  # on the writer thread
             loop.call_soon_threadsafe(self._publish, events)
 
+        def on_damaged(damaged: StateDamaged) -> None:  # on the writer's thread or the loop's
+            loop.call_soon_threadsafe(self._stop_damaged, damaged)
+
         self.store.on_commit = on_commit
+        self.store.on_damaged = on_damaged
         try:
             await asyncio.sleep(_PUBLISHER_SETTLE)
             if self._stopping:
@@ -85,8 +96,11 @@ class StateService:
                 self._announcer = group.create_task(self._announce_ready())
         finally:
             self.store.on_commit = None
+            self.store.on_damaged = None
             self._publisher.close()
             self._publisher = None
+        if self.damaged is not None:
+            raise self.damaged
 
     def stop(self) -> None:
         """Finish the requests in hand, unregister, and let :meth:`run` return."""
@@ -95,6 +109,13 @@ class StateService:
             self._announcer.cancel()
         for worker in self.workers:
             worker.stop()
+
+    def _stop_damaged(self, damaged: StateDamaged) -> None:
+        if self.damaged is not None:
+            return
+        self.damaged = damaged
+        log.error("%s", damaged)  # the one line; no traceback: nothing here is a bug
+        self.stop()
 
     def _publish(self, events: list[ChangeEvent]) -> None:
         publisher = self._publisher
@@ -117,7 +138,10 @@ class StateService:
                     pass
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
-        revision, scopes, keys = self.store.totals()
+        try:
+            revision, scopes, keys = self.store.totals()
+        except StateError:
+            return  # damaged: on_damaged stops the service
         log.info(
             "ready: %s serving %s with %d workers; revision %d, %d scopes, %d keys",
             self.store.path,

@@ -21,6 +21,12 @@ point reads take microseconds, cheaper than a hop to another thread. It sees onl
 
 A lock file (``<database>.lock``, ``flock``) keeps a second store process off the same database:
 the writer's numbering of revisions assumes it is the only writer.
+
+Integrity (``_integrity``): the store opens only a database that passes ``quick_check`` and
+agrees with its generation marker (``<database>.generation``), which the writer advances after
+each commit, before acknowledging its writes. When SQLite says the database is damaged while the
+store serves (``SQLITE_CORRUPT``, ``SQLITE_NOTADB``), from a read or from the writer, the request
+fails with ``state.damaged`` and ``on_damaged`` is called once: the service stops serving.
 """
 
 from __future__ import annotations
@@ -35,24 +41,26 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from plantd.service import Json
 from plantd.state import _reads
-from plantd.state._errors import StateError
+from plantd.state._errors import StateDamaged, StateError
+from plantd.state._integrity import Marker, is_corruption, open_verified
 from plantd.state._jobs import Job, Outcomes
 from plantd.state._model import ChangeEvent, Entry, Snapshot
-from plantd.state._schema import connect, fsync_directory, migrate
+from plantd.state._schema import connect
 from plantd.state._writes import Transaction, Write
 
-__all__ = ["OnCommit", "Store", "StoreStats"]
+__all__ = ["OnCommit", "OnDamaged", "Store", "StoreStats", "hold_lock"]
 
 log = logging.getLogger(__name__)
 
 OnCommit = Callable[[list[ChangeEvent]], None]
+OnDamaged = Callable[[StateDamaged], None]
 _PRUNE_EVERY = 1000  # recorded request ids between two prunings
 
 
@@ -94,6 +102,14 @@ class Store:
         self._window = idempotency_window
         self._ttl = idempotency_ttl
         self.on_commit = on_commit  # called on the writer thread after each commit
+        # Called once, on the thread that found it (reader or writer), when SQLite says the
+        # database is damaged; ``damaged`` keeps it (requests then fail with state.damaged).
+        self.on_damaged: OnDamaged | None = None
+        self.damaged: StateDamaged | None = None
+        self._damage_lock = threading.Lock()
+        self._marker = Marker(self.path)
+        self._database_id = 0
+        self._marker_failing = False
         self._clock = clock
         self._queue: queue.SimpleQueue[Job | object] = queue.SimpleQueue()
         self._closed = False
@@ -118,6 +134,8 @@ class Store:
         if error is not None:
             self._thread.join()
             os.close(self._lock_fd)
+            if isinstance(error, StateDamaged):
+                raise error
             raise StateError("state.unavailable", f"cannot open {self.path}: {error}") from error
 
     # -- writes (any thread) ----------------------------------------------------------------
@@ -156,7 +174,8 @@ class Store:
     # -- reads (the opening thread) ---------------------------------------------------------
 
     def get(self, scope: str, key: str) -> Entry:
-        return _reads.get(self._reader, scope, key)
+        with self._reading():
+            return _reads.get(self._reader, scope, key)
 
     def list_keys(
         self,
@@ -168,28 +187,62 @@ class Store:
         values: bool = False,
         max_bytes: int = 512 * 1024,
     ) -> dict[str, Json]:
-        return _reads.list_keys(
-            self._reader,
-            scope,
-            prefix=prefix,
-            after=after,
-            limit=limit,
-            values=values,
-            max_bytes=max_bytes,
-        )
+        with self._reading():
+            return _reads.list_keys(
+                self._reader,
+                scope,
+                prefix=prefix,
+                after=after,
+                limit=limit,
+                values=values,
+                max_bytes=max_bytes,
+            )
 
     def scopes(self) -> dict[str, Json]:
-        return _reads.scopes(self._reader)
+        with self._reading():
+            return _reads.scopes(self._reader)
 
     def snapshot(self, scope: str | None = None) -> Snapshot:
-        return _reads.snapshot(self._reader, scope)
+        with self._reading():
+            return _reads.snapshot(self._reader, scope)
 
     def revision(self) -> int:
-        return _reads.revision(self._reader)
+        with self._reading():
+            return _reads.revision(self._reader)
 
     def totals(self) -> tuple[int, int, int]:
         """(global revision, number of scopes, number of keys)."""
-        return _reads.totals(self._reader)
+        with self._reading():
+            return _reads.totals(self._reader)
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Turn SQLite's word that the database is damaged into ``state.damaged`` (and tell
+        ``on_damaged``); other errors pass as they are."""
+        if self.damaged is not None:
+            raise _damaged_error(self.damaged)
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            if not is_corruption(exc):
+                raise
+            if self._reader.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._reader.execute("ROLLBACK")
+            raise _damaged_error(self._report_damage(exc)) from None
+
+    def _report_damage(self, exc: sqlite3.DatabaseError) -> StateDamaged:
+        """Record the first damage found and tell ``on_damaged`` (once)."""
+        with self._damage_lock:
+            if self.damaged is not None:
+                return self.damaged
+            self.damaged = StateDamaged(
+                self.path, f"the database is damaged: SQLite said {exc} while serving"
+            )
+        on_damaged = self.on_damaged
+        if on_damaged is not None:
+            on_damaged(self.damaged)
+        return self.damaged
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -215,11 +268,11 @@ class Store:
 
     def _run(self) -> None:
         try:
-            self._writer = connect(self.path)
-            self.migrations_applied = migrate(self._writer)
-            _reads.revision(self._writer)  # the first read creates the WAL file…
-            fsync_directory(self.path.parent)  # …whose directory entry must be durable
-        except (sqlite3.Error, OSError) as exc:
+            opened = open_verified(self.path, self._marker)
+            self._writer = opened.conn
+            self.migrations_applied = opened.migrations_applied
+            self._database_id = opened.database_id
+        except (StateDamaged, sqlite3.Error, OSError) as exc:
             self._start_error = exc
             if self._writer is not None:
                 self._writer.close()
@@ -236,6 +289,7 @@ class Store:
                     break
         finally:
             conn.close()
+            self._marker.close()
             self._fail_leftovers()
 
     def _take(self) -> tuple[list[Job], bool]:
@@ -281,6 +335,8 @@ class Store:
             if self._since_prune >= _PRUNE_EVERY:
                 self._prune(conn)
             conn.execute("COMMIT")
+            if txn.revision != start:
+                self._advance_marker(txn.revision)
         except sqlite3.Error as exc:
             self._group_failed(conn, jobs, exc, outcomes)
             return
@@ -315,8 +371,8 @@ class Store:
         try:
             outcome = txn.apply(job.write)
         except (StateError, sqlite3.Error) as exc:
-            if not conn.in_transaction:
-                raise  # the error ended the whole transaction: the group fails
+            if not conn.in_transaction or is_corruption(exc):
+                raise  # the error ended the whole transaction, or dooms it: the group fails
             conn.execute("ROLLBACK TO write")
             conn.execute("RELEASE write")
             txn.revision, txn.recorded = mark, recorded
@@ -327,6 +383,21 @@ class Store:
             return None
         conn.execute("RELEASE write")
         return outcome
+
+    def _advance_marker(self, revision: int) -> None:
+        """Record the commit in the generation marker before its writes are acknowledged. If
+        that fails the writes are still committed: they are acknowledged, and the marker lags
+        (a later start can then miss a loss, but never refuse a good database)."""
+        try:
+            self._marker.advance(self._database_id, revision)
+        except OSError as exc:
+            if not self._marker_failing:
+                log.error("state writer: cannot update %s: %s", self._marker.path, exc)
+            self._marker_failing = True
+            return
+        if self._marker_failing:
+            log.info("state writer: %s is updated again", self._marker.path)
+            self._marker_failing = False
 
     def _prune(self, conn: sqlite3.Connection) -> None:
         """Forget request ids beyond the window and older than the ttl (both must hold)."""
@@ -346,7 +417,13 @@ class Store:
         if conn.in_transaction:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-        error = _io_error(exc) if isinstance(exc, sqlite3.Error) else exc
+        error: BaseException
+        if isinstance(exc, sqlite3.DatabaseError) and is_corruption(exc):
+            error = _damaged_error(self._report_damage(exc))
+        elif isinstance(exc, sqlite3.Error):
+            error = _io_error(exc)
+        else:
+            error = exc
         if self.stats.last_error is None:
             log.error("state writer: commit failed, %d write(s) not applied: %s", len(jobs), error)
         self.stats.failed_groups += 1
@@ -368,11 +445,25 @@ class Store:
         outcomes.deliver()
 
 
+def _damaged_error(damaged: StateDamaged) -> StateError:
+    return StateError("state.damaged", f"{damaged.path}: {damaged.problem}; the service stops")
+
+
 def _io_error(exc: sqlite3.Error) -> StateError:
     name: Any = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
     return StateError(
         "state.io-error", f"the write was not applied: the database said {name}: {exc}"
     )
+
+
+@contextlib.contextmanager
+def hold_lock(path: Path) -> Iterator[None]:
+    """Hold the store's lock on ``path`` (StateError if a store holds it) for maintenance."""
+    fd = _lock(path)
+    try:
+        yield
+    finally:
+        os.close(fd)
 
 
 def _lock(path: Path) -> int:

@@ -233,6 +233,7 @@ def test_exports() -> None:
             "Set",
             "Snapshot",
             "StateClient",
+            "StateDamaged",
             "StateError",
             "StateService",
             "Store",

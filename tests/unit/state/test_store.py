@@ -20,6 +20,7 @@ from plantd.state import (
     Delete,
     DeleteScope,
     Set,
+    StateDamaged,
     StateError,
     Store,
     Write,
@@ -68,12 +69,12 @@ def refusal(store: Store, write: Write) -> StateError:
 def test_a_fresh_database_gets_every_migration_once(tmp_path: Path) -> None:
     path = tmp_path / "fresh" / "state.db"  # the directory is created
     with Store(path) as first:
-        assert first.migrations_applied == ["0001_initial"]
+        assert first.migrations_applied == ["0001_initial", "0002_database_id"]
         assert first.revision() == 0
     with Store(path) as again:
         assert again.migrations_applied == []
     db = Database(path)
-    assert [m.name for m in MIGRATIONS.applied(db)] == ["0001_initial"]
+    assert [m.name for m in MIGRATIONS.applied(db)] == ["0001_initial", "0002_database_id"]
     assert {"meta", "scopes", "scope_revisions", "entries", "requests"} <= set(db.table_names())
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     db.close()
@@ -327,7 +328,7 @@ def test_a_second_store_on_the_same_file_is_refused(store: Store) -> None:
 def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "state.db"
     bad.write_bytes(b"this is not SQLite" * 100)
-    with pytest.raises(StateError, match=r"state.unavailable: cannot open .*state.db"):
+    with pytest.raises(StateDamaged, match=r"state.db: the database is damaged"):
         Store(bad)
     # the lock was released: a good file in its place opens
     bad.unlink()
