@@ -122,6 +122,14 @@ class PointTable:
                 self.record(name, Reading(last.value, last.quality, now, last.error), now)
         self.flush()
 
+    def republish_bad(self, now: float) -> None:
+        """Publish again every bad point silent past its ``max_silence``. A failure (a lost
+        connection, a failing group) marks points bad once and then nothing reads them: without
+        this a subscriber could not tell a dead device (bad samples keep coming) from a dead
+        module (nothing comes)."""
+        bad = [name for name, last in self.last.items() if last.quality is _BAD]
+        self.heartbeat(bad, now)
+
     def silence_period(self, names: Iterable[str]) -> float | None:
         """The shortest ``max_silence`` among ``names`` (None if none has one)."""
         periods = [s for n in names if (s := self._filters[n].max_silence) is not None]

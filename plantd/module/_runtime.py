@@ -18,6 +18,9 @@ Theory of operation. One task per concern, all children of one TaskGroup:
   stream;
 - the **sink** (:class:`~plantd.service.ServiceWorker` for ``org.plantd.module.NAME``) answers
   ``points``, ``read``, ``write`` and ``status``;
+- the **bad-point heartbeat** republishes bad points past their ``max_silence`` while nothing
+  reads them (the connection is down, a group keeps failing), so bad samples keep coming for a
+  dead device and only a dead module goes quiet;
 - the **state task** saves the module's status (and, with ``state_values``, its changed last
   values) to the state service scope ``org.plantd.module.NAME`` (``_state_sync``), and
   carries on without it if it is down.
@@ -139,6 +142,7 @@ class ModuleRuntime:
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._connection_task())
+                tasks.create_task(self._bad_heartbeat())
                 for group in self.module.groups:
                     if self.stats[group.name].pushed:
                         tasks.create_task(self._stream_task(group))
@@ -272,6 +276,14 @@ class ModuleRuntime:
         while True:
             await asyncio.sleep(period / 4)
             self.table.heartbeat(names, time.time())
+
+    async def _bad_heartbeat(self) -> None:
+        """Republish bad points past their max_silence, connected or not (see the top)."""
+        period = self.table.silence_period(self.table.points)
+        if period is None:
+            return
+        while not await self._wait_stop(period / 4):
+            self.table.republish_bad(time.time())
 
     async def _follow(self, group: GroupConfig, stats: GroupStats) -> str:
         """Consume one stream of ``group`` until it fails: "lost" or "retry" says what next."""
