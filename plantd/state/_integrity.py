@@ -206,9 +206,8 @@ def _quick_check(conn: sqlite3.Connection, path: Path) -> None:
         ) from exc
     problems = [str(row[0]) for row in rows]
     if problems != ["ok"]:
-        raise StateDamaged(
-            path, f"the database is damaged: PRAGMA quick_check says {'; '.join(problems)}"
-        )
+        said = " ".join("; ".join(problems).split())  # one line: it may span several
+        raise StateDamaged(path, f"the database is damaged: PRAGMA quick_check says {said}")
 
 
 def _check_identity(
@@ -313,12 +312,7 @@ def accept_loss(path: Path) -> str:
 def _damaged(path: Path) -> bool:
     """Whether SQLite finds ``path`` damaged. Other failures (permissions…) propagate: they
     are no reason to move a database aside."""
-    try:
-        conn = connect(path)
-    except sqlite3.DatabaseError as exc:
-        if is_corruption(exc):
-            return True
-        raise
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)  # writes nothing to it
     with contextlib.closing(conn):
         try:
             rows = conn.execute("PRAGMA quick_check(1)").fetchall()
