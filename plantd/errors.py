@@ -13,6 +13,8 @@ something that is not the protocol), the service (it answered with an error), or
     │   └── RemoteProtocolError   a peer sent something the protocol forbids
     ├── RequestError              a request did not end with a good reply
     │   ├── RequestTimeout        no reply after every retry
+    │   ├── NoBroker              nothing answers at the broker endpoint (asked through MMI)
+    │   ├── NoWorker              the broker is there, but no worker serves the service
     │   └── ServiceError          the service (or the broker on its behalf) answered an error
     └── DeviceError               raised by drivers at their edge
         ├── DeviceUnavailable     transient: not reachable now, retry with backoff
@@ -27,6 +29,8 @@ __all__ = [
     "DeviceFault",
     "DeviceUnavailable",
     "LocalProtocolError",
+    "NoBroker",
+    "NoWorker",
     "PlantdError",
     "ProtocolError",
     "RemoteProtocolError",
@@ -90,6 +94,28 @@ class RequestTimeout(RequestError):
             f"no reply from service {service!r} after {attempts} attempt(s) "
             f"of {timeout:g} s each (is the broker running, and a worker for the service?)"
         )
+
+
+class NoBroker(RequestError):
+    """Nothing answered the broker's own management interface (RFC 8) at ``endpoint``: no
+    broker runs there, or it is a different port. Retrying would only wait longer."""
+
+    def __init__(self, endpoint: str, waited: float) -> None:
+        self.endpoint = endpoint
+        super().__init__(
+            f"no broker at {endpoint} (nothing answered within {waited:g} s; "
+            "is plantd-broker running, and is this its endpoint?)"
+        )
+
+
+class NoWorker(RequestError):
+    """The broker answered that no worker is registered for ``service`` (``mmi.service`` said
+    404): the service is not running, or the name is wrong. ``hint`` says what to start."""
+
+    def __init__(self, service: str, hint: str) -> None:
+        self.service = service
+        self.hint = hint
+        super().__init__(f"no worker serves {service} ({hint})")
 
 
 class ServiceError(RequestError):

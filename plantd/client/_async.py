@@ -7,6 +7,13 @@ can be in flight at once on as many channels. When an attempt times out, its cha
 rather than returned — a late reply must never be read as the answer to the next request — and
 the request is sent again on a fresh channel after a capped, jittered backoff (RFC 18's advice).
 A broker restart is therefore survived as long as it comes back within the retries.
+
+An *idempotent* request (a read, or a write the service deduplicates by request id) is also
+sent again when the broker answers ``broker.worker-lost``: after a kill -9 the broker routes to
+the dead process's workers until their heartbeats expire, and the retry reaches the new ones.
+With ``check_presence`` the client asks the broker (MMI) whether anybody serves a service
+before its first call and before each retry, so that "nobody there" is said at once instead
+of after every attempt has timed out (see ``_verdicts``).
 """
 
 from __future__ import annotations
@@ -21,9 +28,10 @@ import zmq
 import zmq.asyncio
 
 from plantd._zmq import async_context, backoff_delays
+from plantd.client._verdicts import PRESENCE_SERVICE, asks_broker, presence_verdict, retry_after
 from plantd.config import ClientConfig
 from plantd.errors import RemoteProtocolError, RequestTimeout, UsageError
-from plantd.mdp import ClientProtocol, Version
+from plantd.mdp import ClientProtocol, ReplyReceived, Version
 from plantd.security import Credentials, secure
 
 __all__ = ["AsyncClient", "Reply"]
@@ -58,7 +66,11 @@ class AsyncClient:
 
     ``timeout`` bounds each attempt (seconds until the first reply part, and between parts);
     ``retries`` is how many more attempts follow a timeout. ``credentials`` (default: the
-    process's identity, see :mod:`plantd.security`) prove who calls. Use as ``async with``.
+    process's identity, see :mod:`plantd.security`) prove who calls. ``check_presence``: ask
+    the broker whether a service has a worker before the first call to it and before each
+    retry, waiting at most ``presence_timeout`` for the broker; raises ``NoBroker`` or
+    ``NoWorker`` (a person's command wants that at once; a service would rather wait for the
+    other to start). Use as ``async with``.
     """
 
     def __init__(
@@ -72,8 +84,13 @@ class AsyncClient:
         version: Version = Version.V2,
         max_idle_channels: int = 16,
         credentials: Credentials | None = None,
+        check_presence: bool = False,
+        presence_timeout: float = 1.0,
     ) -> None:
         self.endpoint = endpoint
+        self.check_presence = check_presence
+        self.presence_timeout = presence_timeout
+        self._present: set[bytes] = set()  # services a worker was seen for
         self.timeout = timeout
         self.retries = retries
         self.version = version
@@ -102,6 +119,7 @@ class AsyncClient:
         *body: bytes,
         timeout: float | None = None,
         retries: int | None = None,
+        idempotent: bool = False,
     ) -> Reply:
         """Send ``body`` to ``service`` and return the FINAL reply's frames.
 
@@ -109,7 +127,8 @@ class AsyncClient:
         Raises :class:`RequestTimeout` when every attempt timed out.
         """
         final: Reply = []
-        async for part in self.stream(service, *body, timeout=timeout, retries=retries):
+        parts = self.stream(service, *body, timeout=timeout, retries=retries, idempotent=idempotent)
+        async for part in parts:
             final = part
         return final
 
@@ -119,17 +138,23 @@ class AsyncClient:
         *body: bytes,
         timeout: float | None = None,
         retries: int | None = None,
+        idempotent: bool = False,
     ) -> AsyncIterator[Reply]:
         """Yield every reply part (each PARTIAL, then the FINAL) as it arrives.
 
         Retries happen only before the first part arrives: once a part was seen, a timeout
-        raises, because re-sending would repeat what the caller already received.
+        raises, because re-sending would repeat what the caller already received. An
+        ``idempotent`` request is retried on ``broker.worker-lost`` too (within the same
+        attempts), since running it twice does no harm.
         """
         name = service.encode() if isinstance(service, str) else service
         attempt_timeout = self.timeout if timeout is None else timeout
         attempts_allowed = 1 + (self.retries if retries is None else retries)
         delays = backoff_delays(*self._backoff)
+        if self.check_presence and name not in self._present:
+            await self._ask_presence(name, attempt_timeout)
         for attempt in range(1, attempts_allowed + 1):
+            last = attempt == attempts_allowed
             channel = self._borrow()
             clean = False
             received_any = False
@@ -141,6 +166,10 @@ class AsyncClient:
                     if frames is None:
                         break  # timed out: this channel is abandoned
                     reply = channel.protocol.receive(frames)
+                    if idempotent and not last and not received_any and _lost(reply):
+                        clean = True  # a whole reply: the channel is fit for reuse
+                        log.info("the worker for %r was lost; sending the request again", name)
+                        break
                     received_any = True
                     if reply.final:
                         clean = True
@@ -153,11 +182,32 @@ class AsyncClient:
                 self._give_back(channel, clean)
             if received_any:
                 raise RequestTimeout(name.decode(), attempt, attempt_timeout)
-            if attempt < attempts_allowed:
+            if not last:
+                if self.check_presence:
+                    self._present.discard(name)
+                    await self._ask_presence(name, attempt_timeout)
                 delay = next(delays)
                 log.debug("no reply from %r (attempt %d), retrying in %.2f s", name, attempt, delay)
                 await asyncio.sleep(delay)
         raise RequestTimeout(name.decode(), attempts_allowed, attempt_timeout)
+
+    async def _ask_presence(self, name: bytes, attempt_timeout: float) -> None:
+        """Raise ``NoBroker``/``NoWorker`` unless the broker says a worker serves ``name``."""
+        waited = min(self.presence_timeout, attempt_timeout)
+        channel = self._borrow()
+        reply: Reply | None = None
+        try:
+            probe = channel.protocol.request(PRESENCE_SERVICE, [name])
+            if await self._send(channel, probe):
+                frames = await self._receive(channel, waited)
+                if frames is not None:
+                    reply = channel.protocol.receive(frames).body
+        finally:
+            self._give_back(channel, reply is not None)
+        # The broker answers mmi.* itself: that it answered at all is what counts.
+        if reply is None or not asks_broker(name):
+            presence_verdict(reply, name.decode(errors="replace"), self.endpoint, waited)
+        self._present.add(name)
 
     async def _send(self, channel: _Channel, frames: list[bytes]) -> bool:
         """False if ``frames`` cannot be queued: a channel whose connection the broker refused
@@ -210,3 +260,8 @@ class AsyncClient:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _lost(reply: ReplyReceived) -> bool:
+    """A FINAL saying the broker lost the worker (see ``_verdicts.retry_after``)."""
+    return reply.final and retry_after(reply.body)

@@ -1,7 +1,8 @@
 """The blocking MDP client: one request at a time, the same retry rules as the asyncio one.
 
 A timed-out attempt closes the socket and the next attempt opens a fresh one (RFC 18), so a
-late reply can never be taken for the answer to a later request.
+late reply can never be taken for the answer to a later request. ``idempotent`` requests and
+``check_presence`` work as in the asyncio client (its module docstring says why).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from types import TracebackType
 import zmq
 
 from plantd._zmq import backoff_delays, sync_context
+from plantd.client._verdicts import PRESENCE_SERVICE, asks_broker, presence_verdict, retry_after
 from plantd.config import ClientConfig
 from plantd.errors import RemoteProtocolError, RequestTimeout, SecurityError, UsageError
-from plantd.mdp import ClientProtocol, Version
+from plantd.mdp import ClientProtocol, ReplyReceived, Version
 from plantd.security import Credentials, current_identity, secure
 from plantd.security._refusals import RefusalWatch
 
@@ -38,8 +40,13 @@ class Client:
         backoff_max: float = 2.0,
         version: Version = Version.V2,
         credentials: Credentials | None = None,
+        check_presence: bool = False,
+        presence_timeout: float = 1.0,
     ) -> None:
         self.endpoint = endpoint
+        self.check_presence = check_presence
+        self.presence_timeout = presence_timeout
+        self._present: set[bytes] = set()  # services a worker was seen for
         self._credentials = credentials
         self.timeout = timeout
         self.retries = retries
@@ -68,10 +75,12 @@ class Client:
         *body: bytes,
         timeout: float | None = None,
         retries: int | None = None,
+        idempotent: bool = False,
     ) -> list[bytes]:
         """Send ``body`` to ``service``; return the FINAL reply's frames."""
         final: list[bytes] = []
-        for part in self.stream(service, *body, timeout=timeout, retries=retries):
+        parts = self.stream(service, *body, timeout=timeout, retries=retries, idempotent=idempotent)
+        for part in parts:
             final = part
         return final
 
@@ -81,6 +90,7 @@ class Client:
         *body: bytes,
         timeout: float | None = None,
         retries: int | None = None,
+        idempotent: bool = False,
     ) -> Iterator[list[bytes]]:
         """Yield each reply part (PARTIALs, then the FINAL); retries only before the first."""
         if self._closed:
@@ -89,7 +99,10 @@ class Client:
         attempt_timeout = self.timeout if timeout is None else timeout
         attempts_allowed = 1 + (self.retries if retries is None else retries)
         delays = backoff_delays(*self._backoff)
+        if self.check_presence and name not in self._present:
+            self._ask_presence(name, attempt_timeout)
         for attempt in range(1, attempts_allowed + 1):
+            last = attempt == attempts_allowed
             sock = self._connected_socket()
             clean = received_any = False
             try:
@@ -99,6 +112,10 @@ class Client:
                 sock.send_multipart(self._protocol.request(name, list(body)))
                 while sock.poll(int(attempt_timeout * 1000), zmq.POLLIN):
                     reply = self._protocol.receive(sock.recv_multipart())
+                    if idempotent and not last and not received_any and _lost(reply):
+                        clean = True  # a whole reply: the socket is fit for reuse
+                        log.info("the worker for %r was lost; sending the request again", name)
+                        break
                     received_any = True
                     clean = reply.final
                     yield reply.body
@@ -113,16 +130,45 @@ class Client:
                     self._reset()
             if received_any:
                 raise RequestTimeout(name.decode(), attempt, attempt_timeout)
-            if attempt < attempts_allowed:
+            if not last:
+                if self.check_presence:
+                    self._present.discard(name)
+                    self._ask_presence(name, attempt_timeout)
                 delay = next(delays)
                 log.debug("no reply from %r (attempt %d), retrying in %.2f s", name, attempt, delay)
                 time.sleep(delay)
         if self._refused:
-            raise SecurityError(
-                f"the broker refused this client's key ({self._refused}): it is not admitted, "
-                "or was revoked (an admin sees who is in `plant keys list`)"
-            )
+            raise self._refusal()
         raise RequestTimeout(name.decode(), attempts_allowed, attempt_timeout)
+
+    def _ask_presence(self, name: bytes, attempt_timeout: float) -> None:
+        """Raise ``NoBroker``/``NoWorker`` unless the broker says a worker serves ``name``; a
+        broker that refused this client's key is a SecurityError, not an absent broker."""
+        waited = min(self.presence_timeout, attempt_timeout)
+        sock = self._connected_socket()
+        reply: list[bytes] | None = None
+        try:
+            sock.sndtimeo = int(waited * 1000)
+            sock.send_multipart(self._protocol.request(PRESENCE_SERVICE, [name]))
+            if sock.poll(int(waited * 1000), zmq.POLLIN):
+                reply = self._protocol.receive(sock.recv_multipart()).body
+        except zmq.Again:
+            pass  # not even queued: nobody took the connection
+        finally:
+            if reply is None:
+                self._reset()
+        if reply is None and self._refused:
+            raise self._refusal()
+        # The broker answers mmi.* itself: that it answered at all is what counts.
+        if reply is None or not asks_broker(name):
+            presence_verdict(reply, name.decode(errors="replace"), self.endpoint, waited)
+        self._present.add(name)
+
+    def _refusal(self) -> SecurityError:
+        return SecurityError(
+            f"the broker refused this client's key ({self._refused}): it is not admitted, "
+            "or was revoked (an admin sees who is in `plant keys list`)"
+        )
 
     def _connected_socket(self) -> zmq.Socket[bytes]:
         if self._socket is None:
@@ -166,3 +212,8 @@ class Client:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _lost(reply: ReplyReceived) -> bool:
+    """A FINAL saying the broker lost the worker (see ``_verdicts.retry_after``)."""
+    return reply.final and retry_after(reply.body)

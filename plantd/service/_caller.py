@@ -1,4 +1,9 @@
-"""Calling service operations: the convention on top of the MDP clients."""
+"""Calling service operations: the convention on top of the MDP clients.
+
+``idempotent=True`` says the operation may run twice without harm (a read, or a write carrying
+a request id the service deduplicates): the client then also retries when the broker lost the
+worker (``broker.worker-lost``), within the same attempts.
+"""
 
 from __future__ import annotations
 
@@ -18,10 +23,15 @@ async def call_async(
     *,
     timeout: float | None = None,
     retries: int | None = None,
+    idempotent: bool = False,
 ) -> Json:
     """The result of ``operation`` on ``service``; raises ``ServiceError`` for ``ok: false``."""
     body = await client.request(
-        service, *encode_call(operation, params), timeout=timeout, retries=retries
+        service,
+        *encode_call(operation, params),
+        timeout=timeout,
+        retries=retries,
+        idempotent=idempotent,
     )
     return decode_reply(body, service)
 
@@ -33,9 +43,12 @@ async def stream_async(
     params: dict[str, Json] | None = None,
     *,
     timeout: float | None = None,
+    idempotent: bool = False,
 ) -> AsyncIterator[Json]:
     """Each result a streaming operation sends (PARTIALs, then the FINAL)."""
-    async for body in client.stream(service, *encode_call(operation, params), timeout=timeout):
+    async for body in client.stream(
+        service, *encode_call(operation, params), timeout=timeout, idempotent=idempotent
+    ):
         yield decode_reply(body, service)
 
 
@@ -47,10 +60,15 @@ def call(
     *,
     timeout: float | None = None,
     retries: int | None = None,
+    idempotent: bool = False,
 ) -> Json:
     """Blocking :func:`call_async`."""
     body = client.request(
-        service, *encode_call(operation, params), timeout=timeout, retries=retries
+        service,
+        *encode_call(operation, params),
+        timeout=timeout,
+        retries=retries,
+        idempotent=idempotent,
     )
     return decode_reply(body, service)
 
@@ -62,6 +80,9 @@ def stream(
     params: dict[str, Json] | None = None,
     *,
     timeout: float | None = None,
+    idempotent: bool = False,
 ) -> Iterator[Json]:
-    for body in client.stream(service, *encode_call(operation, params), timeout=timeout):
+    for body in client.stream(
+        service, *encode_call(operation, params), timeout=timeout, idempotent=idempotent
+    ):
         yield decode_reply(body, service)

@@ -20,6 +20,9 @@ from plantd.state._service import SERVICE_NAME
 __all__ = ["StateClient", "new_request_id", "snapshot_from_parts"]
 
 
+_READS = frozenset({"get", "list", "list-scopes", "snapshot", "health", "operations"})
+
+
 def new_request_id() -> str:
     return uuid.uuid4().hex
 
@@ -48,7 +51,10 @@ class StateClient:
         self.service = service
 
     async def call(self, operation: str, params: dict[str, Json] | None = None) -> Any:
-        return await call_async(self.client, self.service, operation, params)
+        # A read, or a write with a request id (the service answers a repeat with the first
+        # answer), is safe to run twice: the client retries it when the broker lost the worker.
+        idempotent = operation in _READS or "request_id" in (params or {})
+        return await call_async(self.client, self.service, operation, params, idempotent=idempotent)
 
     async def _write(self, operation: str, params: dict[str, Json], request_id: str | None) -> Any:
         params["request_id"] = request_id or new_request_id()
@@ -109,7 +115,12 @@ class StateClient:
 
     async def snapshot(self, scope: str | None = None) -> Snapshot:
         params: dict[str, Json] = {} if scope is None else {"scope": scope}
-        parts = [part async for part in stream_async(self.client, self.service, "snapshot", params)]
+        parts = [
+            part
+            async for part in stream_async(
+                self.client, self.service, "snapshot", params, idempotent=True
+            )
+        ]
         return snapshot_from_parts(parts)
 
     async def health(self) -> Any:
