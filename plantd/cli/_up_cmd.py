@@ -5,6 +5,17 @@ exist: the state service and the Echo worker), each as its own child process wit
 ``--config``, restarts any that dies (with capped backoff, as systemd's ``Restart=`` would),
 and stops them all in reverse order on Ctrl-C or SIGTERM.
 
+A child that exits 2 (``CONFIG_ERROR``: its file is wrong, a key is missing) would fail the
+same way again, so it is not restarted (systemd's ``RestartPreventExitStatus=2``): its error is
+shown once (plant up forwards each child's stderr and keeps its last lines), the others go on,
+and plant up exits 2 at the end naming it and why. Without the broker nothing can work, so a
+broker that exits 2 stops the stack.
+
+One stack per data directory: plant up holds an exclusive ``flock`` on
+``<paths.data>/plant-up.lock`` while it runs, so a second one on the same directory (which
+would join the first one's broker and fight over its databases) is refused. The kernel drops
+the lock when the process dies, however it dies: there is no stale lock to clean up.
+
 For a demo or a HIL bench, the config directory may also hold simulator files in ``sim.d/``
 (``plant sim run FILE`` each, started right after the broker so their devices are there when
 the modules start) and module files in ``modules.d/``: one module host for all of them
@@ -15,6 +26,8 @@ with ``isolated: true``.
 from __future__ import annotations
 
 import argparse
+import collections
+import fcntl
 import os
 import pwd
 import signal
@@ -26,12 +39,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from plantd._entry import CONFIG_ERROR
 from plantd.cli._common import OUTPUT_OPTIONS, cli_config
+from plantd.config import PlantdConfig
 from plantd.security import KeySet, local_principals
 
 __all__ = ["register"]
 
 _RESTART_MAX = 10.0
+LOCK_FILE = "plant-up.lock"  # in paths.data
+_TAIL_LINES = 20  # of a child's stderr, kept to say why it stopped
 
 
 @dataclass
@@ -42,12 +59,42 @@ class _Child:
     restart_at: float = 0.0
     delay: float = 0.5
     started: float = field(default=0.0)
+    stopped_because: str | None = None  # set when it exited 2: not restarted
+    tail: collections.deque[str] = field(
+        default_factory=lambda: collections.deque(maxlen=_TAIL_LINES)
+    )
+    forwarder: threading.Thread | None = None
 
     def start(self) -> None:
         # A session of its own: Ctrl-C in the terminal reaches only `plant up`, which then
         # stops the children in order, instead of all of them at once (and racing restarts).
-        self.process = subprocess.Popen(self.argv, start_new_session=True)
+        self.process = subprocess.Popen(self.argv, start_new_session=True, stderr=subprocess.PIPE)
         self.started = time.monotonic()
+        self.tail.clear()
+        self.forwarder = threading.Thread(
+            target=_forward_stderr, args=(self.process, self.tail), daemon=True
+        )
+        self.forwarder.start()
+
+    def last_error(self) -> str:
+        """The last line of what it wrote on stderr before it exited (its own error)."""
+        if self.forwarder is not None:
+            self.forwarder.join(timeout=2.0)  # EOF follows the exit; a grandchild may hold it
+        lines = [line for line in self.tail if line.strip()]
+        return lines[-1].strip() if lines else "no message"
+
+
+def _forward_stderr(process: subprocess.Popen[bytes], tail: collections.deque[str]) -> None:
+    """Copy a child's stderr to ours as it comes, keeping its last lines."""
+    assert process.stderr is not None
+    with process.stderr:
+        for line in process.stderr:
+            tail.append(line.decode(errors="replace"))
+            try:
+                sys.stderr.buffer.write(line)
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass  # our stderr is gone: keep draining, or the child would block on it
 
 
 def register(sub: Any) -> None:
@@ -82,11 +129,50 @@ def _visible_yaml(directory: Path) -> list[Path]:
     return sorted(p for p in directory.glob("*.yaml") if not p.name.startswith("."))
 
 
+def lock_data_dir(data: Path) -> int | None:
+    """Take the data directory for this stack: the lock's fd (keep it open for as long as the
+    stack runs), or None if another process holds it."""
+    fd = os.open(data / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())  # for the message a second plant up prints
+    return fd
+
+
+def _holder(data: Path) -> str:
+    try:
+        pid = (data / LOCK_FILE).read_text().strip()
+    except OSError:
+        pid = ""
+    return f"pid {pid}" if pid.isdigit() else "another process"
+
+
 def _run_up(args: argparse.Namespace) -> int:
     config = cli_config(args)  # validate before starting anything
     config_args = ["--config", str(config.source_dir)] if config.source_dir else []
-    for directory in (config.paths.data, config.paths.run):
+    data = Path(config.paths.data)
+    for directory in (data, config.paths.run):
         Path(directory).mkdir(parents=True, exist_ok=True)
+    lock = lock_data_dir(data)
+    if lock is None:
+        print(
+            f"plant up: a stack is already running on {data} (plant up, {_holder(data)}); "
+            "a second one would join its broker. Stop that one first (Ctrl-C in its "
+            "terminal), or use another --config whose paths.data and endpoints differ.",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        return _run_stack(config, config_args)
+    finally:
+        os.close(lock)
+
+
+def _run_stack(config: PlantdConfig, config_args: list[str]) -> int:
     if config.security.enabled:
         # Every process of the stack needs its key, and you one to command it: make those
         # that are missing (a throwaway set for a checkout; see docs/security.md).
@@ -118,6 +204,8 @@ def _run_up(args: argparse.Namespace) -> int:
         now = time.monotonic()
         for child in children:
             _supervise(child, now)
+        if _hopeless(children):
+            break
     # Reverse order, each gone before the next: modules and services leave the broker first.
     for child in reversed(children):
         if child.process is None:
@@ -129,11 +217,13 @@ def _run_up(args: argparse.Namespace) -> int:
         except subprocess.TimeoutExpired:
             child.process.kill()
             child.process.wait()
-    return 0
+    return _summary(children)
 
 
 def _supervise(child: _Child, now: float) -> None:
     process = child.process
+    if child.stopped_because is not None:
+        return
     if process is None:
         if now >= child.restart_at:
             child.start()
@@ -143,6 +233,17 @@ def _supervise(child: _Child, now: float) -> None:
         if now - child.started > 30:
             child.delay = 0.5  # a healthy run resets the backoff
         return
+    if code == CONFIG_ERROR:
+        # It would fail the same way every few seconds, forever: say it once and leave it.
+        child.stopped_because = f"exited {code} (bad configuration): {child.last_error()}"
+        print(
+            f"plant up: {child.name} {child.stopped_because}\n"
+            f"plant up: not restarting {child.name}; the rest of the stack runs on. "
+            "Fix the error above, then run plant up again.",
+            file=sys.stderr,
+            flush=True,
+        )
+        return
     print(
         f"plant up: {child.name} exited with {code}; restarting in {child.delay:.1f} s",
         file=sys.stderr,
@@ -151,6 +252,20 @@ def _supervise(child: _Child, now: float) -> None:
     child.process = None
     child.restart_at = now + child.delay
     child.delay = min(child.delay * 2, _RESTART_MAX)
+
+
+def _hopeless(children: list[_Child]) -> bool:
+    """Nothing works without the broker; and with every child stopped there is nothing to run."""
+    broker_gone = any(c.name == "broker" and c.stopped_because for c in children)
+    return broker_gone or all(c.stopped_because for c in children)
+
+
+def _summary(children: list[_Child]) -> int:
+    """Exit 2, naming each child that was stopped for bad configuration, or 0."""
+    stopped = [child for child in children if child.stopped_because]
+    for child in stopped:
+        print(f"plant up: stopped {child.name}: {child.stopped_because}", file=sys.stderr)
+    return CONFIG_ERROR if stopped else 0
 
 
 def _demo_hints(children: list[_Child], config_args: list[str]) -> str:

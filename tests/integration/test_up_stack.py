@@ -1,0 +1,140 @@
+"""``plant up`` as a user runs it: a child with a bad file is stopped (not restarted forever),
+and a second stack on the same data directory is refused while the first one lives."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from plantd.testing import wait_for_workers
+from tests.conftest import Stack, make_stack
+
+ECHO = "org.plantd.module.Echo"
+BAD_DRIVER = "no driver named 'nosuchdriver'"
+
+
+@dataclass
+class Up:
+    """One ``plant up`` process, its output in files (a pipe left unread would block it)."""
+
+    process: subprocess.Popen[bytes]
+    out: Path
+    err: Path
+
+    def stdout(self) -> str:
+        return self.out.read_text(errors="replace")
+
+    def stderr(self) -> str:
+        return self.err.read_text(errors="replace")
+
+    def children(self) -> list[int]:
+        pid = self.process.pid
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        return [int(child) for child in text.split()]
+
+    def interrupt(self) -> int:
+        """Ctrl-C, as in its terminal: it stops its children in order and exits."""
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout=60)
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Stack:
+    return make_stack(tmp_path, security={"mode": "none"})
+
+
+@pytest.fixture
+def start_up(tmp_path: Path) -> Iterator[Callable[[Stack], Up]]:
+    started: list[Up] = []
+
+    def start(stack: Stack) -> Up:
+        n = len(started)
+        out, err = tmp_path / f"up{n}.out", tmp_path / f"up{n}.err"
+        with out.open("wb") as out_file, err.open("wb") as err_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "plantd.cli", "--config", str(stack.config_dir), "up"],
+                stdout=out_file,
+                stderr=err_file,
+            )
+        up = Up(process, out, err)
+        started.append(up)
+        return up
+
+    yield start
+    for up in started:
+        if up.process.poll() is None:
+            up.process.kill()
+            up.process.wait()
+
+
+def test_a_child_with_a_bad_file_is_stopped_once_and_the_rest_runs_on(
+    stack: Stack, start_up: Callable[[Stack], Up]
+) -> None:
+    modules = stack.config_dir / "modules.d"
+    modules.mkdir()
+    (modules / "bad.yaml").write_text("driver: nosuchdriver\nisolated: true\n")
+    up = start_up(stack)
+    wait_until(lambda: "not restarting module bad" in up.stderr(), "plant up to give up")
+    wait_for_workers(stack.endpoint, ECHO)  # the others run on
+    stderr = up.stderr()
+    assert "restarting in" not in stderr  # before: "exited with 2; restarting in 0.5 s", forever
+    assert f"plant up: module bad exited 2 (bad configuration): {stack.config_dir}" in stderr
+    assert up.process.poll() is None
+    assert up.interrupt() == 2  # the exit status says something was wrong
+    stderr = up.stderr()
+    assert stderr.count(BAD_DRIVER) == 3  # its own error once; plant up's line; the summary
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("plant up: stopped module bad: exited 2 (bad configuration): ")
+    assert BAD_DRIVER in last
+    assert "Traceback" not in stderr
+
+
+def test_a_second_stack_on_the_same_data_directory_is_refused(
+    stack: Stack, start_up: Callable[[Stack], Up]
+) -> None:
+    first = start_up(stack)
+    wait_for_workers(stack.endpoint, ECHO)
+    second = start_up(stack)
+    assert second.process.wait(timeout=60) == 1
+    data = stack.settings["paths"]["data"]
+    assert (
+        f"plant up: a stack is already running on {data} (plant up, pid {first.process.pid})"
+    ) in second.stderr()
+    assert "plantd stack up" not in second.stdout()  # it started nothing
+    assert first.process.poll() is None
+    assert first.interrupt() == 0
+
+
+def test_the_lock_goes_with_a_killed_plant_up(
+    stack: Stack, start_up: Callable[[Stack], Up]
+) -> None:
+    first = start_up(stack)
+    wait_until(lambda: "plantd stack up" in first.stdout(), "the first stack")
+    children = first.children()
+    first.process.kill()  # kill -9: no chance to let go of anything
+    first.process.wait()
+    for pid in children:  # its orphans hold the ports; the lock is not theirs to hold
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    third = start_up(stack)
+    wait_until(lambda: "plantd stack up" in third.stdout(), "a new stack after kill -9")
+    wait_for_workers(stack.endpoint, ECHO)
+    assert "already running" not in third.stderr()
+    assert third.interrupt() == 0
