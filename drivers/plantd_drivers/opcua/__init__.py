@@ -21,9 +21,10 @@ from plantd_drivers.opcua._config import (
 
 if TYPE_CHECKING:
     from plantd_drivers.opcua._driver import OpcuaDriver
-    from plantd_drivers.opcua._security import ServerNotTrusted
+    from plantd_drivers.opcua._security import ClientNotTrusted, ServerNotTrusted
 
 __all__ = [
+    "ClientNotTrusted",
     "OpcuaConnection",
     "OpcuaDriver",
     "OpcuaGroup",
@@ -42,8 +43,8 @@ def __getattr__(name: str) -> Any:
         from plantd_drivers.opcua._driver import OpcuaDriver
 
         return OpcuaDriver
-    if name == "ServerNotTrusted":
-        from plantd_drivers.opcua._security import ServerNotTrusted
+    if name in ("ClientNotTrusted", "ServerNotTrusted"):
+        from plantd_drivers.opcua import _security
 
-        return ServerNotTrusted
+        return getattr(_security, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,5 +1,10 @@
 """The implementation of ``plant opcua browse`` (imported only when it runs: asyncua is heavy,
-and ``plant`` starts without it)."""
+and ``plant`` starts without it).
+
+Servers differ in what they let pass: a Read of no nodes is BadNothingToDo on most (asyncua's
+own server lets it through), so a folder without variables is never asked for values. Any
+refusal of the server ends the command with its status code, never with a traceback.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from asyncua import ua
 from plantd.cli._common import emit
 from plantd.errors import DeviceError, UsageError
 from plantd_drivers.opcua._config import OpcuaConnection, OpcuaModule, OpcuaSecurity
+from plantd_drivers.opcua._errors import to_device_error
 from plantd_drivers.opcua._nodes import NamespaceTable
 from plantd_drivers.opcua._resolve import resolve_paths
 from plantd_drivers.opcua._session import Session
@@ -52,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     except DeviceError as exc:
         raise UsageError(f"browsing {args.endpoint}: {exc}") from exc
     lines = [f"namespace {i}: {uri}" for i, uri in enumerate(namespaces)]
+    if not rows:
+        lines.append(f"(no nodes below {args.path or 'Objects'})")
     for row in rows:
         indent = "  " * (row["depth"] - 1)
         lines.append(
@@ -67,19 +75,27 @@ async def _browse(
 ) -> tuple[list[str], list[dict[str, Any]]]:
     session = await Session.open(module)
     try:
-        client = session.client
-        namespaces = list(await client.get_namespace_array())
-        start = ua.NodeId(ua.Int32(ObjectIds.ObjectsFolder))
-        if path:
-            found, problems = await resolve_paths(client, NamespaceTable(namespaces, {}), {0: path})
-            if problems:
-                raise UsageError(problems[0])
-            start = found[0]
-        rows: list[dict[str, Any]] = []
-        await _walk(session, start, path.strip("/"), level=1, depth=depth, rows=rows)
-        return namespaces, rows
+        return await _list(session, path, depth)
+    except (DeviceError, UsageError):
+        raise
+    except Exception as exc:  # the server refused something: say what, not a traceback
+        raise to_device_error(exc, f"listing the nodes below {path or 'Objects'}") from exc
     finally:
         await session.close()
+
+
+async def _list(session: Session, path: str, depth: int) -> tuple[list[str], list[dict[str, Any]]]:
+    client = session.client
+    namespaces = list(await client.get_namespace_array())
+    start = ua.NodeId(ua.Int32(ObjectIds.ObjectsFolder))
+    if path:
+        found, problems = await resolve_paths(client, NamespaceTable(namespaces, {}), {0: path})
+        if problems:
+            raise UsageError(problems[0])
+        start = found[0]
+    rows: list[dict[str, Any]] = []
+    await _walk(session, start, path.strip("/"), level=1, depth=depth, rows=rows)
+    return namespaces, rows
 
 
 async def _walk(
@@ -89,8 +105,12 @@ async def _walk(
     node = session.client.get_node(node_id)
     children = await node.get_children_descriptions()
     variables = [c for c in children if c.NodeClass == ua.NodeClass.Variable]
-    values = await session.client.uaclient.read_attributes(
-        [c.NodeId for c in variables], AttributeIds.Value
+    values = (
+        await session.client.uaclient.read_attributes(
+            [c.NodeId for c in variables], AttributeIds.Value
+        )
+        if variables
+        else []
     )
     details = {c.NodeId.to_string(): v for c, v in zip(variables, values, strict=True)}
     for child in children:

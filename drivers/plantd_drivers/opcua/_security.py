@@ -5,23 +5,42 @@ The trust list pins server certificates: ``connection.security.trust`` names cer
 certificate to a trusted directory takes effect without a restart. A server whose certificate is
 not in the list is refused before any secure channel is opened (:class:`ServerNotTrusted`), with
 its thumbprint and subject in the message so that an operator can check it and add it.
+
+The other way round, a server that does not trust *our* certificate refuses the secure channel
+or the session (BadSecurityChecksFailed, BadCertificate…): :class:`ClientNotTrusted` names our
+certificate file, the one to give to the server's administrator.
+
+The private key is created mode 0600 whatever the umask, and a key found readable by others
+is made 0600 again, with a warning: anyone who reads it can pose as this module.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import socket
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from plantd.errors import DeviceUnavailable
 from plantd_drivers.opcua._config import OpcuaModule
 
-__all__ = ["ClientIdentity", "ServerNotTrusted", "check_trusted", "client_identity", "thumbprint"]
+__all__ = [
+    "ClientIdentity",
+    "ClientNotTrusted",
+    "ServerNotTrusted",
+    "check_trusted",
+    "client_identity",
+    "thumbprint",
+]
+
+log = logging.getLogger(__name__)
 
 _CERT_SUFFIXES = (".der", ".pem", ".crt", ".cer")
 
@@ -32,6 +51,18 @@ class ServerNotTrusted(DeviceUnavailable):
     A subclass of DeviceUnavailable so that the module keeps retrying (with backoff): once the
     certificate is added to a trusted directory, the next attempt connects.
     """
+
+
+class ClientNotTrusted(DeviceUnavailable):
+    """The server refused our certificate. Retried with backoff, as :class:`ServerNotTrusted`:
+    once the server's administrator trusts the certificate, the next attempt connects."""
+
+    def __init__(self, endpoint: str, code: str | None, certificate: Path) -> None:
+        why = f" ({code})" if code else ""
+        super().__init__(
+            f"connecting to {endpoint}: the server refused our certificate{why}: "
+            f"trust {certificate} on the server"
+        )
 
 
 @dataclass(frozen=True)
@@ -114,9 +145,15 @@ async def client_identity(module: OpcuaModule) -> ClientIdentity:
         pki = module.source.parent / "pki"
         certificate = certificate or pki / f"{module.name}-cert.der"
         private_key = private_key or pki / f"{module.name}-key.pem"
-    if not (certificate.is_file() and private_key.is_file()):
-        certificate.parent.mkdir(parents=True, exist_ok=True)
+    if private_key.is_file():
+        _keep_private(private_key)
+    else:
         private_key.parent.mkdir(parents=True, exist_ok=True)
+        _create_private_key(private_key)
+        certificate.unlink(missing_ok=True)  # it belonged to another key
+    if not certificate.is_file():
+        certificate.parent.mkdir(parents=True, exist_ok=True)
+        # asyncua loads the key made above and makes the certificate that goes with it.
         await setup_self_signed_certificate(
             private_key,
             certificate,
@@ -128,6 +165,28 @@ async def client_identity(module: OpcuaModule) -> ClientIdentity:
     return ClientIdentity(
         certificate, private_key, security.application_uri or _uri_of(certificate) or uri
     )
+
+
+def _create_private_key(path: Path) -> None:
+    """A new RSA key in ``path``, readable by its owner only from the first byte on."""
+    from asyncua.crypto.cert_gen import generate_private_key
+
+    pem = generate_private_key().private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    # os.open's mode is narrowed by the umask, never widened; fchmod makes it exactly 0600.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        os.fchmod(fd, 0o600)
+        file.write(pem)
+
+
+def _keep_private(path: Path) -> None:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        path.chmod(mode & 0o700 | 0o600)
+        log.warning(
+            "%s was readable by others (mode %o); made it %o",
+            path, mode, stat.S_IMODE(path.stat().st_mode),
+        )  # fmt: skip
 
 
 def _uri_of(certificate: Path) -> str | None:

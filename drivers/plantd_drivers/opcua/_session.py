@@ -31,17 +31,28 @@ from plantd.bus import SampleValue
 from plantd.errors import DeviceFault, DeviceUnavailable
 from plantd.module import Reading
 from plantd_drivers.opcua._config import OpcuaGroup, OpcuaModule, OpcuaPoint
-from plantd_drivers.opcua._errors import code_name, to_device_error
+from plantd_drivers.opcua._errors import (
+    ChannelWitness,
+    code_name,
+    refuses_certificate,
+    status_error,
+    to_device_error,
+)
 from plantd_drivers.opcua._methods import BoundMethod, bind_methods
 from plantd_drivers.opcua._nodes import NamespaceTable
 from plantd_drivers.opcua._resolve import resolve_paths
-from plantd_drivers.opcua._security import check_trusted, client_identity
+from plantd_drivers.opcua._security import (
+    ClientIdentity,
+    ClientNotTrusted,
+    check_trusted,
+    client_identity,
+)
 from plantd_drivers.opcua._subscription import (
     GroupSubscription,
     data_value_reading,
     monitored_item_request,
 )
-from plantd_drivers.opcua._ua import AttributeIds, Client
+from plantd_drivers.opcua._ua import AttributeIds, Client, UaStatusCodeError
 from plantd_drivers.opcua._values import coerce
 
 __all__ = ["Session"]
@@ -64,6 +75,7 @@ class Session:
         self.methods: dict[str, BoundMethod] = {}
         self.subscriptions: dict[int, GroupSubscription] = {}
         self.lost_reason: str | None = None
+        self.identity: ClientIdentity | None = None  # ours, on a secure connection
         self._variant_types: dict[str, ua.VariantType] = {}
         self._handles = 0
 
@@ -78,6 +90,7 @@ class Session:
         client.name = client.description = f"plantd module {module.name}"
         client.session_timeout = round(connection.session_timeout * 1000)
         session = cls(module, client)
+        witness = ChannelWitness()
         try:
             async with asyncio.timeout(connection.timeout * 4):
                 await session._secure()
@@ -85,10 +98,11 @@ class Session:
                     client.set_user(connection.username)
                     client.set_password(connection.password or "")
                 client.connection_lost_callback = session._on_lost
-                await client.connect()
+                with witness.watching():
+                    await client.connect()
         except BaseException as exc:
             await session.close()
-            raise to_device_error(exc, f"connecting to {connection.endpoint}") from exc
+            raise session._connect_error(exc, witness.code) from exc
         try:
             async with asyncio.timeout(connection.timeout * 4):
                 await session._resolve()
@@ -97,11 +111,32 @@ class Session:
             raise to_device_error(exc, "resolving the module's nodes") from exc
         return session
 
+    def _connect_error(self, exc: BaseException, logged_code: int | None) -> Exception:
+        """What went wrong in :meth:`open`, saying so when the server refused our certificate."""
+        endpoint = self.connection.endpoint
+        what = f"connecting to {endpoint}"
+        if self.identity is None:  # no secure channel, no certificate of ours
+            return to_device_error(exc, what)
+        code = int(exc.code) if isinstance(exc, UaStatusCodeError) else None
+        if isinstance(exc, AssertionError):  # asyncua lost the code (see ChannelWitness)
+            if logged_code is None:
+                return DeviceUnavailable(
+                    f"{what}: the server refused to open a secure channel and gave no reason; "
+                    f"if it does not trust our certificate, trust {self.identity.certificate} "
+                    "on the server"
+                )
+            code = logged_code
+        if code is not None and refuses_certificate(code):
+            return ClientNotTrusted(endpoint, code_name(code), self.identity.certificate)
+        if code is not None:
+            return status_error(code, what)
+        return to_device_error(exc, what)
+
     async def _secure(self) -> None:
         security = self.connection.security
         if security.policy == "None":
             return
-        identity = await client_identity(self.module)
+        identity = self.identity = await client_identity(self.module)
         self.client.application_uri = identity.application_uri
         policy = security_policies.SecurityPolicyBasic256Sha256
         mode = _MODES[security.mode]
