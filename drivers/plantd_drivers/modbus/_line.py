@@ -7,7 +7,11 @@ time, so every request goes through :meth:`Line.request`, which
 1. asks the unit's :class:`Breaker` first: a quarantined unit is answered for at once with
    :class:`UnitDown`, without waiting for the line (this is what keeps one dead slave from
    stalling an RS-485 line);
-2. takes the line's lock (FIFO, so groups take turns request by request);
+2. takes the line's lock (FIFO, so groups take turns request by request). A probe of a
+   quarantined unit goes last: it waits until no request of an answering unit is waiting or
+   out, so a silent unit's timeout falls after the healthy units' requests of the cycle instead
+   of in front of them (at 1 s polling with a 1 s timeout, a probe first cost every other unit
+   of the connection a whole cycle). Only one probe is out at a time per unit (the breaker);
 3. connects if the connection was lost, at most once per backoff delay (``backoff_initial``
    doubling to ``backoff_max``; the first try after a loss is immediate), so polling resumes
    by itself after a device reboots or a cable is plugged back;
@@ -18,7 +22,15 @@ time, so every request goes through :meth:`Line.request`, which
    is the likely culprit (a wedged gateway, a server that accepts but never answers): the
    connection is closed and :class:`~plantd.errors.DeviceUnavailable` raised, so that the
    next request reconnects; the breakers stay open, so the units are probed again on their
-   own schedule rather than hammered.
+   own schedule rather than hammered. They stay open across reconnects too (``open`` does not
+   reset them): a unit silent before the connection dropped is probably silent after it, and
+   asking it with full retries again would cost every other unit its timeouts again. While
+   every unit is quarantined and the connection is up, a request is answered with
+   :class:`UnitDown`; only a closed connection makes it ``DeviceUnavailable``.
+
+Why a unit counts as down is kept per unit and named in every error: no answer within the
+timeout, or a gateway's exception 10 (no path to the unit) or 11 (the unit behind it did not
+answer), with the code.
 
 Exception answers (:class:`Refused`) and answers that do not fit (:class:`BadAnswer`) prove the
 unit is alive; they go back to the caller, which decides what they mean for its points.
@@ -38,12 +50,19 @@ from plantd.errors import DeviceUnavailable
 from plantd_drivers.modbus._breaker import Breaker, BreakerState
 from plantd_drivers.modbus._config import ModbusConnection
 from plantd_drivers.modbus._transport import BadAnswer, NoAnswer, Refused, Transport
-from plantd_drivers.modbus._types import GATEWAY_NO_ANSWER
+from plantd_drivers.modbus._types import GATEWAY_NO_ANSWER, describe_exception
 
 __all__ = ["Line", "UnitDown"]
 
 log = logging.getLogger("plantd_drivers.modbus")
 T = TypeVar("T")
+
+# Polls due at the same moment wake in the same few turns of the event loop; a probe lets
+# that many turns pass before it looks whether the line is idle.
+_SAME_TICK_YIELDS = 3
+# A probe waits for an idle line at most 10 timeouts, never past this (the runtime treats a
+# read of 30 s as a hung driver).
+_PROBE_PATIENCE_MAX = 20.0
 
 
 class UnitDown(Exception):
@@ -75,6 +94,10 @@ class Line:
         self._connect_at = 0.0
         self._connect_delay = connection.backoff_initial
         self._was_connected = False
+        self._why_down: dict[int, str] = {}
+        self._busy = 0  # requests of answering units waiting for the line or on it
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     @property
     def where(self) -> str:
@@ -83,8 +106,6 @@ class Line:
     async def open(self) -> None:
         """Connect now; raises DeviceUnavailable if that fails."""
         self._open = True
-        for breaker in self.breakers.values():
-            breaker.reset()
         self._connect_at = 0.0
         self._connect_delay = self.connection.backoff_initial
         async with self._lock:
@@ -102,19 +123,69 @@ class Line:
             unit, Breaker(self.connection.backoff_initial, self.connection.backoff_max)
         )
         if not breaker.allow(self.clock()):
-            if all(b.down for b in self.breakers.values()):
+            everyone_down = all(b.down for b in self.breakers.values())
+            if everyone_down and not self.transport.connected:
                 raise DeviceUnavailable(self.last_error or f"{self.where}: no unit answers")
             raise UnitDown(self._down_text(unit, breaker))
-        settled = False
+        if breaker.state is BreakerState.PROBING:
+            return await self._probe(unit, breaker, operation)
+        self._busy += 1
+        self._idle.clear()
         try:
             async with self._lock:
-                if not self.transport.connected:
-                    if self._was_connected:  # dropped by the other end while idle
-                        self._lost("the connection was closed by the other end")
-                    await self._connect()
-                result = await self._attempts(unit, breaker, operation)
-                settled = True
-                return result
+                return await self._exchange(unit, breaker, operation)
+        finally:
+            self._busy -= 1
+            if not self._busy:
+                self._idle.set()
+
+    async def _probe(
+        self, unit: int, breaker: Breaker, operation: Callable[[Transport], Awaitable[T]]
+    ) -> T:
+        """Ask a quarantined unit once, when the answering units are served (see the top)."""
+        try:
+            async with asyncio.timeout(self._probe_patience()):
+                await self._wait_idle()
+        except TimeoutError:
+            breaker.abandoned(self.clock())  # the line never went idle: probe at the next poll
+            raise UnitDown(self._down_text(unit, breaker)) from None
+        except BaseException:  # cancelled while waiting: the next poll probes instead
+            breaker.abandoned(self.clock())
+            raise
+        # _wait_idle returned holding the lock
+        try:
+            return await self._exchange(unit, breaker, operation)
+        finally:
+            self._lock.release()
+
+    async def _wait_idle(self) -> None:
+        """Take the lock at a moment no answering unit's request waits for it or holds it."""
+        for _ in range(_SAME_TICK_YIELDS):  # polls due at the same moment as this one go first
+            await asyncio.sleep(0)
+        while True:
+            await self._idle.wait()
+            await self._lock.acquire()
+            if not self._busy:
+                return
+            self._lock.release()  # someone came while we queued: behind them again
+
+    def _probe_patience(self) -> float:
+        """How long a probe waits for an idle line before it gives up until the next poll."""
+        return min(10 * self.connection.timeout, _PROBE_PATIENCE_MAX)
+
+    async def _exchange(
+        self, unit: int, breaker: Breaker, operation: Callable[[Transport], Awaitable[T]]
+    ) -> T:
+        """Connect if needed and run ``operation``; the caller holds the lock."""
+        settled = False
+        try:
+            if not self.transport.connected:
+                if self._was_connected:  # dropped by the other end while idle
+                    self._lost("the connection was closed by the other end")
+                await self._connect()
+            result = await self._attempts(unit, breaker, operation)
+            settled = True
+            return result
         except (Refused, BadAnswer):
             settled = True
             raise
@@ -126,6 +197,7 @@ class Line:
         self, unit: int, breaker: Breaker, operation: Callable[[Transport], Awaitable[T]]
     ) -> T:
         attempts = 1 + breaker.retries(self.connection.retries)
+        why = f"does not answer (timeout {self.connection.timeout:g} s)"
         for _ in range(attempts):
             if self._gap:
                 await self._keep_quiet()
@@ -138,6 +210,7 @@ class Line:
             except Refused as exc:
                 if exc.code in GATEWAY_NO_ANSWER:
                     self.counters["no_answer"] += 1
+                    why = f"is not reached by the gateway: {describe_exception(exc.code)}"
                     break  # the gateway already waited for the unit: do not ask again
                 self.counters["refused"] += 1
                 self._answered(unit, breaker)
@@ -153,32 +226,37 @@ class Line:
                 self._quiet_until = self.clock() + self._gap
             self._answered(unit, breaker)
             return result
-        raise self._no_answer(unit, breaker)
+        raise self._no_answer(unit, breaker, why)
 
     def _answered(self, unit: int, breaker: Breaker) -> None:
+        self._why_down.pop(unit, None)
         if breaker.succeeded():
             log.info("modbus %s: unit %d answers again", self.where, unit)
 
-    def _no_answer(self, unit: int, breaker: Breaker) -> Exception:
+    def _no_answer(self, unit: int, breaker: Breaker, why: str) -> Exception:
         now = self.clock()
-        if breaker.failed(now):
+        changed = self._why_down.get(unit) != why
+        self._why_down[unit] = why
+        if breaker.failed(now) or changed:
             log.warning(
-                "modbus %s: unit %d does not answer; quarantined, next try in %.3g s",
+                "modbus %s: unit %d %s; quarantined, next try in %.3g s",
                 self.where,
                 unit,
+                why,
                 breaker.delay,
             )
         if all(b.down for b in self.breakers.values()):
-            reason = f"{self.where}: no unit answers (timeout {self.connection.timeout:g} s)"
+            reason = f"{self.where}: no unit answers (last: unit {unit} {why})"
             self._lost(reason)
             return DeviceUnavailable(reason)
         return UnitDown(self._down_text(unit, breaker))
 
     def _down_text(self, unit: int, breaker: Breaker) -> str:
+        why = self._why_down.get(unit, "does not answer")
         wait = breaker.next_probe_in(self.clock())
         if breaker.state is BreakerState.PROBING or wait is None:
-            return f"unit {unit} does not answer (being probed)"
-        return f"unit {unit} does not answer (quarantined, next try in {wait:.3g} s)"
+            return f"unit {unit} {why} (being probed)"
+        return f"unit {unit} {why} (quarantined, next try in {wait:.3g} s)"
 
     async def _keep_quiet(self) -> None:
         wait = self._quiet_until - self.clock()
@@ -229,6 +307,7 @@ class Line:
             "units": {
                 str(unit): {
                     "state": breaker.state.value,
+                    "why": self._why_down.get(unit) if breaker.down else None,
                     "quarantines": breaker.trips,
                     "next_try_in": breaker.next_probe_in(now),
                 }

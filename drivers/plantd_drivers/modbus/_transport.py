@@ -83,6 +83,7 @@ class Transport:
         self.close()
         client = self._new_client()
         self._client = client
+        failure = _record_connect_failure(client)
         try:
             ok = await client.connect()
         except (OSError, ValueError, termios.error, ModbusException) as exc:
@@ -90,12 +91,23 @@ class Transport:
             # it does not know, termios.error for settings the port refuses
             ok, reason = False, f"{type(exc).__name__}: {exc}"
         else:
-            reason = "no answer to connect" if self.connection.transport != "rtu" else "cannot open"
+            reason = self._connect_failure(failure)
         if not ok:
             self.close()
             raise DeviceUnavailable(f"{self.describe()}: {reason}")
         client.set_max_no_responses(_NEVER)
         _guard_decoding(client)
+
+    def _connect_failure(self, failure: list[BaseException]) -> str:
+        """Why pymodbus's connect() returned False, from the error it swallowed."""
+        exc = failure[0] if failure else None
+        if self.connection.transport == "rtu":
+            return f"cannot open: {exc}" if exc is not None else "cannot open"
+        if isinstance(exc, ConnectionRefusedError):
+            return "connection refused (nothing listens on that port, or a firewall rejects it)"
+        if exc is None or isinstance(exc, TimeoutError):
+            return f"no answer to connect within {self.connection.timeout:g} s"
+        return f"cannot connect: {exc.strerror or exc}" if isinstance(exc, OSError) else str(exc)
 
     def close(self) -> None:
         client, self._client = self._client, None
@@ -194,6 +206,26 @@ logging.getLogger("pymodbus").setLevel(logging.WARNING)
 _PYMODBUS_LOG = logging.getLogger("pymodbus.logging")
 if not any(isinstance(f, _Repetitions) for f in _PYMODBUS_LOG.filters):
     _PYMODBUS_LOG.addFilter(_Repetitions())
+
+
+def _record_connect_failure(
+    client: AsyncModbusTcpClient | AsyncModbusSerialClient,
+) -> list[BaseException]:
+    """pymodbus's connect() logs why it failed and returns False; keep the error instead, so
+    a refused connection is not reported as a silent one. Returns the list it lands in."""
+    failure: list[BaseException] = []
+    manager = client.ctx
+    create = manager.call_create
+
+    async def recorded() -> Any:
+        try:
+            return await create()
+        except Exception as exc:
+            failure.append(exc)
+            raise
+
+    manager.call_create = recorded
+    return failure
 
 
 class _Undecodable(Exception):

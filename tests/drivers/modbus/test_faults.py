@@ -177,7 +177,7 @@ async def test_gateway_exceptions_count_as_a_silent_unit(rig: Rig) -> None:
     readings = await driver.read(module.groups[1])
     error = readings["u2r0"].error
     assert error is not None
-    assert "unit 2 does not answer" in error
+    assert "unit 2 is not reached by the gateway: exception 11" in error
     assert rig.sim.count(unit=2) == 1  # the gateway already waited: no retries
     assert all(r.quality is Quality.GOOD for r in (await driver.read(module.groups[0])).values())
     await driver.close()
