@@ -112,6 +112,11 @@ class ModbusDriver:
             **self.line.status(),
             "writes": self.writes,
             "requests_per_cycle": {name: len(r.plan()) for name, r in self.readers.items()},
+            "held_back": [
+                held
+                for reader in self.readers.values()
+                for held in reader.refusals.status(reader.unit, self.line.clock())
+            ],
             "learned_cuts": {
                 f"{unit}/{table}": list(cuts) for (unit, table), cuts in self.learned.cuts.items()
             },

@@ -8,6 +8,11 @@ the plan through the :class:`Line`:
 - a refusal with exception 2 or 3 of a request of several points is split (``_planner``) and
   both parts are read at once; other refusals, and answers that do not fit the question, make
   that request's points ``bad`` and the others carry on;
+- a request refused for a reason that does not go away by itself (exception 1, 2 or 3 once it
+  cannot be split: a point the device does not map, a function it does not have) is not asked
+  again every cycle: its points stay ``bad`` with the refusal, and it is asked again after
+  10 s, then 20 s, 40 s… up to 5 minutes (:class:`Refusals`), so a device whose map changes
+  (a firmware update, a module plugged in) is noticed without a restart;
 - a unit that does not answer (:class:`UnitDown`) makes the group's remaining points ``bad``;
 - if the device refused every request of the group, the read raises
   :class:`~plantd.errors.DeviceFault`.
@@ -18,7 +23,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from plantd.errors import DeviceFault
 from plantd.module import Reading
@@ -36,9 +41,17 @@ from plantd_drivers.modbus._planner import Item, Learned, Limits, Request, plan
 from plantd_drivers.modbus._transport import BadAnswer, Refused, Transport
 from plantd_drivers.modbus._types import BIT_TABLES, TABLES, Table, describe_exception
 
-__all__ = ["GroupReader", "build_codec"]
+__all__ = ["GroupReader", "Refusals", "build_codec"]
 
 Decoder = BlockDecoder | BitDecoder
+
+LASTING_REFUSALS: Final = frozenset({1, 2, 3})
+"""Exception codes that say the question is wrong, not that the device is busy."""
+_WHY_LASTING: Final = {
+    1: "the device does not support this function code",
+    2: "the device does not map this address",
+    3: "the device refuses this count at this address",
+}
 
 
 def build_codec(point: ModbusPoint, group: ModbusGroup, connection: ModbusConnection) -> PointCodec:
@@ -86,6 +99,7 @@ class GroupReader:
         self.limits = {t: bit_limits if t in BIT_TABLES else register_limits for t in TABLES}
         self._steps: list[Step] = []
         self._version = -1
+        self.refusals = Refusals()
 
     def plan(self) -> list[Request]:
         return [step.request for step in self.steps()]
@@ -130,6 +144,11 @@ class GroupReader:
         while pending:
             step = pending.popleft()
             request = step.request
+            held = self.refusals.holding(request, line.clock())
+            if held is not None:  # refused for good last time: not asked before its retry
+                refusals.append(held)
+                self._bad(request, held, readings)
+                continue
             try:
                 values = await line.request(self.unit, step.operation)
             except Refused as exc:
@@ -138,6 +157,8 @@ class GroupReader:
                     continue
                 refusal = describe_exception(exc.code)
                 problem = f"unit {self.unit} refused {_describe(request)}: {refusal}"
+                if exc.code in LASTING_REFUSALS:
+                    problem = self.refusals.refused(request, exc.code, problem, line.clock())
                 refusals.append(problem)
                 self._bad(request, problem, readings)
                 continue
@@ -150,6 +171,7 @@ class GroupReader:
                     self._bad(rest.request, str(exc), readings)
                 return readings
             answered = True
+            self.refusals.answered(request)
             step.decoder.decode(values, readings)
         if refusals and not answered:
             raise DeviceFault(refusals[0] if len(refusals) == 1 else "; ".join(refusals))
@@ -159,6 +181,53 @@ class GroupReader:
         bad = Reading.bad(problem)
         for item in request.items:
             readings[self.names[item.key]] = bad
+
+
+class Refusals:
+    """Requests refused for a lasting reason, and when each is asked again.
+
+    ``refused`` starts (or doubles) a request's wait: 10 s, 20 s, 40 s… up to 5 minutes;
+    ``holding`` says whether a request is still waiting (and with what problem); ``answered``
+    forgets it. Sans-IO: the caller passes ``now`` (the line's clock).
+    """
+
+    FIRST: Final = 10.0
+    LONGEST: Final = 300.0
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[int, int, int], tuple[float, float, int, str]] = {}
+
+    def refused(self, request: Request, code: int, problem: str, now: float) -> str:
+        """Hold ``request`` back; returns the problem its points carry until it is asked."""
+        key = (request.function, request.address, request.count)
+        last = self._held.get(key)
+        wait = self.FIRST if last is None else min(2 * last[1], self.LONGEST)
+        problem = f"{problem}: {_WHY_LASTING[code]}; asked again in {wait:g} s"
+        self._held[key] = (now + wait, wait, code, problem)
+        return problem
+
+    def holding(self, request: Request, now: float) -> str | None:
+        held = self._held.get((request.function, request.address, request.count))
+        if held is None or now >= held[0]:
+            return None
+        return held[3]
+
+    def answered(self, request: Request) -> None:
+        if self._held:
+            self._held.pop((request.function, request.address, request.count), None)
+
+    def status(self, unit: int, now: float) -> list[dict[str, Any]]:
+        return [
+            {
+                "unit": unit,
+                "function": function,
+                "address": address,
+                "count": count,
+                "exception": code,
+                "next_try_in": max(0.0, until - now),
+            }
+            for (function, address, count), (until, _, code, _) in sorted(self._held.items())
+        ]
 
 
 @dataclass(frozen=True, slots=True)
