@@ -35,6 +35,7 @@ from plantd.cli import (
     _state_cmd,
     _up_cmd,
 )
+from plantd.cli._common import exit_status
 from plantd.errors import ConfigError, PlantdError, SecurityError
 
 __all__ = ["build_parser", "main"]
@@ -103,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return CONFIG_ERROR
     except PlantdError as exc:
         print(f"plant: error: {exc}", file=sys.stderr)
-        return 1
+        return exit_status(exc)
     except KeyboardInterrupt:
         return 130
     return code

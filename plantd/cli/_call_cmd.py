@@ -27,7 +27,10 @@ def client_for(args: argparse.Namespace) -> Client:
         overrides["timeout"] = args.timeout
     if args.retries is not None:
         overrides["retries"] = args.retries
-    return Client.from_config(config.broker.endpoint, config.client, **overrides)
+    # A person waits for the answer: say at once when no broker or no worker is there.
+    return Client.from_config(
+        config.broker.endpoint, config.client, check_presence=True, **overrides
+    )
 
 
 def register(sub: Any) -> None:

@@ -8,10 +8,25 @@ import sys
 from pathlib import Path
 
 from plantd.config import PlantdConfig, load_config, resolve_config_dir
+from plantd.errors import NoBroker, NoWorker, PlantdError
 from plantd.logs import configure_logging
 from plantd.security import assume_identity, use_identity, user_identity
 
-__all__ = ["OUTPUT_OPTIONS", "cli_config", "emit", "serve_as", "setup_logging"]
+__all__ = [
+    "NO_BROKER",
+    "NO_WORKER",
+    "OUTPUT_OPTIONS",
+    "cli_config",
+    "emit",
+    "exit_status",
+    "serve_as",
+    "setup_logging",
+]
+
+# Exit statuses a script can tell apart (docs/errors.md): 1 is any other error, 2 bad
+# configuration or a missing key (plantd._entry.CONFIG_ERROR).
+NO_BROKER = 3  # nothing answers at broker.endpoint
+NO_WORKER = 4  # the broker is there, nobody serves the service
 
 # Added to every leaf subcommand so `plant mmi workers --json` works as well as
 # `plant --json mmi workers` (SUPPRESS keeps the top-level value when it is not repeated).
@@ -53,3 +68,12 @@ def emit(args: argparse.Namespace, data: object, human: str) -> None:
         sys.stdout.write("\n")
     else:
         print(human)
+
+
+def exit_status(exc: PlantdError) -> int:
+    """The exit status for an error that ends a command (other than configuration)."""
+    if isinstance(exc, NoBroker):
+        return NO_BROKER
+    if isinstance(exc, NoWorker):
+        return NO_WORKER
+    return 1

@@ -80,7 +80,7 @@ def _run(
     from plantd.state import StateClient
 
     config = config or cli_config(args)
-    overrides: dict[str, object] = {}
+    overrides: dict[str, object] = {"check_presence": True}  # "nobody there" at once
     if args.timeout is not None:
         overrides["timeout"] = args.timeout
     if args.retries is not None:
