@@ -94,6 +94,12 @@ def _service(name: str) -> str:
 def _status(args: argparse.Namespace) -> int:
     with client_for(args) as client:
         status = call(client, _service(args.name), "status")
+    emit(args, status, status_text(status))
+    return 0
+
+
+def status_text(status: dict[str, Any]) -> str:
+    """The plain-text form of a module's status (``--json`` shows all of it)."""
     connection = status["connection"]
     lines = [
         f"module      {status['module']} (driver {status['driver']})",
@@ -108,8 +114,30 @@ def _status(args: argparse.Namespace) -> int:
             f"{name:20} {group['interval']:>8g}s {group['polls']:>8} {group['overruns']:>9} "
             f"{group['failures']:>9}  {group['error'] or ''}"
         )
-    emit(args, status, "\n".join(lines))
-    return 0
+    lines.extend(_units_down(status.get("driver_status") or {}))
+    return "\n".join(lines)
+
+
+def _units_down(driver_status: dict[str, Any]) -> list[str]:
+    """Units of a shared line a driver has quarantined, and requests it holds back (Modbus):
+    their points are bad without a request going out, which a group's row does not show."""
+    lines = []
+    units = driver_status.get("units")
+    for unit, info in sorted((units if isinstance(units, dict) else {}).items()):
+        if not isinstance(info, dict) or info.get("state", "ok") == "ok":
+            continue
+        wait = info.get("next_try_in")
+        when = f", next try in {wait:.3g} s" if isinstance(wait, int | float) else ""
+        why = f": {info['why']}" if info.get("why") else ""
+        lines.append(f"unit {unit:<6} {info['state']}{when}{why}")
+    held = driver_status.get("held_back")
+    for request in held if isinstance(held, list) else []:
+        lines.append(
+            f"unit {request['unit']:<6} FC {request['function']} from {request['address']}, "
+            f"{request['count']} held back after exception {request['exception']}, "
+            f"next try in {request['next_try_in']:.3g} s"
+        )
+    return lines
 
 
 def _read(args: argparse.Namespace) -> int:
