@@ -22,6 +22,7 @@ import dataclasses
 import heapq
 import itertools
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -92,7 +93,28 @@ class SimRunner:
         """Step the plant once and start every device's server."""
         self._show(self.plant.step(self.clock()))
         for binding in self.bindings.values():
-            await binding.start_server(run_dir=self.run_dir, port=0 if self.free_ports else None)
+            try:
+                await binding.start_server(
+                    run_dir=self.run_dir, port=0 if self.free_ports else None
+                )
+            except OSError as exc:  # a busy port, a run directory we may not write
+                await self.close()  # the devices already serving, too
+                raise SimError(self._cannot_serve(binding, exc)) from exc
+
+    def _cannot_serve(self, binding: ModbusBinding, exc: OSError) -> str:
+        spec = binding.spec
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        if spec.transport != "rtu":
+            return (
+                f"{self.name}: device {spec.name!r} cannot listen on {spec.host}:{spec.port}: "
+                f"{reason} (another simulator or server has it? port: 0 or --free-ports "
+                "takes any free port)"
+            )
+        where = f" at {exc.filename}" if exc.filename else ""
+        return (
+            f"{self.name}: device {spec.name!r} cannot make its pty link {spec.link}{where}: "
+            f"{reason} (--run-dir DIR or paths.run puts links elsewhere)"
+        )
 
     async def run(self) -> None:
         """Step the plant every tick and run due jobs, until :meth:`stop`."""

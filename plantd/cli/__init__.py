@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import select
+import signal
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
@@ -89,6 +91,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``plant``: run one command, map plantd's errors to a message and an exit status."""
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # a reader gone shows here, not as a traceback at interpreter exit
+    except BaseException as exc:
+        if not (_is_broken_pipe(exc) and _stdout_closed()):
+            raise
+        return _quiet_after_broken_pipe()
+    return code
+
+
+def _is_broken_pipe(exc: BaseException) -> bool:
+    """A BrokenPipeError, or a group of them (raised out of an asyncio TaskGroup)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_is_broken_pipe(inner) for inner in exc.exceptions)
+    return isinstance(exc, BrokenPipeError)
+
+
+def _stdout_closed() -> bool:
+    """True if nobody reads our stdout any more (the pipe's reader closed it): only then is a
+    BrokenPipeError the reader's doing (``plant … | head``), not a peer's on some socket."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), 0)  # POLLERR is reported whatever is asked
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
+def _quiet_after_broken_pipe() -> int:
+    """The Python docs' recipe for SIGPIPE: stdout goes to /dev/null (Python flushes it again
+    at exit and would complain), and the exit status is a shell's for a process SIGPIPE ended."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.environ = dict(os.environ)

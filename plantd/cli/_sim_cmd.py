@@ -14,11 +14,13 @@ import asyncio
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from plantd.cli._call_cmd import add_client_options, client_for
 from plantd.cli._common import OUTPUT_OPTIONS, cli_config, emit, serve_as, setup_logging
+from plantd.config import PathsConfig
 from plantd.errors import ConfigError, UsageError
 from plantd.service import call
 
@@ -116,7 +118,7 @@ def _run(args: argparse.Namespace) -> int:
     if not args.no_control:
         serve_as(config, "service.sim")
     files = [load_sim_file(path) for path in args.files]
-    run_dir = args.run_dir or Path(os.path.normpath(config.paths.run))
+    run_dir = args.run_dir or _run_dir(config.paths.run, args.environ)
     asyncio.run(
         serve(
             files,
@@ -129,6 +131,35 @@ def _run(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _run_dir(configured: Path, environ: dict[str, str]) -> Path:
+    """Where pty links go: ``paths.run``; but the built-in default (``/run/plantd``, made by
+    systemd on the appliance) is root's, so a user who set nothing gets a directory of their
+    own instead: ``$XDG_RUNTIME_DIR/plantd``, else ``plantd-UID`` in the temp directory."""
+    run_dir = Path(os.path.normpath(configured))
+    if run_dir != PathsConfig().run or _usable(run_dir):
+        return run_dir  # what the config says (an error later names it if it is not usable)
+    runtime = environ.get("XDG_RUNTIME_DIR")
+    if runtime and _usable(Path(runtime) / "plantd"):
+        return Path(runtime) / "plantd"
+    shared = Path(tempfile.gettempdir()) / f"plantd-{os.getuid()}"
+    if not _usable(shared) or shared.stat().st_uid != os.getuid():
+        # In a directory everyone may write, a name someone else took is not ours to trust.
+        raise UsageError(
+            f"no run directory for pty links: {run_dir} and {shared} are not yours to write; "
+            "give one with --run-dir DIR (or paths.run)"
+        )
+    return shared
+
+
+def _usable(directory: Path) -> bool:
+    """The directory is ours to write in (made if need be, private if we made it)."""
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(directory, os.W_OK | os.X_OK)
 
 
 def _check(args: argparse.Namespace) -> int:
