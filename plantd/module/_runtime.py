@@ -99,8 +99,8 @@ class ModuleRuntime:
         driver: Driver,
         *,
         publisher: BusPublisher | None = None,
-        reconnect_initial: float = 0.5,
-        reconnect_max: float = 30.0,
+        reconnect_initial: float | None = None,
+        reconnect_max: float | None = None,
     ) -> None:
         self.config = config
         self.module = module
@@ -110,8 +110,11 @@ class ModuleRuntime:
             config.bus.frontend, high_water_mark=config.bus.high_water_mark
         )
         self.table = PointTable(module, self.publisher)
+        initial, maximum = _reconnect_backoff(module)
         self.connection = Connection(
-            f"module {module.name}", initial=reconnect_initial, maximum=reconnect_max
+            f"module {module.name}",
+            initial=initial if reconnect_initial is None else reconnect_initial,
+            maximum=maximum if reconnect_max is None else reconnect_max,
         )
         self.stats: dict[str, GroupStats] = {}
         self.started = time.time()
@@ -381,6 +384,16 @@ class ModuleRuntime:
         except TimeoutError:
             return False
         return True
+
+
+def _reconnect_backoff(module: ModuleConfig) -> tuple[float, float]:
+    """The module file's ``connection.reconnect_initial``/``reconnect_max`` where its driver
+    has them (OPC UA, serial), else 0.5 s doubling to 30 s."""
+    connection = getattr(module, "connection", None)
+    return (
+        float(getattr(connection, "reconnect_initial", 0.5)),
+        float(getattr(connection, "reconnect_max", 30.0)),
+    )
 
 
 def _describe(exc: BaseException) -> str:

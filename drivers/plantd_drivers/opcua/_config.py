@@ -12,6 +12,8 @@
         trust: [pki/trusted]                   # server certificates (files or directories)
       username: operator
       password: secret
+      reconnect_initial: 500ms                 # a lost server: backoff from this…
+      reconnect_max: 30s                       # …doubling up to this, for ever
     groups:
       - name: line
         interval: 500ms                        # publishing interval (subscription) or poll
@@ -114,8 +116,18 @@ class OpcuaConnection:
     session_timeout: Annotated[float, Duration, Ge(1)] = 60.0
     """How long the server keeps a session whose client went silent (its leak guard)."""
     max_items_per_request: Annotated[int, Ge(1), Le(100_000)] = 1000
+    reconnect_initial: Annotated[float, Duration, Gt(0)] = 0.5
+    """The first wait before connecting again to a lost server; it doubles after each failure…"""
+    reconnect_max: Annotated[float, Duration, Gt(0)] = 30.0
+    """…up to this (each wait drawn from its upper half); the module never gives up."""
 
     def cross_check(self) -> Iterator[tuple[KeyPath, str]]:
+        if self.reconnect_initial > self.reconnect_max:
+            yield (
+                ("reconnect_initial",),
+                f"must not exceed reconnect_max ({self.reconnect_max:g} s), "
+                f"got {self.reconnect_initial:g} s",
+            )
         if self.password is not None and self.username is None:
             yield ("password",), "a password needs a username"
 

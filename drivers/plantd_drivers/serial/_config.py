@@ -2,19 +2,21 @@
 
     driver: serial
     connection:
-      port: /dev/ttyUSB0
+      port: /dev/ttyUSB0         # a relative path is relative to this file's directory
       baudrate: 9600
       parity: none               # none, even, odd, mark, space
       stopbits: 1                # 1, 1.5, 2
       terminator: "\\r\\n"
       rs485: {mode: kernel}      # RTS toggled around each send (kernel, or software)
+      reconnect_initial: 500ms   # reopening a lost port: backoff from this…
+      reconnect_max: 30s         # …doubling up to this, for ever
     groups:
       - name: weight             # request/response: send, wait for the framed answer
         mode: query
         query: "SI\\r\\n"
         interval: 1s
         timeout: 500ms
-        match: '^S\\s+(?P<stable>[SD])\\s+(?P<net>[-+]?\\d+\\.\\d+)\\s*kg$'
+        match: '^S\\s+(?P<stable>[SD])\\s+(?P<net>[-+]?\\s*\\d+\\.\\d+)\\s*kg$'
         points:
           - {name: net, capture: net}
           - {name: stable, capture: stable, type: bool, true_values: [S]}
@@ -72,6 +74,8 @@ class Rs485:
 @dataclass(frozen=True, kw_only=True)
 class SerialConnection:
     port: str
+    """A device path (relative: to the module file's directory) or a pyserial URL
+    (``socket://HOST:PORT``, ``rfc2217://…``)."""
     baudrate: Annotated[int, Gt(0)] = 9600
     bytesize: Literal[5, 6, 7, 8] = 8
     parity: Literal["none", "even", "odd", "mark", "space"] = "none"
@@ -87,8 +91,18 @@ class SerialConnection:
     max_frame: Annotated[int, Size, Ge(8)] = 1024
     timeout: Annotated[float, Duration, Gt(0)] = 1.0
     """How long a query waits for its answer, unless its group says otherwise."""
+    reconnect_initial: Annotated[float, Duration, Gt(0)] = 0.5
+    """The first wait before reopening a lost port; it doubles after each failure…"""
+    reconnect_max: Annotated[float, Duration, Gt(0)] = 30.0
+    """…up to this (each wait drawn from its upper half); the module never gives up."""
 
     def cross_check(self) -> Iterator[tuple[KeyPath, str]]:
+        if self.reconnect_initial > self.reconnect_max:
+            yield (
+                ("reconnect_initial",),
+                f"must not exceed reconnect_max ({self.reconnect_max:g} s), "
+                f"got {self.reconnect_initial:g} s",
+            )
         if not self.terminator:
             yield ("terminator",), "a frame needs a terminator"
         try:

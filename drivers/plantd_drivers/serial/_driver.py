@@ -18,6 +18,7 @@ DeviceFault with what it said. A frame that matches but fails its checksum is ne
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
@@ -43,7 +44,9 @@ class SerialDriver:
 
     def __init__(self, config: SerialModule) -> None:
         self.config = config
-        self.connection = config.connection
+        # A relative port is relative to the module file, as every path in it is.
+        port = config.resolve_path(config.connection.port)
+        self.connection = dataclasses.replace(config.connection, port=port)
         self.extractors = {g.name: Extractor(g) for g in config.groups}
         self.last: dict[str, dict[str, Reading]] = {g.name: {} for g in config.groups}
         self.port: SerialPort | None = None

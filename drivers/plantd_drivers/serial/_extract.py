@@ -4,6 +4,9 @@
 find it), :class:`Rejected` for one that is but cannot be trusted (a wrong NMEA checksum), and
 otherwise a Reading for every point: good when its capture or field converted, bad (saying
 why) when it is missing, empty or not of its type. One bad field spoils one point.
+
+Numbers are read the way instruments print them: a sign may stand apart from the digits,
+padded to a fixed width (``+  12.345``, ``-   0.5``), as scales and counters do.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from plantd_drivers.serial import _nmea
 from plantd_drivers.serial._config import SerialGroup, SerialPoint
 
 __all__ = ["Extractor", "Rejected", "convert"]
+
+_DETACHED_SIGN = re.compile(r"^([+-])\s+(?=\S)")
 
 
 @dataclass(frozen=True)
@@ -67,15 +72,16 @@ def convert(raw: str, point: SerialPoint, fields: list[str]) -> SampleValue:
         return raw
     if kind == "bool":
         return raw.lower() in {t.lower() for t in point.true_values}
+    digits = _DETACHED_SIGN.sub(r"\1", raw)
     try:
         if kind == "int":
-            number: float = int(raw, 10)
+            number: float = int(digits, 10)
         elif kind == "hex":
-            number = int(raw, 16)
+            number = int(digits, 16)
         elif kind == "nmea_angle":
             number = _nmea_angle(raw, point, fields)
         else:
-            number = float(raw)
+            number = float(digits)
     except ValueError:
         raise ValueError(f"{raw!r} is not {_NOUNS[kind]}") from None
     if point.scale == 1.0 and point.offset == 0.0:

@@ -23,12 +23,16 @@ from asyncua.server.uaprocessor import UaProcessor
 from asyncua.ua.ua_binary import struct_from_binary, uatcp_to_binary
 from asyncua.ua.uaerrors._base import UaStatusCodeError
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from plantd_drivers.opcua import ClientNotTrusted, OpcuaModule
+from plantd_drivers.opcua import ClientNotTrusted, OpcuaDriver, OpcuaModule
 from plantd_drivers.opcua._security import client_identity
 from plantd_drivers.opcua._session import Session
 
 from plantd.cli import main
+from plantd.config import load_config
+from plantd.errors import ConfigError
 from plantd.module import parse_module_file
+from plantd.module._runtime import ModuleRuntime
+from plantd.testing import write_config
 from tests.drivers.module_harness import write_module
 
 
@@ -226,3 +230,33 @@ async def test_a_readable_private_key_is_made_private_with_a_warning(
     assert again.private_key == key
     assert _mode(key) == 0o600
     assert f"{key} was readable by others (mode 644); made it 600" in caplog.text
+
+
+# -- reconnect backoff -------------------------------------------------------------------------
+
+BACKOFF = """
+driver: opcua
+connection:
+  endpoint: opc.tcp://127.0.0.1:1
+{keys}
+"""
+
+
+async def test_the_reconnect_backoff_comes_from_the_module_file(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path / "config", {}))
+    keys = "  reconnect_initial: 100ms\n  reconnect_max: 1s"
+    module = parse_module_file(write_module(tmp_path, BACKOFF.format(keys=keys)), OpcuaModule)
+    runtime = ModuleRuntime(config, module, OpcuaDriver(module))
+    runtime.publisher.close()
+    delays = [runtime.connection.failed(float(n), "server gone") for n in range(10)]
+    assert 0.05 <= delays[0] <= 0.1
+    assert max(delays) <= 1.0
+
+
+def test_a_backoff_that_starts_above_its_maximum_is_refused(tmp_path: Path) -> None:
+    keys = "  reconnect_initial: 45s\n  reconnect_max: 30s"
+    with pytest.raises(ConfigError) as caught:
+        parse_module_file(write_module(tmp_path, BACKOFF.format(keys=keys)), OpcuaModule)
+    assert "connection.reconnect_initial: must not exceed reconnect_max (30 s), got 45 s" in str(
+        caught.value
+    )
