@@ -155,8 +155,18 @@ def _run_up(args: argparse.Namespace) -> int:
     config = cli_config(args)  # validate before starting anything
     config_args = ["--config", str(config.source_dir)] if config.source_dir else []
     data = Path(config.paths.data)
-    for directory in (data, config.paths.run):
-        Path(directory).mkdir(parents=True, exist_ok=True)
+    try:
+        for directory in (data, config.paths.run):
+            Path(directory).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # as a user, the built-in /var/lib/plantd and /run/plantd are root's
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        print(
+            f"plant up: cannot make {exc.filename}: {reason}; give a config directory whose "
+            "paths.data and paths.run you may write (in a checkout: make run, or "
+            "--config config/local)",
+            file=sys.stderr,
+        )
+        return CONFIG_ERROR
     lock = lock_data_dir(data)
     if lock is None:
         print(

@@ -138,3 +138,20 @@ def test_the_lock_goes_with_a_killed_plant_up(
     wait_for_workers(stack.endpoint, ECHO)
     assert "already running" not in third.stderr()
     assert third.interrupt() == 0
+
+
+def test_a_data_directory_it_cannot_make_is_named(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    (tmp_path / "plantd.yaml").write_text(
+        f"security: {{mode: none}}\npaths: {{data: {tmp_path / 'file' / 'data'}}}\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "plantd.cli", "--config", str(tmp_path), "up"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr  # before: NotADirectoryError and its traceback
+    assert f"plant up: cannot make {tmp_path / 'file' / 'data'}: Not a directory;" in run.stderr
