@@ -32,6 +32,7 @@ worker connects there, without a handshake, as the ``broker`` principal.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import signal
 import socket
@@ -69,6 +70,7 @@ log = logging.getLogger(__name__)
 INTERNAL_ENDPOINT = "inproc://plantd-broker"
 _BATCH = 256  # messages handled per wake-up before timers get a look in
 _SNDMORE = int(zmq.SNDMORE)
+_SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 _RCVMORE = int(zmq.RCVMORE)
 _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
@@ -137,6 +139,9 @@ class BrokerServer:
         # it, the broker answers oversized requests with a clear error (broker.too-large).
         router.maxmsgsize = max(4 * broker.max_message_bytes, _MIN_FRAME_CAP)
         router.handshake_ivl = round(broker.handshake_timeout * 1000)
+        # A send to a peer whose connection is gone fails (EHOSTUNREACH) instead of vanishing:
+        # the core then forgets a dead worker at once, not at its heartbeat expiry (W7).
+        router.router_mandatory = True
         if self._server_secret is not None:
             router.curve_server = True
             router.curve_secretkey = self._server_secret
@@ -232,13 +237,8 @@ class BrokerServer:
         now = clock()
         # Without CURVE nobody is known: no policy, no audit trail, plain MDP as RFC 18 has it.
         core = self.core = Broker(self.config.broker, now, self.policy() if self.secure else None)
-        send_frame = router.send
+        send = _sender(router, core, clock)
         audit = self._on_audit
-
-        def send(message: list[bytes]) -> None:
-            for frame in message[:-1]:
-                send_frame(frame, _SNDMORE)
-            send_frame(message[-1])
 
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
@@ -398,3 +398,29 @@ def _drain(router: zmq.Socket[bytes]) -> int:
         recv_frame()
         count += 1
     return count
+
+
+def _sender(
+    router: zmq.Socket[bytes], core: Broker, clock: Callable[[], float]
+) -> Callable[[list[bytes]], None]:
+    """Sends the core's messages on ``router``, telling the core of peers that are gone."""
+    send_frame = router.send
+
+    def send(message: list[bytes]) -> None:
+        # The first frame picks the peer and is where ROUTER_MANDATORY says no: the peer is
+        # gone (EHOSTUNREACH) or its queue is full (EAGAIN: dropped, as ZeroMQ does without
+        # the option). The other frames of an accepted message always go.
+        try:
+            send_frame(message[0], _SNDMORE_NOBLOCK)
+        except zmq.ZMQError as exc:
+            if exc.errno == errno.EHOSTUNREACH:
+                for more in core.peer_gone(message[0], message, clock()):
+                    send(more)
+            elif exc.errno != errno.EAGAIN:
+                raise
+            return
+        for frame in message[1:-1]:
+            send_frame(frame, _SNDMORE)
+        send_frame(message[-1])
+
+    return send

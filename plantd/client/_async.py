@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import AsyncIterator
 from types import TracebackType
 
@@ -28,7 +29,14 @@ import zmq
 import zmq.asyncio
 
 from plantd._zmq import async_context, backoff_delays
-from plantd.client._verdicts import PRESENCE_SERVICE, asks_broker, presence_verdict, retry_after
+from plantd.client._verdicts import (
+    PRESENCE_GRACE,
+    PRESENCE_RECHECK,
+    PRESENCE_SERVICE,
+    asks_broker,
+    presence_verdict,
+    retry_after,
+)
 from plantd.config import ClientConfig
 from plantd.errors import RemoteProtocolError, RequestTimeout, UsageError
 from plantd.mdp import ClientProtocol, ReplyReceived, Version
@@ -86,10 +94,12 @@ class AsyncClient:
         credentials: Credentials | None = None,
         check_presence: bool = False,
         presence_timeout: float = 1.0,
+        presence_grace: float = PRESENCE_GRACE,
     ) -> None:
         self.endpoint = endpoint
         self.check_presence = check_presence
         self.presence_timeout = presence_timeout
+        self.presence_grace = presence_grace
         self._present: set[bytes] = set()  # services a worker was seen for
         self.timeout = timeout
         self.retries = retries
@@ -192,10 +202,25 @@ class AsyncClient:
         raise RequestTimeout(name.decode(), attempts_allowed, attempt_timeout)
 
     async def _ask_presence(self, name: bytes, attempt_timeout: float) -> None:
-        """Raise ``NoBroker``/``NoWorker`` unless the broker says a worker serves ``name``."""
+        """Raise ``NoBroker``/``NoWorker`` unless the broker says a worker serves ``name``;
+        a service with no worker is asked about again for ``presence_grace`` seconds (one
+        that is restarting registers again within that)."""
         waited = min(self.presence_timeout, attempt_timeout)
+        grace_ends = time.monotonic() + min(self.presence_grace, attempt_timeout)
+        while True:
+            reply = await self._probe_presence(name, waited)
+            if reply != [b"404"] or time.monotonic() >= grace_ends:
+                break
+            await asyncio.sleep(PRESENCE_RECHECK)
+        # The broker answers mmi.* itself: that it answered at all is what counts.
+        if reply is None or not asks_broker(name):
+            presence_verdict(reply, name.decode(errors="replace"), self.endpoint, waited)
+        self._present.add(name)
+
+    async def _probe_presence(self, name: bytes, waited: float) -> list[bytes] | None:
+        """The broker's ``mmi.service`` answer about ``name``; None if none within ``waited``."""
         channel = self._borrow()
-        reply: Reply | None = None
+        reply: list[bytes] | None = None
         try:
             probe = channel.protocol.request(PRESENCE_SERVICE, [name])
             if await self._send(channel, probe):
@@ -204,10 +229,7 @@ class AsyncClient:
                     reply = channel.protocol.receive(frames).body
         finally:
             self._give_back(channel, reply is not None)
-        # The broker answers mmi.* itself: that it answered at all is what counts.
-        if reply is None or not asks_broker(name):
-            presence_verdict(reply, name.decode(errors="replace"), self.endpoint, waited)
-        self._present.add(name)
+        return reply
 
     async def _send(self, channel: _Channel, frames: list[bytes]) -> bool:
         """False if ``frames`` cannot be queued: a channel whose connection the broker refused

@@ -15,7 +15,14 @@ from types import TracebackType
 import zmq
 
 from plantd._zmq import backoff_delays, sync_context
-from plantd.client._verdicts import PRESENCE_SERVICE, asks_broker, presence_verdict, retry_after
+from plantd.client._verdicts import (
+    PRESENCE_GRACE,
+    PRESENCE_RECHECK,
+    PRESENCE_SERVICE,
+    asks_broker,
+    presence_verdict,
+    retry_after,
+)
 from plantd.config import ClientConfig
 from plantd.errors import RemoteProtocolError, RequestTimeout, SecurityError, UsageError
 from plantd.mdp import ClientProtocol, ReplyReceived, Version
@@ -42,10 +49,12 @@ class Client:
         credentials: Credentials | None = None,
         check_presence: bool = False,
         presence_timeout: float = 1.0,
+        presence_grace: float = PRESENCE_GRACE,
     ) -> None:
         self.endpoint = endpoint
         self.check_presence = check_presence
         self.presence_timeout = presence_timeout
+        self.presence_grace = presence_grace
         self._present: set[bytes] = set()  # services a worker was seen for
         self._credentials = credentials
         self.timeout = timeout
@@ -143,8 +152,25 @@ class Client:
 
     def _ask_presence(self, name: bytes, attempt_timeout: float) -> None:
         """Raise ``NoBroker``/``NoWorker`` unless the broker says a worker serves ``name``; a
-        broker that refused this client's key is a SecurityError, not an absent broker."""
+        broker that refused this client's key is a SecurityError, not an absent broker. A
+        service that has no worker is asked about again for ``presence_grace`` seconds: one
+        that is restarting registers again within that."""
         waited = min(self.presence_timeout, attempt_timeout)
+        grace_ends = time.monotonic() + min(self.presence_grace, attempt_timeout)
+        while True:
+            reply = self._probe_presence(name, waited)
+            if reply is None and self._refused:
+                raise self._refusal()
+            if reply != [b"404"] or time.monotonic() >= grace_ends:
+                break
+            time.sleep(PRESENCE_RECHECK)
+        # The broker answers mmi.* itself: that it answered at all is what counts.
+        if reply is None or not asks_broker(name):
+            presence_verdict(reply, name.decode(errors="replace"), self.endpoint, waited)
+        self._present.add(name)
+
+    def _probe_presence(self, name: bytes, waited: float) -> list[bytes] | None:
+        """The broker's ``mmi.service`` answer about ``name``; None if none within ``waited``."""
         sock = self._connected_socket()
         reply: list[bytes] | None = None
         try:
@@ -157,12 +183,7 @@ class Client:
         finally:
             if reply is None:
                 self._reset()
-        if reply is None and self._refused:
-            raise self._refusal()
-        # The broker answers mmi.* itself: that it answered at all is what counts.
-        if reply is None or not asks_broker(name):
-            presence_verdict(reply, name.decode(errors="replace"), self.endpoint, waited)
-        self._present.add(name)
+        return reply
 
     def _refusal(self) -> SecurityError:
         return SecurityError(

@@ -18,9 +18,22 @@ import json
 
 from plantd.errors import NoBroker, NoWorker, RemoteProtocolError
 
-__all__ = ["PRESENCE_SERVICE", "asks_broker", "presence_verdict", "retry_after", "service_hint"]
+__all__ = [
+    "PRESENCE_GRACE",
+    "PRESENCE_RECHECK",
+    "PRESENCE_SERVICE",
+    "asks_broker",
+    "presence_verdict",
+    "retry_after",
+    "service_hint",
+]
 
 PRESENCE_SERVICE = b"mmi.service"
+PRESENCE_GRACE = 3.0
+"""Seconds a service with no worker is given to register before ``NoWorker``: a service that
+was just restarted (the broker forgets its dead workers at once) registers within that."""
+PRESENCE_RECHECK = 0.25
+"""Seconds between two ``mmi.service`` questions during that grace."""
 _RETRYABLE = frozenset({"broker.worker-lost"})
 
 # The program that registers each of plantd's services, for "is … running?".

@@ -197,6 +197,37 @@ class Broker:
         self._too_many_frames(sender, head, count, now, out)
         return out
 
+    def peer_gone(self, identity: bytes, message: list[bytes], now: float) -> Outgoing:
+        """W7: ``message`` could not be sent because ``identity``'s connection is gone (the
+        shell routes with ROUTER_MANDATORY). A worker is forgotten at once rather than at its
+        heartbeat expiry; if the message was the very request it was handed, the request never
+        reached it and goes to another worker with no attempt counted."""
+        out: Outgoing = []
+        worker = self.workers.get(identity)
+        if worker is None:
+            return out  # a client that left: its reply has nowhere to go
+        self.counters.workers_gone += 1
+        request = worker.request
+        undelivered = request is not None and message is worker.dispatch
+        if undelivered:
+            worker.request = None
+        log.info(
+            "worker %s for %r is gone (its connection closed)%s",
+            identity.hex(),
+            worker.service.label,
+            "; its request goes to another worker" if undelivered else "",
+        )
+        self._remove_worker(worker, now, out)
+        if undelivered and request is not None:
+            service = self.services.get(worker.service.name) or worker.service
+            idle = service.pop_idle()
+            if idle is not None:
+                self._dispatch(idle, request, out)
+            else:
+                self.services.setdefault(service.name, service)
+                self._enqueue(service, request, first=True)
+        return out
+
     def tick(self, now: float) -> Outgoing:
         out: Outgoing = []
         self._expire_workers(now, out)
@@ -498,13 +529,13 @@ class Broker:
         worker.request = request
         worker.sent_recently = True
         if worker.version is Version.V2:
-            out.append(
-                [worker.identity, WORKER_V2, _W2_REQUEST, request.address, b"", *request.body]
-            )
+            message = [worker.identity, WORKER_V2, _W2_REQUEST, request.address, b"", *request.body]
         else:
-            out.append(
-                [worker.identity, b"", WORKER_V1, _W1_REQUEST, request.address, b"", *request.body]
-            )
+            message = [
+                worker.identity, b"", WORKER_V1, _W1_REQUEST, request.address, b"", *request.body
+            ]  # fmt: skip
+        worker.dispatch = message
+        out.append(message)
 
     def _remove_worker(self, worker: Worker, now: float, out: Outgoing) -> None:
         """Forget ``worker``; give its unfinished request another chance or an error (W6)."""

@@ -73,6 +73,7 @@ class Worker:
     """A registered worker; ``request`` is set while it is busy."""
 
     __slots__ = (
+        "dispatch",
         "expiry",
         "identity",
         "principal",
@@ -96,6 +97,7 @@ class Worker:
         self.service = service
         self.expiry = expiry
         self.request: Request | None = None
+        self.dispatch: list[bytes] | None = None  # the message that handed it ``request``
         self.sent_recently = False  # a command went to it this heartbeat interval
 
 
@@ -181,6 +183,7 @@ class BrokerCounters:
     heartbeats_sent: int = 0
     workers_registered: int = 0
     workers_expired: int = 0
+    workers_gone: int = 0  # dropped when a send found their connection closed (W7)
     worker_lost: int = 0
     requeued: int = 0
     expired: int = 0

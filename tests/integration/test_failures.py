@@ -60,7 +60,8 @@ def test_kill9_of_a_busy_worker_retries_on_another(stack: Stack) -> None:
     thread.join(timeout=15)
     assert result["reply"] == {"delay": 1.0, "n": 7}
     counters = broker_counters(stack.endpoint)
-    assert counters["workers_expired"] == 1
+    # Forgotten when a heartbeat found its connection closed, or at its expiry.
+    assert counters["workers_gone"] + counters["workers_expired"] == 1
     assert counters["requeued"] == 1
 
 
