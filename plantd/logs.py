@@ -13,9 +13,11 @@ the process's own fields such as ``PLANTD_SERVICE=state`` or ``PLANTD_MODULE=boi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Literal, TextIO
@@ -84,6 +86,28 @@ def _journal_handler(fields: Mapping[str, str]) -> logging.Handler | None:
     return handler
 
 
+class _StreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler for a process whose stdout may be a pipe (``plant sim run | head``):
+    once its reader is gone, records go to /dev/null and the process is asked to stop
+    (SIGTERM, an orderly stop), as SIGPIPE would end a program that does not ignore it —
+    instead of a "Logging error" traceback at every record while it runs on."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        error = sys.exc_info()[1]
+        if not isinstance(error, BrokenPipeError):
+            super().handleError(record)
+            return
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        if not self._reader_gone:
+            self._reader_gone = True
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    _reader_gone = False
+
+
 def configure_logging(
     level: str = "info",
     fmt: LogFormat = "text",
@@ -109,7 +133,7 @@ def configure_logging(
     if handler is not None:
         text_format = _NATIVE_JOURNAL_FORMAT
     else:
-        handler = logging.StreamHandler(stream or sys.stdout)
+        handler = _StreamHandler(stream or sys.stdout)
         text_format = _JOURNAL_TEXT_FORMAT if under_journal else _TEXT_FORMAT
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(text_format))
     root.handlers[:] = [handler]

@@ -69,3 +69,14 @@ def test_output_to_a_reader_is_unchanged() -> None:
     )
     assert run.returncode == 0
     assert run.stdout.startswith("hil/plants/pump-station.yaml: ok")
+
+
+def test_a_service_logging_into_a_closed_pipe_stops_in_order(stack: Stack) -> None:
+    """``plant serve echo | head -1``: its log records go to stdout. Once the reader is gone it
+    stops as if told to (SIGTERM: an orderly stop), instead of running on with a "Logging
+    error" traceback for every record (before: it never ended, and the run timed out)."""
+    stack.start_broker()
+    run = run_into_closed_pipe("--config", str(stack.config_dir), "serve", "echo")
+    assert "Logging error" not in run.stderr
+    assert "Traceback" not in run.stderr
+    assert run.returncode in (0, -15, 143)  # stopped in order, or by the signal itself
