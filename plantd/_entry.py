@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from plantd._parent import follow_parent
 from plantd.config import PlantdConfig, load_config, resolve_config_dir
 from plantd.errors import ConfigError, SecurityError
 from plantd.logs import configure_logging
@@ -36,6 +37,7 @@ def service_main(
     logging, take the process's identity (``principal(args)``; see :mod:`plantd.security`),
     and run ``serve(config, environ, args)``. A ConfigError, from loading or from ``serve``
     while it reads its own files, and a missing or unusable key exit 2."""
+    follow_parent()  # a child of `plant up` stops with it
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--config", metavar="DIR", help="configuration directory")
     if add_arguments is not None:

@@ -21,6 +21,7 @@ from importlib.metadata import entry_points
 
 from plantd import __version__
 from plantd._entry import CONFIG_ERROR
+from plantd._parent import follow_parent
 from plantd.cli import (
     _audit_cmd,
     _broker_cmd,
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``plant``: run one command, map plantd's errors to a message and an exit status."""
+    follow_parent()  # a child of `plant up` (the module host, a sink, a simulator…)
     try:
         code = _run(argv)
         sys.stdout.flush()  # a reader gone shows here, not as a traceback at interpreter exit

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from plantd._entry import CONFIG_ERROR
+from plantd._parent import PARENT_ENV
 from plantd.cli._common import OUTPUT_OPTIONS, cli_config
 from plantd.config import PlantdConfig
 from plantd.security import KeySet, local_principals
@@ -68,7 +69,11 @@ class _Child:
     def start(self) -> None:
         # A session of its own: Ctrl-C in the terminal reaches only `plant up`, which then
         # stops the children in order, instead of all of them at once (and racing restarts).
-        self.process = subprocess.Popen(self.argv, start_new_session=True, stderr=subprocess.PIPE)
+        # It also stops when `plant up` dies, SIGKILL included (plantd._parent).
+        environ = {**os.environ, PARENT_ENV: str(os.getpid())}
+        self.process = subprocess.Popen(
+            self.argv, start_new_session=True, stderr=subprocess.PIPE, env=environ
+        )
         self.started = time.monotonic()
         self.tail.clear()
         self.forwarder = threading.Thread(

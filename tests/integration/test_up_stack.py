@@ -3,8 +3,6 @@ and a second stack on the same data directory is refused while the first one liv
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import subprocess
 import sys
@@ -53,6 +51,15 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    """Running (not a zombie waiting for a reaper that is gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
 
 
 @pytest.fixture
@@ -128,11 +135,11 @@ def test_the_lock_goes_with_a_killed_plant_up(
     first = start_up(stack)
     wait_until(lambda: "plantd stack up" in first.stdout(), "the first stack")
     children = first.children()
-    first.process.kill()  # kill -9: no chance to let go of anything
+    assert children
+    first.process.kill()  # kill -9: no chance to let go of anything, nor to stop its children
     first.process.wait()
-    for pid in children:  # its orphans hold the ports; the lock is not theirs to hold
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    # They stop by themselves (PR_SET_PDEATHSIG): no orphan keeps the stack's ports.
+    wait_until(lambda: not any(_alive(pid) for pid in children), "its children to stop")
     third = start_up(stack)
     wait_until(lambda: "plantd stack up" in third.stdout(), "a new stack after kill -9")
     wait_for_workers(stack.endpoint, ECHO)
