@@ -10,7 +10,8 @@ import pytest
 PUBLIC = {
     "plantd.errors": [
         "ConfigError", "DeviceError", "DeviceFault", "DeviceUnavailable", "LocalProtocolError",
-        "NoBroker", "NoWorker", "PlantdError", "ProtocolError", "RemoteProtocolError", "RequestError", "RequestTimeout",
+        "NoBroker", "NoWorker", "PlantdError", "ProtocolError", "RemoteProtocolError",
+        "RequestError", "RequestTimeout",
         "SecurityError", "ServiceError", "UsageError",
     ],
     "plantd.client": ["AsyncClient", "Client", "Reply"],
