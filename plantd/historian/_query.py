@@ -3,12 +3,19 @@
 ``query`` pages through one or more points (a glob such as ``pump1.*``), in point-name order
 then time order, raw or rolled up; a page ends after ``limit`` rows and carries ``next``, the
 key of its last row, to pass back as ``after`` for the following page (None on the last page).
+
+Raw samples live in two tables (``_schema``): ``samples``, by point and time, and ``recent``,
+by time, which holds the last ~30 s until the writer settles them. A raw read takes a point's
+rows from ``samples`` along its key and the rows of ``recent`` in the time range with one scan
+(``recent`` is small), and merges them; a sample in both (settled, then received again) is
+given once.
 """
 
 from __future__ import annotations
 
 import math
 import sqlite3
+from collections.abc import Collection
 from typing import Any, Literal
 
 from plantd.bus import Quality, Sample
@@ -21,6 +28,41 @@ RAW_COLUMNS = ["point", "timestamp", "value", "quality", "epoch", "seq"]
 ROLLUP_COLUMNS = ["point", "bucket", "min", "max", "mean", "count"]
 
 Resolution = Literal["raw", "minute", "hour"]
+RawRow = tuple[float, str, Any, int, int, int]
+"""``(ts, kind, stored value, quality, epoch, seq)``."""
+
+
+def _recent_by_point(
+    conn: sqlite3.Connection, points: Collection[int], since: float, until: float
+) -> dict[int, list[RawRow]]:
+    """The unsettled rows of ``points`` with ``since <= ts <= until``, by point, in order."""
+    found: dict[int, list[RawRow]] = {}
+    for ts, point, epoch, seq, kind, value, quality in conn.execute(
+        "SELECT ts, point, epoch, seq, kind, value, quality FROM recent WHERE ts >= ? AND ts <= ?",
+        (since, until),
+    ):
+        if point in points:
+            found.setdefault(point, []).append((ts, kind, value, quality, epoch, seq))
+    for rows in found.values():
+        rows.sort(key=_order)
+    return found
+
+
+def _order(row: RawRow) -> tuple[float, int, int]:
+    return (row[0], row[4], row[5])
+
+
+def _merged(settled: list[RawRow], recent: list[RawRow], after: Any, limit: int) -> list[RawRow]:
+    """The first ``limit`` rows of both (``settled`` already starts after ``after`` and holds
+    at most ``limit``), in order, each key once."""
+    if after is not None:
+        recent = [row for row in recent if _order(row) > after]
+    if not recent:
+        return settled[:limit]
+    seen = {_order(row) for row in settled}
+    rows = settled + [row for row in recent if _order(row) not in seen]
+    rows.sort(key=_order)
+    return rows[:limit]
 
 
 def query(
@@ -40,13 +82,16 @@ def query(
     raw = resolution == "raw"
     rows: list[list[Any]] = []
     more = False
+    recent = _recent_by_point(conn, {p for p, _ in points}, since, until) if raw else {}
     for point, name in points:
         if after is not None and name < after[0]:
             continue
         key = after[1:] if after is not None and name == after[0] else None
         wanted = limit - len(rows) + 1
         if raw:
-            found = _raw_rows(conn, point, since=since, until=until, key=key, limit=wanted)
+            found = _raw_rows(
+                conn, point, recent.get(point, []), since=since, until=until, key=key, limit=wanted
+            )
             rows.extend([name, *row] for row in found)
         else:
             found = _rollup_rows(
@@ -78,6 +123,7 @@ def query(
 def _raw_rows(
     conn: sqlite3.Connection,
     point: int,
+    recent: list[RawRow],
     *,
     since: float,
     until: float,
@@ -91,9 +137,11 @@ def _raw_rows(
         args += key
     sql += "AND ts <= ? ORDER BY ts, epoch, seq LIMIT ?"
     args += [until, limit]
+    settled: list[RawRow] = conn.execute(sql, args).fetchall()
+    after = tuple(key) if key is not None else None
     return [
         [ts, _json_value(from_row(kind, value)), Quality(quality).label, epoch, seq]
-        for ts, kind, value, quality, epoch, seq in conn.execute(sql, args)
+        for ts, kind, value, quality, epoch, seq in _merged(settled, recent, after, limit)
     ]
 
 
@@ -131,12 +179,17 @@ def samples_between(
     row = conn.execute("SELECT id FROM points WHERE name = ?", (name,)).fetchone()
     if row is None:
         return []
+    point = row[0]
+    settled: list[RawRow] = conn.execute(
+        "SELECT ts, kind, value, quality, epoch, seq FROM samples "
+        "WHERE point = ? AND ts >= ? AND ts <= ? ORDER BY ts, epoch, seq",
+        (point, since, until),
+    ).fetchall()
+    recent = _recent_by_point(conn, (point,), since, until).get(point, [])
     return [
         Sample(from_row(kind, value), ts, Quality(quality), seq, epoch)
-        for ts, kind, value, quality, epoch, seq in conn.execute(
-            "SELECT ts, kind, value, quality, epoch, seq FROM samples "
-            "WHERE point = ? AND ts >= ? AND ts <= ? ORDER BY ts, epoch, seq",
-            (row[0], since, until),
+        for ts, kind, value, quality, epoch, seq in _merged(
+            settled, recent, None, len(settled) + len(recent)
         )
     ]
 

@@ -14,6 +14,12 @@ Tables (every change is a migration below; never edit one that has shipped):
 ``rollups(point, width, bucket, min, max, sum, count)``
     Per point, per ``width`` (60 or 3600 s), per bucket (its start, Unix seconds, a multiple of
     the width): aggregates of the point's finite numeric samples of good quality.
+``recent(ts, point, epoch, seq, kind, value, quality)``
+    Raw samples not yet *settled* into ``samples``: the same columns, clustered by time
+    (``WITHOUT ROWID``, key ``(ts, point, epoch, seq)``), so that a batch appends at the end of
+    the tree instead of rewriting a page of every point it holds. The writer moves them into
+    ``samples`` every 30 s, sorted by point (see ``_store``). Reads see both tables (the
+    ``every_sample`` view, and the query functions).
 ``rollup_backlog(id, since)``
     At most one row: present while samples are on disk whose rollups are not yet merged into
     ``rollups`` (the writer merges them every few seconds); ``since`` is the oldest of their
@@ -71,6 +77,27 @@ def _initial(db: Database) -> None:
 def _rollup_backlog(db: Database) -> None:
     db.execute(
         "CREATE TABLE rollup_backlog (id INTEGER PRIMARY KEY CHECK (id = 1), since REAL NOT NULL)"
+    )
+
+
+@MIGRATIONS(name="0003_recent")
+def _recent(db: Database) -> None:
+    db.execute(
+        """CREATE TABLE recent (
+            ts REAL NOT NULL,
+            point INTEGER NOT NULL,
+            epoch INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            value,
+            quality INTEGER NOT NULL,
+            PRIMARY KEY (ts, point, epoch, seq)
+        ) WITHOUT ROWID"""
+    )
+    db.execute(
+        "CREATE VIEW every_sample AS "
+        "SELECT point, ts, epoch, seq, kind, value, quality FROM samples UNION ALL "
+        "SELECT point, ts, epoch, seq, kind, value, quality FROM recent"
     )
 
 

@@ -2,13 +2,23 @@
 
 Theory of operation. The historian's intake (an asyncio task) gathers samples into batches
 and hands each to :meth:`HistoryStore.write_batch`; the writer thread inserts the batch in
-one transaction (one fsync per batch: the point of batching on flash) and folds its rollups
+one transaction (one fsync per batch: the point of batching on flash) into ``recent``, a
+table clustered by time, and folds its rollups
 into a :class:`RollupBuffer`. Every ``_ROLLUP_EVERY`` seconds (and before every read, and at
 the end) the buffer is merged into ``rollups`` within a batch's transaction: a point's minute
 row costs an upsert per merge rather than per batch, which was most of the writer's time at
 thousands of points. Each batch's transaction also notes, in ``rollup_backlog``, the oldest
 timestamp not merged yet; a crash loses the buffer but not that note, and the next start
 rebuilds the rollups from there on out of the raw samples (so does a failed commit).
+
+Every ``_SETTLE_EVERY`` seconds (or once ``recent`` holds ``_SETTLE_MAX_ROWS``) the writer
+*settles* ``recent`` into ``samples``, clustered by point and time, in one transaction, sorted
+by point. Why two tables: SQLite writes every page a commit changes, whole, to the WAL and
+again at the checkpoint. Written straight into ``samples``, a batch of one sample per point
+changes one page per point — about 9 KB written per sample stored once the file has grown,
+110 times what the same rows cost clustered by time (``bench/historian_writer.py
+--amplification``), which a Raspberry Pi's SD card neither keeps up with nor survives for long.
+Settled every 30 s, a point's page is rewritten once per 30 s instead of once per batch.
 :meth:`maintain` applies retention on the same thread, between batches:
 
 1. raw samples older than ``raw_max_age``, minute rollups older than ``minute_max_age`` and
@@ -24,6 +34,7 @@ thread of its own, so a long query never holds up a commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
@@ -51,6 +62,15 @@ _NOTE_BACKLOG = (
     "INSERT INTO rollup_backlog (id, since) VALUES (1, ?) "
     "ON CONFLICT (id) DO UPDATE SET since = min(since, excluded.since)"
 )
+_SETTLE_EVERY = 30.0
+"""Seconds between two moves of ``recent`` into ``samples``."""
+_SETTLE_MAX_ROWS = 1_000_000
+"""Or sooner, once ``recent`` holds this many rows (a query scans it by time)."""
+_SETTLE = (
+    "INSERT OR IGNORE INTO samples (point, ts, epoch, seq, kind, value, quality) "
+    "SELECT point, ts, epoch, seq, kind, value, quality FROM recent "
+    "ORDER BY point, ts, epoch, seq"
+)
 _ROLLUP_EVERY = 5.0
 """Seconds between merges of the buffered rollups into the table."""
 _ROLLUP_MAX_BUCKETS = 200_000
@@ -60,7 +80,7 @@ _ROLLUP_MAX_BUCKETS = 200_000
 _REBUILD_MINUTES = (
     "INSERT INTO rollups (point, width, bucket, min, max, sum, count) "
     "SELECT point, 60, CAST(ts / 60 AS INTEGER) * 60 AS b, min(value), max(value), "
-    "sum(value), count(*) FROM samples WHERE point = ? AND ts >= ? AND quality = 0 "
+    "sum(value), count(*) FROM samples WHERE point = ? AND ts >= ? AND quality = 0 "  # settled
     "AND kind IN ('f', 'i') AND value IS NOT NULL "
     "AND value BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308 GROUP BY b"
 )
@@ -98,6 +118,9 @@ class HistoryStore:
         self._rollups = RollupBuffer()  # writer thread only
         self._rollups_merged = time.monotonic()
         self._rebuild_since: float | None = None  # rebuild from raw, not the buffer, from here
+        self._settled = time.monotonic()
+        self._recent_rows = 0  # rows in ``recent`` (writer thread only)
+        self._uncounted = 0  # duplicates a settle found, until its transaction commits
         self._writer = DatabaseThread("plantd-historian-writer", self._open_writer)
         try:
             self._reader = DatabaseThread(
@@ -110,6 +133,7 @@ class HistoryStore:
     def _open_writer(self) -> sqlite3.Connection:
         conn = connect(self.path)
         migrate(conn)
+        self._recent_rows = conn.execute("SELECT count(*) FROM recent").fetchone()[0]
         row = conn.execute("SELECT since FROM rollup_backlog").fetchone()
         if row is not None:  # stopped before its last rollups were merged: rebuild them
             self._rebuild_since = float(row[0])
@@ -140,12 +164,12 @@ class HistoryStore:
             ided = [(ids.get(name) or self._point_id(conn, name), sample) for name, sample in batch]
             before = conn.total_changes
             conn.executemany(
-                "INSERT OR IGNORE INTO samples (point, ts, epoch, seq, kind, value, quality) "
+                "INSERT OR IGNORE INTO recent (ts, point, epoch, seq, kind, value, quality) "
                 "VALUES (?,?,?,?,?,?,?)",
                 [
-                    (point, s.timestamp, s.epoch, s.seq, "f", s.value, s.quality)
+                    (s.timestamp, point, s.epoch, s.seq, "f", s.value, s.quality)
                     if type(s.value) is float and s.value == s.value  # the common case: no NaN
-                    else (point, s.timestamp, s.epoch, s.seq, *to_row(s.value), s.quality)
+                    else (s.timestamp, point, s.epoch, s.seq, *to_row(s.value), s.quality)
                     for point, s in ided
                 ],
             )
@@ -171,6 +195,7 @@ class HistoryStore:
             return 0
         if merging:
             self._rebuild_since = None  # merged (or rebuilt) for good
+        self._committed()
         stats = self.stats
         if stats.last_error is not None:
             log.info("historian: commits succeed again (after: %s)", stats.last_error)
@@ -179,7 +204,52 @@ class HistoryStore:
         stats.samples += added
         stats.last_commit = self._clock()
         stats.last_commit_seconds = time.monotonic() - started
+        self._recent_rows += added
+        if started - self._settled >= _SETTLE_EVERY or self._recent_rows >= _SETTLE_MAX_ROWS:
+            self._settle_now(conn)
         return added
+
+    def _settle_now(self, conn: sqlite3.Connection) -> None:
+        """Move ``recent`` into ``samples`` in a transaction of its own (a failure leaves the
+        rows in ``recent``, where reads see them, for the next try)."""
+        self._settled = time.monotonic()
+        if not self._recent_rows:
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            self._settle(conn)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback(conn)
+            log.warning("historian: cannot settle the recent samples now: %s", exc)
+            return
+        self._committed()
+
+    def _rollback(self, conn: sqlite3.Connection) -> None:
+        """Roll back; a settle the transaction held did not happen."""
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        self._uncounted = 0
+        with contextlib.suppress(sqlite3.Error):
+            self._recent_rows = conn.execute("SELECT count(*) FROM recent").fetchone()[0]
+
+    def _committed(self) -> None:
+        """After a commit: what its settle found stored already comes off the count."""
+        self.stats.samples -= self._uncounted
+        self._uncounted = 0
+
+    def _settle(self, conn: sqlite3.Connection) -> None:
+        """Within the caller's transaction: every row of ``recent`` into ``samples``, sorted by
+        point (each point's pages written once), and ``recent`` emptied."""
+        rows = conn.execute("SELECT count(*) FROM recent").fetchone()[0]
+        before = conn.total_changes
+        conn.execute(_SETTLE)
+        moved = conn.total_changes - before
+        conn.execute("DELETE FROM recent")
+        self._recent_rows = 0
+        # Samples that were settled already and came again are not stored twice: taken off
+        # the count once the transaction commits (``_committed``).
+        self._uncounted += rows - moved
 
     def _merge(self, conn: sqlite3.Connection) -> None:
         """Merge the buffered rollups into the table (within the caller's transaction), or
@@ -191,6 +261,7 @@ class HistoryStore:
             buffered = self._rollups.since
             self._rollups.take()
             self._rebuild_since = since = since if buffered is None else min(since, buffered)
+            self._settle(conn)  # the rebuild reads ``samples`` only
             _rebuild_rollups(conn, since)
         conn.execute("DELETE FROM rollup_backlog")
         self._rollups_merged = time.monotonic()
@@ -208,12 +279,12 @@ class HistoryStore:
             log.warning("historian: cannot merge the rollups now: %s", exc)
             return
         self._rebuild_since = None
+        self._committed()
 
     def _rolled_back(self, conn: sqlite3.Connection) -> None:
         """After a failed transaction: what it wrote is gone, so are the point ids it made,
         and the buffer may hold samples that are not stored: rebuild from raw instead."""
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        self._rollback(conn)
         self._ids.clear()
         candidates = [t for t in (self._rebuild_since, self._rollups.since) if t is not None]
         self._rollups.take()
@@ -243,6 +314,7 @@ class HistoryStore:
 
     def _maintain(self, conn: sqlite3.Connection) -> dict[str, int]:
         self._merge_now(conn)  # else buckets expired below could come back with the next merge
+        self._settle_now(conn)  # retention and the size bound act on ``samples``
         config, now = self.config, self._clock()
         points = [row[0] for row in conn.execute("SELECT id FROM points")]
         by_age = by_size = 0

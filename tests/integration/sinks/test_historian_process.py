@@ -35,7 +35,7 @@ def stored(path: Path) -> set[tuple[str, int]]:
         return {
             (str(name), int(seq))
             for name, seq in conn.execute(
-                "SELECT p.name, s.seq FROM samples s JOIN points p ON p.id = s.point"
+                "SELECT p.name, s.seq FROM every_sample s JOIN points p ON p.id = s.point"
             )
         }
     finally:

@@ -131,7 +131,7 @@ def test_a_failed_commit_leaves_no_trace_in_the_rollups(tmp_path: Path) -> None:
         store.write_batch(stored[0])  # the schema exists from here on
         trigger = sqlite3.connect(path)
         trigger.execute(
-            "CREATE TRIGGER refuse BEFORE INSERT ON samples WHEN NEW.seq = 40 "
+            "CREATE TRIGGER refuse BEFORE INSERT ON recent WHEN NEW.seq = 40 "
             "BEGIN SELECT RAISE(ABORT, 'refused for the test'); END"
         )
         trigger.commit()

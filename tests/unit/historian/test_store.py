@@ -93,7 +93,7 @@ def test_a_simulated_day_keeps_raw_for_its_age_and_rollups_longer(tmp_path: Path
         clock.now = T0 + DAY
         store.maintain()
         raw = store.read_now(
-            lambda c: c.execute("SELECT min(ts), max(ts), count(*) FROM samples").fetchone()
+            lambda c: c.execute("SELECT min(ts), max(ts), count(*) FROM every_sample").fetchone()
         )
         assert raw[0] >= T0 + DAY - 6 * 3600
         assert raw[1] == T0 + DAY - 10
@@ -130,11 +130,11 @@ def test_over_max_bytes_the_oldest_raw_samples_go_first(tmp_path: Path) -> None:
                     for i in range(100)
                 ]
             )
-        before = store.read_now(lambda c: c.execute("SELECT count(*) FROM samples").fetchone())
+        before = store.read_now(lambda c: c.execute("SELECT count(*) FROM every_sample").fetchone())
         deleted = store.maintain()
         assert deleted["by_size"] > 0
         oldest, count = store.read_now(
-            lambda c: c.execute("SELECT min(ts), count(*) FROM samples").fetchone()
+            lambda c: c.execute("SELECT min(ts), count(*) FROM every_sample").fetchone()
         )
         assert count == before[0] - deleted["by_size"]
         assert oldest > T0  # the oldest went
