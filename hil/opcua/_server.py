@@ -203,6 +203,7 @@ class OpcuaSimulator:
         await setup_self_signed_certificate(
             key, cert, uri, host, [ExtendedKeyUsageOID.SERVER_AUTH], {"commonName": self.model.name}
         )
+        key.chmod(0o600)  # asyncua writes it as the umask allows (0644): a private key is not
         self.certificate = cert
         await server.load_certificate(str(cert))
         await server.load_private_key(str(key))

@@ -100,6 +100,11 @@ async def test_basic256sha256_with_trust_list_and_password(
         await driver.close()
 
 
+def test_the_simulators_private_key_is_private(secure_sim: tuple[OpcuaSimulator, Pki]) -> None:
+    _, pki = secure_sim
+    assert (pki.directory / "server-key.pem").stat().st_mode & 0o777 == 0o600
+
+
 async def test_a_trusted_directory_is_enough(secure_sim: tuple[OpcuaSimulator, Pki]) -> None:
     sim, pki = secure_sim
     module = pki.module(sim.endpoint, pki.directory)  # the directory holding the server cert
