@@ -11,7 +11,7 @@ from typing import Protocol
 
 from plantd.systemd import Notifier, Watchdog
 
-__all__ = ["Stoppable", "run_until_signal"]
+__all__ = ["Stoppable", "run_until_signal", "set_within"]
 
 log = logging.getLogger(__name__)
 
@@ -83,3 +83,14 @@ async def watchdog_task(watchdog: Watchdog) -> None:
     while True:
         watchdog.ping()
         await asyncio.sleep(watchdog.interval)
+
+
+async def set_within(event: asyncio.Event, seconds: float | None) -> bool:
+    """Wait for ``event`` at most ``seconds``; True if it is set (a stop flag: "sleep unless
+    stopped first")."""
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True

@@ -87,34 +87,12 @@ class Aggregate:
 
 def rollup(rows: Iterable[tuple[int, Sample]]) -> dict[tuple[int, int, int], Aggregate]:
     """``(point id, sample)`` pairs -> ``{(point id, width, bucket start): Aggregate}``."""
-    buckets: dict[tuple[int, int, int], Aggregate] = {}
-    good = Quality.GOOD
-    minute, hour = WIDTHS
-    for point, sample in rows:
-        if sample.quality is not good:
-            continue
-        value = sample.value
-        if type(value) is float:  # the common case first
-            if value - value != 0.0:  # NaN or ±inf
-                continue
-            number = value
-        elif (
-            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-        ):
-            number = float(value)
-        else:
-            continue
-        stamp = sample.timestamp
-        for key in (
-            (point, minute, int(stamp // minute) * minute),
-            (point, hour, int(stamp // hour) * hour),
-        ):
-            aggregate = buckets.get(key)
-            if aggregate is None:
-                buckets[key] = Aggregate(number, number, number, 1)
-            else:
-                aggregate.add(number)
-    return buckets
+    buffer = RollupBuffer()
+    buffer.add(rows)
+    return {
+        (point, width, bucket): Aggregate(low, high, total, count)
+        for point, width, bucket, low, high, total, count in buffer.take()
+    }
 
 
 RollupRow = tuple[int, int, int, float, float, float, int]

@@ -241,7 +241,7 @@ class HistoryStore:
     def _settle(self, conn: sqlite3.Connection) -> None:
         """Within the caller's transaction: every row of ``recent`` into ``samples``, sorted by
         point (each point's pages written once), and ``recent`` emptied."""
-        rows = conn.execute("SELECT count(*) FROM recent").fetchone()[0]
+        rows = self._recent_rows  # exact: rows each commit added, recounted after a rollback
         before = conn.total_changes
         conn.execute(_SETTLE)
         moved = conn.total_changes - before

@@ -62,6 +62,7 @@ from plantd.module._driver import DriverClass
 from plantd.module._runtime import ModuleRuntime
 from plantd.module._sink import module_service
 from plantd.module._state_sync import StateSync
+from plantd.runtime import set_within
 from plantd.security import Credentials, Identity, service_identity
 from plantd.service import ServiceWorker
 
@@ -334,7 +335,7 @@ class ModuleHost:
                 asyncio.get_running_loop().call_soon(self.on_change, self)
 
     async def _wait_stop(self, seconds: float) -> None:
-        await _wait(self._stopping, seconds)
+        await set_within(self._stopping, seconds)
 
 
 class _Watch:
@@ -375,7 +376,7 @@ class _Watch:
                 self.host._healthy(self.hosted)
                 healthy_at = None
             wait = _KEY_CHECK if healthy_at is None else min(_KEY_CHECK, healthy_at - loop.time())
-            if await _wait(self._stopping, wait):
+            if await set_within(self._stopping, wait):
                 return
             if self.identity is None:
                 continue
@@ -392,16 +393,6 @@ class _Watch:
                 assert self.hosted.runtime is not None
                 self.hosted.runtime.stop()
                 return
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> bool:
-    """Wait for ``event`` at most ``seconds``; True if it is set."""
-    try:
-        async with asyncio.timeout(seconds):
-            await event.wait()
-    except TimeoutError:
-        return False
-    return True
 
 
 def _describe(exc: BaseException) -> str:

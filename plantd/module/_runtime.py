@@ -44,6 +44,7 @@ from plantd.module._connection import Connection, ConnectionState
 from plantd.module._driver import Driver, PushDriver, pushes
 from plantd.module._points import PointTable
 from plantd.module._schedule import Schedule
+from plantd.runtime import set_within
 
 __all__ = ["GroupStats", "ModuleRuntime"]
 
@@ -378,12 +379,7 @@ class ModuleRuntime:
 
     async def _wait_stop(self, seconds: float) -> bool:
         """Sleep ``seconds`` unless stopped first; True if stopping."""
-        try:
-            async with asyncio.timeout(seconds):
-                await self._stopping.wait()
-        except TimeoutError:
-            return False
-        return True
+        return await set_within(self._stopping, seconds)
 
 
 def _reconnect_backoff(module: ModuleConfig) -> tuple[float, float]:

@@ -46,6 +46,7 @@ from plantd.config import PlantdConfig
 from plantd.errors import RemoteProtocolError, RequestError, ServiceError
 from plantd.module._points import LastValue
 from plantd.module._runtime import ModuleRuntime
+from plantd.runtime import set_within
 from plantd.security import Credentials
 from plantd.state import StateClient
 
@@ -279,9 +280,4 @@ class StateSync:
 
     async def _wait_stop(self, seconds: float) -> bool:
         """Sleep ``seconds`` unless stopped first; True if stopping."""
-        try:
-            async with asyncio.timeout(seconds):
-                await self._stopping.wait()
-        except TimeoutError:
-            return False
-        return True
+        return await set_within(self._stopping, seconds)

@@ -43,6 +43,7 @@ from plantd.bus import BusPublisher, BusSubscriber, Sample, SampleValue, decode_
 from plantd.client import AsyncClient
 from plantd.config import PlantdConfig
 from plantd.errors import RequestError
+from plantd.runtime import set_within
 from plantd.service import ServiceDefinition, ServiceWorker, call_async
 from plantd.sinks._config import MqttSinkConfig, PostgresSinkConfig, SinkConfig
 from plantd.sinks._intake import IntakeState
@@ -160,12 +161,7 @@ class Sink:
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep unless stopped first; True if stopping."""
-        try:
-            async with asyncio.timeout(seconds):
-                await self._stopping.wait()
-        except TimeoutError:
-            return False
-        return True
+        return await set_within(self._stopping, seconds)
 
     # -- intake and commits ------------------------------------------------------------------
 
