@@ -147,9 +147,6 @@ class HistoryStore:
         """Commit ``(point name, sample)`` pairs; blocks until on disk. Returns rows added."""
         return self._writer.call(lambda conn: self._write(conn, batch))
 
-    async def write_batch_async(self, batch: Sequence[tuple[str, Sample]]) -> int:
-        return await self._writer.run(lambda conn: self._write(conn, batch))
-
     def submit_batch(self, batch: Sequence[tuple[str, Sample]]) -> asyncio.Future[int]:
         """Queue ``batch`` for the writer and return at once (call from the event loop): the
         future resolves with the rows added once it is on disk. Batches are written in the
