@@ -39,6 +39,7 @@ from hil.scenario import ScenarioResult, load_scenario, run_scenario, write_trac
 from hil.scenario._stack import RigStack
 from hil.sim import Fault, Heal, SimRunner, load_sim_file
 from plantd.client import Client
+from plantd.config import parse_dataclass
 from plantd.service import call
 
 __all__ = ["HilStack", "LoopThread", "SimHandle", "hil_scenario", "hil_sim", "hil_stack"]
@@ -80,9 +81,18 @@ class SimHandle:
     def set(self, device: str, point: str, value: Any) -> None:
         self._call(lambda: self.runner.set(device, point, value))
 
-    def inject(self, fault: Fault | None = None, **fields: Any) -> None:
-        """``inject(device="field", unit=2, fault="silent")`` or ``inject(Fault(...))``."""
-        self._loop.run(self.runner.inject(fault or Fault(**fields)))
+    def inject(self, given: Fault | None = None, /, **fields: Any) -> None:
+        """``inject(device="field", unit=2, fault="silent")`` or ``inject(Fault(...))``.
+
+        The keywords are the keys of a scenario's ``inject`` step, checked the same way
+        (:class:`~plantd.errors.ConfigError` names what is wrong); :class:`~hil.sim.SimError`
+        if the fault does not fit the device. (The Fault is positional-only so that the
+        ``fault=`` keyword names the fault's kind, as documented.)
+        """
+        if given is not None and fields:
+            raise TypeError("inject() takes a Fault or keywords, not both")
+        fault = given if given is not None else parse_dataclass(Fault, fields, source="inject()")
+        self._loop.run(self.runner.inject(fault))
 
     def heal(self, device: str | None = None, unit: int | None = None) -> None:
         self._call(lambda: self.runner.heal(Heal(device=device, unit=unit)))
