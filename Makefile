@@ -31,11 +31,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Two workers on a 2-core machine (tests/_parallel.py says how the tests are shared out);
+# PYTEST_PARALLEL= (empty) runs them in one process.
+PYTEST_PARALLEL ?= -n auto --dist loadgroup --no-loadscope-reorder
+
 # As root (CI is), the image tests' Debian packages are installed first; as another user those
 # tests say what is missing.
 pytest: $(STAMP)
 	@if [ "$$(id -u)" = 0 ]; then image/deps.sh; fi
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 ## image: build an appliance image, IMAGE=amd64 (default) or rpi-arm64, into image/out/IMAGE
 IMAGE ?= amd64
