@@ -9,6 +9,7 @@ import signal
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from plantd.clock import SYSTEM_CLOCK, Clock
 from plantd.systemd import Notifier, Watchdog
 
 __all__ = ["Stoppable", "run_until_signal", "set_within"]
@@ -85,12 +86,10 @@ async def watchdog_task(watchdog: Watchdog) -> None:
         await asyncio.sleep(watchdog.interval)
 
 
-async def set_within(event: asyncio.Event, seconds: float | None) -> bool:
-    """Wait for ``event`` at most ``seconds``; True if it is set (a stop flag: "sleep unless
-    stopped first")."""
-    try:
-        async with asyncio.timeout(seconds):
-            await event.wait()
-    except TimeoutError:
-        return False
-    return True
+async def set_within(
+    event: asyncio.Event, seconds: float | None, clock: Clock = SYSTEM_CLOCK
+) -> bool:
+    """Wait for ``event`` at most ``seconds`` on ``clock``; True if it is set (a stop flag:
+    "sleep unless stopped first"). A test passes a :class:`plantd.testing.ManualClock` and
+    advances it instead of waiting."""
+    return await clock.wait(event, seconds)

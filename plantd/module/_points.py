@@ -11,11 +11,11 @@ that take many readings flush when they are done.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from plantd.bus import BusPublisher, Quality, SampleValue
+from plantd.clock import SYSTEM_CLOCK, Clock
 from plantd.module._config import GroupConfig, ModuleConfig, PointConfig
 from plantd.module._driver import Reading
 from plantd.module._publishing import PublishFilter
@@ -50,8 +50,13 @@ class LastValue(NamedTuple):
 
 
 class PointTable:
-    def __init__(self, module: ModuleConfig, publisher: BusPublisher) -> None:
+    """``clock`` stamps the readings that come without a timestamp of their own."""
+
+    def __init__(
+        self, module: ModuleConfig, publisher: BusPublisher, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.module = module
+        self.clock = clock
         self.publisher = publisher
         self.points: dict[str, PointConfig] = {}
         self.group_of: dict[str, GroupConfig] = {}
@@ -70,7 +75,7 @@ class PointTable:
     def record(self, name: str, reading: Reading, now: float | None = None) -> None:
         """Take one reading of point ``name`` (the caller guarantees the name exists); what is
         to be published waits in the batch for :meth:`flush`."""
-        stamp = reading.timestamp if reading.timestamp is not None else (now or time.time())
+        stamp = reading.timestamp if reading.timestamp is not None else (now or self.clock.now())
         quality = reading.quality
         value = reading.value if quality is not _BAD else None
         self.last[name] = LastValue(value, quality, stamp, reading.error)
@@ -85,7 +90,7 @@ class PointTable:
 
     def record_group(self, group: GroupConfig, readings: dict[str, Reading] | Any) -> int:
         """Take a driver's answer for ``group``; points it left out are bad. Returns bad count."""
-        now = time.time()
+        now = self.clock.now()
         bad = 0
         for point in group.points:
             reading = readings.get(point.name)
@@ -105,7 +110,7 @@ class PointTable:
 
     def mark_bad(self, names: Iterable[str], error: str) -> None:
         """A failure touched these points: they are bad until read again."""
-        now = time.time()
+        now = self.clock.now()
         for name in names:
             last = self.last.get(name)
             if last is None or last.quality is not Quality.BAD or last.error != error:

@@ -33,10 +33,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any, cast
 
 from plantd.bus import BusPublisher, Quality
+from plantd.clock import SYSTEM_CLOCK, Clock
 from plantd.config import PlantdConfig
 from plantd.errors import DeviceFault, DeviceUnavailable
 from plantd.module._config import GroupConfig, ModuleConfig
@@ -93,6 +93,14 @@ class GroupStats:
 
 
 class ModuleRuntime:
+    """One module's tasks (see the module doc), until :meth:`stop`.
+
+    ``clock`` is the time every schedule of the runtime follows: poll deadlines, reconnect
+    backoff, heartbeats, and the timestamps of readings. Tests pass a
+    :class:`plantd.testing.ManualClock` and advance it; the guard against a driver call that
+    hangs stays on real time, as it watches the driver and not the schedule.
+    """
+
     def __init__(
         self,
         config: PlantdConfig,
@@ -102,15 +110,17 @@ class ModuleRuntime:
         publisher: BusPublisher | None = None,
         reconnect_initial: float | None = None,
         reconnect_max: float | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.config = config
+        self.clock = clock
         self.module = module
         self.driver = driver
         self.service = f"org.plantd.module.{module.name}"
         self.publisher = publisher or BusPublisher(
             config.bus.frontend, high_water_mark=config.bus.high_water_mark
         )
-        self.table = PointTable(module, self.publisher)
+        self.table = PointTable(module, self.publisher, clock)
         initial, maximum = _reconnect_backoff(module)
         self.connection = Connection(
             f"module {module.name}",
@@ -118,7 +128,7 @@ class ModuleRuntime:
             maximum=maximum if reconnect_max is None else reconnect_max,
         )
         self.stats: dict[str, GroupStats] = {}
-        self.started = time.time()
+        self.started = clock.now()
         self._connected = asyncio.Event()
         self._lost = asyncio.Event()
         self._lost_reason = ""
@@ -137,11 +147,10 @@ class ModuleRuntime:
         """Run until :meth:`stop`. ``extras`` are services run alongside (the sink, state sync):
         objects with ``run()`` and ``stop()``."""
         self._tasks_extra = list(extras)
-        loop = asyncio.get_running_loop()
-        self.connection.connecting(loop.time())
+        self.connection.connecting(self.clock.monotonic())
         for group in self.module.groups:
             self.stats[group.name] = GroupStats(
-                Schedule(group.interval, loop.time()), pushed=pushes(self.driver, group)
+                Schedule(group.interval, self.clock.monotonic()), pushed=pushes(self.driver, group)
             )
         try:
             async with asyncio.TaskGroup() as tasks:
@@ -161,12 +170,11 @@ class ModuleRuntime:
     # -- the connection -------------------------------------------------------------------------
 
     async def _connection_task(self) -> None:
-        loop = asyncio.get_running_loop()
         # Nothing is read before the bus knows who subscribes: ZeroMQ would drop the first
         # samples of every point (the "slow joiner"), and their sequence numbers with them.
         await self.publisher.wait_for_subscribers(timeout=1.0)
         while not self._stopping.is_set():
-            self.connection.connecting(loop.time())
+            self.connection.connecting(self.clock.monotonic())
             try:
                 async with asyncio.timeout(_HARD_TIMEOUT_MIN):
                     await self.driver.open()
@@ -174,11 +182,11 @@ class ModuleRuntime:
                 reason = _describe(exc)
                 await self._close_driver()
                 self.table.mark_bad(self.table.points, f"unavailable: {reason}")
-                await self._wait_stop(self.connection.failed(loop.time(), reason))
+                await self._wait_stop(self.connection.failed(self.clock.monotonic(), reason))
                 continue
-            self.connection.connected(loop.time())
+            self.connection.connected(self.clock.monotonic())
             for stats in self.stats.values():
-                stats.schedule.restart(loop.time())
+                stats.schedule.restart(self.clock.monotonic())
             self._connected.set()
             await _first(self._lost.wait(), self._stopping.wait())
             self._connected.clear()
@@ -186,7 +194,8 @@ class ModuleRuntime:
                 return
             self._lost.clear()
             await self._close_driver()
-            await self._wait_stop(self.connection.failed(loop.time(), self._lost_reason))
+            delay = self.connection.failed(self.clock.monotonic(), self._lost_reason)
+            await self._wait_stop(delay)
 
     def _lose_connection(self, reason: str) -> None:
         if self._connected.is_set():
@@ -204,23 +213,22 @@ class ModuleRuntime:
     # -- polling --------------------------------------------------------------------------------
 
     async def _poll_task(self, group: GroupConfig) -> None:
-        loop = asyncio.get_running_loop()
         stats = self.stats[group.name]
         schedule = stats.schedule
         while not self._stopping.is_set():
             if not self._connected.is_set():
                 await _first(self._connected.wait(), self._stopping.wait())
                 continue
-            delay = schedule.deadline - loop.time()
+            delay = schedule.deadline - self.clock.monotonic()
             if delay > 0 and await self._wait_stop(delay):
                 return
             if not self._connected.is_set():
                 continue
-            started = loop.time()
+            started = self.clock.monotonic()
             await self.poll(group)
-            stats.last_duration = loop.time() - started
-            stats.last_poll = time.time()
-            schedule.polled(loop.time())
+            stats.last_duration = self.clock.monotonic() - started
+            stats.last_poll = self.clock.now()
+            schedule.polled(self.clock.monotonic())
 
     async def poll(self, group: GroupConfig) -> None:
         """Read ``group`` once and record the outcome; never raises for device trouble."""
@@ -278,8 +286,8 @@ class ModuleRuntime:
         if period is None:
             return
         while True:
-            await asyncio.sleep(period / 4)
-            self.table.heartbeat(names, time.time())
+            await self.clock.sleep(period / 4)
+            self.table.heartbeat(names, self.clock.now())
 
     async def _bad_heartbeat(self) -> None:
         """Republish bad points past their max_silence, connected or not (see the top)."""
@@ -287,7 +295,7 @@ class ModuleRuntime:
         if period is None:
             return
         while not await self._wait_stop(period / 4):
-            self.table.republish_bad(time.time())
+            self.table.republish_bad(self.clock.now())
 
     async def _follow(self, group: GroupConfig, stats: GroupStats) -> str:
         """Consume one stream of ``group`` until it fails: "lost" or "retry" says what next."""
@@ -317,7 +325,7 @@ class ModuleRuntime:
                     log.debug("module %s: closing a stream failed", self.module.name, exc_info=True)
 
     def _delivered(self, group: GroupConfig, stats: GroupStats, readings: Any) -> None:
-        now = time.time()
+        now = self.clock.now()
         names = self._group_points.setdefault(group.name, {p.name for p in group.points})
         for name, reading in readings.items():
             if name in names:
@@ -351,7 +359,7 @@ class ModuleRuntime:
         self._lose_connection(_describe(exc))
 
     def status(self) -> dict[str, Any]:
-        loop_now = asyncio.get_running_loop().time()
+        monotonic_now = self.clock.monotonic()
         bad = sum(1 for v in self.table.last.values() if v.quality is Quality.BAD)
         try:
             driver_status = self.driver.status()
@@ -362,7 +370,7 @@ class ModuleRuntime:
             "driver": self.module.driver,
             "description": self.module.description,
             "up_since": self.started,
-            "connection": self.connection.as_status(loop_now),
+            "connection": self.connection.as_status(monotonic_now),
             "points": len(self.table.points),
             "bad_points": bad,
             "published": self.table.published,
@@ -379,7 +387,7 @@ class ModuleRuntime:
 
     async def _wait_stop(self, seconds: float) -> bool:
         """Sleep ``seconds`` unless stopped first; True if stopping."""
-        return await set_within(self._stopping, seconds)
+        return await set_within(self._stopping, seconds, self.clock)
 
 
 def _reconnect_backoff(module: ModuleConfig) -> tuple[float, float]:

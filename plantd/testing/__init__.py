@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from plantd.testing._clock import ManualClock
 from plantd.testing._conformance import check_driver
 from plantd.testing._fake_driver import FakeDriver, FakeGroup, FakeModule, FakePoint
 from plantd.testing._notify import NotifySocket
@@ -30,6 +31,7 @@ __all__ = [
     "FakeModule",
     "FakePoint",
     "ManagedProcess",
+    "ManualClock",
     "NotifySocket",
     "check_driver",
     "free_tcp_port",

@@ -28,7 +28,8 @@ PUBLIC = {
     ],
     "plantd.broker": ["BrokerServer", "BusProxy"],
     "plantd.testing": [
-        "FakeDriver", "FakeGroup", "FakeModule", "FakePoint", "ManagedProcess", "NotifySocket",
+        "FakeDriver", "FakeGroup", "FakeModule", "FakePoint", "ManagedProcess", "ManualClock",
+        "NotifySocket",
         "check_driver",
         "free_tcp_port", "free_tcp_ports", "make_keys", "wait_for_broker", "wait_for_workers",
         "write_config",
