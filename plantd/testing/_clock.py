@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["ManualClock"]
 
@@ -75,8 +76,9 @@ class ManualClock:
             return event.is_set()
         sleeper = self._add_sleeper(seconds)
         setter = asyncio.ensure_future(event.wait())
+        either: list[asyncio.Future[Any]] = [setter, sleeper.future]
         try:
-            await asyncio.wait([setter, sleeper.future], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         finally:
             setter.cancel()
             self._drop(sleeper)
