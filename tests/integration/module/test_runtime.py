@@ -1,5 +1,6 @@
 """The module runtime with the fake driver, against a real broker: polling, publishing,
-supervision and the sink operations."""
+supervision and the sink operations. The runtime runs on a ManualClock: a test advances it
+past the polls, backoffs and overruns it needs instead of sleeping through them."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from plantd.module import parse_module_file
 from plantd.module._runtime import ModuleRuntime
 from plantd.module._sink import module_service
 from plantd.service import ServiceWorker, call_async
-from plantd.testing import FakeDriver, FakeModule, check_driver, wait_for_workers
+from plantd.testing import FakeDriver, FakeModule, ManualClock, check_driver, wait_for_workers
 from tests.conftest import Stack
 
 MODULE = """
@@ -47,6 +48,7 @@ class Running:
     driver: FakeDriver
     client: AsyncClient
     subscriber: BusSubscriber
+    clock: ManualClock
 
     async def samples(self, topic: str, count: int, timeout: float = 5.0) -> list[Sample]:
         found: list[Sample] = []
@@ -89,41 +91,58 @@ async def running(stack: Stack) -> AsyncIterator[Running]:
     config = load_config(stack.config_dir)
     module = parse_module_file(write_module(stack), FakeModule)
     driver = FakeDriver(module)
-    runtime = ModuleRuntime(config, module, driver, reconnect_initial=0.05, reconnect_max=0.2)
+    clock = ManualClock()
+    runtime = ModuleRuntime(
+        config, module, driver, reconnect_initial=0.05, reconnect_max=0.2, clock=clock
+    )
     sink = ServiceWorker(module_service(runtime), config)
     subscriber = BusSubscriber(config.bus.backend, ["data.m."])
     async with asyncio.TaskGroup() as group:
         group.create_task(runtime.run(sink))
         await asyncio.to_thread(wait_for_workers, stack.endpoint, runtime.service)
+        # Connected means the schedules start at the clock's time zero: every test's clock
+        # arithmetic counts from there (the first poll of each group is at 0).
+        await asyncio.wait_for(runtime._connected.wait(), timeout=5)
         async with AsyncClient(stack.endpoint, timeout=3, retries=0) as client:
-            yield Running(runtime, driver, client, subscriber)
+            yield Running(runtime, driver, client, subscriber, clock)
         runtime.stop()
+        # A stopped runtime still finishes the poll in hand, and a test's slow read may be
+        # part-way through a wait on the clock.
+        await clock.advance(1.0)
     subscriber.close()
 
 
 async def test_points_are_polled_and_published(running: Running) -> None:
+    await running.clock.advance(0.5)  # the slow group polls at 0, 0.2 and 0.4 s
     counts = await running.samples("data.m.count", 3)
     assert [s.seq for s in counts] == [counts[0].seq, counts[0].seq + 1, counts[0].seq + 2]
     assert all(s.quality is Quality.GOOD for s in counts)
     assert counts[1].value == counts[0].value + 1  # type: ignore[operator]
     # flow is constant: published once, then suppressed until max_silence
-    await asyncio.sleep(0.3)
+    await running.clock.advance(0.32)
     status = await running.call("status")
     assert status["suppressed"] > 0
-    assert status["groups"]["fast"]["polls"] >= 5
+    # 0.82 s of a drift-free 50 ms schedule: polls at 0, 0.05, ... 0.8 s, and not one more
+    assert status["groups"]["fast"]["polls"] == 17
+    assert status["groups"]["slow"]["polls"] == 5
     assert status["connection"]["state"] == "connected"
 
 
 async def test_a_lost_connection_marks_points_bad_and_recovers(running: Running) -> None:
     await running.until("data.m.state", Quality.GOOD)
     running.driver.unavailable = "cable cut"
+    await running.clock.advance(0.06)  # the fast group's next poll finds the cable cut
     bad = await running.until("data.m.state", Quality.BAD)
     assert bad.value is None
     status = await running.call("status")
     assert status["connection"]["state"] in ("backoff", "connecting")
     assert "cable cut" in status["connection"]["last_error"]
-    await asyncio.sleep(0.5)  # several reconnect attempts fail meanwhile
+    await running.clock.advance(0.5)
+    # the loss, then attempts after at most 0.05, 0.1 and 0.2 s of backoff
+    assert running.runtime.connection.attempts >= 4
+    assert running.driver.opened == 1
     running.driver.unavailable = None
+    await running.clock.advance(0.25)  # the next attempt, at most 0.2 s away, succeeds
     good = await running.until("data.m.state", Quality.GOOD)
     assert good.value == "idle"
     assert running.driver.opened >= 2
@@ -132,8 +151,9 @@ async def test_a_lost_connection_marks_points_bad_and_recovers(running: Running)
 
 
 async def test_a_device_fault_spoils_only_its_group(running: Running) -> None:
-    await asyncio.sleep(0.2)
+    await running.clock.advance(0.1)
     running.driver.faults["slow"] = "illegal data address"
+    await running.clock.advance(0.15)  # the slow group's poll at 0.2 s
     await running.until("data.m.count", Quality.BAD)
     values = await running.call("read")
     assert values["count"]["error"] == "device fault: illegal data address"
@@ -142,6 +162,7 @@ async def test_a_device_fault_spoils_only_its_group(running: Running) -> None:
     assert status["connection"]["state"] == "connected"
     assert status["groups"]["slow"]["error"] == "device fault: illegal data address"
     del running.driver.faults["slow"]
+    await running.clock.advance(0.2)
     await running.until("data.m.count", Quality.GOOD)
 
 
@@ -157,16 +178,20 @@ async def test_a_driver_bug_never_ends_polling(
         return await original(group)
 
     monkeypatch.setattr(running.driver, "read", buggy)
+    await running.clock.advance(0.25)
     await running.until("data.m.count", Quality.BAD)
-    polls_before = (await running.call("status"))["groups"]["slow"]["failures"]
-    await asyncio.sleep(0.5)
-    assert (await running.call("status"))["groups"]["slow"]["failures"] > polls_before
+    failures_before = (await running.call("status"))["groups"]["slow"]["failures"]
+    await running.clock.advance(0.5)  # the polls at 0.4 and 0.6 s
+    failures = (await running.call("status"))["groups"]["slow"]["failures"]
+    assert failures == failures_before + 2
     broken = False
+    await running.clock.advance(0.2)
     await running.until("data.m.count", Quality.GOOD)
 
 
 async def test_one_bad_point_in_a_group(running: Running) -> None:
     running.driver.bad_points["state"] = "register overflow"
+    await running.clock.advance(0.25)
     await running.until("data.m.state", Quality.BAD)
     values = await running.call("read", {"points": ["state", "count"]})
     assert values["state"]["error"] == "register overflow"
@@ -205,11 +230,18 @@ async def test_points_and_fresh_reads(running: Running) -> None:
     assert values["count"]["quality"] == "good"
 
 
-async def test_overruns_are_counted(running: Running) -> None:
-    running.driver.read_delay = 0.12  # longer than the fast group's 50 ms interval
-    await asyncio.sleep(0.8)
+async def test_overruns_are_counted(running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = running.driver.read
+
+    async def slow(group: Any) -> Any:
+        await running.clock.sleep(0.12)  # longer than the fast group's 50 ms interval
+        return await original(group)
+
+    monkeypatch.setattr(running.driver, "read", slow)
+    await running.clock.advance(0.8)
     status = await running.call("status")
     assert status["groups"]["fast"]["overruns"] > 0
+    assert status["groups"]["fast"]["last_duration"] == pytest.approx(0.12)
     json.dumps(status)
 
 
