@@ -12,9 +12,10 @@ The file format is in :mod:`hil.scenario._schema` and ``docs/hil.md``. Inside:
 
     _schema   the scenario file's dataclasses
     _load     reading it with its simulator and module files; names checked across them
+    _params   parametrised files: one scenario per case of ``parameters``
     _stack    the plantd processes (throwaway, from a config directory, or attached)
     _observe  the bus recorder and the state probe
-    _expect   expectations: within, hold, fresh; what failed and why
+    _expect   expectations: within, hold, fresh, windows (rising, stable…); what failed and why
     _runner   the run: simulators, stack, steps, teardown
     _trace    what was seen over time; CSV
     _html     the trace as a page of inline SVG plots (and a PNG if matplotlib is there)
@@ -28,7 +29,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from hil.scenario._html import write_html, write_png
-from hil.scenario._load import LoadedScenario, load_scenario
+from hil.scenario._load import LoadedScenario, load_scenario, load_scenarios
 from hil.scenario._report import format_step, summary, write_junit
 from hil.scenario._result import ScenarioResult, StepResult
 from hil.scenario._runner import run_scenario
@@ -45,6 +46,7 @@ __all__ = [
     "Trace",
     "format_step",
     "load_scenario",
+    "load_scenarios",
     "run_scenario",
     "run_scenario_sync",
     "summary",

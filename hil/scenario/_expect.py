@@ -9,21 +9,29 @@ runs one expectation in two phases:
    says what was last seen;
 2. **hold** (if given): every observation until the hold ends must still meet it; the first one
    that does not is a failure that says when and what.
+
+Window conditions (``rising``, ``falling``, ``stable``, ``rate``) are judged on the samples in
+force over the last ``over`` seconds — the one in force when the window opens (a published value
+holds until the next) and every one that arrives in it — first when ``over`` has passed since
+the step began, then at every new observation until the time bound (at least ``over``). With
+``hold``, every window ending in the hold must meet them too. The per-sample conditions
+(``value``, ``min``, ``max``, ``quality``) then apply to each sample in the window.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hil.scenario._schema import Expect
 
-__all__ = ["Observation", "Outcome", "Probe", "check_expect", "unmet"]
+__all__ = ["Observation", "Outcome", "Probe", "check_expect", "judge_window", "unmet"]
 
 _SHOWN = 60
+_EPS = 1e-6  # clock comparisons: a wake a hair early must not loop forever
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +110,8 @@ def _seen(obs: Observation | None, count: int) -> str:
 
 
 async def check_expect(expect: Expect, probe: Probe, clock: Callable[[], float]) -> Outcome:
+    if expect.windowed:
+        return await _check_window(expect, probe, clock)
     start = clock()
     deadline = start + expect.within
     last: Observation | None = None
@@ -150,6 +160,122 @@ async def check_expect(expect: Expect, probe: Probe, clock: Callable[[], float])
                     f"{reason}" + (f" ({obs.quality})" if obs.quality else ""),
                 )
     return Outcome(True, f"met after {took:.2f} s and held {expect.hold:g} s ({held} checked)")
+
+
+def judge_window(
+    expect: Expect, history: Sequence[Observation], t0: float, t1: float
+) -> tuple[str | None, str]:
+    """(None if the window ``[t0, t1]`` meets the window conditions of ``expect``, else why
+    not; what was seen). ``history`` is every observation so far, oldest first."""
+    opening = [obs for obs in history if obs.t <= t0][-1:]  # the value in force at t0
+    window = opening + [obs for obs in history if t0 < obs.t <= t1]
+    span = f"over {t1 - t0:g} s"
+    values: list[float] = []
+    for obs in window:
+        at = f"at t={max(obs.t, t0):.2f} s"
+        reason = unmet(expect, obs)
+        if reason is not None:
+            return f"{reason} {at}", f"{reason} {at}"
+        if obs.value is None:
+            if expect.allow_bad and obs.quality == "bad":
+                continue
+            return f"no value {at}", f"no value {at}"
+        if isinstance(obs.value, bool) or not isinstance(obs.value, int | float):
+            return f"value {show(obs.value)} is not a number", f"{show(obs.value)} {at}"
+        values.append(float(obs.value))
+    if not values:
+        return "nothing was seen", "nothing was seen"
+    first, last = values[0], values[-1]
+    low, high = min(values), max(values)
+    moved = _moved(first, last)
+    seen = f"{moved} {span}"
+    if expect.rising and not last > first:
+        return f"{seen}; expected rising", seen
+    if expect.falling and not last < first:
+        return f"{seen}; expected falling", seen
+    if expect.stable is not None:
+        seen = f"varied {show(low)} … {show(high)} (by {show(high - low)}) {span}"
+        if high - low > expect.stable + 1e-12:
+            return f"{seen}; expected stable within {expect.stable:g}", seen
+    if expect.rate is not None:
+        rate = expect.rate
+        per = (last - first) / (t1 - t0) * rate.per if t1 > t0 else 0.0
+        seen = f"changed {show(per)}{rate.unit()} ({moved}) {span}"
+        if rate.min is not None and per < rate.min:
+            return f"{seen}; expected at least {rate.min:g}{rate.unit()}", seen
+        if rate.max is not None and per > rate.max:
+            return f"{seen}; expected at most {rate.max:g}{rate.unit()}", seen
+    return None, seen
+
+
+def _moved(first: float, last: float) -> str:
+    if last > first:
+        return f"rose {show(first)} → {show(last)}"
+    if last < first:
+        return f"fell {show(first)} → {show(last)}"
+    return f"stayed at {show(first)}"
+
+
+async def _check_window(expect: Expect, probe: Probe, clock: Callable[[], float]) -> Outcome:
+    assert expect.over is not None  # the schema requires it with a window condition
+    over = expect.over
+    start = clock()
+    judged_from = start + over
+    bound = max(expect.within, over)
+    deadline = start + bound
+    history: list[Observation] = []
+    reason: str | None = "nothing was judged"
+    seen = ""
+    while True:
+        history.extend(probe.take())
+        now = clock()
+        if now >= judged_from - _EPS:
+            reason, seen = judge_window(expect, history, now - over, now)
+            if reason is None or now >= deadline - _EPS:
+                break
+        wake = judged_from if now < judged_from - _EPS else deadline
+        await probe.wait(_next_change(history, over, now, wake) - now)
+        _forget_before(history, clock() - over)
+    took = max(0.0, clock() - start)
+    if reason is not None:
+        window = f"the window t={now - over:.2f}…{now:.2f} s"
+        return Outcome(False, f"{probe.what}: not met within {bound:g} s; {reason} ({window})")
+    if expect.hold is None:
+        return Outcome(True, f"met after {took:.2f} s: {seen}")
+    end = clock() + expect.hold
+    checked = 0
+    while True:
+        now = clock()
+        if end - now > _EPS:
+            await probe.wait(_next_change(history, over, now, end) - now)
+        history.extend(probe.take())
+        now = min(clock(), end)
+        reason, _ = judge_window(expect, [o for o in history if o.t <= now], now - over, now)
+        checked += 1
+        if reason is not None:
+            return Outcome(
+                False,
+                f"{probe.what}: met after {took:.2f} s, then broken at t={now:.2f} s: {reason}",
+            )
+        if now >= end - _EPS:
+            return Outcome(
+                True,
+                f"met after {took:.2f} s and held {expect.hold:g} s ({checked} windows checked)",
+            )
+        _forget_before(history, now - over)
+
+
+def _next_change(history: list[Observation], over: float, now: float, wake: float) -> float:
+    """``wake``, or sooner when a sample leaves the window: a held value can make (or break) a
+    window with nothing new arriving."""
+    leaving = [obs.t + over for obs in history if obs.t + over > now + _EPS]
+    return min([wake, *leaving])
+
+
+def _forget_before(history: list[Observation], t0: float) -> None:
+    """Drop what no later window needs: all before the last observation at or before ``t0``."""
+    opening = max((i for i, obs in enumerate(history) if obs.t <= t0), default=0)
+    del history[:opening]
 
 
 class PolledProbe:

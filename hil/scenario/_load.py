@@ -2,24 +2,35 @@
 
 Every name a step uses is checked before anything starts — a simulated device and its point, a
 module and its point, a fault that fits its device — so a typo fails in a second with the line
-of the step, not after a minute of running rig.
+of the step, not after a minute of running rig. A file with ``parameters`` is expanded first,
+one scenario per case, and each case is checked like a file of its own.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from hil.scenario._schema import Scenario, split_name
-from hil.sim import SimFile, load_sim_file
+from hil.scenario._params import (
+    PARAMETERS,
+    case_label,
+    case_name,
+    has_placeholder,
+    parameter_cases,
+    placeholder_problems,
+    substitute,
+)
+from hil.scenario._schema import Scalar, Scenario, split_name
+from hil.sim import SimDevice, SimFile, load_sim_file
+from hil.sim._checks import fault_misfits, heal_misfits
 from plantd.config import KeyPath, parse_dataclass, read_yaml
 from plantd.config._location import Locator
 from plantd.config._schema import did_you_mean
 from plantd.errors import ConfigError
 
-__all__ = ["LoadedScenario", "ModuleInfo", "load_scenario"]
+__all__ = ["LoadedScenario", "ModuleInfo", "load_scenario", "load_scenarios"]
 
 
 @dataclass(frozen=True)
@@ -42,19 +53,77 @@ class LoadedScenario:
 
 
 def load_scenario(path: Path) -> LoadedScenario:
-    """Read ``path``; :class:`ConfigError` names every problem (file, line, key)."""
+    """Read ``path``; :class:`ConfigError` names every problem (file, line, key). A file with
+    ``parameters`` that expands to several scenarios is refused: use :func:`load_scenarios`."""
+    loaded = load_scenarios(path)
+    if len(loaded) > 1:
+        names = ", ".join(one.name for one in loaded)
+        raise ConfigError(
+            [
+                f"{path}: its parameters make {len(loaded)} scenarios ({names}); "
+                "load_scenarios reads them all"
+            ]
+        )
+    return loaded[0]
+
+
+def load_scenarios(path: Path) -> list[LoadedScenario]:
+    """Read ``path``: one scenario, or one per case of its ``parameters`` (see
+    :mod:`hil.scenario._params`); :class:`ConfigError` names every problem (file, line, key)."""
     document = read_yaml(path)
     if document.problems:
         raise ConfigError(list(document.problems))
-    scenario = parse_dataclass(
-        Scenario, document.data, source=str(path), lines=document.lines, base_dir=path.parent
-    )
-    scenario = dataclasses.replace(scenario, source=path)
+    locator = Locator(str(path), document.lines)
+    data = document.data
+    if not isinstance(data, dict) or PARAMETERS not in data:
+        return [_load_one(path, data, document.lines, None)]
+    body = {key: value for key, value in data.items() if key != PARAMETERS}
+    cases, problems = parameter_cases(data[PARAMETERS])
+    if not problems:
+        problems = list(placeholder_problems(body, cases[0].keys()))
+    if problems:
+        raise ConfigError([locator.problem(key, message) for key, message in problems])
+    loaded: list[LoadedScenario] = []
+    found: dict[str, list[str]] = {}  # problem → the cases that have it
+    for case in cases:
+        data_of_case = substitute(body, case)
+        if "name" not in body or not has_placeholder(body["name"]):
+            data_of_case["name"] = case_name(body.get("name") or path.stem, case)
+        try:
+            loaded.append(_load_one(path, data_of_case, document.lines, case))
+        except ConfigError as exc:
+            for problem in exc.problems:
+                found.setdefault(problem, []).append(case_label(case))
+    if found:
+        raise ConfigError(
+            [
+                problem if len(labels) == len(cases) else f"{problem} (with {'; '.join(labels)})"
+                for problem, labels in found.items()
+            ]
+        )
+    names: dict[str, int] = {}
+    for index, one in enumerate(loaded):
+        if one.name in names:
+            problem = (
+                f"cases {names[one.name] + 1} and {index + 1} are both named {one.name!r} "
+                "(put a parameter in name)"
+            )
+            raise ConfigError([locator.problem((PARAMETERS, index), problem)])
+        names[one.name] = index
+    return loaded
+
+
+def _load_one(
+    path: Path, data: object, lines: Mapping[KeyPath, int], case: Mapping[str, Scalar] | None
+) -> LoadedScenario:
+    """One scenario from its (substituted) data."""
+    scenario = parse_dataclass(Scenario, data, source=str(path), lines=lines, base_dir=path.parent)
+    scenario = dataclasses.replace(scenario, source=path, parameters=dict(case or {}))
     problems: list[str] = []
     simulators: list[SimFile] = []
     for index, sim_path in enumerate(scenario.simulators):
         if not sim_path.is_file():
-            locator = Locator(str(path), document.lines)
+            locator = Locator(str(path), lines)
             problems.append(locator.problem(("simulators", index), f"no such file {sim_path}"))
             continue
         try:
@@ -73,7 +142,7 @@ def load_scenario(path: Path) -> LoadedScenario:
     if problems:
         raise ConfigError(problems)
     loaded = LoadedScenario(scenario, tuple(simulators), modules)
-    locator = Locator(str(path), document.lines)
+    locator = Locator(str(path), lines)
     problems = [locator.problem(key, message) for key, message in _references(loaded)]
     if problems:
         raise ConfigError(problems)
@@ -93,11 +162,13 @@ def _module_info(path: Path, device: str | None) -> ModuleInfo:
 
 def _references(loaded: LoadedScenario) -> Iterator[tuple[KeyPath, str]]:
     devices: dict[str, set[str]] = {}
+    specs: dict[str, SimDevice] = {}
     for sim in loaded.simulators:
         for device in sim.devices:
             if device.name in devices:
                 yield ("simulators",), f"two simulators have a device named {device.name!r}"
             devices[device.name] = {p.name for unit in device.units for p in unit.points}
+            specs[device.name] = device
     scenario = loaded.scenario
     if scenario.stack is not None:
         seen: set[str] = set()
@@ -118,8 +189,14 @@ def _references(loaded: LoadedScenario) -> Iterator[tuple[KeyPath, str]]:
             yield from _device_point(devices, step.set.point, (*where, "set", "point"))
         if step.inject is not None:
             yield from _device(devices, step.inject.device, (*where, "inject", "device"))
+            if step.inject.device in specs:
+                for key, why in fault_misfits(specs[step.inject.device], step.inject):
+                    yield (*where, "inject", *key), why
         if step.heal is not None and step.heal.device is not None:
             yield from _device(devices, step.heal.device, (*where, "heal", "device"))
+            if step.heal.device in specs:
+                for key, why in heal_misfits(specs[step.heal.device], step.heal):
+                    yield (*where, "heal", *key), why
         if step.write is not None:
             yield from _module_point(loaded, step.write.point, (*where, "write", "point"))
         if step.expect is not None:

@@ -17,8 +17,9 @@ A step is one of ``wait``, ``set`` (a simulated value by hand), ``inject``/``hea
 :class:`hil.sim.Fault`), ``write`` (through plantd) and ``expect``; it may carry a ``name`` for
 the report. An expectation looks at one of: ``point`` (``MODULE.POINT`` as published on the bus),
 ``stored`` (``MODULE.POINT`` as saved in the state service) or ``device`` (``DEVICE.POINT`` in a
-simulator), with conditions ``value`` (± ``tolerance``), ``min``, ``max`` and ``quality``. It
-must come true ``within`` its time bound, and then stay true for ``hold`` if given.
+simulator), with conditions ``value`` (± ``tolerance``), ``min``, ``max`` and ``quality`` on
+each sample, and ``rising``, ``falling``, ``stable`` and ``rate`` over a window of ``over``
+seconds. It must come true ``within`` its time bound, and then stay true for ``hold`` if given.
 """
 
 from __future__ import annotations
@@ -31,10 +32,14 @@ from typing import Annotated, Any, Literal
 
 from hil.sim import Fault, Heal
 from plantd.config import INTERNAL, Duration, Ge, Gt, KeyPath
+from plantd.config._schema import did_you_mean
 
 __all__ = [
+    "WINDOW_CONDITIONS",
+    "WRITE_ERRORS",
     "Expect",
     "ModuleBinding",
+    "Rate",
     "Scenario",
     "SetValue",
     "StackSpec",
@@ -85,16 +90,73 @@ class SetValue:
         yield from _dotted("point", self.point, "DEVICE")
 
 
+WRITE_ERRORS = {
+    "module.unknown-point": "the module has no point of that name",
+    "module.not-writable": "the point is read-only (it is not marked writable in the module file)",
+    "module.bad-value": (
+        "the value is refused before it reaches the device: outside the point's minimum/maximum, "
+        "the wrong type, or one the driver cannot encode"
+    ),
+    "module.unavailable": (
+        "the module is not connected to its device, or the connection failed during the write"
+    ),
+    "module.device-fault": "the device answered and refused the write (a Modbus exception, say)",
+    "broker.denied": "the rig's key may not call the module's write (role operator needed)",
+}
+"""The error codes a ``write`` step may expect: what the module's ``write`` operation answers
+(plantd.module._sink), and the broker's refusal of a caller without the right."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class WriteValue:
     point: str
     """``MODULE.POINT``: written with the module's ``write`` operation, as an operator would."""
     value: Scalar
     error: str | None = None
-    """Expect the write to be refused with this error code (e.g. ``module.bad-value``)."""
+    """Expect the write to be refused with this error code (one of :data:`WRITE_ERRORS`)."""
 
     def cross_check(self) -> Iterator[tuple[KeyPath, str]]:
         yield from _dotted("point", self.point, "MODULE")
+        if self.error is not None and self.error not in WRITE_ERRORS:
+            hint = did_you_mean(self.error, WRITE_ERRORS)
+            yield (
+                ("error",),
+                (
+                    f"no write error {self.error!r}{hint}; "
+                    f"a write is refused with one of: {', '.join(WRITE_ERRORS)}"
+                ),
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rate:
+    """How fast the value changes over the window: ``(last − first) / over``, per ``per``."""
+
+    min: float | None = None
+    max: float | None = None
+    per: Annotated[float, Duration, Gt(0)] = 1.0
+    """The rate's time unit (``1s``: per second, ``1min``: per minute)."""
+
+    def describe(self) -> str:
+        unit = self.unit()
+        if self.min is not None and self.max is not None:
+            return f"changing {self.min:g}…{self.max:g}{unit}"
+        if self.min is not None:
+            return f"changing ≥ {self.min:g}{unit}"
+        return f"changing ≤ {self.max:g}{unit}"
+
+    def unit(self) -> str:
+        named = {1.0: "/s", 60.0: "/min", 3600.0: "/h"}
+        return named.get(self.per, f" per {self.per:g} s")
+
+    def cross_check(self) -> Iterator[tuple[KeyPath, str]]:
+        if self.min is None and self.max is None:
+            yield (), "a rate needs min, max or both"
+        if self.min is not None and self.max is not None and self.min > self.max:
+            yield ("max",), f"max {self.max:g} is below min {self.min:g}"
+
+
+WINDOW_CONDITIONS = ("rising", "falling", "stable", "rate")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,6 +182,23 @@ class Expect:
     allow_bad: bool = False
     """A bad sample (no value) does not break ``value``/``min``/``max`` (with ``hold``: values
     that arrive must be right, but the point may be bad meanwhile)."""
+    rising: bool = False
+    """Over the window ``over``: the value at its end is above the value at its start."""
+    falling: bool = False
+    """Over the window ``over``: the value at its end is below the value at its start."""
+    stable: Annotated[float, Ge(0)] | None = None
+    """Over the window ``over``: highest − lowest value is at most this much."""
+    rate: Rate | None = None
+    """Over the window ``over``: the average change per ``rate.per`` is within min/max."""
+    over: Annotated[float, Duration, Gt(0)] | None = None
+    """The window of ``rising``, ``falling``, ``stable`` and ``rate``: the last ``over``
+    seconds, judged first when that long has passed since the step began."""
+
+    @property
+    def windowed(self) -> bool:
+        """Judged over a window of samples (rising, falling, stable, rate), not sample by
+        sample."""
+        return self.rising or self.falling or self.stable is not None or self.rate is not None
 
     def target(self) -> tuple[str, str]:
         """(kind, dotted name): kind is ``point``, ``stored`` or ``device``."""
@@ -144,6 +223,14 @@ class Expect:
             parts.append(f"≤ {self.max:g}")
         if self.quality is not None:
             parts.append(f"({self.quality})")
+        if self.windowed and self.over is not None:
+            trend = [
+                "rising" if self.rising else "",
+                "falling" if self.falling else "",
+                f"stable within {self.stable:g}" if self.stable is not None else "",
+                self.rate.describe() if self.rate is not None else "",
+            ]
+            parts.append(" and ".join(t for t in trend if t) + f" over {self.over:g} s")
         bound = f"within {self.within:g} s" + (f", then for {self.hold:g} s" if self.hold else "")
         return " ".join(parts) + ("; a fresh sample" if self.fresh else "") + f" {bound}"
 
@@ -155,12 +242,30 @@ class Expect:
         kind = targets[0]
         yield from _dotted(kind, getattr(self, kind), "DEVICE" if kind == "device" else "MODULE")
         conditions = (self.value, self.min, self.max, self.quality)
-        if all(c is None for c in conditions) and not self.fresh:
-            yield (), "an expectation needs a condition: value, min, max, quality (or fresh)"
+        if all(c is None for c in conditions) and not self.fresh and not self.windowed:
+            yield (
+                (),
+                (
+                    "an expectation needs a condition: value, min, max, quality, rising, falling, "
+                    "stable, rate (or fresh)"
+                ),
+            )
+        yield from self._check_window()
         if kind == "device" and (self.quality is not None or self.fresh or self.allow_bad):
             yield (kind,), "a simulated value has no quality; quality/fresh/allow_bad do not apply"
         if self.min is not None and self.max is not None and self.min > self.max:
             yield ("max",), f"max {self.max:g} is below min {self.min:g}"
+
+    def _check_window(self) -> Iterator[tuple[KeyPath, str]]:
+        if self.windowed and self.over is None:
+            given = next(k for k in WINDOW_CONDITIONS if getattr(self, k) not in (None, False))
+            yield (given,), f"{given} is judged over a window: give over (e.g. over: 5s)"
+        if self.over is not None and not self.windowed:
+            yield ("over",), "over is the window of rising, falling, stable or rate; none is given"
+        if self.rising and self.falling:
+            yield ("falling",), "rising and falling cannot both hold over one window"
+        if self.windowed and self.fresh:
+            yield ("fresh",), "fresh does not apply to a window: it lies after the step began"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -221,6 +326,8 @@ class Scenario:
     """Run the remaining steps after a failed expectation (default: skip them)."""
     steps: tuple[Step, ...] = ()
     source: Path | None = field(default=None, metadata=INTERNAL)
+    parameters: dict[str, Scalar] = field(default_factory=dict, metadata=INTERNAL)
+    """The values of this case of a parametrised file (empty for a plain one)."""
 
     @property
     def scenario_name(self) -> str:

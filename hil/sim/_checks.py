@@ -7,7 +7,12 @@
 - every name an expression uses is a point: bare (the same device first, then the only point of
   that name in the file) or ``device.point``;
 - points computed by ``expr`` do not depend on themselves in a loop (``integrate`` and
-  ``follow`` carry state from step to step, so a loop through them is a feedback, not a cycle).
+  ``follow`` carry state from step to step, so a loop through them is a feedback, not a cycle);
+- every register a point spans exists (the last address is 65535), and a point fits in one read
+  of its unit (``max_registers``).
+
+:func:`fault_misfits` says whether a fault fits a device (its unit exists; ``bad-crc`` needs an
+RTU framing, ``drop`` a TCP connection), for scenario files before anything runs.
 """
 
 from __future__ import annotations
@@ -20,9 +25,12 @@ from plantd.config import KeyPath
 from plantd.config._schema import did_you_mean
 
 if TYPE_CHECKING:
-    from hil.sim._schema import SimFile, SimPoint
+    from hil.sim._faults import Fault, Heal
+    from hil.sim._schema import SimDevice, SimFile, SimPoint
 
-__all__ = ["Names", "check_file", "expressions_of"]
+__all__ = ["Names", "check_file", "expressions_of", "fault_misfits", "heal_misfits"]
+
+_LAST_ADDRESS = 65535
 
 
 class Names:
@@ -97,6 +105,7 @@ def _check_device(
         if device.transport != "tcp" and not 1 <= unit.unit <= 247:
             yield (*where, "unit"), f"on a serial line unit ids run from 1 to 247, got {unit.unit}"
         yield from _check_overlaps(unit.points, where)
+        yield from _check_extents(unit.points, unit.max_registers, where)
         for p, point in enumerate(unit.points):
             at: KeyPath = (*where, "points", p)
             if point.name in seen_points:
@@ -116,6 +125,51 @@ def _check_device(
                     names.resolve(device.name, handler.set)
                 except LookupError as exc:
                     yield (*at, "on_write", h, "set"), str(exc)
+
+
+def _check_extents(
+    points: tuple[SimPoint, ...], max_registers: int, where: KeyPath
+) -> Iterator[tuple[KeyPath, str]]:
+    for p, point in enumerate(points):
+        if point.table is None or point.address is None:
+            continue
+        size = point.size()
+        last = point.address + size - 1
+        at: KeyPath = (*where, "points", p, "address")
+        if last > _LAST_ADDRESS:
+            span = f"{point.table} {point.address} + {size} registers"
+            yield at, f"{span} runs past the last address {_LAST_ADDRESS}"
+        elif size > max_registers:
+            most = f"its unit serves at most {max_registers} in one read (max_registers)"
+            yield at, f"the point spans {size} registers; {most}"
+
+
+def fault_misfits(device: SimDevice, fault: Fault) -> Iterator[tuple[KeyPath, str]]:
+    """(key relative to the fault, why) for each way ``fault`` does not fit ``device``."""
+    units = [unit.unit for unit in device.units]
+    if fault.unit is not None and fault.unit not in units:
+        yield ("unit",), _no_unit(device, fault.unit, units)
+    if fault.fault == "bad-crc" and device.transport == "tcp":
+        instead = "(garbage corrupts its answers instead)"
+        yield ("fault",), f"bad-crc needs an RTU framing; {_speaks(device)} {instead}"
+    if fault.fault == "drop" and device.transport == "rtu":
+        yield ("fault",), f"{_speaks(device)}: there is no connection to drop"
+
+
+def heal_misfits(device: SimDevice, heal: Heal) -> Iterator[tuple[KeyPath, str]]:
+    units = [unit.unit for unit in device.units]
+    if heal.unit is not None and heal.unit not in units:
+        yield ("unit",), _no_unit(device, heal.unit, units)
+
+
+def _speaks(device: SimDevice) -> str:
+    if device.transport == "tcp":
+        return f"device {device.name!r} speaks Modbus TCP"
+    return f"device {device.name!r} is a serial line (rtu)"
+
+
+def _no_unit(device: SimDevice, unit: int, units: list[int]) -> str:
+    return f"device {device.name!r} has no unit {unit} (its units: {', '.join(map(str, units))})"
 
 
 def _check_overlaps(points: tuple[SimPoint, ...], where: KeyPath) -> Iterator[tuple[KeyPath, str]]:
