@@ -55,6 +55,7 @@ from typing import Any
 
 from plantd._zmq import backoff_delays
 from plantd.bus import BusPublisher
+from plantd.clock import SYSTEM_CLOCK, Clock
 from plantd.config import PlantdConfig
 from plantd.errors import SecurityError
 from plantd.module._config import ModuleConfig
@@ -144,7 +145,8 @@ class ModuleHost:
     """Runs ``modules`` (:func:`plantd.module._main.load_host` reads them) until :meth:`stop`.
 
     ``on_change`` is called after every move of a module, and when one that crashed has run
-    ``healthy_after`` seconds again (to update systemd's status line).
+    ``healthy_after`` seconds again (to update systemd's status line). ``clock`` times the
+    restart backoff, the key checks and ``healthy_after``, and is each module runtime's clock.
     """
 
     def __init__(
@@ -157,8 +159,10 @@ class ModuleHost:
         key_retry_max: float = 30.0,
         healthy_after: float = 30.0,
         on_change: Callable[[ModuleHost], None] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.config = config
+        self.clock = clock
         self.modules = {hosted.name: hosted for hosted in modules}
         self.connected = asyncio.Event()  # READY=1: no module is starting any more
         self.on_change = on_change  # called after every move (the systemd status line)
@@ -213,7 +217,6 @@ class ModuleHost:
                     tasks.create_task(self._supervise(hosted), context=context)
 
     async def _supervise(self, hosted: HostedModule) -> None:
-        loop = asyncio.get_running_loop()
         restart_delays = backoff_delays(*self._restart)
         key_delays = backoff_delays(*self._key_retry)
         while not self._stopping.is_set():
@@ -228,7 +231,7 @@ class ModuleHost:
             key_delays = backoff_delays(*self._key_retry)
             if hosted.state is not State.STARTING:
                 self._move(hosted, State.STARTING)
-            started = loop.time()
+            started = self.clock.monotonic()
             try:
                 rotated = await self._run_once(hosted, identity, credentials)
             except Exception as exc:  # supervisor edge: a module's crash is its own
@@ -240,7 +243,7 @@ class ModuleHost:
                     restart_delays = backoff_delays(*self._restart)
                     continue
                 self._crashed(hosted, None)
-            if loop.time() - started >= self._healthy_after:
+            if self.clock.monotonic() - started >= self._healthy_after:
                 restart_delays = backoff_delays(*self._restart)
             await self._wait_stop(next(restart_delays))
             hosted.restarts += 1
@@ -260,7 +263,9 @@ class ModuleHost:
             bus.frontend, high_water_mark=bus.high_water_mark, credentials=credentials
         )
         try:
-            runtime = ModuleRuntime(self.config, module, driver, publisher=publisher)
+            runtime = ModuleRuntime(
+                self.config, module, driver, publisher=publisher, clock=self.clock
+            )
             sink = ServiceWorker(module_service(runtime), self.config, credentials=credentials)
             sync = StateSync(self.config, runtime, credentials=credentials)
         except BaseException:
@@ -335,7 +340,7 @@ class ModuleHost:
                 asyncio.get_running_loop().call_soon(self.on_change, self)
 
     async def _wait_stop(self, seconds: float) -> None:
-        await set_within(self._stopping, seconds)
+        await set_within(self._stopping, seconds, self.clock)
 
 
 class _Watch:
@@ -369,14 +374,18 @@ class _Watch:
         if self._stopping.is_set():
             return
         self.host._move(self.hosted, State.RUNNING)
-        loop = asyncio.get_running_loop()
-        healthy_at: float | None = loop.time() + self.host._healthy_after
+        clock = self.host.clock
+        healthy_at: float | None = clock.monotonic() + self.host._healthy_after
         while True:
-            if healthy_at is not None and loop.time() >= healthy_at:
+            if healthy_at is not None and clock.monotonic() >= healthy_at:
                 self.host._healthy(self.hosted)
                 healthy_at = None
-            wait = _KEY_CHECK if healthy_at is None else min(_KEY_CHECK, healthy_at - loop.time())
-            if await set_within(self._stopping, wait):
+            wait = (
+                _KEY_CHECK
+                if healthy_at is None
+                else min(_KEY_CHECK, healthy_at - clock.monotonic())
+            )
+            if await set_within(self._stopping, wait, clock):
                 return
             if self.identity is None:
                 continue

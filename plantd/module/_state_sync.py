@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -122,7 +121,9 @@ class StateSync:
 
     ``credentials`` are the module's own when a host runs several modules in one process
     (None: the process's identity); ``state`` replaces the state service (tests pass a fake);
-    ``heartbeat`` is how old the saved status may grow while nothing in it changes.
+    ``heartbeat`` is how old the saved status may grow while nothing in it changes. The sync
+    keeps its runtime's clock (``runtime.clock``) for its intervals, backoff, heartbeat and
+    ``saved_at``; only the grace a save in flight gets at stop is real time.
     """
 
     def __init__(
@@ -136,6 +137,7 @@ class StateSync:
     ) -> None:
         self.config = config
         self.runtime = runtime
+        self.clock = runtime.clock
         self.scope = runtime.service  # org.plantd.module.NAME
         self.interval = runtime.module.state_interval
         self.save_values = runtime.module.state_values
@@ -150,7 +152,7 @@ class StateSync:
         self._pending: dict[str, LastValue] = {}
         self._scope_ready = False
         self._saved_summary: dict[str, Any] | None = None
-        self._status_saved_at: float | None = None  # loop time of the last status written
+        self._status_saved_at: float | None = None  # clock.monotonic() of the last status written
         self._failing_since: float | None = None
         self._attempts_failed = 0
         self._deadline: asyncio.Timeout | None = None
@@ -205,7 +207,7 @@ class StateSync:
                 "module %s: saving to the state service again (after %d failed attempt(s), %.1f s)",
                 self.runtime.module.name,
                 self._attempts_failed,
-                self._loop.time() - self._failing_since,
+                self.clock.monotonic() - self._failing_since,
             )
             self._failing_since = None
             self._attempts_failed = 0
@@ -213,7 +215,7 @@ class StateSync:
 
     async def _save_due(self, state: StateStore) -> None:
         """Write the changed values (with ``state_values``) and the status, if it is due."""
-        now = asyncio.get_running_loop().time()
+        now = self.clock.monotonic()
         if self.save_values:
             self._pending.update(self.runtime.table.take_changed())
         summary = status_summary(self.runtime)
@@ -233,7 +235,7 @@ class StateSync:
             for name, last in self._pending.items()
         ]
         if status_due:
-            status = {**self.runtime.status(), "saved_at": time.time()}
+            status = {**self.runtime.status(), "saved_at": self.clock.now()}
             ops.append({"op": "set", "scope": self.scope, "key": "status", "value": status})
         for start in range(0, len(ops), _BATCH_OPS):
             try:
@@ -255,12 +257,11 @@ class StateSync:
         self.saves += 1
 
     def _failed(self, exc: BaseException) -> float:
-        assert self._loop is not None
         self.failures += 1
         self._attempts_failed += 1
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if self._failing_since is None:
-            self._failing_since = self._loop.time()
+            self._failing_since = self.clock.monotonic()
             log.warning(
                 "module %s: cannot save to the state service (%s); keeping %s for the next attempt",
                 self.runtime.module.name,
@@ -280,4 +281,4 @@ class StateSync:
 
     async def _wait_stop(self, seconds: float) -> bool:
         """Sleep ``seconds`` unless stopped first; True if stopping."""
-        return await set_within(self._stopping, seconds)
+        return await set_within(self._stopping, seconds, self.clock)
