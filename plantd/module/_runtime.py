@@ -27,6 +27,13 @@ Theory of operation. One task per concern, all children of one TaskGroup:
 
 Failures are logged on transitions only: a group that starts failing is logged once with its
 cause, and once when it recovers.
+
+Time. Every wait and every reading of the time goes through one :class:`~plantd.clock.Clock`
+(``clock=``, real time by default): poll deadlines and overruns, the reconnect backoff, both
+heartbeats, ``up_since`` and the timestamps of readings. A test passes a
+:class:`plantd.testing.ManualClock` and advances it instead of sleeping. The hard timeout
+around a driver call stays on real time: it guards against a driver that hangs, which a
+stopped clock must not hide.
 """
 
 from __future__ import annotations
