@@ -42,8 +42,10 @@ def write_html(result: ScenarioResult, path: Path) -> None:
         f'<h1>Scenario {_e(result.name)}: <span class="{verdict}">{verdict.upper()}</span></h1>',
         f"<p>{_e(str(result.source or ''))} — {result.duration:.1f} s</p>",
     ]
-    if result.setup_error:
+    if result.setup_error is not None:
         parts.append(f'<p class="error">setup: {_e(result.setup_error)}</p>')
+    for error in result.teardown_errors:
+        parts.append(f'<p class="error">teardown: {_e(error)}</p>')
     parts.append("<table><tr><th>#</th><th>t (s)</th><th>step</th><th>result</th></tr>")
     for step in result.steps:
         parts.append(

@@ -2,10 +2,17 @@
 
 JUnit mapping, as Jenkins, GitLab and GitHub's test reporters read it: one ``<testsuite>`` per
 scenario, one ``<testcase>`` per expectation (``classname`` ``hil.<scenario>``, ``name`` the step
-number and what it expects), ``<failure>`` for an expectation not met, ``<error>`` for an action
-that could not be done (or a rig that could not be set up: a ``setup`` testcase), ``<skipped>``
-for steps not run after a failure. Each suite's ``<system-out>`` is the human summary; on a
-failure, ``<system-err>`` carries the end of every plantd process's log.
+number and what it expects), and one for every other step that did not pass (a write refused,
+a write expected to be refused that was not, a fault that could not be injected).
+``<failure>`` marks what was checked and found wrong (an expectation not met, a write accepted
+that should have been refused); ``<error>`` an action that could not be done (a write refused,
+the scenario out of time during the step). A rig that could not be set up is an ``<error>`` in
+a testcase named ``setup``, a problem after the steps (stopping the stack, writing the trace) one
+in a testcase named ``teardown``. ``<skipped>``: expectations not run after a failure. The
+``<testsuites>`` root carries the totals. So the XML holds a failure or an error exactly when
+:attr:`ScenarioResult.passed` is false, which is what ``plant hil run``'s exit status says.
+Each suite's ``<system-out>`` is the human summary; on a failure, ``<system-err>`` carries the
+end of every plantd process's log.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from pathlib import Path
 
 from hil.scenario._result import ScenarioResult, StepResult
 
-__all__ = ["format_step", "summary", "write_junit"]
+__all__ = ["format_step", "overall_verdict", "summary", "verdict_lines", "write_junit"]
 
 # XML 1.0 forbids most control characters, even escaped; process logs may hold some.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -28,7 +35,8 @@ _MARK = {"passed": "ok  ", "failed": "FAIL", "error": "ERR ", "skipped": "skip"}
 
 def format_step(step: StepResult) -> str:
     head = f"{step.t:7.2f} s  {_MARK[step.status]}  {step.index:>2}. {step.description}"
-    if step.message and (step.status != "passed" or step.action in ("expect", "write")):
+    shown = step.status in ("failed", "error") or step.action in ("expect", "write")
+    if step.message and step.status != "skipped" and shown:
         indent = " " * 17
         head += "\n" + "\n".join(indent + line for line in step.message.splitlines())
     return head
@@ -38,16 +46,59 @@ def summary(result: ScenarioResult) -> str:
     where = f" ({result.source})" if result.source else ""
     lines = [f"scenario {result.name}{where}"]
     lines += [format_step(step) for step in result.steps]
-    if result.setup_error:
-        lines.append(f"  setup: {result.setup_error}")
+    lines += verdict_lines(result)
+    return "\n".join(lines)
+
+
+def verdict_lines(result: ScenarioResult) -> list[str]:
+    """The end of the summary: setup and teardown problems, then the verdict, which names
+    every step that failed (an action's failure is not counted among the expectations)."""
+    lines = []
+    if result.setup_error is not None:
+        lines.append(_indented("setup: ", result.setup_error))
+    lines += [_indented("teardown: ", error) for error in result.teardown_errors]
     expectations = result.expectations
     met = sum(step.status == "passed" for step in expectations)
+    parts = [f"{met} of {len(expectations)} expectations met"]
+    unmet = [step for step in result.failures() if step.action == "expect"]
+    if unmet:
+        parts.append("not met: " + "; ".join(_named(step) for step in unmet))
+    actions = [step for step in result.failures() if step.action != "expect"]
+    if actions:
+        parts.append(f"{_count(len(actions), 'step')} failed: " + "; ".join(map(_named, actions)))
+    skipped = sum(step.status == "skipped" for step in result.steps)
+    if skipped:
+        parts.append(f"{skipped} skipped")
+    if result.setup_error is not None:
+        parts.append("setup failed")
+    if result.teardown_errors:
+        parts.append("teardown failed")
     verdict = "PASSED" if result.passed else "FAILED"
-    lines.append(
-        f"{verdict}: {met} of {len(expectations)} expectations met, "
-        f"{len(result.failures())} failure(s), in {result.duration:.1f} s"
-    )
-    return "\n".join(lines)
+    lines.append(f"{verdict}: {', '.join(parts)}, in {result.duration:.1f} s")
+    return lines
+
+
+def overall_verdict(results: Sequence[ScenarioResult]) -> str:
+    """One line for a whole run: ``HIL: 3 scenarios, 2 passed, 1 failed (pump-trip) — FAILED``."""
+    failed = [result.name for result in results if not result.passed]
+    text = f"HIL: {_count(len(results), 'scenario')}, {len(results) - len(failed)} passed"
+    if failed:
+        text += f", {len(failed)} failed ({', '.join(failed)})"
+    return text + (" — FAILED" if failed or not results else " — PASSED")
+
+
+def _named(step: StepResult) -> str:
+    return f"{step.index}. {step.description}"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _indented(head: str, text: str) -> str:
+    """``  head: text``, a text of several lines indented under its first."""
+    pad = "\n" + " " * (2 + len(head))
+    return "  " + head + pad.join(text.splitlines() or [""])
 
 
 def write_junit(results: Sequence[ScenarioResult], path: Path) -> None:
@@ -79,34 +130,38 @@ def _suite(result: ScenarioResult) -> ET.Element:
         properties = ET.SubElement(suite, "properties")
         ET.SubElement(properties, "property", name="scenario", value=str(result.source))
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-    if result.setup_error:
-        case = ET.SubElement(suite, "testcase", classname=classname, name="setup", time="0")
-        text = _xml(result.setup_error)
-        error = ET.SubElement(case, "error", message=_first_line(text), type="SetupError")
-        error.text = text
+
+    def case(name: str, seconds: float) -> ET.Element:
         counts["tests"] += 1
-        counts["errors"] += 1
+        attributes = {"classname": classname, "name": _xml(name), "time": f"{seconds:.3f}"}
+        return ET.SubElement(suite, "testcase", attributes)
+
+    def fail(parent: ET.Element, tag: str, kind: str, text: str) -> None:
+        counts["failures" if tag == "failure" else "errors"] += 1
+        element = ET.SubElement(parent, tag, message=_first_line(text), type=kind)
+        element.text = _xml(text)
+
+    if result.setup_error is not None:
+        fail(case("setup", 0.0), "error", "SetupError", result.setup_error)
     for step in result.steps:
-        if step.action != "expect" and step.status != "error":
-            continue
-        name = _xml(f"{step.index:02d} {step.description}")
-        case = ET.SubElement(
-            suite, "testcase", classname=classname, name=name, time=f"{step.duration:.3f}"
-        )
-        counts["tests"] += 1
+        if step.action != "expect" and step.status not in ("failed", "error"):
+            continue  # an action that was done is not a test; one that failed must show
+        testcase = case(f"{step.index:02d} {step.description}", step.duration)
         if step.status == "failed":
-            failure = ET.SubElement(case, "failure", message=_first_line(step.message))
-            failure.set("type", "ExpectationNotMet")
-            failure.text = _xml(step.message)
-            counts["failures"] += 1
+            kind = "ExpectationNotMet" if step.action == "expect" else "StepFailed"
+            fail(testcase, "failure", kind, step.message)
         elif step.status == "error":
-            error = ET.SubElement(case, "error", message=_first_line(step.message))
-            error.set("type", "StepError")
-            error.text = _xml(step.message)
-            counts["errors"] += 1
+            fail(testcase, "error", "StepError", step.message)
         elif step.status == "skipped":
-            ET.SubElement(case, "skipped", message="not run: an earlier step failed")
+            why = step.message or "not run: an earlier step failed"
+            ET.SubElement(testcase, "skipped", message=_first_line(why))
             counts["skipped"] += 1
+    if result.teardown_errors:
+        text = "\n".join(result.teardown_errors)
+        fail(case("teardown", 0.0), "error", "TeardownError", text)
+    if not result.passed and counts["failures"] + counts["errors"] == 0:
+        # Not reachable by the rules above; here so that no result can contradict its XML.
+        fail(case("verdict", 0.0), "error", "Failed", verdict_lines(result)[-1])
     for key, value in counts.items():
         suite.set(key, str(value))
     ET.SubElement(suite, "system-out").text = _xml(summary(result))

@@ -11,8 +11,9 @@ from hil.scenario._trace import Trace
 __all__ = ["ScenarioResult", "Status", "StepResult"]
 
 Status = Literal["passed", "failed", "error", "skipped"]
-"""``failed``: an expectation was not met; ``error``: an action could not be done (a write
-refused, a fault that does not fit); ``skipped``: not run, after an earlier failure."""
+"""``failed``: an expectation was not met (a write with ``error:`` that was accepted is one);
+``error``: an action could not be done (a write refused, a fault that does not fit, the scenario
+out of time or the rig broken during the step); ``skipped``: not run, after an earlier failure."""
 
 
 @dataclass
@@ -36,7 +37,10 @@ class ScenarioResult:
     duration: float = 0.0
     steps: list[StepResult] = field(default_factory=list)
     setup_error: str | None = None
-    """Why the rig could not be set up (no step ran), or why the scenario was cut short."""
+    """Why the rig could not be set up (no step ran)."""
+    teardown_errors: list[str] = field(default_factory=list)
+    """What went wrong after the steps: stopping the stack or the simulators, writing the
+    trace. Each fails the scenario, though every step passed."""
     trace: Trace = field(default_factory=Trace)
     logs: dict[str, str] = field(default_factory=dict)
     """The last lines of each plantd process's log (broker, state, module-NAME)."""
@@ -45,13 +49,20 @@ class ScenarioResult:
 
     @property
     def passed(self) -> bool:
-        return self.setup_error is None and all(step.status == "passed" for step in self.steps)
+        """True only if the rig was set up and torn down cleanly and every step that ran
+        passed (steps are skipped only after a failure, so none was)."""
+        return (
+            self.setup_error is None
+            and not self.teardown_errors
+            and all(step.status == "passed" for step in self.steps)
+        )
 
     @property
     def expectations(self) -> list[StepResult]:
         return [step for step in self.steps if step.action == "expect"]
 
     def failures(self) -> list[StepResult]:
+        """The steps that failed or could not be done (expectations and actions alike)."""
         return [step for step in self.steps if step.status in ("failed", "error")]
 
     def report(self) -> str:

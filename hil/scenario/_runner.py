@@ -10,6 +10,12 @@ at once, and the rig waits until each has registered its service. The scenario c
 and the steps run one after the other. After a failed expectation the remaining steps are
 skipped (``keep_going: true`` runs them). Whatever happens, the stack is stopped (modules first)
 and the simulators last; the processes' logs are kept in the result.
+
+Nothing the rig does is allowed to end in a traceback: every problem becomes part of the result,
+where it happened — ``setup_error`` (a simulator that cannot serve, a broker or module that does
+not come up, a module file the rig cannot use), the error of the step that was running (the
+scenario out of time, the rig crashing under it; the steps after it are skipped), or
+``teardown_errors`` (a stop that failed). A report that omitted one would pass a broken run.
 """
 
 from __future__ import annotations
@@ -20,9 +26,9 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from hil.scenario._expect import Observation, Outcome, PolledProbe, Probe, check_expect
 from hil.scenario._load import LoadedScenario
@@ -33,11 +39,11 @@ from hil.scenario._stack import RigStack
 from hil.scenario._trace import Trace
 from hil.sim import SimError, SimRunner
 from plantd.client import AsyncClient
-from plantd.errors import ConfigError, PlantdError, RequestError, ServiceError
+from plantd.errors import ConfigError, RequestError, ServiceError
 from plantd.service import call_async
 from plantd.state import StateClient
 
-__all__ = ["run_scenario"]
+__all__ = ["describe_error", "run_scenario"]
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +69,36 @@ async def run_scenario(
     options["progress"] = progress
     if work_dir is not None:
         return await _Rig(loaded, work_dir, **options).run()
-    with tempfile.TemporaryDirectory(prefix="plantd-hil-") as temporary:
-        return await _Rig(loaded, Path(temporary), **options).run()
+    # A process that outlived its stop may still write a log there: the run's verdict is not
+    # the temporary directory's to change (an error while removing it is ignored).
+    with tempfile.TemporaryDirectory(prefix="plantd-hil-", ignore_cleanup_errors=True) as temp:
+        return await _Rig(loaded, Path(temp), **options).run()
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Type: message`` of ``exc``, or of each distinct exception an exception group holds
+    (asyncio task groups wrap what crosses them), joined with ``; ``."""
+    seen: list[str] = []
+    for leaf in _leaves(exc):
+        text = f"{type(leaf).__name__}: {leaf}".rstrip(": ")
+        if text not in seen:
+            seen.append(text)
+    return "; ".join(seen) or f"{type(exc).__name__} (no further detail)"
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    if isinstance(exc, asyncio.CancelledError):
+        return []  # the cancellation that carried another error out, not an error itself
+    return [exc]
+
+
+class _StepError(Exception):
+    """A step's action could not be done (as opposed to an expectation not met)."""
+
+
+Phase = Literal["setup", "steps", "teardown"]
 
 
 class _Rig:
@@ -94,6 +128,8 @@ class _Rig:
         self.recorder: BusRecorder | None = None
         self.client: AsyncClient | None = None
         self._t0: float | None = None
+        self.phase: Phase = "setup"
+        self._deadline: asyncio.Timeout | None = None
 
     def now(self) -> float:
         """Scenario time: seconds since the first step (0 during setup)."""
@@ -102,19 +138,71 @@ class _Rig:
     async def run(self) -> ScenarioResult:
         started = time.monotonic()
         try:
-            async with asyncio.timeout(self.scenario.timeout):
-                await self._run()
-        except TimeoutError:
-            self.result.setup_error = f"the scenario ran out of time ({self.scenario.timeout:g} s)"
-        except (PlantdError, RuntimeError, OSError) as exc:
-            self.result.setup_error = f"{type(exc).__name__}: {exc}"
+            await self._run()
+        except Exception as exc:  # every problem is a result, never a traceback
+            self._cut_short(self._why(exc))
         finally:
             self.result.duration = time.monotonic() - started
             if self.stack is not None:
-                self.result.logs = {n: t[-_LOG_TAIL:] for n, t in self.stack.logs().items()}
+                try:
+                    self.result.logs = {n: t[-_LOG_TAIL:] for n, t in self.stack.logs().items()}
+                except OSError as exc:
+                    self.result.teardown_errors.append(f"reading the processes' logs: {exc}")
         return self.result
 
     async def _run(self) -> None:
+        # The scenario's time bound covers setting up and the steps, not the teardown: a stack
+        # cut off halfway through stopping would leave processes behind.
+        self._deadline = asyncio.timeout(self.scenario.timeout)
+        async with contextlib.AsyncExitStack() as exits:
+            async with self._deadline:
+                await self._setup(exits)
+                self._t0 = time.monotonic()
+                self.phase = "steps"
+                await self._steps()
+            self.phase = "teardown"
+
+    def _why(self, exc: BaseException) -> str:
+        if self._deadline is not None and self._deadline.expired():
+            where = {"setup": "while the rig was set up", "steps": "during this step"}
+            when = where.get(self.phase, "")
+            return f"the scenario ran out of time ({self.scenario.timeout:g} s) {when}".strip()
+        return describe_error(exc)
+
+    def _cut_short(self, why: str) -> None:
+        """Record ``why`` the run ended early where it happened (see the module's docstring)."""
+        if self.phase == "teardown":
+            self.result.teardown_errors.append(why)
+            return
+        if self.phase == "setup":
+            self.result.setup_error = why
+        steps = self.scenario.steps
+        first = len(self.result.steps)
+        cut = (
+            "the rig could not be set up" if self.phase == "setup" else "the scenario was cut short"
+        )
+        for index in range(first, len(steps)):  # the steps that had not ended
+            result = self._step_result(index, steps[index])
+            if self.phase == "steps" and index == first:  # the one running gets the error
+                result.status, result.message = "error", why
+                result.duration = self.now() - result.t
+            else:
+                result.status = "skipped"
+                result.message = f"not run: {cut}"
+            self._finish(result)
+        if self.phase == "steps" and first == len(steps):  # between the last step and teardown
+            self.result.teardown_errors.append(why)
+
+    async def _teardown(self, what: str, stop: Callable[[], Awaitable[None] | None]) -> None:
+        """Run one part of the teardown; a failure is recorded, and the others still run."""
+        try:
+            done = stop()
+            if done is not None:
+                await done
+        except Exception as exc:  # see _cut_short: the report must say it
+            self.result.teardown_errors.append(f"{what}: {describe_error(exc)}")
+
+    async def _setup(self, exits: contextlib.AsyncExitStack) -> None:
         throwaway = self.config_dir is None
         if self.scenario.stack is not None or not throwaway:
             self.stack = RigStack(
@@ -123,21 +211,18 @@ class _Rig:
         run_dir = self.work_dir / "run"
         if self.stack is not None and not throwaway:
             run_dir = _normalised(self.stack.config.paths.run)  # the modules' own pty links
-        async with contextlib.AsyncExitStack() as exits:
-            for file in self.loaded.simulators:
-                runner = SimRunner(file, run_dir=run_dir, free_ports=throwaway)
-                await exits.enter_async_context(runner)
-                for device in runner.bindings:
-                    self.sims[device] = runner
-            if self.stack is not None:
-                await self._start_stack(exits, self.stack)
-            group = await exits.enter_async_context(asyncio.TaskGroup())
-            samplers = [group.create_task(self._sample_sims())]
-            if self.recorder is not None:
-                samplers.append(group.create_task(self.recorder.run()))
-            exits.callback(lambda: [task.cancel() for task in samplers])
-            self._t0 = time.monotonic()
-            await self._steps()
+        for file in self.loaded.simulators:
+            runner = SimRunner(file, run_dir=run_dir, free_ports=throwaway)
+            await exits.enter_async_context(runner)
+            for device in runner.bindings:
+                self.sims[device] = runner
+        if self.stack is not None:
+            await self._start_stack(exits, self.stack)
+        group = await exits.enter_async_context(asyncio.TaskGroup())
+        samplers = [group.create_task(self._sample_sims())]
+        if self.recorder is not None:
+            samplers.append(group.create_task(self.recorder.run()))
+        exits.callback(lambda: [task.cancel() for task in samplers])
 
     async def _start_stack(self, exits: contextlib.AsyncExitStack, stack: RigStack) -> None:
         modules = list(self.loaded.modules.values())
@@ -147,10 +232,10 @@ class _Rig:
                 if info.device is not None:
                     endpoint = self.sims[info.device].binding(info.device).describe()
                 stack.add_module(info.name, info.path, endpoint)
-        exits.push_async_callback(stack.stop)
+        exits.push_async_callback(self._teardown, "stopping the plantd stack", stack.stop)
         config = stack.config
         self.recorder = BusRecorder(config.bus.backend, self.trace, self.now)
-        exits.callback(self.recorder.close)
+        exits.push_async_callback(self._teardown, "closing the bus recorder", self.recorder.close)
         state = self.scenario.stack.state if self.scenario.stack is not None else True
         await stack.start([info.name for info in modules], state=state)
         self.client = await exits.enter_async_context(
@@ -179,15 +264,16 @@ class _Rig:
     async def _steps(self) -> None:
         failed = False
         for index, step in enumerate(self.scenario.steps):
-            result = StepResult(index + 1, step.action, step.describe(), self.now())
+            result = self._step_result(index, step)
             if failed and not self.scenario.keep_going:
                 result.status = "skipped"
             else:
                 self.trace.mark(result.t, f"{index + 1}: {result.description}")
                 try:
                     outcome = await self._step(step)
-                except (PlantdError, ValueError) as exc:
-                    outcome = Outcome(False, f"{type(exc).__name__}: {exc}")
+                except Exception as exc:  # an action that could not be done
+                    message = str(exc) if isinstance(exc, _StepError) else describe_error(exc)
+                    outcome = Outcome(False, message)
                     result.status = "error"
                 else:
                     result.status = "passed" if outcome.ok else "failed"
@@ -198,9 +284,15 @@ class _Rig:
                 failed = failed or result.status != "passed"
                 if step.action == "expect":
                     self.trace.mark(self.now(), f"{index + 1}: {result.status}", outcome.ok)
-            self.result.steps.append(result)
-            if self.progress is not None:
-                self.progress(result)
+            self._finish(result)
+
+    def _step_result(self, index: int, step: Step) -> StepResult:
+        return StepResult(index + 1, step.action, step.describe(), self.now())
+
+    def _finish(self, result: StepResult) -> None:
+        self.result.steps.append(result)
+        if self.progress is not None:
+            self.progress(result)
 
     async def _step(self, step: Step) -> Outcome:
         if step.wait is not None:
@@ -234,7 +326,8 @@ class _Rig:
         except ServiceError as exc:
             if step.write.error == exc.code:
                 return Outcome(True, f"refused as expected: {exc.message}")
-            return Outcome(False, f"write refused: {exc.code}: {exc.message}")
+            expected = f" (expected {step.write.error})" if step.write.error else ""
+            raise _StepError(f"write refused: {exc.code}: {exc.message}{expected}") from None
         if step.write.error is not None:
             return Outcome(False, f"write accepted ({result}), expected {step.write.error}")
         return Outcome(True, f"wrote {result.get('value')!r}")

@@ -4,7 +4,10 @@ Without ``--config``, each scenario gets a throwaway stack (free ports, a tempor
 so it runs beside a live one; with ``--config DIR`` the stack is started from DIR (its modules as
 they are, the simulators on their files' ports); ``--attach`` uses the stack DIR describes,
 already running. ``$PLANTD_CONFIG`` is not consulted: a rig is started only where you say.
-Exit status 0 when every scenario passed, 1 otherwise. ``hil`` is imported inside the run
+Exit status: 0 when every scenario passed; 1 when one failed (an expectation not met, a step
+that could not be done, a rig that could not be set up or torn down); 2 when a scenario file is
+invalid (nothing runs); 130 on Ctrl-C. The JUnit XML is written in every case, and holds a
+failure or an error exactly when the status is not 0. ``hil`` is imported inside the run
 function, so ``plant`` starts as fast without it.
 """
 
@@ -13,9 +16,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+from plantd._entry import CONFIG_ERROR
 from plantd.cli._common import OUTPUT_OPTIONS, emit
 from plantd.errors import ConfigError
 
@@ -49,30 +54,54 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from hil.scenario import (
-        format_step,
-        load_scenario,
-        run_scenario,
-        summary,
-        write_junit,
-        write_trace,
-    )
+    from hil.scenario import LoadedScenario, load_scenarios
     from plantd.logs import configure_logging
 
     configure_logging(args.log_level or "warning", "text", under_journal=False)
-    config_dir = Path(args.config) if args.config else None
-    if args.attach and config_dir is None:
+    if args.attach and not getattr(args, "config", None):
         print("plant: error: --attach needs --config DIR (the stack to use)", file=sys.stderr)
         return 2
-    loaded = [load_scenario(path) for path in args.scenarios]  # every file checked first
-    results = []
-    for index, scenario in enumerate(loaded):
-        if not args.json:
-            print(f"scenario {scenario.name} ({scenario.scenario.source})", flush=True)
-        work_dir = None
-        if args.work_dir is not None:
-            work_dir = args.work_dir / scenario.name
-            work_dir.mkdir(parents=True, exist_ok=True)
+    loaded: list[LoadedScenario] = []
+    invalid: list[Any] = []
+    for path in args.scenarios:  # every file checked before anything starts
+        try:
+            loaded.extend(load_scenarios(path))  # a parametrised file: a scenario per case
+        except ConfigError as exc:
+            invalid.append(_not_run(path, f"invalid scenario file:\n{exc}"))
+    if invalid:
+        # Nothing runs; the JUnit file says which files are wrong (a CI job that only reads
+        # it must fail too), and the exit status is a configuration error's.
+        problems = "\n".join(result.setup_error for result in invalid)
+        print(f"plant: {problems}", file=sys.stderr)
+        return _report(args, invalid, CONFIG_ERROR)
+    results: list[Any] = []
+    try:
+        for index, scenario in enumerate(loaded):
+            results.append(_run_one(args, scenario, last=index == len(loaded) - 1))
+    except KeyboardInterrupt:
+        interrupted = loaded[len(results)]
+        results.append(
+            _not_run(interrupted.scenario.source, "interrupted (Ctrl-C)", interrupted.name)
+        )
+        return _report(args, results, 130)
+    return _report(args, results, 0 if all(result.passed for result in results) else 1)
+
+
+def _run_one(args: argparse.Namespace, scenario: Any, *, last: bool) -> Any:
+    """Run one scenario (its steps printed as they end) and write its trace: a result whatever
+    happens, never an exception (but Ctrl-C)."""
+    from hil.scenario import format_step, run_scenario, write_trace
+    from hil.scenario._report import verdict_lines
+    from hil.scenario._runner import describe_error
+
+    if not args.json:
+        print(f"scenario {scenario.name} ({scenario.scenario.source})", flush=True)
+    work_dir = None
+    if args.work_dir is not None:
+        work_dir = args.work_dir / scenario.name
+        work_dir.mkdir(parents=True, exist_ok=True)
+    config_dir = Path(args.config) if getattr(args, "config", None) else None
+    try:
         result = asyncio.run(
             run_scenario(
                 scenario,
@@ -83,36 +112,80 @@ def _run(args: argparse.Namespace) -> int:
                 progress=None if args.json else lambda step: print(format_step(step), flush=True),
             )
         )
-        results.append(result)
-        if not args.json:
-            print(summary(result).splitlines()[-1] + ("\n" if index < len(loaded) - 1 else ""))
-            if result.setup_error:
-                print(f"  setup: {result.setup_error}")
-        if args.trace is not None:
-            for path in write_trace(result, args.trace, png=args.png):
-                if not args.json:
-                    print(f"  trace: {path}")
+    except (Exception, asyncio.CancelledError) as exc:  # run_scenario promises not to; if it
+        # broke that promise, this scenario failed, and the others and the report go on
+        why = f"the rig crashed: {describe_error(exc)}"
+        result = _not_run(scenario.scenario.source, why, scenario.name)
+    if args.trace is not None:
+        try:
+            written = write_trace(result, args.trace, png=args.png)
+        except OSError as exc:
+            result.teardown_errors.append(f"writing the trace to {args.trace}: {exc}")
+        else:
+            result.artifacts.extend(written)
+    if not args.json:
+        print("\n".join(verdict_lines(result)))
+        for path in result.artifacts:
+            print(f"  trace: {path}")
+        if not last:
+            print()
+    return result
+
+
+def _not_run(source: Path | None, why: str, name: str | None = None) -> Any:
+    """The result of a scenario that could not run at all: its ``setup`` says why."""
+    from hil.scenario import ScenarioResult
+
+    name = name or (source.stem if source is not None else "scenario")
+    return ScenarioResult(name, source, time.time(), setup_error=why)
+
+
+def _report(args: argparse.Namespace, results: list[Any], status: int) -> int:
+    """JUnit XML, JSON or the overall verdict, a paragraph on stderr for each scenario whose
+    rig failed, and ``status`` — unless the JUnit file cannot be written (then 1: the exit
+    status must not claim what no file shows)."""
+    from hil.scenario import write_junit
+    from hil.scenario._report import overall_verdict
+
+    for result in results:
+        if result.setup_error is not None and status != CONFIG_ERROR:
+            print(
+                f"plant: scenario {result.name}: setup failed: {result.setup_error}",
+                file=sys.stderr,
+            )
+        for error in result.teardown_errors:
+            print(f"plant: scenario {result.name}: teardown failed: {error}", file=sys.stderr)
     if args.junit is not None:
-        write_junit(results, args.junit)
-        if not args.json:
-            print(f"JUnit XML: {args.junit}")
+        try:
+            write_junit(results, args.junit)
+        except OSError as exc:
+            print(
+                f"plant: error: cannot write the JUnit XML to {args.junit}: {exc}", file=sys.stderr
+            )
+            status = status or 1
+        else:
+            if not args.json:
+                print(f"JUnit XML: {args.junit}")
     if args.json:
         emit(args, [_as_json(result) for result in results], "")
-    return 0 if all(result.passed for result in results) else 1
+    else:
+        print(overall_verdict(results))
+    return status
 
 
 def _check(args: argparse.Namespace) -> int:
-    from hil.scenario import load_scenario
+    from hil.scenario import load_scenarios
 
-    checked, problems = [], []
+    checked: list[dict[str, Any]] = []
+    problems: list[str] = []
     for path in args.scenarios:
         try:
-            loaded = load_scenario(path)
+            cases = load_scenarios(path)
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue
-        checked.append(
-            {"file": str(path), "name": loaded.name, "steps": len(loaded.scenario.steps)}
+        checked.extend(
+            {"file": str(path), "name": one.name, "steps": len(one.scenario.steps)} for one in cases
         )
     if problems:  # a report, like `plant config check`: every problem, exit 1
         print("\n".join(problems), file=sys.stderr)
@@ -128,6 +201,7 @@ def _as_json(result: Any) -> dict[str, Any]:
         "passed": result.passed,
         "duration": round(result.duration, 3),
         "setup_error": result.setup_error,
+        "teardown_errors": list(result.teardown_errors),
         "steps": [
             {
                 "index": step.index,

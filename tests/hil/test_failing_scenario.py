@@ -49,7 +49,11 @@ def test_a_failing_scenario_fails_clearly(tmp_path: Path) -> None:
     assert "data.field.flow: not met within 1 s; value " in out, out
     assert "below 500" in out, out
     assert "skip   3." in out, out
-    assert "FAILED: 1 of 3 expectations met, 1 failure(s)" in out, out
+    assert (
+        "FAILED: 1 of 3 expectations met, not met: 2. the inlet delivers 500 m³/h (the pump "
+        "cannot), 1 skipped, in "
+    ) in out, out
+    assert out.rstrip().endswith("HIL: 1 scenario, 0 passed, 1 failed (impossible-flow) — FAILED")
 
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None
