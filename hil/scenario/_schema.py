@@ -231,7 +231,8 @@ class Expect:
                 self.rate.describe() if self.rate is not None else "",
             ]
             parts.append(" and ".join(t for t in trend if t) + f" over {self.over:g} s")
-        bound = f"within {self.within:g} s" + (f", then for {self.hold:g} s" if self.hold else "")
+        within = max(self.within, self.over) if self.windowed and self.over else self.within
+        bound = f"within {within:g} s" + (f", then for {self.hold:g} s" if self.hold else "")
         return " ".join(parts) + ("; a fresh sample" if self.fresh else "") + f" {bound}"
 
     def cross_check(self) -> Iterator[tuple[KeyPath, str]]:

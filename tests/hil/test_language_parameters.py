@@ -3,6 +3,10 @@ no sense refused with file and line."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -187,3 +191,37 @@ steps:
         ("each[plc-5]", ["passed", "passed", "failed"]),
         ("each[meter-5]", ["passed", "passed", "passed"]),
     ]
+
+
+@pytest.mark.timeout(120)
+def test_plant_hil_runs_each_case_as_a_junit_suite(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+simulators: [sim.yaml]
+parameters: {device: [plc, meter]}
+steps:
+  - expect: {device: "{device}.speed", min: 0, within: 1s}
+""",
+    )
+    checked = plant("hil", "check", "--json", str(path))
+    assert checked.returncode == 0, checked.stderr
+    assert [case["name"] for case in json.loads(checked.stdout)] == ["each[plc]", "each[meter]"]
+    junit = tmp_path / "junit.xml"
+    ran = plant("hil", "run", "--junit", str(junit), "--work-dir", str(tmp_path / "w"), str(path))
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    suites = ET.parse(junit).getroot().findall("testsuite")
+    assert [(s.get("name"), s.get("tests"), s.get("failures")) for s in suites] == [
+        ("each[plc]", "1", "0"),
+        ("each[meter]", "1", "0"),
+    ]
+
+
+def plant(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "plantd.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=100,  # a guard against a hung command, not a measurement
+        check=False,
+    )

@@ -173,3 +173,5 @@ steps:
         "expect device d.level rising and changing 0.5…2/s over 1 s within 5 s"
     )
     assert "stayed at 7 over 0.5 s; expected rising" in result.steps[2].message
+    longer = Expect(device="d.level", stable=1.0, over=10.0)  # judged at 10 s, not by 5 s
+    assert longer.describe() == "device d.level stable within 1 over 10 s within 10 s"
