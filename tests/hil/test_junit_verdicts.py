@@ -212,6 +212,11 @@ MUTATIONS = {
         "02 wait",
         "error",
     ),
+    "setup-out-of-time": Mutation(
+        f"simulators: [{PLANT}]\ntimeout: 0.5s\n{STATION}steps:\n{STATION_UP}",
+        "setup",
+        "error",
+    ),
     "device-will-not-start": Mutation(
         f"simulators: [extra.yaml, {PLANT}]\nsteps:\n"
         "  - expect: {device: plc.pump_run, value: true, within: 0s}\n",
@@ -327,3 +332,29 @@ def test_several_scenarios_get_one_verdict_and_a_crash_keeps_the_others(tmp_path
     last = run.stdout.rstrip().splitlines()[-1]
     assert last == "HIL: 3 scenarios, 2 passed, 1 failed (device-will-not-start) — FAILED", run.text
     assert "cannot make its pty link" in run.stderr, run.text
+
+
+def test_a_rig_that_breaks_during_a_step_fails_that_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Something the rig runs beside the steps crashes (here the simulated-value sampler, made
+    to by the test): the step running is an error, those after it are skipped, the simulators
+    are stopped, and the result comes back instead of an exception."""
+    from hil.scenario import load_scenario, run_scenario_sync, write_junit
+    from hil.scenario._runner import _Rig
+
+    async def crash(self: _Rig) -> None:
+        raise KeyError("a sampler bug (put here by the test)")
+
+    monkeypatch.setattr(_Rig, "_sample_sims", crash)
+    body = f"simulators: [{PLANT}]\nsteps:\n  - wait: 30s\n  - wait: 1s\n"
+    result = run_scenario_sync(load_scenario(scenario_file(tmp_path, "rig-breaks", body)))
+    assert [(step.status, step.message) for step in result.steps] == [
+        ("error", "KeyError: 'a sampler bug (put here by the test)'"),
+        ("skipped", "not run: the scenario was cut short"),
+    ]
+    assert result.setup_error is None
+    assert not result.teardown_errors
+    write_junit([result], tmp_path / "junit.xml")
+    root = ET.parse(tmp_path / "junit.xml").getroot()
+    assert (root.get("tests"), root.get("errors"), root.get("failures")) == ("1", "1", "0")
