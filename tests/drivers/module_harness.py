@@ -4,7 +4,9 @@
         sample = await running.sample("data.m.speed", Quality.GOOD)
 
 The module's name decides its topics (``data.<module>.<point>``); parse it from a file named
-``<module>.yaml`` (see :func:`write_module`).
+``<module>.yaml`` (see :func:`write_module`). The runtime keeps real time unless a test passes
+``clock=`` (a :class:`plantd.testing.ManualClock`, which the test then advances); a real
+driver's own timeouts are real time either way.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from plantd.bus import BusPublisher, BusSubscriber, Quality, Sample
 from plantd.client import AsyncClient
+from plantd.clock import SYSTEM_CLOCK, Clock
 from plantd.config import load_config
 from plantd.module import Driver, ModuleConfig
 from plantd.module._runtime import ModuleRuntime
@@ -69,6 +72,15 @@ class RunningModule:
                 if isinstance(message.payload, Sample):
                     self.received.append((message.topic, message.payload))
 
+    async def until(self, condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+        """Return once ``condition`` holds (asked every 20 ms), at most ``timeout`` seconds: for
+        what the runtime knows before anything reaches the bus (a failed reconnect)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not condition():
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"never within {timeout:g} s: {what}")
+            await asyncio.sleep(0.02)
+
     async def call(self, operation: str, params: dict[str, Any] | None = None) -> Any:
         return await call_async(self.client, self.runtime.service, operation, params)
 
@@ -87,12 +99,14 @@ async def joined(subscriber: BusSubscriber, frontend: str, topic: str) -> None:
 
 @asynccontextmanager
 async def running_module(
-    stack: Stack, module: ModuleConfig, driver: Driver
+    stack: Stack, module: ModuleConfig, driver: Driver, *, clock: Clock = SYSTEM_CLOCK
 ) -> AsyncIterator[RunningModule]:
     if not stack.processes:
         stack.start_broker()
     config = load_config(stack.config_dir)
-    runtime = ModuleRuntime(config, module, driver, reconnect_initial=0.1, reconnect_max=0.5)
+    runtime = ModuleRuntime(
+        config, module, driver, reconnect_initial=0.1, reconnect_max=0.5, clock=clock
+    )
     sink = ServiceWorker(module_service(runtime), config)
     subscriber = BusSubscriber(config.bus.backend, [f"data.{module.name}."])
     await joined(subscriber, config.bus.frontend, f"data.{module.name}.-probe")

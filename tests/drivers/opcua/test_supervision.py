@@ -61,7 +61,7 @@ async def test_a_server_that_stays_down_is_retried_until_it_is_back(
     driver = OpcuaDriver(module)
     await sim.stop()
     async with running_module(stack, module, driver) as running:
-        await asyncio.sleep(1.0)
+        await running.until(lambda: running.runtime.connection.attempts >= 2, "two failed attempts")
         status = await running.call("status")
         assert status["connection"]["state"] in ("backoff", "connecting")
         assert "connecting to opc.tcp://" in status["connection"]["last_error"]

@@ -3,7 +3,6 @@ queries and streams, noise on the wire, and a port that vanishes and comes back.
 
 from __future__ import annotations
 
-import asyncio
 from contextlib import aclosing
 
 import pytest
@@ -142,7 +141,10 @@ async def test_the_port_vanishing_and_coming_back_is_survived(
         sim.unplug()  # the USB adapter is pulled
         await running.sample("data.scale.satellites", Quality.BAD)
         await running.sample("data.scale.net", Quality.BAD)
-        await asyncio.sleep(0.5)  # reopening fails meanwhile: there is no port
+        await running.until(  # reopening fails: there is no port
+            lambda: "cannot open" in (running.runtime.connection.last_error or ""),
+            "a failed reopening",
+        )
         status = await running.call("status")
         assert "cannot open" in status["connection"]["last_error"]
         sim.set("net", 99.5)
