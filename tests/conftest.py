@@ -9,15 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from plantd.broker._endpoints import has_wildcard
 from plantd.client import Client
 from plantd.config import load_config
 from plantd.errors import RequestTimeout, SecurityError
 from plantd.security import Credentials, Identity, KeySet, use_identity, user_identity
 from plantd.testing import (
+    ANY_PORT,
     ManagedProcess,
-    free_tcp_ports,
     wait_for_broker,
+    wait_for_endpoints,
     wait_for_workers,
     write_config,
 )
@@ -29,7 +32,14 @@ LIVENESS = 3
 
 @dataclass
 class Stack:
-    """A config directory with free ports, and the processes started from it."""
+    """A config directory, and the processes started from it.
+
+    The broker's endpoints start as wildcards (:data:`~plantd.testing.ANY_PORT`): its first
+    start binds ports the system picks, and the stack writes the endpoints it got into the
+    config every other process (and a restarted broker) is then started with. So
+    :attr:`endpoint` and the bus endpoints in :attr:`settings` are known once the broker has
+    started; a test that wants no broker at all calls :meth:`without_broker`.
+    """
 
     config_dir: Path
     log_dir: Path
@@ -39,15 +49,48 @@ class Stack:
     @property
     def endpoint(self) -> str:
         endpoint: str = self.settings["broker"]["endpoint"]
+        if has_wildcard(endpoint):
+            raise RuntimeError(
+                "the stack's broker endpoint is known once its broker has started "
+                "(stack.start_broker(); or stack.without_broker() for a test with none)"
+            )
         return endpoint
+
+    def _unbound(self) -> bool:
+        bus = self.settings["bus"]
+        return has_wildcard(self.settings["broker"]["endpoint"], bus["frontend"], bus["backend"])
 
     def start_broker(self, name: str = "broker") -> ManagedProcess:
         process = ManagedProcess.plantd(
             ["plantd.broker", "--config", str(self.config_dir)], name=name, log_dir=self.log_dir
         ).start()
         self.processes.append(process)
+        if self._unbound():
+            # The first start: from now on every process, a restarted broker too, has the
+            # endpoints this one got.
+            run_dir = Path(self.settings["paths"]["run"])
+            self._set_endpoints(wait_for_endpoints(run_dir, process))
         wait_for_broker(self.endpoint, process=process)
         return process
+
+    def without_broker(self) -> str:
+        """Point the stack at an endpoint nobody serves (an ipc path of its own, unique without
+        choosing a port) for a test of what a client does with no broker; returns it."""
+        endpoint = f"ipc://{self.config_dir.parent / 'no-broker'}"
+        self._set_endpoints({"broker": {"endpoint": endpoint}})
+        return endpoint
+
+    def _set_endpoints(self, sections: dict[str, dict[str, str]]) -> None:
+        """Merge ``sections`` into the settings and into ``plantd.yaml`` (only those keys:
+        whatever else a test wrote into the file stays)."""
+        path = self.config_dir / "plantd.yaml"
+        data = yaml.safe_load(path.read_text())
+        for section, values in sections.items():
+            self.settings.setdefault(section, {}).update(values)
+            data.setdefault(section, {}).update(values)
+        aside = path.with_name(".plantd.yaml.new")
+        aside.write_text(yaml.safe_dump(data))
+        aside.replace(path)  # a process starting meanwhile reads the old file or the new
 
     def start_echo(self, name: str = "echo", *, wait: bool = True) -> ManagedProcess:
         process = ManagedProcess.plantd(
@@ -96,18 +139,14 @@ class Stack:
 
 
 def make_stack(base: Path, **overrides: dict[str, Any]) -> Stack:
-    mdp, bus_in, bus_out = free_tcp_ports(3)
     settings: dict[str, dict[str, Any]] = {
         "broker": {
-            "endpoint": f"tcp://127.0.0.1:{mdp}",
+            "endpoint": ANY_PORT,
             "heartbeat_interval": HEARTBEAT,
             "heartbeat_liveness": LIVENESS,
             "request_expiry": 3.0,
         },
-        "bus": {
-            "frontend": f"tcp://127.0.0.1:{bus_in}",
-            "backend": f"tcp://127.0.0.1:{bus_out}",
-        },
+        "bus": {"frontend": ANY_PORT, "backend": ANY_PORT},
         "worker": {"heartbeat_interval": HEARTBEAT, "heartbeat_liveness": LIVENESS},
         "client": {"timeout": 2.0, "retries": 3},
         "paths": {"data": str(base / "data"), "run": str(base / "run")},

@@ -10,7 +10,9 @@
 Moving values (``behaviour`` in the model) are recomputed every ``update_interval`` by one task
 that the simulator owns; writes by clients go through for ``writable`` variables. ``restart``
 stops the server (closing every connection, as a crashed or rebooted server would) and starts a
-new one on the same endpoint with the same address space and current values.
+new one on the same endpoint with the same address space and current values. An endpoint on
+port 0 (``opc.tcp://127.0.0.1:0/sim``) takes a port the system picks; ``endpoint`` then names
+it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from asyncua import Server, ua
 from asyncua.crypto.cert_gen import setup_self_signed_certificate
@@ -92,7 +95,22 @@ class OpcuaSimulator:
     async def start(self) -> None:
         self._server = await self._build()
         await self._server.start()
+        self._advertise_bound_port(self._server)
         self._updater = asyncio.create_task(self._update_loop())
+
+    def _advertise_bound_port(self, server: Server) -> None:
+        """An endpoint on port 0 listens on a port the system picks: from now on the endpoint
+        (and what the server tells clients in GetEndpoints) names that port, and a restart
+        binds it again."""
+        parsed = urlparse(self.endpoint)
+        if parsed.port != 0 or server.bserver is None:
+            return
+        host = parsed.hostname if ":" not in (parsed.hostname or "") else f"[{parsed.hostname}]"
+        self.endpoint = parsed._replace(netloc=f"{host}:{server.bserver.port}").geturl()
+        server.set_endpoint(self.endpoint)
+        for description in server.iserver.endpoints:
+            description.EndpointUrl = self.endpoint
+            description.Server.DiscoveryUrls = [self.endpoint]
 
     async def stop(self) -> None:
         if self._updater is not None:

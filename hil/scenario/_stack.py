@@ -2,12 +2,13 @@
 
 Three ways:
 
-- **throwaway** (the default): a config directory in the work directory, with free loopback
-  ports, fast heartbeats and its own CURVE key set (as the appliance runs, with the rig as its
-  admin); the scenario's module files are copied into its ``modules.d/``,
-  each connection rewritten to where its simulated device listens (a TCP device's host and
-  port; a serial line's pty link, with ``parity: none`` since a pty refuses parity). Runs beside
-  a live stack without touching it.
+- **throwaway** (the default): a config directory in the work directory, with the broker and
+  the bus on ipc sockets of its own (see :func:`_private_endpoints`), fast heartbeats
+  and its own CURVE key set (as the appliance runs, with the rig as its admin); the
+  scenario's module files are copied into its ``modules.d/``, each connection rewritten to
+  where its simulated device listens (a TCP device's host and port; a serial line's pty link,
+  with ``parity: none`` since a pty refuses parity). Runs beside a live stack without
+  touching it.
 - **from a config directory** (``plant hil run --config DIR``): the broker, the state service
   and the scenario's modules from ``DIR/modules.d`` as they are (the simulators listen on their
   files' own ports, as the modules expect).
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,7 @@ from plantd.security import use_identity, user_identity
 from plantd.state import SERVICE_NAME as STATE_SERVICE
 from plantd.testing import (
     ManagedProcess,
-    free_tcp_port,
+    ipc_endpoints,
     make_keys,
     wait_for_broker,
     wait_for_workers,
@@ -56,6 +58,20 @@ def rewrite_connection(module: dict[str, Any], endpoint: Mapping[str, Any]) -> d
         connection["host"] = endpoint["host"]
         connection["port"] = endpoint["port"]
     return {**module, "connection": connection}
+
+
+def _private_endpoints(work_dir: Path) -> dict[str, dict[str, str]]:
+    """Endpoints no other process can hold: ipc sockets in the work directory (or, when its
+    path is too long for one, in a fresh directory of the system's temporary one).
+
+    Not tcp ports: the rig subscribes to the bus before the broker starts (so it misses no
+    sample), which needs the endpoints before anything binds; a port chosen before binding
+    may be taken by then, an ipc path in a directory of our own cannot be.
+    """
+    try:
+        return ipc_endpoints(work_dir / "sockets")
+    except ValueError:
+        return ipc_endpoints(Path(tempfile.mkdtemp(prefix="plantd-rig-")))
 
 
 class RigStack:
@@ -88,16 +104,14 @@ class RigStack:
         use_identity(user_identity(self.config, base))
 
     def _throwaway_settings(self) -> dict[str, dict[str, Any]]:
+        endpoints = _private_endpoints(self.work_dir)
         return {
             "broker": {
-                "endpoint": f"tcp://127.0.0.1:{free_tcp_port()}",
+                "endpoint": endpoints["broker"]["endpoint"],
                 "heartbeat_interval": _HEARTBEAT,
                 "heartbeat_liveness": 4,
             },
-            "bus": {
-                "frontend": f"tcp://127.0.0.1:{free_tcp_port()}",
-                "backend": f"tcp://127.0.0.1:{free_tcp_port()}",
-            },
+            "bus": endpoints["bus"],
             "worker": {"heartbeat_interval": _HEARTBEAT, "heartbeat_liveness": 4},
             "client": {"timeout": 2.0, "retries": 2},
             "paths": {"data": str(self.work_dir / "data"), "run": str(self.work_dir / "run")},

@@ -14,6 +14,8 @@ __all__ = ["main", "serve"]
 
 _STATUS_EVERY = 5.0  # seconds between STATUS= updates to systemd
 
+log = logging.getLogger("plantd.broker")
+
 
 def serve(config: PlantdConfig, environ: dict[str, str]) -> int:
     """Run the broker in the foreground (shared by ``plantd-broker`` and ``plant broker``).
@@ -25,6 +27,7 @@ def serve(config: PlantdConfig, environ: dict[str, str]) -> int:
 
     import zmq
 
+    from plantd.broker._endpoints import record_endpoints, remove_endpoints
     from plantd.broker._resources import raise_fd_limit
     from plantd.broker._server import INTERNAL_ENDPOINT, BrokerServer
     from plantd.broker._trail import AuditTrail
@@ -45,8 +48,10 @@ def serve(config: PlantdConfig, environ: dict[str, str]) -> int:
     server = BrokerServer(config, on_audit=trail)
     try:
         server.bind()
-    except zmq.ZMQError as exc:
+        endpoints_file = record_endpoints(config, server.bound_endpoints())
+    except (zmq.ZMQError, OSError) as exc:  # a port taken; an endpoints file it cannot write
         print(f"plantd-broker: {exc}", file=sys.stderr)
+        server.close()
         return 1
     except SecurityError as exc:
         print(f"plantd-broker: {exc}", file=sys.stderr)
@@ -54,8 +59,8 @@ def serve(config: PlantdConfig, environ: dict[str, str]) -> int:
     if trail is not None:
         trail.start(server.bus.internal_endpoint if server.bus else None, INTERNAL_ENDPOINT)
     server.install_signal_handlers()
-    notifier.ready(status=f"routing on {config.broker.endpoint}")
-    logging.getLogger("plantd.broker").info("file descriptor limit: %d", fd_limit)
+    notifier.ready(status=f"routing on {server.endpoint}")
+    log.info("file descriptor limit: %d", fd_limit)
     next_status = 0.0
 
     def on_idle() -> None:
@@ -77,6 +82,7 @@ def serve(config: PlantdConfig, environ: dict[str, str]) -> int:
         server.run(on_idle, wake_every=watchdog.interval / 2 if watchdog.enabled else None)
     finally:
         notifier.stopping()
+        remove_endpoints(endpoints_file)
         if trail is not None:
             trail.stop()
     return 0

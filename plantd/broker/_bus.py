@@ -83,6 +83,9 @@ class BusProxy:
         self._error: BaseException | None = None
         self.forwarded = 0
         self.refused = 0
+        # The endpoints as bound (a wildcard's real port), once start() returned.
+        self.frontend = config.frontend
+        self.backend = config.backend
 
     def start(self) -> None:
         """Bind both ends and start forwarding; raises if an endpoint cannot be bound."""
@@ -134,8 +137,11 @@ class BusProxy:
                     sock.zap_domain = endpoint.encode()  # names the socket in audit records
             control.bind(self._control_address)
             frontend.bind(self.config.frontend)
+            # As bound (a wildcard's real port), read before the next bind replaces it.
+            self.frontend = frontend.getsockopt_string(zmq.LAST_ENDPOINT)
             frontend.bind(self.internal_endpoint)
             backend.bind(self.config.backend)
+            self.backend = backend.getsockopt_string(zmq.LAST_ENDPOINT)
         except zmq.ZMQError as exc:
             self._error = exc
             self._bound.set()
@@ -146,8 +152,8 @@ class BusProxy:
         log.info(
             "data bus%s: publishers → %s, subscribers ← %s",
             " (CURVE, topics checked per principal)" if self._server_secret else "",
-            self.config.frontend,
-            self.config.backend,
+            self.frontend,
+            self.backend,
         )
         try:
             if self._server_secret is None:

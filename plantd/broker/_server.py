@@ -114,6 +114,8 @@ class BrokerServer:
         self._connections = Connections()
         self._refusals_seen = 0  # refusals of large or oversized messages, when last trimmed
         self.core: Broker | None = None
+        self.endpoint = config.broker.endpoint
+        """The MDP endpoint as bound (a wildcard's real port), once :meth:`bind` returned."""
 
     @property
     def secure(self) -> bool:
@@ -122,6 +124,14 @@ class BrokerServer:
     @property
     def bus(self) -> BusProxy | None:
         return self._bus
+
+    def bound_endpoints(self) -> dict[str, dict[str, str]]:
+        """Where the broker and its bus listen, as bound, shaped like the config's sections:
+        ``{"broker": {"endpoint": …}, "bus": {"frontend": …, "backend": …}}``."""
+        bound: dict[str, dict[str, str]] = {"broker": {"endpoint": self.endpoint}}
+        if self._bus is not None:
+            bound["bus"] = {"frontend": self._bus.frontend, "backend": self._bus.backend}
+        return bound
 
     def policy(self) -> Policy:
         """A policy for the current key ring (each user keeps its own: caches are per thread)."""
@@ -148,6 +158,9 @@ class BrokerServer:
             router.zap_domain = broker.endpoint.encode()  # names the socket in audit records
         try:
             router.bind(broker.endpoint)
+            # What was bound, read before the inproc bind replaces it: the port a wildcard
+            # (``tcp://127.0.0.1:*``) got.
+            self.endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
             router.bind(INTERNAL_ENDPOINT)
         except zmq.ZMQError as exc:
             router.close()
@@ -173,7 +186,7 @@ class BrokerServer:
                 raise zmq.ZMQError(exc.errno, f"cannot bind the data bus: {exc}") from exc
         log.info(
             "broker ready on %s (MDP/0.2, MDP/0.1, MMI; %s)",
-            broker.endpoint,
+            self.endpoint,
             "CURVE" if self.secure else "security.mode none: no authentication",
         )
 

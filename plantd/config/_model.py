@@ -33,7 +33,7 @@ __all__ = [
     "is_loopback_endpoint",
 ]
 
-_TCP = re.compile(r"(?P<host>\[[^\]]*\]|[^:\[\]]*):(?P<port>\d+)", re.ASCII)
+_TCP = re.compile(r"(?P<host>\[[^\]]*\]|[^:\[\]]*):(?P<port>\d+|\*)", re.ASCII)
 
 
 def endpoint_problem(endpoint: str) -> str | None:
@@ -41,7 +41,8 @@ def endpoint_problem(endpoint: str) -> str | None:
 
     A ZeroMQ endpoint is ``tcp://HOST:PORT``, ``ipc://PATH`` or ``inproc://NAME``. Whether a
     tcp host may be beyond loopback depends on ``security.mode`` (see
-    :meth:`PlantdConfig.cross_check`).
+    :meth:`PlantdConfig.cross_check`). The port may be ``*`` (any free port), which only the
+    broker can bind: it records the ports it got in ``<paths.run>/broker-endpoints.json``.
     """
     scheme, sep, rest = endpoint.partition("://")
     if not sep or scheme not in ("tcp", "ipc", "inproc") or not rest:
@@ -52,9 +53,10 @@ def endpoint_problem(endpoint: str) -> str | None:
     if scheme != "tcp":
         return None
     match = _TCP.fullmatch(rest)
-    if match is None or not match["host"] or not 0 < int(match["port"]) < 65536:
+    port = match["port"] if match is not None else ""
+    if match is None or not match["host"] or not (port == "*" or 0 < int(port) < 65536):
         return (
-            "expected tcp://HOST:PORT with a port from 1 to 65535 "
+            "expected tcp://HOST:PORT with a port from 1 to 65535 (or *: any free port) "
             f"(IPv6 hosts in brackets: tcp://[::1]:9797), got {endpoint!r}"
         )
     return None
@@ -233,6 +235,8 @@ class PlantdConfig:
                     "use security.mode 'curve' to reach beyond this machine",
                 )
             place = _bind_place(endpoint)
+            if place == "tcp:*":
+                continue  # any free port: each wildcard gets a port of its own
             if place in bound:
                 other = ".".join(str(part) for part in bound[place])
                 yield path, f"{endpoint!r} is the same place as {other}; each needs its own"

@@ -1,9 +1,13 @@
 """Test doubles and helpers that ship with plantd, for its own tests and for yours.
 
 - :class:`ManagedProcess`: a real plantd process you can start, kill -9 and restart;
-- :func:`write_config`, :func:`free_tcp_port`: a throwaway configuration directory, and
-  :func:`make_keys` for one with CURVE security;
+- :func:`write_config`: a throwaway configuration directory, and :func:`make_keys` for one
+  with CURVE security;
 - :func:`wait_for_broker`, :func:`wait_for_workers`: block until the stack serves;
+- :data:`ANY_PORT`, :func:`wait_for_endpoints`: a broker on ports the system picks, and where
+  it got them; :func:`wait_for_listening_port` for a server that cannot say (never choose a
+  port for a server: bind port 0 and read back what it got); :func:`ipc_endpoints` for a
+  stack whose services start before its broker;
 - :class:`FakeDriver` (driver ``fake``): a module driver with no hardware, failures on demand;
 - :func:`check_driver`: the conformance check every driver's tests call;
 - :class:`NotifySocket`: what a service tells systemd (READY, WATCHDOG, STATUS).
@@ -15,10 +19,15 @@ from plantd.testing._clock import ManualClock
 from plantd.testing._conformance import check_driver
 from plantd.testing._fake_driver import FakeDriver, FakeGroup, FakeModule, FakePoint
 from plantd.testing._notify import NotifySocket
+from plantd.testing._ports import (
+    ANY_PORT,
+    ipc_endpoints,
+    listening_ports,
+    wait_for_endpoints,
+    wait_for_listening_port,
+)
 from plantd.testing._processes import (
     ManagedProcess,
-    free_tcp_port,
-    free_tcp_ports,
     make_keys,
     wait_for_broker,
     wait_for_workers,
@@ -26,6 +35,7 @@ from plantd.testing._processes import (
 )
 
 __all__ = [
+    "ANY_PORT",
     "FakeDriver",
     "FakeGroup",
     "FakeModule",
@@ -34,10 +44,12 @@ __all__ = [
     "ManualClock",
     "NotifySocket",
     "check_driver",
-    "free_tcp_port",
-    "free_tcp_ports",
+    "ipc_endpoints",
+    "listening_ports",
     "make_keys",
     "wait_for_broker",
+    "wait_for_endpoints",
+    "wait_for_listening_port",
     "wait_for_workers",
     "write_config",
 ]

@@ -6,7 +6,6 @@ import json
 import os
 import pwd
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,34 +20,11 @@ from plantd.errors import RequestTimeout
 
 __all__ = [
     "ManagedProcess",
-    "free_tcp_port",
-    "free_tcp_ports",
     "make_keys",
     "wait_for_broker",
     "wait_for_workers",
     "write_config",
 ]
-
-
-def free_tcp_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
-    return free_tcp_ports(1)[0]
-
-
-def free_tcp_ports(count: int) -> list[int]:
-    """``count`` distinct loopback TCP ports that were free a moment ago.
-
-    The sockets are held until all are chosen: asked one at a time, the kernel may hand out
-    the port it just released again.
-    """
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def write_config(directory: Path, sections: Mapping[str, Mapping[str, Any]]) -> Path:

@@ -65,6 +65,7 @@ def test_errors_are_clear_and_exit_nonzero(stack: Stack) -> None:
 
 
 def test_no_broker_is_a_timeout_not_a_hang(stack: Stack) -> None:
+    stack.without_broker()
     result = plant(stack, "mmi", "broker", "--timeout", "0.2", "--retries", "1")
     assert result.returncode == 3  # NoBroker: docs/errors.md
     assert f"no broker at {stack.endpoint} (nothing answered within 0.2 s" in result.stderr

@@ -62,7 +62,7 @@ def test_no_worker_for_the_service(stack: Stack, args: tuple[str, ...], expected
     ],
 )
 def test_no_broker_at_the_endpoint(stack: Stack, args: tuple[str, ...]) -> None:
-    # The stack's broker is never started: nothing listens at its endpoint.
+    stack.without_broker()  # the stack's broker is never started: nothing listens there
     done = plant(stack, *args)
     assert done.returncode == NO_BROKER, done.stderr
     assert f"no broker at {stack.endpoint}" in done.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from plantd.testing import wait_for_workers
+from plantd.testing import ipc_endpoints, wait_for_workers
 from tests.conftest import Stack, make_stack
 
 ECHO = "org.plantd.module.Echo"
@@ -64,7 +64,8 @@ def _alive(pid: int) -> bool:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Stack:
-    return make_stack(tmp_path, security={"mode": "none"})
+    # plant up starts the services with the broker, so they need its endpoints before it binds.
+    return make_stack(tmp_path, security={"mode": "none"}, **ipc_endpoints(tmp_path / "sockets"))
 
 
 @pytest.fixture

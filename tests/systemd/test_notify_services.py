@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from plantd.runtime import run_until_signal
-from plantd.testing import NotifySocket, free_tcp_ports, write_config
+from plantd.testing import NotifySocket, ipc_endpoints, write_config
 
 STOP_WITHIN = 15.0  # the units' TimeoutStopSec=
 
@@ -34,15 +34,11 @@ def notify(tmp_path: Path) -> Iterator[NotifySocket]:
 
 @pytest.fixture
 def config_dir(tmp_path: Path) -> Path:
-    mdp, bus_in, bus_out = free_tcp_ports(3)
+    # Services start before the broker here: endpoints known before anything binds.
     config = write_config(
         tmp_path / "etc",
         {
-            "broker": {"endpoint": f"tcp://127.0.0.1:{mdp}"},
-            "bus": {
-                "frontend": f"tcp://127.0.0.1:{bus_in}",
-                "backend": f"tcp://127.0.0.1:{bus_out}",
-            },
+            **ipc_endpoints(tmp_path / "sockets"),
             "paths": {"data": str(tmp_path / "data"), "run": str(tmp_path / "run")},
             "state": {"workers": 2},
         },

@@ -22,7 +22,6 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from plantd.bus import Quality
-from plantd.testing import free_tcp_port
 
 from .conftest import make_module
 
@@ -43,9 +42,10 @@ def device() -> SimDevice:
 
 @pytest.fixture
 async def tcp_server() -> AsyncIterator[int]:
-    port = free_tcp_port()
-    server = ModbusTcpServer(device(), address=("127.0.0.1", port))
+    server = ModbusTcpServer(device(), address=("127.0.0.1", 0))
     await server.serve_forever(background=True)
+    # Port 0: the system picks; the listening socket says which.
+    port = int(server.transport.sockets[0].getsockname()[1])
     try:
         yield port
     finally:

@@ -10,7 +10,6 @@ from plantd_drivers.opcua import OpcuaModule
 
 from hil.opcua import OpcuaSimulator, SimulatorModel, load_model
 from plantd.module import parse_module_file
-from plantd.testing import free_tcp_port
 from tests.drivers.module_harness import write_module
 
 LINE = Path(__file__).resolve().parents[3] / "hil" / "opcua" / "examples" / "line.yaml"
@@ -47,7 +46,7 @@ def line_model() -> SimulatorModel:
 
 @pytest.fixture
 async def sim() -> AsyncIterator[OpcuaSimulator]:
-    endpoint = f"opc.tcp://127.0.0.1:{free_tcp_port()}/plantd/sim"
+    endpoint = "opc.tcp://127.0.0.1:0/plantd/sim"  # the simulator says which port it got
     async with OpcuaSimulator(line_model(), endpoint=endpoint) as simulator:
         yield simulator
 

@@ -18,7 +18,7 @@ from hil.opcua import OpcuaSimulator, SecurityModel
 from plantd.bus import Quality
 from plantd.errors import ConfigError, DeviceFault, DeviceUnavailable
 from plantd.module import parse_module_file
-from plantd.testing import check_driver, free_tcp_port
+from plantd.testing import check_driver
 from tests.drivers.module_harness import write_module
 from tests.drivers.opcua.conftest import line_model
 
@@ -73,7 +73,7 @@ async def secure_sim(tmp_path: Path) -> AsyncIterator[tuple[OpcuaSimulator, Pki]
             trusted_clients=(identity.certificate,),
         ),
     )
-    endpoint = f"opc.tcp://127.0.0.1:{free_tcp_port()}/plantd/sim"
+    endpoint = "opc.tcp://127.0.0.1:0/plantd/sim"  # the simulator says which port it got
     async with OpcuaSimulator(model, endpoint=endpoint) as simulator:
         yield simulator, pki
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from plantd.testing import free_tcp_ports, write_config
+from plantd.testing import write_config
 
 
 def run(args: list[str], timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
@@ -19,13 +19,13 @@ def run(args: list[str], timeout: float = 20.0) -> subprocess.CompletedProcess[s
 
 
 def config(tmp_path: Path, security: dict[str, str], host: str = "127.0.0.1") -> Path:
-    mdp, bus_in, bus_out = free_tcp_ports(3)
+    any_port = f"tcp://{host}:*"  # the broker binds what the system gives
     return write_config(
         tmp_path / "etc",
         {
-            "broker": {"endpoint": f"tcp://{host}:{mdp}"},
-            "bus": {"frontend": f"tcp://{host}:{bus_in}", "backend": f"tcp://{host}:{bus_out}"},
-            "paths": {"data": str(tmp_path / "data")},
+            "broker": {"endpoint": any_port},
+            "bus": {"frontend": any_port, "backend": any_port},
+            "paths": {"data": str(tmp_path / "data"), "run": str(tmp_path / "run")},
             "security": security,
         },
     )

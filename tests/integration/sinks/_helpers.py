@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import selectors
 import socket
 import subprocess
@@ -21,31 +22,61 @@ import zmq
 from paho.mqtt.enums import CallbackAPIVersion
 
 from plantd.bus import Sample, decode, decode_batch, is_batch
-from plantd.testing import ManagedProcess, free_tcp_port, wait_for_workers
+from plantd.testing import ManagedProcess, wait_for_listening_port, wait_for_workers
 from tests.conftest import Stack
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 
 
 class Mosquitto:
-    """A private broker on a free port, with persistence so that a subscriber's session (and
-    the messages queued for it) survive a restart, as on a production broker."""
+    """A private broker with persistence so that a subscriber's session (and the messages
+    queued for it) survive a restart, as on a production broker.
+
+    Its port: Mosquitto cannot listen on port 0 (``listener 0`` means a unix socket), so the
+    first start tries a random port below the kernel's ephemeral range (where port-0 binds and
+    outgoing connections never land) and, if Mosquitto says it is in use, another one. The
+    port is taken as Mosquitto's only once its own process is seen listening there. A restart
+    binds the same port again (as a restarted production broker would).
+    """
+
+    _PORTS = range(20_000, 32_768)
+    _TRIES = 20
 
     def __init__(self, directory: Path) -> None:
-        self.port = free_tcp_port()
+        self.directory = directory
+        self.port = 0
         directory.mkdir(parents=True, exist_ok=True)
         self.config = directory / "mosquitto.conf"
-        self.config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-            f"persistence_location {directory}/\nmax_queued_messages 0\nuser root\n"
-            "autosave_interval 1\n"
-        )
         self.process = ManagedProcess([MOSQUITTO, "-c", str(self.config)], name="mosquitto",
                                       log_dir=directory)  # fmt: skip
 
+    def _write_config(self, port: int) -> None:
+        self.config.write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"persistence_location {self.directory}/\nmax_queued_messages 0\nuser root\n"
+            "autosave_interval 1\n"
+        )
+
     def start(self) -> None:
-        self.process.start()
-        wait_for_port(self.port)
+        if self.port:
+            self.process.start()
+            wait_for_port(self.port)
+            return
+        for _ in range(self._TRIES):
+            port = random.choice(self._PORTS)
+            self._write_config(port)
+            logged = len(self.process.log_text())
+            self.process.start()
+            try:
+                listening = wait_for_listening_port(self.process)
+            except RuntimeError:
+                if "Address already in use" in self.process.log_text()[logged:]:
+                    continue  # someone has that port: try another
+                raise
+            assert listening == port, (listening, port)
+            self.port = port
+            return
+        raise RuntimeError(f"mosquitto found no free port in {self._TRIES} tries")
 
     def stop(self) -> None:
         self.process.terminate()
@@ -156,12 +187,14 @@ class BusRecorder:
 
 
 class TcpProxy:
-    """Forwards a free loopback port to ``target``; ``down()`` closes the listener and cuts
-    every connection (the database is unreachable), ``up()`` listens again."""
+    """Forwards a loopback port to ``target``; ``down()`` closes the listener and cuts every
+    connection (the database is unreachable), ``up()`` listens again, on the same port.
+
+    The first ``up()`` binds port 0 and keeps the port the system gave."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
-        self.port = free_tcp_port()
+        self.port = 0
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
@@ -181,6 +214,7 @@ class TcpProxy:
             listener = socket.socket()
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             listener.bind(("127.0.0.1", self.port))
+            self.port = listener.getsockname()[1]
             listener.listen(64)
             listener.setblocking(False)
             self._listener = listener

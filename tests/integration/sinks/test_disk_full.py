@@ -63,7 +63,9 @@ def test_a_full_queue_disk_bounds_memory_and_recovers(
     disk = tmp_path / "disk"
     queue = disk / "queue.db"
     stack.start_broker()
-    upstream = Mosquitto(stack.log_dir / "mosquitto")  # started once the disk is full
+    upstream = Mosquitto(stack.log_dir / "mosquitto")  # down until the disk is full:
+    upstream.start()  # it takes its port once, and comes back on it (a restart)
+    upstream.stop()
     stack.processes.append(upstream.process)
     with full_disk(kind, disk) as arm:
         write_file(stack, "sinks.d", "edge", sink_file(upstream.port, queue))

@@ -16,7 +16,7 @@ import pytest
 
 from plantd.config import load_config
 from plantd.systemd import Notifier, Watchdog
-from plantd.testing import NotifySocket, free_tcp_ports, wait_for_broker, write_config
+from plantd.testing import NotifySocket, ipc_endpoints, wait_for_broker, write_config
 
 
 @pytest.fixture
@@ -56,16 +56,10 @@ def test_watchdog_for_another_pid_is_ignored(notify: NotifySocket) -> None:
 
 
 def _config(tmp_path: Path) -> Path:
-    mdp, bus_in, bus_out = free_tcp_ports(3)
+    # A worker starts before the broker here: endpoints known before anything binds.
     return write_config(
         tmp_path / "etc",
-        {
-            "broker": {"endpoint": f"tcp://127.0.0.1:{mdp}"},
-            "bus": {
-                "frontend": f"tcp://127.0.0.1:{bus_in}",
-                "backend": f"tcp://127.0.0.1:{bus_out}",
-            },
-        },
+        {**ipc_endpoints(tmp_path / "sockets"), "paths": {"run": str(tmp_path / "run")}},
     )
 
 
