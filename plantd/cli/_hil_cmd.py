@@ -67,13 +67,18 @@ def _run(args: argparse.Namespace) -> int:
         try:
             loaded.extend(load_scenarios(path))  # a parametrised file: a scenario per case
         except ConfigError as exc:
-            invalid.append(_not_run(path, f"invalid scenario file:\n{exc}"))
+            invalid.append(_not_run(path, "\n".join(exc.problems)))
     if invalid:
         # Nothing runs; the JUnit file says which files are wrong (a CI job that only reads
         # it must fail too), and the exit status is a configuration error's.
         problems = "\n".join(result.setup_error for result in invalid)
-        print(f"plant: {problems}", file=sys.stderr)
-        return _report(args, invalid, CONFIG_ERROR)
+        print(f"plant: invalid scenario file:\n{problems}", file=sys.stderr)
+        names = ", ".join(result.name for result in invalid)
+        verdict = (
+            f"HIL: {len(invalid)} of {len(args.scenarios)} scenario file(s) invalid ({names}), "
+            "nothing ran — FAILED"
+        )
+        return _report(args, invalid, CONFIG_ERROR, verdict)
     results: list[Any] = []
     try:
         for index, scenario in enumerate(loaded):
@@ -140,7 +145,9 @@ def _not_run(source: Path | None, why: str, name: str | None = None) -> Any:
     return ScenarioResult(name, source, time.time(), setup_error=why)
 
 
-def _report(args: argparse.Namespace, results: list[Any], status: int) -> int:
+def _report(
+    args: argparse.Namespace, results: list[Any], status: int, verdict: str | None = None
+) -> int:
     """JUnit XML, JSON or the overall verdict, a paragraph on stderr for each scenario whose
     rig failed, and ``status`` — unless the JUnit file cannot be written (then 1: the exit
     status must not claim what no file shows)."""
@@ -169,7 +176,7 @@ def _report(args: argparse.Namespace, results: list[Any], status: int) -> int:
     if args.json:
         emit(args, [_as_json(result) for result in results], "")
     else:
-        print(overall_verdict(results))
+        print(verdict or overall_verdict(results))
     return status
 
 

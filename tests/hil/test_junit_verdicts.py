@@ -124,6 +124,8 @@ class Mutation:
     """The start of the testcase's name (``05 write …``, ``setup``, ``teardown``)."""
     kind: str
     """``failure`` (an expectation not met) or ``error`` (something could not be done)."""
+    says: str = ""
+    """Part of what the run prints about it (stdout or stderr)."""
     prepare: Callable[[Path], list[str]] = field(default=lambda _: [])
     """Breaks the surroundings (given the test's directory); returns extra CLI arguments."""
 
@@ -184,18 +186,21 @@ MUTATIONS = {
         "  - write: {point: station.speed_setpoint, value: 50, error: module.bad-value}\n",
         "02 write station.speed_setpoint = 50",
         "failure",
+        says="accepted ({'point': 'speed_setpoint', 'value': 50.0}), expected module.bad-value",
     ),
     "write-refused": Mutation(
         f"simulators: [{PLANT}]\n{STATION}steps:\n{STATION_UP}"
         "  - write: {point: station.speed_setpoint, value: 150}\n",
         "02 write station.speed_setpoint = 150",
         "error",
+        says="write refused: module.bad-value: 150 is above the maximum",
     ),
     "unknown-point": Mutation(
         f"simulators: [{PLANT}]\n{STATION}steps:\n"
         "  - expect: {point: station.no_such_point, min: 1}\n",
         "setup",
         "error",
+        says="module 'station' has no point 'no_such_point'",
     ),
     "device-never-answers": Mutation(
         f"simulators: [{PLANT}]\n{STATION}steps:\n{STATION_UP}"
@@ -211,17 +216,20 @@ MUTATIONS = {
         "  - expect: {device: plc.pump_run, value: true, within: 0s}\n",
         "02 wait",
         "error",
+        says="the scenario ran out of time (1 s) during this step",
     ),
     "setup-out-of-time": Mutation(
         f"simulators: [{PLANT}]\ntimeout: 0.5s\n{STATION}steps:\n{STATION_UP}",
         "setup",
         "error",
+        says="the scenario ran out of time (0.5 s) while the rig was set up",
     ),
     "device-will-not-start": Mutation(
         f"simulators: [extra.yaml, {PLANT}]\nsteps:\n"
         "  - expect: {device: plc.pump_run, value: true, within: 0s}\n",
         "setup",
         "error",
+        "device 'field' cannot make its pty link",
         _unwritable_run_dir,
     ),
     "trace-cannot-be-written": Mutation(
@@ -229,6 +237,7 @@ MUTATIONS = {
         "  - expect: {device: plc.pump_run, value: true, within: 0s}\n",
         "teardown",
         "error",
+        "writing the trace to",
         _trace_dir_is_a_file,
     ),
 }
@@ -244,6 +253,7 @@ def test_a_broken_scenario_fails_in_junit_and_in_the_exit_status(name: str, tmp_
     assert run.returncode != 0, run.text
     assert run.outcome(mutation.testcase) == mutation.kind, run.text
     assert "FAILED" in run.stdout, run.text
+    assert mutation.says in run.stdout + run.stderr, run.text
 
 
 def test_the_control_passes_with_no_failure_and_exit_0(tmp_path: Path) -> None:
