@@ -391,6 +391,13 @@ def await_ready(conns: Sequence[Connection], *, what: str, timeout: float = 30.0
         conn.recv()
 
 
+def await_reply(conn: Connection, *, what: str, timeout: float = 30.0) -> Any:
+    """The first message of a child that says what it set up (the ports it listens on)."""
+    if not conn.poll(timeout):
+        raise BenchError(f"a {what} process did not get ready within {timeout:g} s")
+    return conn.recv()
+
+
 def log_tail(process: ManagedProcess, lines: int = 20) -> str:
     """The end of a process's log, indented, to append to an error message."""
     text = process.log_text().splitlines()[-lines:]

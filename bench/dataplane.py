@@ -83,7 +83,7 @@ from _harness import (
     Children,
     Figure,
     Ratio,
-    await_ready,
+    await_reply,
     cpu_seconds,
     exit_on_sigterm,
     log_tail,
@@ -102,10 +102,10 @@ from plantd.errors import PlantdError, RequestTimeout
 from plantd.security import Credentials, secret_key_path, use_identity, user_identity
 from plantd.service import call
 from plantd.testing import (
+    ANY_PORT,
     ManagedProcess,
-    free_tcp_ports,
     make_keys,
-    wait_for_broker,
+    start_broker,
     wait_for_workers,
     write_config,
 )
@@ -146,12 +146,13 @@ def use_profile(profile: str, registers: int) -> Iterator[None]:
 # -- child processes: the devices and the consumers ---------------------------------------------
 
 
-def run_devices(profile: str, registers: int, ports: list[int], conn: Connection) -> None:
-    """The simulated devices, every value changing on every read (sends its pid, then ready;
-    then answers each message with the Modbus requests served since the last)."""
+def run_devices(profile: str, registers: int, count: int, conn: Connection) -> None:
+    """The simulated devices, every value changing on every read (sends its pid, then the
+    ports they listen on, picked by the system; then answers each message with the Modbus
+    requests served since the last)."""
     conn.send(os.getpid())
     with use_profile(profile, registers):
-        modbus.run_simulators(ports, True, conn)
+        modbus.run_simulators(count, True, conn)
 
 
 def run_bus_subscriber(endpoint: str, credentials: Credentials | None, conn: Connection) -> None:
@@ -441,16 +442,11 @@ class Stack:
         self.base, self.children, self.setting, self.sink = base, children, setting, sink
         self.names = [f"dev{i}" for i in range(setting.devices)]
         self.prefix = f"dpbench/{secrets.token_hex(4)}"
-        mdp, bus_in, self.bus_port, *self.ports = free_tcp_ports(3 + setting.devices)
-        self.endpoint = f"tcp://127.0.0.1:{mdp}"
+        self.ports: list[int] = []  # the devices', once they listen (before configure)
+        self.endpoint = self.bus_out = ""  # the broker's, once it has started
         self.roles: dict[str, list[ManagedProcess]] = {}  # what is measured
         self.started: list[ManagedProcess] = []
         self.credentials: Credentials | None = None
-        self.bus_in = f"tcp://127.0.0.1:{bus_in}"
-
-    @property
-    def bus_out(self) -> str:
-        return f"tcp://127.0.0.1:{self.bus_port}"
 
     def configure(self, curve: bool) -> None:
         """``plantd.yaml``, ``modules.d`` (``bench/modbus.py``'s module files, at the default
@@ -459,8 +455,8 @@ class Stack:
         config_dir = self.config_dir = write_config(
             self.base / "etc",
             {
-                "broker": {"endpoint": self.endpoint},
-                "bus": {"frontend": self.bus_in, "backend": self.bus_out},
+                "broker": {"endpoint": ANY_PORT},  # the broker's start writes the real ones
+                "bus": {"frontend": ANY_PORT, "backend": ANY_PORT},
                 "logging": {"level": "warning"},
                 "paths": {"data": str(self.base / "data"), "run": str(self.base / "run")},
                 "security": {"mode": "curve" if curve else "none"},
@@ -516,11 +512,13 @@ class Stack:
     def start_services(self) -> None:
         """Broker, state service, historian and sink, each serving."""
         config = ["--config", str(self.config_dir)]
-        broker = self.start("broker", ["plantd.broker", *config], "broker", None)
         try:
-            wait_for_broker(self.endpoint, timeout=30, process=broker)
+            broker, bound = start_broker(self.config_dir, log_dir=self.base / "logs", timeout=30)
         except (RuntimeError, TimeoutError) as exc:
-            raise BenchError(f"the broker did not start: {exc}\n{log_tail(broker)}") from exc
+            raise BenchError(f"the broker did not start: {exc}") from exc
+        self.children.add(broker)
+        self.started.append(broker)
+        self.endpoint, self.bus_out = bound["broker"]["endpoint"], bound["bus"]["backend"]
         self.roles["broker"] = [broker]
         self.start("state", ["plantd.state", *config], "state", "org.plantd.State")
         self.start("historian", ["plantd.historian", *config], "historian", "org.plantd.Historian")
@@ -656,12 +654,11 @@ def measure_plantd(
         Children() as children,
     ):
         stack = Stack(Path(tmp), children, setting, sink)
-        stack.configure(curve)
-        # The devices listen first: the ports picked for them are ephemeral ones, which the
-        # services' own connections could take meanwhile.
-        devices = spawn(children, run_devices, setting.profile, setting.registers, stack.ports)
+        # The devices listen first, on ports the system picks: the module files name them.
+        devices = spawn(children, run_devices, setting.profile, setting.registers, setting.devices)
         device_pid = wait_pids([devices])
-        await_ready([devices], what="device")
+        stack.ports = await_reply(devices, what="device")
+        stack.configure(curve)
         stack.start_services()
         consumers = {"bus": spawn(children, run_bus_subscriber, stack.bus_out, stack.credentials)}
         if sink is not None:
@@ -760,10 +757,10 @@ def measure_script(setting: Setting, timing: Timing) -> Run:
         tempfile.TemporaryDirectory(prefix="plantd-bench-dataplane-") as tmp,
         Children() as children,
     ):
-        ports, prefix = free_tcp_ports(setting.devices), f"dpbench/{secrets.token_hex(4)}"
-        devices = spawn(children, run_devices, setting.profile, setting.registers, ports)
+        prefix = f"dpbench/{secrets.token_hex(4)}"
+        devices = spawn(children, run_devices, setting.profile, setting.registers, setting.devices)
         wait_pids([devices])
-        await_ready([devices], what="device")  # listening before anything else connects
+        ports = await_reply(devices, what="device")  # listening before anything else connects
         mqtt = spawn(children, run_mqtt_subscriber, prefix)
         wait_pids([mqtt])
         settings = {

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import signal
 import sys
 import tempfile
@@ -63,9 +64,10 @@ from _harness import (
 
 from plantd.client import Client
 from plantd.testing import (
+    ANY_PORT,
     ManagedProcess,
-    free_tcp_ports,
     wait_for_broker,
+    wait_for_endpoints,
     wait_for_workers,
     write_config,
 )
@@ -248,30 +250,28 @@ class Running:
         return self.process.pid
 
 
-def _endpoints(count: int) -> list[str]:
-    return [f"tcp://127.0.0.1:{port}" for port in free_tcp_ports(count)]
-
-
-def broker_config(directory: Path, **broker: Any) -> tuple[Path, str]:
-    endpoint, bus_in, bus_out = _endpoints(3)
+def broker_config(directory: Path, **broker: Any) -> Path:
+    """A broker on ports the system picks: it records them in its run directory."""
     write_config(
         directory,
         {
-            "broker": {"endpoint": endpoint, **broker},
-            "bus": {"frontend": bus_in, "backend": bus_out},
+            "broker": {"endpoint": ANY_PORT, **broker},
+            "bus": {"frontend": ANY_PORT, "backend": ANY_PORT},
+            "paths": {"run": str(directory / "run")},
             "logging": {"level": "warning"},
         },
     )
-    return directory, endpoint
+    return directory
 
 
 def start_plantd(
     children: Children, workdir: Path, name: str, cpus: str | None, **broker: Any
 ) -> Running:
-    config_dir, endpoint = broker_config(workdir / name, **broker)
+    config_dir = broker_config(workdir / name, **broker)
     argv = pinned([sys.executable, "-m", "plantd.broker", "--config", str(config_dir)], cpus)
     process = children.add(ManagedProcess(argv, name=name, log_dir=workdir / "logs").start())
     try:
+        endpoint = wait_for_endpoints(config_dir / "run", process, 20.0)["broker"]["endpoint"]
         wait_for_broker(endpoint, timeout=20.0)
     except Exception as exc:
         raise BenchError(f"broker {name} did not answer mmi.broker\n{log_tail(process)}") from exc
@@ -279,15 +279,15 @@ def start_plantd(
 
 
 def start_relay(children: Children, workdir: Path, name: str, cpus: str | None) -> Running:
-    front, back = _endpoints(2)
-    argv = pinned([sys.executable, str(Path(__file__).with_name("relay.py")), front, back], cpus)
+    relay = str(Path(__file__).with_name("relay.py"))
+    argv = pinned([sys.executable, relay, ANY_PORT, ANY_PORT], cpus)
     process = children.add(ManagedProcess(argv, name=name, log_dir=workdir / "logs").start())
     deadline = time.monotonic() + 20.0
-    while "relay ready" not in process.log_text():
+    while (ready := re.search(r"relay ready on (\S+) (\S+)", process.log_text())) is None:
         if not process.running() or time.monotonic() > deadline:
             raise BenchError(f"relay {name} did not start\n{log_tail(process)}")
         time.sleep(0.02)
-    return Running(process, front, back)
+    return Running(process, ready[1], ready[2])
 
 
 # -- one measured run ---------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from _harness import (
     Figure,
     Ratio,
     await_ready,
+    await_reply,
     cpu_seconds,
     exit_on_sigterm,
     log_tail,
@@ -52,9 +53,9 @@ from _harness import (
 )
 
 from plantd.testing import (
+    ANY_PORT,
     ManagedProcess,
-    free_tcp_ports,
-    wait_for_broker,
+    start_broker,
     wait_for_workers,
     write_config,
 )
@@ -83,11 +84,13 @@ def layout() -> list[tuple[str, int, str, int]]:
 # -- the simulated devices (a child process) ---------------------------------------------------
 
 
-def run_simulators(ports: list[int], changing: bool, conn: Connection) -> None:
-    asyncio.run(_simulators(ports, changing, conn))
+def run_simulators(count: int, changing: bool, conn: Connection) -> None:
+    """``count`` simulated devices, each on a port the system picks: sends the ports once all
+    listen, then answers each message with the requests served since the last."""
+    asyncio.run(_simulators(count, changing, conn))
 
 
-async def _simulators(ports: list[int], changing: bool, conn: Connection) -> None:
+async def _simulators(count: int, changing: bool, conn: Connection) -> None:
     from hil.modbus import Device, Simulator, TcpServer
 
     points = layout()
@@ -105,7 +108,7 @@ async def _simulators(ports: list[int], changing: bool, conn: Connection) -> Non
             return super().respond(pdu)
 
     simulators, servers = [], []
-    for port in ports:
+    for _ in range(count):
         device = Changing()
         device.map("holding", 0, REGISTERS)
         for index, (_, address, value_type, _) in enumerate(points):
@@ -113,11 +116,11 @@ async def _simulators(ports: list[int], changing: bool, conn: Connection) -> Non
             value: float | int = index % 1000 + (0.5 if value_type == "float32" else 0)
             device.set_value("holding", address, value_type, value, order=order)
         simulator = Simulator({1: device})
-        server = TcpServer(simulator, port=port)
+        server = TcpServer(simulator, port=0)
         await server.start()
         simulators.append(simulator)
         servers.append(server)
-    conn.send("ready")
+    conn.send([server.port for server in servers])  # as bound
     loop = asyncio.get_running_loop()
     while True:
         if await loop.run_in_executor(None, conn.poll, 0.5):
@@ -240,27 +243,26 @@ def measure(
 
     with tempfile.TemporaryDirectory(prefix="plantd-bench-modbus-") as tmp, Children() as children:
         base = Path(tmp)
-        mdp, bus_port_in, bus_port_out, *ports = free_tcp_ports(3 + DEVICES)
-        endpoint = f"tcp://127.0.0.1:{mdp}"
-        bus_in, bus_out = f"tcp://127.0.0.1:{bus_port_in}", f"tcp://127.0.0.1:{bus_port_out}"
         config_dir = write_config(
             base / "etc",
             {
-                "broker": {"endpoint": endpoint},
-                "bus": {"frontend": bus_in, "backend": bus_out},
+                "broker": {"endpoint": ANY_PORT},
+                "bus": {"frontend": ANY_PORT, "backend": ANY_PORT},
                 "logging": {"level": "warning"},
                 "paths": {"data": str(base / "data"), "run": str(base / "run")},
             },
         )
-        broker = children.add(
-            ManagedProcess.plantd(
-                ["plantd.broker", "--config", str(config_dir)], name="broker", log_dir=base
-            ).start()
+        broker, bound = start_broker(config_dir, log_dir=base)  # on ports the system picks
+        children.add(broker)
+        endpoint, bus_in, bus_out = (
+            bound["broker"]["endpoint"],
+            bound["bus"]["frontend"],
+            bound["bus"]["backend"],
         )
-        wait_for_broker(endpoint, process=broker)
-        sims = spawn(children, run_simulators, ports, changing)
+        sims = spawn(children, run_simulators, DEVICES, changing)
         subscriber = spawn(children, run_subscriber, bus_out)
-        await_ready([sims, subscriber], what="simulator/subscriber")
+        ports: list[int] = await_reply(sims, what="simulator")
+        await_ready([subscriber], what="subscriber")
         pids: list[int] = []
         naive: Connection | None = None
         if load == "naive":

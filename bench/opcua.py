@@ -28,6 +28,7 @@ Ratios are subscription ÷ poll per interleaved pair: samples/s (higher is bette
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 import time
@@ -54,9 +55,9 @@ from _harness import (
 from plantd.client import Client
 from plantd.service import call
 from plantd.testing import (
+    ANY_PORT,
     ManagedProcess,
-    free_tcp_ports,
-    wait_for_broker,
+    start_broker,
     wait_for_workers,
     write_config,
 )
@@ -86,17 +87,13 @@ class Bench:
         self.workdir = workdir
         self.settings = settings
         self.children = children
-        mdp, opcua, bus_in, bus_out = free_tcp_ports(4)
-        self.endpoint = f"tcp://127.0.0.1:{mdp}"
-        self.opcua = f"opc.tcp://127.0.0.1:{opcua}/bench"
+        self.endpoint = ""  # the broker's, once it has started (it binds any free port)
+        self.opcua = "opc.tcp://127.0.0.1:0/bench"  # the simulator says which port it got
         self.config_dir = write_config(
             workdir / "etc",
             {
-                "broker": {"endpoint": self.endpoint},
-                "bus": {
-                    "frontend": f"tcp://127.0.0.1:{bus_in}",
-                    "backend": f"tcp://127.0.0.1:{bus_out}",
-                },
+                "broker": {"endpoint": ANY_PORT},
+                "bus": {"frontend": ANY_PORT, "backend": ANY_PORT},
                 "paths": {"data": str(workdir / "data"), "run": str(workdir / "run")},
                 "logging": {"level": "warning"},
             },
@@ -121,15 +118,17 @@ class Bench:
         model_path.write_text(yaml.safe_dump(model))
         self.sim = self._start("sim", ["hil.opcua", str(model_path)])
         deadline = time.monotonic() + 120
-        while "opcua simulator ready" not in self.sim.log_text():
+        while (ready := re.search(r"opcua simulator ready on (\S+)", self.sim.log_text())) is None:
             if not self.sim.running() or time.monotonic() > deadline:
                 raise BenchError(f"the OPC UA simulator did not start\n{log_tail(self.sim)}")
             time.sleep(0.1)
-        broker = self._start("broker", ["plantd.broker", "--config", str(self.config_dir)])
+        self.opcua = ready[1]
         try:
-            wait_for_broker(self.endpoint, timeout=20)
+            broker, bound = start_broker(self.config_dir, log_dir=self.workdir / "logs")
         except Exception as exc:
-            raise BenchError(f"the broker did not start\n{log_tail(broker)}") from exc
+            raise BenchError(f"the broker did not start\n{exc}") from exc
+        self.children.add(broker)
+        self.endpoint = bound["broker"]["endpoint"]
 
     def _start(self, name: str, args: list[str]) -> ManagedProcess:
         process = ManagedProcess.plantd(args, name=name, log_dir=self.workdir / "logs")

@@ -19,7 +19,8 @@ socket while ``EVENTS`` says there is more, up to a batch; frames received and s
 time with int flags, as plantd/broker/_server.py does), so that plantd ÷ relay measures the MDP
 work and nothing else.
 
-It prints ``relay ready`` once both ends are bound, and runs until SIGTERM or Ctrl-C.
+It prints ``relay ready on FRONT BACK`` (as bound: either may be a wildcard, ``tcp://HOST:*``)
+once both ends are bound, and runs until SIGTERM or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -96,7 +97,9 @@ def main(argv: list[str]) -> int:
     try:
         front.bind(argv[0])
         back.bind(argv[1])
-        print("relay ready", flush=True)
+        # As bound: FRONT and BACK may be wildcards (tcp://127.0.0.1:*), the caller reads these.
+        bound = (sock.getsockopt_string(zmq.LAST_ENDPOINT) for sock in (front, back))
+        print("relay ready on {} {}".format(*bound), flush=True)
         serve(front, back)
     except KeyboardInterrupt:
         pass

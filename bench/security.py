@@ -91,9 +91,10 @@ from mdp_broker import (
 from plantd.config import load_config
 from plantd.security import BROKER, Credentials, Identity, KeySet, secure, use_identity
 from plantd.testing import (
+    ANY_PORT,
     ManagedProcess,
-    free_tcp_ports,
     wait_for_broker,
+    wait_for_endpoints,
     wait_for_workers,
     write_config,
 )
@@ -359,12 +360,11 @@ def start_broker(
     the broker's, the services' and an admin's) and the bench's principals, admitted before it
     starts. This process then calls it as ``user.bench``."""
     directory = workdir / name
-    endpoint, bus_in, bus_out = (f"tcp://127.0.0.1:{port}" for port in free_tcp_ports(3))
     write_config(
         directory,
         {
-            "broker": {"endpoint": endpoint, "heartbeat_interval": 10.0},
-            "bus": {"frontend": bus_in, "backend": bus_out},
+            "broker": {"endpoint": ANY_PORT, "heartbeat_interval": 10.0},
+            "bus": {"frontend": ANY_PORT, "backend": ANY_PORT},
             "logging": {"level": "warning"},
             "paths": {"data": str(directory / "data"), "run": str(directory / "run")},
             "security": {"mode": mode},
@@ -387,9 +387,12 @@ def start_broker(
     argv = pinned([sys.executable, "-m", "plantd.broker", "--config", str(directory)], cpus)
     process = children.add(ManagedProcess(argv, name=name, log_dir=workdir / "logs").start())
     try:
+        bound = wait_for_endpoints(directory / "run", process, 20.0)  # the ports it got
+        endpoint = bound["broker"]["endpoint"]
         wait_for_broker(endpoint, timeout=20.0, process=process)
     except Exception as exc:
         raise BenchError(f"broker {name} did not answer mmi.broker\n{log_tail(process)}") from exc
+    bus_in, bus_out = bound["bus"]["frontend"], bound["bus"]["backend"]
     return Broker(Running(process, endpoint, endpoint), bus_in, bus_out, credentials)
 
 

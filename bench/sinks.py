@@ -91,9 +91,9 @@ from plantd.service import call
 from plantd.sinks import DiskQueue
 from plantd.sinks._intake import IntakeState
 from plantd.testing import (
+    ANY_PORT,
     ManagedProcess,
-    free_tcp_ports,
-    wait_for_broker,
+    start_broker,
     wait_for_workers,
     write_config,
 )
@@ -122,22 +122,18 @@ class Stack:
 
     def __init__(self, base: Path) -> None:
         self.base = base
-        mdp, bus_in, bus_out = free_tcp_ports(3)
         self.settings = {
-            "broker": {"endpoint": f"tcp://127.0.0.1:{mdp}"},
-            "bus": {
-                "frontend": f"tcp://127.0.0.1:{bus_in}",
-                "backend": f"tcp://127.0.0.1:{bus_out}",
-            },
+            "broker": {"endpoint": ANY_PORT},
+            "bus": {"frontend": ANY_PORT, "backend": ANY_PORT},
             "paths": {"data": str(base / "data"), "run": str(base / "run")},
             "logging": {"level": "warning"},
             "historian": {"status_interval": 3600, "batch_interval": 0.5},
         }
         self.config_dir = write_config(base / "etc", self.settings)
-        self.config = load_config(self.config_dir)
         self.processes: list[ManagedProcess] = []
-        self.start(["plantd.broker", "--config", str(self.config_dir)], "broker")
-        wait_for_broker(self.config.broker.endpoint)
+        broker, _ = start_broker(self.config_dir, log_dir=base / "logs")
+        self.processes.append(broker)
+        self.config = load_config(self.config_dir)  # with the ports the broker got
 
     def start(self, args: list[str], name: str, tree: Path | None = None) -> ManagedProcess:
         """``python -m args``; with ``tree``, importing the ``plantd`` package found there."""

@@ -70,7 +70,7 @@ from plantd.client import Client
 from plantd.service import call
 from plantd.state import CreateScope, Set, Store, Write
 from plantd.state._schema import connect, migrate
-from plantd.testing import ManagedProcess, free_tcp_ports, wait_for_broker, write_config
+from plantd.testing import ANY_PORT, ManagedProcess, start_broker, write_config
 
 STATE, ECHO = b"org.plantd.State", b"org.plantd.module.Echo"
 SCOPE = "bench"
@@ -207,17 +207,12 @@ class Stack:
 
 
 def start_stack(children: Children, workdir: Path) -> Stack:
-    mdp, bus_in, bus_out = free_tcp_ports(3)
-    endpoint = f"tcp://127.0.0.1:{mdp}"
     quiet = {"heartbeat_interval": 10.0}
     config = write_config(
         workdir / "etc",
         {
-            "broker": {"endpoint": endpoint, **quiet},
-            "bus": {
-                "frontend": f"tcp://127.0.0.1:{bus_in}",
-                "backend": f"tcp://127.0.0.1:{bus_out}",
-            },
+            "broker": {"endpoint": ANY_PORT, **quiet},
+            "bus": {"frontend": ANY_PORT, "backend": ANY_PORT},
             "worker": quiet,
             "paths": {"data": str(workdir / "data"), "run": str(workdir / "run")},
             "state": {"workers": WORKERS},
@@ -230,8 +225,9 @@ def start_stack(children: Children, workdir: Path) -> Stack:
         argv = [sys.executable, "-m", *args, "--config", str(config)]
         return children.add(ManagedProcess(argv, name=name, log_dir=logs).start())
 
-    broker = start("broker", "plantd.broker")
-    wait_for_broker(endpoint, timeout=20.0)
+    broker, bound = start_broker(config, log_dir=logs)  # the real ports go into the config
+    children.add(broker)
+    endpoint = bound["broker"]["endpoint"]
     state = start("state", "plantd.state")
     serve_echo = ["serve", "echo", "--instances", str(WORKERS)]
     argv = [sys.executable, "-m", "plantd.cli", "--config", str(config), *serve_echo]

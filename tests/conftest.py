@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from plantd.broker._endpoints import has_wildcard
 from plantd.client import Client
@@ -19,6 +18,7 @@ from plantd.security import Credentials, Identity, KeySet, use_identity, user_id
 from plantd.testing import (
     ANY_PORT,
     ManagedProcess,
+    merge_into_config,
     wait_for_broker,
     wait_for_endpoints,
     wait_for_workers,
@@ -81,16 +81,10 @@ class Stack:
         return endpoint
 
     def _set_endpoints(self, sections: dict[str, dict[str, str]]) -> None:
-        """Merge ``sections`` into the settings and into ``plantd.yaml`` (only those keys:
-        whatever else a test wrote into the file stays)."""
-        path = self.config_dir / "plantd.yaml"
-        data = yaml.safe_load(path.read_text())
+        """Merge ``sections`` into the settings and into ``plantd.yaml``."""
         for section, values in sections.items():
             self.settings.setdefault(section, {}).update(values)
-            data.setdefault(section, {}).update(values)
-        aside = path.with_name(".plantd.yaml.new")
-        aside.write_text(yaml.safe_dump(data))
-        aside.replace(path)  # a process starting meanwhile reads the old file or the new
+        merge_into_config(self.config_dir, sections)
 
     def start_echo(self, name: str = "echo", *, wait: bool = True) -> ManagedProcess:
         process = ManagedProcess.plantd(

@@ -4,10 +4,11 @@
 - :func:`write_config`: a throwaway configuration directory, and :func:`make_keys` for one
   with CURVE security;
 - :func:`wait_for_broker`, :func:`wait_for_workers`: block until the stack serves;
-- :data:`ANY_PORT`, :func:`wait_for_endpoints`: a broker on ports the system picks, and where
-  it got them; :func:`wait_for_listening_port` for a server that cannot say (never choose a
-  port for a server: bind port 0 and read back what it got); :func:`ipc_endpoints` for a
-  stack whose services start before its broker;
+- :data:`ANY_PORT`, :func:`start_broker`, :func:`wait_for_endpoints`: a broker on ports the
+  system picks, and where it got them (written into its config by :func:`merge_into_config`);
+  :func:`wait_for_listening_port` for a server that cannot say (never choose a port for a
+  server: bind port 0 and read back what it got); :func:`ipc_endpoints` for a stack whose
+  services start before its broker;
 - :class:`FakeDriver` (driver ``fake``): a module driver with no hardware, failures on demand;
 - :func:`check_driver`: the conformance check every driver's tests call;
 - :class:`NotifySocket`: what a service tells systemd (READY, WATCHDOG, STATUS).
@@ -23,6 +24,8 @@ from plantd.testing._ports import (
     ANY_PORT,
     ipc_endpoints,
     listening_ports,
+    merge_into_config,
+    start_broker,
     wait_for_endpoints,
     wait_for_listening_port,
 )
@@ -47,6 +50,8 @@ __all__ = [
     "ipc_endpoints",
     "listening_ports",
     "make_keys",
+    "merge_into_config",
+    "start_broker",
     "wait_for_broker",
     "wait_for_endpoints",
     "wait_for_listening_port",

@@ -20,18 +20,21 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from plantd.broker._endpoints import endpoints_path
+import yaml
 
-if TYPE_CHECKING:
-    from plantd.testing._processes import ManagedProcess
+from plantd.broker._endpoints import endpoints_path, has_wildcard
+from plantd.testing._processes import ManagedProcess, wait_for_broker
 
 __all__ = [
     "ANY_PORT",
     "ipc_endpoints",
     "listening_ports",
+    "merge_into_config",
+    "start_broker",
     "wait_for_endpoints",
     "wait_for_listening_port",
 ]
@@ -81,6 +84,54 @@ def wait_for_endpoints(
         if time.monotonic() > deadline:
             raise TimeoutError(f"{process.name} recorded no endpoints in {path} in {timeout} s")
         time.sleep(0.02)
+
+
+def merge_into_config(config_dir: Path, sections: Mapping[str, Mapping[str, Any]]) -> None:
+    """Set the keys of ``sections`` in ``config_dir/plantd.yaml`` (the rest of the file stays),
+    replacing the file whole: a process starting meanwhile reads the old one or the new."""
+    path = config_dir / "plantd.yaml"
+    data = yaml.safe_load(path.read_text()) or {}
+    for section, values in sections.items():
+        data.setdefault(section, {}).update(values)
+    aside = path.with_name(f".{path.name}.new")
+    aside.write_text(yaml.safe_dump(data))
+    aside.replace(path)
+
+
+def start_broker(
+    config_dir: Path,
+    *,
+    log_dir: Path,
+    name: str = "broker",
+    env: Mapping[str, str] | None = None,
+    timeout: float = 20.0,
+) -> tuple[ManagedProcess, dict[str, dict[str, str]]]:
+    """Start the broker of ``config_dir``, wait until it answers; return it and its endpoints.
+
+    Endpoints that are wildcards (:data:`ANY_PORT`) are read back from the broker's endpoints
+    file and written into ``plantd.yaml``, so every process started from ``config_dir`` after
+    it (and the broker itself, restarted) has the real ones. The broker is killed if it never
+    answers.
+    """
+    from plantd.config import load_config
+
+    config = load_config(config_dir, {})
+    process = ManagedProcess.plantd(
+        ["plantd.broker", "--config", str(config_dir)], name=name, log_dir=log_dir, env=env
+    ).start()
+    try:
+        bound = {
+            "broker": {"endpoint": config.broker.endpoint},
+            "bus": {"frontend": config.bus.frontend, "backend": config.bus.backend},
+        }
+        if has_wildcard(config.broker.endpoint, config.bus.frontend, config.bus.backend):
+            bound = wait_for_endpoints(config.paths.run, process, timeout)
+            merge_into_config(config_dir, bound)
+        wait_for_broker(bound["broker"]["endpoint"], timeout, process)
+    except BaseException:
+        process.kill()
+        raise
+    return process, bound
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
