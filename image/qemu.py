@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
 """Boot a built amd64 image under QEMU and reach it over SSH: ``python3 image/qemu.py OUT_DIR``.
 
-QEMU runs in software emulation (TCG: the KVM of the machines this was measured on hangs at
-boot) and boots the kernel and initrd written beside the image with the image's own command
+QEMU uses KVM where it works and software emulation (TCG) where it does not. ``/dev/kvm``
+being there is not enough: in a virtual machine (nested KVM) QEMU may abort on a model-specific
+register the outer hypervisor refuses, or start and the guest's kernel hang before it prints
+anything (both seen on the machines this was written on). So KVM is tried once per process
+(:func:`kvm_boots`): the image's kernel must reach its init under KVM within a minute, or the
+machine runs under TCG. ``PLANTD_QEMU_ACCEL=kvm`` or ``=tcg`` decides without the trial.
+It boots the kernel and initrd written beside the image with the image's own command
 line, on a *copy* of the image (sparse), optionally made larger (to see the data partition
 grow) and with a provisioning file and SSH key put on its boot partition with mtools, as a
 technician would with a card reader. The guest's network is QEMU's user-mode network with
 ``restrict=on``: the guest reaches nothing; the host reaches the guest's SSH port through a
-loopback port forward.
+loopback port forward, on a port the host's kernel chose when QEMU bound it (port 0), read
+back from QEMU over its QMP socket.
 
 As a program it boots the image, prints how to log in, and waits (Ctrl-C stops the machine).
 The boot test (tests/image/) drives the same :class:`Machine` through reboots and power cuts.
@@ -18,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import signal
 import socket
@@ -26,15 +33,100 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = ["Machine", "Prepared", "boot_partition_offset", "prepare", "put_on_boot_partition"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+# How `info usernet` lists the SSH forward: TCP[HOST_FORWARD] FD 127.0.0.1 PORT 10.0.2.15 22.
+_HOSTFWD = re.compile(r"TCP\[HOST_FORWARD\]\s+\d+\s+127\.0\.0\.1\s+(\d+)\s+\S+\s+22\b")
+
+
+# What the kernel prints as it starts the initramfs's init: it has come through its own start.
+_KERNEL_UP = b"Run /init as init process"
+_kvm_verdict: dict[Path, bool] = {}
+
+
+def accelerator(kernel: Path, initrd: Path, work: Path) -> str:
+    """KVM or TCG ("kvm", "tcg") for a machine booting ``kernel`` (the module docstring: why)."""
+    forced = os.environ.get("PLANTD_QEMU_ACCEL")
+    if forced:
+        if forced not in ("kvm", "tcg"):
+            raise ValueError(f"PLANTD_QEMU_ACCEL={forced!r}: kvm or tcg")
+        return forced
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "tcg"
+    if kernel not in _kvm_verdict:
+        _kvm_verdict[kernel] = kvm_boots(kernel, initrd, work)
+    return "kvm" if _kvm_verdict[kernel] else "tcg"
+
+
+def kvm_boots(kernel: Path, initrd: Path, work: Path, timeout: float = 60) -> bool:
+    """Whether ``kernel`` comes up to its init under KVM here (no disk: the trial stops there).
+
+    Under KVM that takes a second or two; a minute without it is a hang, not slowness. The
+    trial's console is kept as ``kvm-trial.log`` in ``work``."""
+    console = work / "kvm-trial.log"
+    console.unlink(missing_ok=True)
+    process = subprocess.Popen(
+        ["qemu-system-x86_64", "-machine", "q35", "-accel", "kvm", "-cpu", "host",
+         "-m", "512M", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+         "-kernel", str(kernel), "-initrd", str(initrd), "-append", "console=ttyS0 panic=-1",
+         "-serial", f"file:{console}"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            if console.exists() and _KERNEL_UP in console.read_bytes():
+                return True
+            time.sleep(0.2)
+        return False
+    finally:
+        process.kill()
+        process.wait()
+
+
+class Monitor:
+    """QEMU's machine protocol (QMP) on a unix socket: what QEMU made of its options."""
+
+    def __init__(self, path: Path, qemu: subprocess.Popen[bytes], timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            sock = socket.socket(socket.AF_UNIX)
+            try:
+                sock.connect(str(path))
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                sock.close()
+                if qemu.poll() is not None:
+                    raise AssertionError(f"QEMU exited ({qemu.returncode})") from None
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"QEMU's QMP socket {path} never answered") from None
+                time.sleep(0.05)
+        sock.settimeout(timeout)
+        self._file = sock.makefile("rw", encoding="utf-8")
+        self._sock = sock
+        json.loads(self._file.readline())  # the greeting
+        self.execute("qmp_capabilities")
+
+    def execute(self, command: str, **arguments: Any) -> Any:
+        request: dict[str, Any] = {"execute": command}
+        if arguments:
+            request["arguments"] = arguments
+        self._file.write(json.dumps(request) + "\n")
+        self._file.flush()
+        while True:
+            reply = json.loads(self._file.readline())
+            if "event" in reply:
+                continue  # asynchronous events (a guest reset) come between the replies
+            if "error" in reply:
+                raise RuntimeError(f"QMP {command}: {reply['error']}")
+            return reply["return"]
+
+    def close(self) -> None:
+        self._file.close()
+        self._sock.close()
 
 
 def boot_partition_offset(image: Path) -> int:
@@ -142,7 +234,8 @@ class Machine:
         self.work = work
         self.memory = memory
         self.cpus = cpus
-        self.port = free_port()
+        self.port = 0  # the SSH forward's host port, known once QEMU has bound it (start)
+        self.accelerator = ""  # "kvm" or "tcg": what QEMU runs this boot with (start)
         self.process: subprocess.Popen[bytes] | None = None
         self.boots = 0
         self.started_at = 0.0
@@ -156,8 +249,9 @@ class Machine:
         return [
             "qemu-system-x86_64",
             "-machine", "q35",
-            "-accel", "tcg",
-            "-cpu", "max",
+            "-accel", self.accelerator,
+            # KVM: the host's CPU as it is; TCG: every feature QEMU can emulate.
+            "-cpu", "host" if self.accelerator == "kvm" else "max",
             "-smp", str(self.cpus),
             "-m", self.memory,
             "-nodefaults",
@@ -168,20 +262,47 @@ class Machine:
             "-append", p.cmdline,
             "-drive", f"file={p.disk},format=raw,if=virtio,cache=writeback,discard=unmap",
             "-nic",
-            f"user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:{self.port}-:22",
+            # Host port 0: the kernel picks a free one as QEMU binds it (no port is chosen
+            # first and bound later, which another process could take in between); the port
+            # is read back over QMP.
+            "user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:0-:22",
+            "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
             "-device", "virtio-rng-pci",
             "-serial", f"file:{self.console}",
         ]  # fmt: skip
 
+    @property
+    def qmp_path(self) -> Path:
+        return self.work / "qmp.sock"
+
     def start(self) -> None:
+        """Start QEMU; returns once it listens for SSH (the guest is still booting)."""
         if self.process is not None and self.process.poll() is None:
             raise RuntimeError("the machine is running")
         self.boots += 1
         self.started_at = time.monotonic()
+        self.qmp_path.unlink(missing_ok=True)
+        p = self.prepared
+        self.accelerator = accelerator(p.kernel, p.initrd, self.work)
         with open(self.work / f"qemu-{self.boots}.log", "wb") as log:
             self.process = subprocess.Popen(
                 self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log
             )
+        try:
+            monitor = Monitor(self.qmp_path, self.process)
+        except (AssertionError, OSError, ValueError) as exc:
+            self.power_cut()
+            log_text = (self.work / f"qemu-{self.boots}.log").read_text(errors="replace")
+            raise AssertionError(f"QEMU did not start ({exc}):\n{log_text}") from exc
+        try:
+            table = monitor.execute("human-monitor-command", **{"command-line": "info usernet"})
+        finally:
+            monitor.close()
+        match = _HOSTFWD.search(table)
+        if match is None:
+            self.power_cut()
+            raise AssertionError(f"QEMU forwards no host port to the guest's SSH:\n{table}")
+        self.port = int(match.group(1))
 
     def ssh_command(self, command: str) -> list[str]:
         return [
@@ -210,6 +331,16 @@ class Machine:
                 f"ssh {command!r}: exit {result.returncode}\n{result.stdout}{result.stderr}"
             )
         return result
+
+    def put(self, directory: str, archive: bytes) -> None:
+        """Unpack a gzipped tar into ``directory`` in the guest (made afresh)."""
+        quoted = shlex.quote(directory)
+        result = subprocess.run(
+            self.ssh_command(f"rm -rf {quoted} && mkdir -p {quoted} && tar -xzf - -C {quoted}"),
+            input=archive, capture_output=True, timeout=300, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise AssertionError(f"unpacking into {directory}: {result.stderr.decode()}")
 
     def wait_for_ssh(self, timeout: float = 300) -> float:
         """Seconds from QEMU's start until a command ran over SSH."""
@@ -270,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     prepared = prepare(args.out.resolve(), work, grow=args.grow, provision=provision)
     machine = Machine(prepared, work, memory=args.memory)
     machine.start()
-    print(f"booting; console: {machine.console}", flush=True)
+    print(f"booting ({machine.accelerator}); console: {machine.console}", flush=True)
     try:
         seconds = machine.wait_for_ssh()
         login = " ".join(shlex.quote(a) for a in machine.ssh_command("")[:-1])
@@ -285,6 +416,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if os.environ.get("PLANTD_QEMU_DEBUG"):
-        print(" ".join(Machine.command.__doc__ or ""), file=sys.stderr)
     sys.exit(main())

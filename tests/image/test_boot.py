@@ -2,7 +2,8 @@
 inside over SSH as an engineer would: first boot with a provisioning file on the boot
 partition, plantd.target active and nothing failed, every key made (CURVE on, root an admin,
 nobody else admitted), the broker answering MMI, the demo module served by the module host,
-the state service keeping a value across an orderly reboot and across a power cut.
+the state service keeping a value across an orderly reboot and across a power cut; and the GPIO
+driver's tests run inside it against the kernel's gpio-sim (:mod:`tests.image.in_guest`).
 
 Also measures what the closing note reports (boot time to plantd.target, RSS and idle CPU of
 each plantd service) and writes it to ``figures.json`` beside the image (or to
@@ -16,6 +17,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,9 +25,11 @@ from typing import Any
 
 import pytest
 
+from image.gpio_sim import build_gpio_sim
 from image.qemu import Machine, list_boot_partition, prepare
 from plantd.security import generate
-from tests.image.conftest import Built
+from tests.image.conftest import REPO, Built, Progress, minutes
+from tests.image.in_guest import GPIO_TESTS, GUEST_DIR, run_pytest, ship
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(1800)]
 
@@ -67,10 +71,18 @@ RSS_BUDGET_MB = 150
 class Appliance:
     """A booted machine and what the tests learned about it along the way."""
 
-    def __init__(self, built: Built, machine: Machine) -> None:
+    def __init__(self, built: Built, machine: Machine, progress: Progress) -> None:
         self.built = built
         self.machine = machine
+        self.progress = progress
         self.figures: dict[str, Any] = {"image": built.report}
+
+    def start(self, why: str) -> None:
+        self.machine.start()
+        self.progress(
+            f"qemu: {why}: started ({self.machine.accelerator}; "
+            f"ssh on 127.0.0.1:{self.machine.port}; console {self.machine.console})"
+        )
 
     def sh(self, command: str, *, check: bool = True) -> str:
         return self.machine.ssh(command, check=check).stdout
@@ -78,7 +90,7 @@ class Appliance:
     def boot_id(self) -> str:
         return self.sh("cat /proc/sys/kernel/random/boot_id").strip()
 
-    def wait_booted(self, previous_boot: str | None = None) -> dict[str, Any]:
+    def wait_booted(self, why: str, previous_boot: str | None = None) -> dict[str, Any]:
         """Wait for SSH (of a new boot) and for systemd to finish starting; boot figures.
 
         ``ssh_after_s`` counts from QEMU's start, or for a reboot from the reboot command."""
@@ -91,11 +103,14 @@ class Appliance:
                 time.sleep(2)
                 self.machine.wait_for_ssh()
         ssh_after = time.monotonic() - began
+        self.progress(f"qemu: {why}: ssh up after {minutes(ssh_after)}")
         state = self.sh("systemctl is-system-running --wait", check=False).strip()
+        self.progress(f"qemu: {why}: systemd {state} after {minutes(time.monotonic() - began)}")
         target_us = int(
             self.sh("systemctl show -P ActiveEnterTimestampMonotonic plantd.target").strip()
         )
         return {
+            "accelerator": self.machine.accelerator,
             "ssh_after_s": round(ssh_after, 1),
             "plantd_target_after_kernel_start_s": round(target_us / 1e6, 1),
             "system_state": state,
@@ -118,14 +133,16 @@ class Appliance:
 
 
 @pytest.fixture(scope="module")
-def appliance(amd64: Built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
+def appliance(
+    amd64: Built, tmp_path_factory: pytest.TempPathFactory, progress: Progress
+) -> Iterator[Appliance]:
     work = tmp_path_factory.mktemp("qemu")
     prepared = prepare(amd64.out, work, grow=GROW, provision=PROVISION)
     machine = Machine(prepared, work)
-    machine.start()
-    appliance = Appliance(amd64, machine)
+    appliance = Appliance(amd64, machine, progress)
+    appliance.start("first boot")
     try:
-        appliance.figures["first_boot"] = appliance.wait_booted()
+        appliance.figures["first_boot"] = appliance.wait_booted("first boot")
         yield appliance
     finally:
         machine.close()
@@ -357,6 +374,51 @@ def test_idle_figures(appliance: Appliance) -> None:
     assert core < RSS_BUDGET_MB, figures
 
 
+def gpio_sim_tests() -> list[str]:
+    """The names of the GPIO driver's gpio-sim tests, as pytest collects them here."""
+    listed = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+         GPIO_TESTS[-1], "-k", "gpio-sim"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return [line.split("::", 1)[1] for line in listed.splitlines() if "::" in line]
+
+
+def test_the_gpio_driver_on_the_kernels_gpio_sim(appliance: Appliance) -> None:
+    """The GPIO driver's gpio-sim tests (tests/drivers/gpio/test_driver.py: where the kernel has
+    no gpio-sim, as on a CI machine, they skip) run inside the appliance: edges, debounce,
+    counters and safe outputs of the image's own driver, through the character device, on a
+    chip the appliance's kernel simulates. Debian's kernel has no gpio-sim; image/gpio_sim.py
+    builds it for exactly that kernel, from the same Debian sources (the image stays without)."""
+    expected = gpio_sim_tests()
+    assert len(expected) == 7, expected
+    started = time.monotonic()
+    module = build_gpio_sim(appliance.built.out)
+    appliance.progress(f"gpio: {module} ready in {minutes(time.monotonic() - started)}")
+    started = time.monotonic()
+    shipped = ship(appliance.machine, GPIO_TESTS, {"gpio-sim.ko": module})
+    appliance.sh(f"modprobe configfs && insmod {GUEST_DIR}/gpio-sim.ko")
+    assert appliance.sh("ls -d /sys/kernel/config/gpio-sim").strip()
+    run = run_pytest(appliance.machine, GPIO_TESTS[-1], "-k", "gpio-sim")
+    took = time.monotonic() - started
+    appliance.progress(
+        f"gpio: {len(run.outcomes)} gpio-sim tests ran in the guest in {minutes(took)} "
+        f"(pytest exit {run.returncode}; shipped {', '.join(shipped)})"
+    )
+    appliance.figures["gpio_sim_in_guest_s"] = round(took, 1)
+    assert run.returncode == 0, run.output
+    # Every one of them ran there and passed, but the one no kernel chip can play (a chip
+    # that fails on demand), which only the simulated chip runs.
+    cannot = "test_a_failing_chip_ends_streams_and_reads[gpio-sim]"
+    assert sorted(run.outcomes) == sorted(expected), run.output
+    assert {name: outcome for name, outcome in run.outcomes.items() if name != cannot} == {
+        name: "passed" for name in expected if name != cannot
+    }, run.output
+    assert run.outcomes[cannot].startswith("skipped"), run.output
+    assert "cannot be made to fail" in run.outcomes[cannot], run.output
+    appliance.sh(f"rmmod gpio_sim; rm -rf {GUEST_DIR}")
+
+
 def test_state_survives_an_orderly_reboot(appliance: Appliance) -> None:
     plant, sh = appliance.plant, appliance.sh
     plant("state", "create-scope", "test")
@@ -364,7 +426,7 @@ def test_state_survives_an_orderly_reboot(appliance: Appliance) -> None:
     identity = appliance.identity()
     boot = appliance.boot_id()
     appliance.machine.ssh("systemctl reboot", check=False)
-    appliance.figures["reboot"] = appliance.wait_booted(previous_boot=boot)
+    appliance.figures["reboot"] = appliance.wait_booted("reboot", previous_boot=boot)
     assert appliance.figures["reboot"]["system_state"] == "running"
     assert plant("state", "get", "test", "setpoint").strip() == "42.5"
     assert appliance.identity() == identity
@@ -381,8 +443,8 @@ def test_state_survives_a_power_cut(appliance: Appliance) -> None:
     plant, machine = appliance.plant, appliance.machine
     plant("state", "set", "test", "setpoint", "43.5")  # acknowledged: on disk
     machine.power_cut()
-    machine.start()
-    appliance.figures["after_power_cut"] = appliance.wait_booted()
+    appliance.start("after a power cut")
+    appliance.figures["after_power_cut"] = appliance.wait_booted("after a power cut")
     assert appliance.figures["after_power_cut"]["system_state"] == "running"
     assert plant("state", "get", "test", "setpoint").strip() == "43.5"
     assert appliance.sh("systemctl --failed --no-legend --plain").strip() == ""

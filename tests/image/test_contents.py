@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from image.qemu import list_boot_partition, read_boot_partition
-from tests.image.conftest import Built
+from tests.image.conftest import Built, Progress
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(3600)]
 
@@ -112,7 +112,7 @@ def test_amd64_contents(amd64: Built) -> None:
 
 
 @pytest.fixture(scope="module")
-def rpi(tmp_path_factory: pytest.TempPathFactory) -> Built:
+def rpi(tmp_path_factory: pytest.TempPathFactory, progress: Progress) -> Built:
     """The Pi image: PLANTD_IMAGE_RPI_OUT reuses a build; PLANTD_IMAGE_ARM64=1 builds one (its
     maintainer scripts and initramfs run under qemu-user: about 20 minutes here, too long for
     every CI run; `make test-image-arm64`)."""
@@ -125,7 +125,7 @@ def rpi(tmp_path_factory: pytest.TempPathFactory) -> Built:
     if os.environ.get("PLANTD_IMAGE_ARM64") != "1":
         pytest.skip("the arm64 build takes ~20 min under qemu-user: PLANTD_IMAGE_ARM64=1")
     _require_builder(("qemu-aarch64-static",))
-    return build("rpi-arm64", tmp_path_factory.mktemp("image-rpi"))
+    return build("rpi-arm64", tmp_path_factory.mktemp("image-rpi"), progress)
 
 
 def test_raspberry_pi_contents(rpi: Built) -> None:

@@ -46,6 +46,9 @@ class Rig(Protocol):
 
     def bounce(self, offset: int, final: bool, *, edges: int, spacing: float) -> None: ...
 
+    def pulses(self, offset: int, count: int, *, period: float, high: float) -> None:
+        """``count`` clean pulses (rising, then falling ``high`` s later), one per ``period``."""
+
     async def settle(self, seconds: float) -> None: ...
 
     def output(self, offset: int) -> bool: ...
@@ -63,6 +66,9 @@ class SimulatedRig:
 
     def bounce(self, offset: int, final: bool, *, edges: int, spacing: float) -> None:
         self.sim.bounce(offset, final, edges=edges, spacing=spacing)
+
+    def pulses(self, offset: int, count: int, *, period: float, high: float) -> None:
+        self.sim.pulses(offset, count, period=period, high=high)
 
     async def settle(self, seconds: float) -> None:
         self.sim.advance(seconds)
@@ -92,6 +98,14 @@ class KernelRig:
             if index:
                 time.sleep(spacing)
             self.sim.pull(offset, level)
+
+    def pulses(self, offset: int, count: int, *, period: float, high: float) -> None:
+        # A signal generator in real time: the kernel stamps each edge as the pull changes.
+        for _ in range(count):
+            self.sim.pull(offset, True)
+            time.sleep(high)
+            self.sim.pull(offset, False)
+            time.sleep(period - high)
 
     async def settle(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
