@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,8 +54,26 @@ def start_state(
     return process
 
 
+class _StackClient(AsyncClient):
+    """An AsyncClient of the stack's broker that reads its endpoint when it connects: the
+    tests start the broker after this fixture is made, and its ports are known once it has
+    (the client opens its connections at its first request)."""
+
+    def __init__(self, stack: Stack, **options: Any) -> None:
+        self._stack = stack
+        super().__init__("", **options)
+
+    @property  # type: ignore[override]
+    def endpoint(self) -> str:
+        return self._stack.endpoint
+
+    @endpoint.setter
+    def endpoint(self, value: str) -> None:
+        pass  # the stack's, always
+
+
 @pytest.fixture
 async def state_client(stack: Stack) -> AsyncIterator[StateClient]:
     """A StateClient for the stack's broker (start the processes in the test)."""
-    async with AsyncClient(stack.endpoint, timeout=2.0, retries=3) as client:
+    async with _StackClient(stack, timeout=2.0, retries=3) as client:
         yield StateClient(client)
