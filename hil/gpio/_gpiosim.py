@@ -5,6 +5,7 @@
         sim.path                          # /dev/gpiochipN: give it to the driver (backend cdev)
         sim.pull(3, True)                 # an input's physical level (the simulated pull)
         sim.value(5)                      # what the driver drives on an output
+        sim.unplug(); sim.plug()          # the chip goes away (held lines fail: ENODEV), returns
 
 A chip made here is a real kernel GPIO chip: the driver's character-device backend runs
 against it unchanged, so tests that pass here pass against hardware as far as the kernel is
@@ -29,6 +30,7 @@ class GpioSim:
         self.name = name or f"plantd-{os.getpid()}-{time.monotonic_ns() % 1_000_000}"
         self.root = CONFIGFS / self.name
         self.path = ""
+        self.live = False
         self._sysfs = Path()
 
     @staticmethod
@@ -46,17 +48,29 @@ class GpioSim:
         bank = self.root / "bank0"
         bank.mkdir(parents=True)
         (bank / "num_lines").write_text(str(self.lines))
+        self.plug()
+        return self
+
+    def plug(self) -> None:
+        """Make the chip live (again): the kernel registers it, its lines can be requested."""
+        bank = self.root / "bank0"
         (self.root / "live").write_text("1")
         chip = (bank / "chip_name").read_text().strip()
         device = (self.root / "dev_name").read_text().strip()
         self.path = f"/dev/{chip}"
         self._sysfs = Path("/sys/devices/platform") / device / chip
-        return self
+        self.live = True
+
+    def unplug(self) -> None:
+        """Take the chip away as a vanished expander would go: lines still held fail (ENODEV)."""
+        (self.root / "live").write_text("0")
+        self.live = False
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        (self.root / "live").write_text("0")
+        if self.live:
+            self.unplug()
         (self.root / "bank0").rmdir()
         self.root.rmdir()
 

@@ -131,11 +131,15 @@ class GpioDriver:
         for name, line in lines.items():
             point = self._point(name)
             try:
-                if point.kind == "output" and point.safe_state is not None:
-                    line.write(point.safe_state)
-                    self.safe_states_applied += 1
-                line.close()
-            except Exception:  # a vanished chip cannot be written; the lines are gone with it
+                try:
+                    if point.kind == "output" and point.safe_state is not None:
+                        line.write(point.safe_state)
+                        self.safe_states_applied += 1
+                finally:
+                    # Closed even when a vanished chip could not be written: the open line
+                    # would keep the chip's device, so that it came back under another number.
+                    line.close()
+            except Exception:
                 log.warning("gpio: could not release %s cleanly", name, exc_info=True)
 
     # -- the door --------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ and the kernel's gpio-sim through the character device (where the kernel has it)
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -53,6 +54,14 @@ class Rig(Protocol):
 
     def output(self, offset: int) -> bool: ...
 
+    def fail(self) -> str:
+        """Make the chip fail; what the driver's errors then say (a pattern)."""
+
+    def repair(self) -> None: ...
+
+    def held_lines(self) -> int:
+        """How many of the chip's lines are requested (open) now."""
+
 
 class SimulatedRig:
     virtual = True
@@ -76,6 +85,16 @@ class SimulatedRig:
     def output(self, offset: int) -> bool:
         return self.sim.output(offset)
 
+    def fail(self) -> str:
+        self.sim.fail("the GPIO expander stopped answering")
+        return "stopped answering"
+
+    def repair(self) -> None:
+        self.sim.repair()
+
+    def held_lines(self) -> int:
+        return len(self.sim.requests)
+
 
 class KernelRig:
     """gpio-sim: a real kernel chip, driven through sysfs; time is real."""
@@ -86,7 +105,8 @@ class KernelRig:
         from plantd_drivers.gpio._periphery import CdevChip
 
         self.sim = sim
-        self.chip: Chip = CdevChip(sim.path)
+        self.cdev = CdevChip(sim.path)
+        self.chip: Chip = self.cdev
 
     def set_input(self, offset: int, level: bool) -> None:
         self.sim.pull(offset, level)
@@ -112,6 +132,27 @@ class KernelRig:
 
     def output(self, offset: int) -> bool:
         return self.sim.value(offset)
+
+    def fail(self) -> str:
+        self.sim.unplug()  # the lines the driver holds are the chip's no more
+        return "No such device"  # ENODEV, from every operation on them
+
+    def repair(self) -> None:
+        self.sim.plug()
+        # A chip that went away with lines held comes back under another number (Linux 6.1
+        # keeps the old one); the driver follows it as it would a udev symlink to the chip.
+        self.cdev.path = self.sim.path
+
+    def held_lines(self) -> int:
+        # periphery holds a line by two descriptors: the chip's, and the line request's.
+        fds = Path("/proc/self/fd")
+        links = []
+        for fd in fds.iterdir():
+            try:
+                links.append(os.readlink(fd))
+            except FileNotFoundError:  # the listing's own descriptor, closed since
+                continue
+        return sum(1 for link in links if link == "anon_inode:gpio-line")
 
 
 @pytest.fixture(params=["simulated", "gpio-sim"])
