@@ -18,6 +18,7 @@ from plantd.security import Credentials, Identity, KeySet, use_identity, user_id
 from plantd.testing import (
     ANY_PORT,
     ManagedProcess,
+    ipc_endpoints,
     merge_into_config,
     wait_for_broker,
     wait_for_endpoints,
@@ -74,11 +75,11 @@ class Stack:
         return process
 
     def without_broker(self) -> str:
-        """Point the stack at an endpoint nobody serves (an ipc path of its own, unique without
-        choosing a port) for a test of what a client does with no broker; returns it."""
-        endpoint = f"ipc://{self.config_dir.parent / 'no-broker'}"
-        self._set_endpoints({"broker": {"endpoint": endpoint}})
-        return endpoint
+        """Point the stack at endpoints nobody serves (ipc paths of its own, unique without
+        choosing a port) for a test with no broker at all; returns the broker's."""
+        endpoints = ipc_endpoints(self.config_dir.parent / "no-broker")
+        self._set_endpoints(endpoints)
+        return endpoints["broker"]["endpoint"]
 
     def _set_endpoints(self, sections: dict[str, dict[str, str]]) -> None:
         """Merge ``sections`` into the settings and into ``plantd.yaml``."""

@@ -37,6 +37,11 @@ from plantd.security._handshakes import MONITORED_EVENTS, HandshakeMonitor, drai
 
 __all__ = ["BusProxy"]
 
+# The ZAP domain of each end: refusals are recorded under it, and the broker names the end by
+# the endpoint it bound instead (a wildcard, tcp://HOST:*, is the same text for every socket).
+ZAP_FRONTEND = b"bus.frontend"
+ZAP_BACKEND = b"bus.backend"
+
 log = logging.getLogger(__name__)
 _ids = count()
 
@@ -124,17 +129,14 @@ class BusProxy:
         control = context.socket(zmq.PAIR)
         sockets = [frontend, backend, control]
         try:
-            for sock, endpoint in (
-                (frontend, self.config.frontend),
-                (backend, self.config.backend),
-            ):
+            for sock, domain in ((frontend, ZAP_FRONTEND), (backend, ZAP_BACKEND)):
                 sock.set_hwm(self.config.high_water_mark)
                 sock.linger = 0
                 sock.handshake_ivl = self._handshake_ms
                 if self._server_secret is not None:
                     sock.curve_server = True
                     sock.curve_secretkey = self._server_secret
-                    sock.zap_domain = endpoint.encode()  # names the socket in audit records
+                    sock.zap_domain = domain  # names the socket in audit records
             control.bind(self._control_address)
             frontend.bind(self.config.frontend)
             # As bound (a wildcard's real port), read before the next bind replaces it.
@@ -180,7 +182,7 @@ class BusProxy:
         for sock in (frontend, backend, control):
             poller.register(sock, zmq.POLLIN)
         monitors: dict[zmq.Socket[bytes], HandshakeMonitor] = {}
-        for sock, endpoint in ((frontend, self.config.frontend), (backend, self.config.backend)):
+        for sock, endpoint in ((frontend, self.frontend), (backend, self.backend)):
             monitor = sock.get_monitor_socket(MONITORED_EVENTS)
             sockets.append(monitor)
             monitors[monitor] = HandshakeMonitor(endpoint)

@@ -32,6 +32,7 @@ worker connects there, without a handshake, as the ``broker`` principal.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import logging
 import signal
@@ -44,7 +45,7 @@ from typing import cast
 
 import zmq
 
-from plantd.broker._bus import BusProxy
+from plantd.broker._bus import ZAP_BACKEND, ZAP_FRONTEND, BusProxy
 from plantd.broker._resources import release_free_memory
 from plantd.config import PlantdConfig
 from plantd.errors import SecurityError
@@ -68,6 +69,7 @@ __all__ = ["INTERNAL_ENDPOINT", "BrokerServer"]
 log = logging.getLogger(__name__)
 
 INTERNAL_ENDPOINT = "inproc://plantd-broker"
+ZAP_BROKER = b"broker.endpoint"  # the ROUTER's ZAP domain, see _audit
 _BATCH = 256  # messages handled per wake-up before timers get a look in
 _SNDMORE = int(zmq.SNDMORE)
 _SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
@@ -105,7 +107,8 @@ class BrokerServer:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._stopping = False
-        self._on_audit: AuditSink = on_audit or (lambda event: None)
+        self._audit_sink: AuditSink = on_audit or (lambda event: None)
+        self._on_audit: AuditSink = self._audit
         self._gatekeeper: Gatekeeper | None = None
         self._server_secret: bytes | None = None
         self._keyring = KeyRing()
@@ -133,6 +136,18 @@ class BrokerServer:
             bound["bus"] = {"frontend": self._bus.frontend, "backend": self._bus.backend}
         return bound
 
+    def _audit(self, event: AuditEvent) -> None:
+        """Hand ``event`` on; a refused connection names the socket by its ZAP domain, which
+        becomes the endpoint as bound (from any of the broker's threads)."""
+        if event.action == "connect":
+            bus = self._bus
+            bound = {ZAP_BROKER.decode(): self.endpoint}
+            if bus is not None:
+                bound |= {ZAP_FRONTEND.decode(): bus.frontend, ZAP_BACKEND.decode(): bus.backend}
+            if event.target in bound:
+                event = dataclasses.replace(event, target=bound[event.target])
+        self._audit_sink(event)
+
     def policy(self) -> Policy:
         """A policy for the current key ring (each user keeps its own: caches are per thread)."""
         return Policy(self.config.security, self._keyring)
@@ -155,7 +170,7 @@ class BrokerServer:
         if self._server_secret is not None:
             router.curve_server = True
             router.curve_secretkey = self._server_secret
-            router.zap_domain = broker.endpoint.encode()  # names the socket in audit records
+            router.zap_domain = ZAP_BROKER  # names the socket in audit records (_audit)
         try:
             router.bind(broker.endpoint)
             # What was bound, read before the inproc bind replaces it: the port a wildcard
@@ -256,7 +271,7 @@ class BrokerServer:
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)
-        handshakes = HandshakeMonitor(self.config.broker.endpoint)
+        handshakes = HandshakeMonitor(self.endpoint)
         if self._monitor is not None:
             poller.register(self._monitor, zmq.POLLIN)
         next_tick = core.next_tick(now)

@@ -113,6 +113,7 @@ class Running:
 async def running(
     stack: Stack, text: str, store: FakeStore, heartbeat: float = 60.0
 ) -> AsyncIterator[Running]:
+    stack.without_broker()  # the store is a fake: nothing listens, the bus neither
     config = load_config(stack.config_dir)
     module = parse_module_file(write_module(stack, text, name="tank"), FakeModule)
     driver = FakeDriver(module)
