@@ -66,9 +66,14 @@ class Stack:
             ["plantd.broker", "--config", str(self.config_dir)], name=name, log_dir=self.log_dir
         ).start()
         self.processes.append(process)
+        return self.broker_started(process)
+
+    def broker_started(self, process: ManagedProcess) -> ManagedProcess:
+        """Wait until ``process``, a broker started from this stack's config (by the stack or
+        by a test, e.g. under ``prlimit``), serves; return it. On the broker's first start,
+        the endpoints it got go into the config: from then on every process, a restarted
+        broker too, has them."""
         if self._unbound():
-            # The first start: from now on every process, a restarted broker too, has the
-            # endpoints this one got.
             run_dir = Path(self.settings["paths"]["run"])
             self._set_endpoints(wait_for_endpoints(run_dir, process))
         wait_for_broker(self.endpoint, process=process)

@@ -17,7 +17,7 @@ import zmq
 
 from plantd.client import Client
 from plantd.service import call
-from plantd.testing import ManagedProcess, wait_for_broker
+from plantd.testing import ManagedProcess
 from tests.conftest import Stack
 
 ECHO = "org.plantd.module.Echo"
@@ -143,8 +143,7 @@ def start_broker_with_fd_limit(stack: Stack, soft: int, hard: int) -> ManagedPro
         log_dir=stack.log_dir,
     ).start()
     stack.processes.append(process)
-    wait_for_broker(stack.endpoint, process=process)
-    return process
+    return stack.broker_started(process)
 
 
 def open_files_limit(pid: int) -> tuple[int, int]:
