@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from plantd.clock import SYSTEM_CLOCK, Clock
@@ -28,8 +28,13 @@ async def run_until_signal(
     *,
     environ: Mapping[str, str] | None = None,
     description: str = "",
+    announce: Callable[[], None] | None = None,
 ) -> None:
     """Run every service as a child task until SIGTERM/SIGINT, then stop them in order.
+
+    ``announce`` is called once the signal handlers are in place: whatever tells another
+    program that this one is up (lines it reads, then SIGTERM) goes there, or a signal sent
+    at once could find the default action and end the process with nothing cleaned up.
 
     ``stop()`` asks each service to finish what it has in hand (a worker sends DISCONNECT);
     an exception in any child cancels the others and propagates, as TaskGroup does.
@@ -45,6 +50,8 @@ async def run_until_signal(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
+        if announce is not None:
+            announce()
         async with asyncio.TaskGroup() as group:
             for service in services:
                 group.create_task(service.run())

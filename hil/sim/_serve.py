@@ -45,15 +45,20 @@ async def serve(
         services: list[Stoppable] = list(runners)
         if control:
             services += [ServiceWorker(sim_service(runner), config) for runner in runners]
-        if json_output:
-            endpoints = {runner.name: runner.endpoints() for runner in runners}
-            print(json.dumps({"simulators": endpoints}), flush=True)
-        else:
-            print(describe_endpoints(runners, config if control else None), flush=True)
+
+        def announce() -> None:
+            if json_output:
+                endpoints = {runner.name: runner.endpoints() for runner in runners}
+                print(json.dumps({"simulators": endpoints}), flush=True)
+            else:
+                print(describe_endpoints(runners, config if control else None), flush=True)
+
+        # Printed once SIGTERM is handled: a rig reads these lines and may stop us at once.
         await run_until_signal(
             services,
             environ=environ,
             description=f"simulators {', '.join(names)}",
+            announce=announce,
         )
     finally:
         for runner in started:
