@@ -36,8 +36,9 @@ def test_quick_run_prints_both_modes_and_the_ratios(tmp_path: Path) -> None:
     figures = json.loads(out.read_text())["figures"]
     for mode in ("subscription", "poll"):
         assert figures[f"{mode}/samples_per_s"]["median"] > 0
-        assert figures[f"{mode}/cpu_ms_per_1000"]["median"] > 0
-    for ratio in ("ratio/samples_per_s", "ratio/cpu_ms_per_1000"):
-        value = figures[ratio]["median"]
-        assert math.isfinite(value)
-        assert 0.05 < value < 20
+        # CPU time is counted in clock ticks: a short quick run may round to none.
+        assert figures[f"{mode}/cpu_ms_per_1000"]["median"] >= 0
+    assert 0 < figures["ratio/samples_per_s"]["median"] < math.inf
+    # No bounds on how the modes compare (that moves with the machine); a baseline whose CPU
+    # rounded to no tick gives an infinite ratio, never a missing one.
+    assert not math.isnan(figures["ratio/cpu_ms_per_1000"]["median"])
