@@ -92,14 +92,16 @@ def build(target: str, out: Path, progress: Progress) -> Built:
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     progress(f"building the {target} image (log: {log})")
-    with open(log, "w") as handle:
-        process = subprocess.Popen(
+    with (
+        open(log, "w") as handle,
+        subprocess.Popen(
             [sys.executable, str(IMAGE / "build.py"), "build", target, "--out", str(out)],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             errors="replace",
-        )
+        ) as process,
+    ):
         assert process.stdout is not None
         for line in process.stdout:
             handle.write(line)
