@@ -16,8 +16,8 @@ PUBLIC = {
     ],
     "hil.scenario": [
         "Expect", "LoadedScenario", "Scenario", "ScenarioResult", "Step", "StepResult", "Trace",
-        "format_step", "load_scenario", "load_scenarios", "run_scenario", "run_scenario_sync", "summary",
-        "write_csv", "write_html", "write_junit", "write_png", "write_trace",
+        "format_step", "load_scenario", "load_scenarios", "run_scenario", "run_scenario_sync",
+        "summary", "write_csv", "write_html", "write_junit", "write_png", "write_trace",
     ],
     "hil.pytest_plugin": [
         "HilStack", "LoopThread", "SimHandle", "hil_scenario", "hil_sim", "hil_stack",
