@@ -278,7 +278,7 @@ class Sink:
                 wait = 0.5
                 if rate and backlog_after < watermark:
                     wait = min(wait, max(0.01, (1 - tokens) / rate))
-                await self._wait_queued(wait)
+                await set_within(self._queued, wait)  # new entries, or look again
                 continue
             batch = _outgoing(backlog, True) + _outgoing(live, False)
             duplicates = await self.upstream.deliver(batch)
@@ -298,13 +298,6 @@ class Sink:
             await self.queue.ack(entries, duplicates=duplicates)
         except sqlite3.Error as exc:
             self._error("queue", f"queue ack failed (entries will be sent again): {exc}")
-
-    async def _wait_queued(self, seconds: float) -> None:
-        try:
-            async with asyncio.timeout(seconds):
-                await self._queued.wait()
-        except TimeoutError:
-            pass
 
     # -- repair ------------------------------------------------------------------------------
 
