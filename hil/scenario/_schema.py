@@ -104,7 +104,7 @@ WRITE_ERRORS = {
     "broker.denied": "the rig's key may not call the module's write (role operator needed)",
 }
 """The error codes a ``write`` step may expect: what the module's ``write`` operation answers
-(plantd.module._sink), and the broker's refusal of a caller without the right."""
+(plantd.module._commands), and the broker's refusal of a caller without the right."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -46,7 +46,7 @@ read-back after a ``write`` use it, and so does the conformance check.
 
 Operations. A driver may offer operations of its own (OPC UA method calls) through an
 optional ``operations()`` answering ``{name: DriverOperation}``; the module's service exposes
-each beside ``points``/``read``/``write``/``status`` (see :mod:`plantd.module._sink`).
+each beside ``points``/``read``/``write``/``status`` (see :mod:`plantd.module._commands`).
 
 Errors say who is at fault, and the runtime acts on them:
 

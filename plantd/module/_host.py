@@ -58,10 +58,10 @@ from plantd.bus import BusPublisher
 from plantd.clock import SYSTEM_CLOCK, Clock
 from plantd.config import PlantdConfig
 from plantd.errors import SecurityError
+from plantd.module._commands import module_service
 from plantd.module._config import ModuleConfig
 from plantd.module._driver import DriverClass
 from plantd.module._runtime import ModuleRuntime
-from plantd.module._sink import module_service
 from plantd.module._state_sync import StateSync
 from plantd.runtime import set_within
 from plantd.security import Credentials, Identity, service_identity

@@ -9,12 +9,12 @@ from pathlib import Path
 
 from plantd.config import MODULES_DIR, PlantdConfig, read_yaml
 from plantd.errors import ConfigError, SecurityError
+from plantd.module._commands import module_service
 from plantd.module._config import ModuleConfig, parse_module_file, read_driver_name
 from plantd.module._driver import Driver, DriverClass
 from plantd.module._host import HostedModule, ModuleHost, State
 from plantd.module._registry import load_driver
 from plantd.module._runtime import ModuleRuntime
-from plantd.module._sink import module_service
 from plantd.module._state_sync import StateSync
 from plantd.runtime import run_until_signal
 from plantd.security import service_identity

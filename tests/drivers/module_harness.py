@@ -23,8 +23,8 @@ from plantd.client import AsyncClient
 from plantd.clock import SYSTEM_CLOCK, Clock
 from plantd.config import load_config
 from plantd.module import Driver, ModuleConfig
+from plantd.module._commands import module_service
 from plantd.module._runtime import ModuleRuntime
-from plantd.module._sink import module_service
 from plantd.service import ServiceWorker, call_async
 from plantd.testing import wait_for_workers
 from tests.conftest import Stack

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import plantd.module._sink as module_service
+import plantd.module._commands as module_service
 from hil.scenario import load_scenario
 from hil.scenario._schema import WRITE_ERRORS
 from hil.sim import load_sim_file

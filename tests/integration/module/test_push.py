@@ -16,8 +16,8 @@ from plantd.client import AsyncClient
 from plantd.config import load_config
 from plantd.errors import DeviceFault, DeviceUnavailable, ServiceError
 from plantd.module import DriverOperation, PushDriver, Reading, parse_module_file, pushes
+from plantd.module._commands import module_service
 from plantd.module._runtime import ModuleRuntime
-from plantd.module._sink import module_service
 from plantd.service import ServiceWorker, call_async
 from plantd.testing import FakeDriver, FakeGroup, FakeModule, wait_for_workers
 from tests.conftest import Stack

@@ -15,7 +15,7 @@ from plantd.audit import audit_service
 from plantd.config import Access
 from plantd.historian._service import historian_service
 from plantd.module import DriverOperation
-from plantd.module._sink import module_service
+from plantd.module._commands import module_service
 from plantd.service import ServiceDefinition
 from plantd.services.echo import ECHO
 from plantd.sinks._forwarder import sink_service
