@@ -4,17 +4,25 @@ Every database is in WAL mode with ``synchronous=FULL`` (a commit returns only o
 frames are on disk), in autocommit mode (transactions are explicit ``BEGIN``/``COMMIT``), with a
 busy timeout for the reader connections that share the file. Schemas evolve by named
 ``sqlite-utils`` migrations, each applied in a transaction together with its record.
+
+Every transaction is written the one way, :func:`transaction`::
+
+    with transaction(conn):          # BEGIN IMMEDIATE
+        conn.execute("INSERT …")
+    # committed here (on disk: synchronous=FULL); any exception rolled it back and goes on
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-__all__ = ["connect", "migrate"]
+__all__ = ["connect", "migrate", "rollback", "transaction"]
 
 _BUSY_TIMEOUT_MS = 5000
 
@@ -47,3 +55,42 @@ def migrate(conn: sqlite3.Connection, migrations: Migrations) -> list[str]:
     if pending:
         migrations.apply(db)
     return pending
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection, *, immediate: bool = True) -> Iterator[None]:
+    """One transaction around the ``with`` body: ``BEGIN IMMEDIATE`` (or a deferred ``BEGIN``
+    when ``immediate`` is false, for a read snapshot), ``COMMIT`` when the body ends, and
+    ``ROLLBACK`` when it raises anything at all — ``CancelledError`` and ``KeyboardInterrupt``
+    included — before the exception goes on unchanged.
+
+    ``IMMEDIATE`` takes the write lock at once, so a writer never fails half-way with
+    ``SQLITE_BUSY`` when another connection got there first. A failed ``COMMIT`` (disk full,
+    I/O error) rolls back too and raises. Transactions do not nest (SQLite has no nested
+    ``BEGIN``): entering one on a connection that is in a transaction already raises
+    ``sqlite3.ProgrammingError`` before touching it; use a ``SAVEPOINT`` inside instead.
+    """
+    if conn.in_transaction:
+        raise sqlite3.ProgrammingError(
+            "transaction(): the connection is in a transaction already; transactions do not "
+            "nest (use a SAVEPOINT inside the open one)"
+        )
+    conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        try:
+            rollback(conn)
+        except sqlite3.Error as failed:
+            # The caller needs the error that ended the transaction, not this one; the
+            # connection may still be in the transaction, and ``rollback`` can be tried again.
+            exc.add_note(f"the ROLLBACK after it failed too: {failed}")
+        raise
+
+
+def rollback(conn: sqlite3.Connection) -> None:
+    """Roll back the open transaction, if there is one (SQLite may have rolled back by
+    itself after some errors). For recovery paths; transactions end in :func:`transaction`."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")

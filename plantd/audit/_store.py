@@ -207,8 +207,7 @@ def verify_chain(conn: sqlite3.Connection) -> Verification:
     ``AUTOINCREMENT`` handed out (a truncated tail). ``first_bad_id`` is the first id that is
     missing or does not match.
     """
-    conn.execute("BEGIN")  # one read snapshot, even while the writer commits
-    try:
+    with _sqlite.transaction(conn, immediate=False):  # one snapshot, even while the writer commits
         expected_id = int(_meta(conn, "prune_through")) + 1
         previous = str(_meta(conn, "pruned_hash"))
         last_id = _last_id(conn)
@@ -226,8 +225,6 @@ def verify_chain(conn: sqlite3.Connection) -> Verification:
         if expected_id <= last_id:
             return Verification(False, checked, expected_id)
         return Verification(True, checked, None)
-    finally:
-        conn.execute("COMMIT")
 
 
 def used_bytes(conn: sqlite3.Connection) -> int:
@@ -287,8 +284,7 @@ class AuditStore:
         Each event's ``time`` is stored as it is: stamp it before (``AuditLog`` does).
         """
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _sqlite.transaction(conn):
             previous_row = conn.execute(
                 "SELECT hash FROM records ORDER BY id DESC LIMIT 1"
             ).fetchone()
@@ -314,11 +310,6 @@ class AuditStore:
                 f"VALUES ({', '.join('?' * (len(COLUMNS) + 1))})",
                 [tuple(record.values()) for record in records],
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         return records
 
     def query(
@@ -383,22 +374,15 @@ class AuditStore:
     def _prune_through(self, cut: int) -> int:
         """Delete every record with ``id <= cut``, keeping the chain's continuation."""
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _sqlite.transaction(conn):
             row = conn.execute("SELECT hash FROM records WHERE id = ?", (cut,)).fetchone()
             if row is None or cut <= int(_meta(conn, "prune_through")):
-                conn.execute("ROLLBACK")
-                return 0
+                return 0  # nothing to prune: the transaction wrote nothing, nor will its COMMIT
             # The order matters: the delete trigger reads prune_through.
             conn.execute("UPDATE meta SET value = ? WHERE key = 'prune_through'", (cut,))
             conn.execute("UPDATE meta SET value = ? WHERE key = 'pruned_hash'", (row[0],))
             deleted = conn.execute("DELETE FROM records WHERE id <= ?", (cut,)).rowcount
             conn.execute("UPDATE meta SET value = value + ? WHERE key = 'pruned'", (deleted,))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         return deleted
 
     def close(self) -> None:

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from plantd._dbthread import DatabaseThread
+from plantd._sqlite import rollback, transaction
 from plantd.bus import Sample
 from plantd.config import HistorianConfig
 from plantd.historian._rows import RollupBuffer, to_row
@@ -156,31 +157,32 @@ class HistoryStore:
     def _write(self, conn: sqlite3.Connection, batch: Sequence[tuple[str, Sample]]) -> int:
         started = time.monotonic()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            ids = self._ids
-            ided = [(ids.get(name) or self._point_id(conn, name), sample) for name, sample in batch]
-            before = conn.total_changes
-            conn.executemany(
-                "INSERT OR IGNORE INTO recent (ts, point, epoch, seq, kind, value, quality) "
-                "VALUES (?,?,?,?,?,?,?)",
-                [
-                    (s.timestamp, point, s.epoch, s.seq, "f", s.value, s.quality)
-                    if type(s.value) is float and s.value == s.value  # the common case: no NaN
-                    else (s.timestamp, point, s.epoch, s.seq, *to_row(s.value), s.quality)
-                    for point, s in ided
-                ],
-            )
-            added = conn.total_changes - before
-            oldest = self._rollups.add(ided)
-            if oldest is not None:
-                conn.execute(_NOTE_BACKLOG, (oldest,))
-            merging = (
-                started - self._rollups_merged >= _ROLLUP_EVERY
-                or len(self._rollups) >= _ROLLUP_MAX_BUCKETS
-            )
-            if merging:
-                self._merge(conn)
-            conn.execute("COMMIT")
+            with transaction(conn):
+                ids = self._ids
+                ided = [
+                    (ids.get(name) or self._point_id(conn, name), sample) for name, sample in batch
+                ]
+                before = conn.total_changes
+                conn.executemany(
+                    "INSERT OR IGNORE INTO recent (ts, point, epoch, seq, kind, value, quality) "
+                    "VALUES (?,?,?,?,?,?,?)",
+                    [
+                        (s.timestamp, point, s.epoch, s.seq, "f", s.value, s.quality)
+                        if type(s.value) is float and s.value == s.value  # common case: no NaN
+                        else (s.timestamp, point, s.epoch, s.seq, *to_row(s.value), s.quality)
+                        for point, s in ided
+                    ],
+                )
+                added = conn.total_changes - before
+                oldest = self._rollups.add(ided)
+                if oldest is not None:
+                    conn.execute(_NOTE_BACKLOG, (oldest,))
+                merging = (
+                    started - self._rollups_merged >= _ROLLUP_EVERY
+                    or len(self._rollups) >= _ROLLUP_MAX_BUCKETS
+                )
+                if merging:
+                    self._merge(conn)
         except sqlite3.Error as exc:
             self._rolled_back(conn)
             stats = self.stats
@@ -190,6 +192,9 @@ class HistoryStore:
             stats.lost_samples += len(batch)
             stats.last_error = f"{type(exc).__name__}: {exc}"
             return 0
+        except BaseException:
+            self._rolled_back(conn)  # rolled back all the same: forget what it made, and go on
+            raise
         if merging:
             self._rebuild_since = None  # merged (or rebuilt) for good
         self._committed()
@@ -213,19 +218,21 @@ class HistoryStore:
         if not self._recent_rows:
             return
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            self._settle(conn)
-            conn.execute("COMMIT")
+            with transaction(conn):
+                self._settle(conn)
         except sqlite3.Error as exc:
             self._rollback(conn)
             log.warning("historian: cannot settle the recent samples now: %s", exc)
             return
+        except BaseException:
+            self._rollback(conn)
+            raise
         self._committed()
 
     def _rollback(self, conn: sqlite3.Connection) -> None:
-        """Roll back; a settle the transaction held did not happen."""
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        """After a rollback: a settle the transaction held did not happen. (``transaction``
+        rolled back already; ``rollback`` tries again should its ROLLBACK have failed.)"""
+        rollback(conn)
         self._uncounted = 0
         with contextlib.suppress(sqlite3.Error):
             self._recent_rows = conn.execute("SELECT count(*) FROM recent").fetchone()[0]
@@ -268,13 +275,15 @@ class HistoryStore:
         if not self._rollups and self._rebuild_since is None:
             return
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            self._merge(conn)
-            conn.execute("COMMIT")
+            with transaction(conn):
+                self._merge(conn)
         except sqlite3.Error as exc:
             self._rolled_back(conn)
             log.warning("historian: cannot merge the rollups now: %s", exc)
             return
+        except BaseException:
+            self._rolled_back(conn)
+            raise
         self._rebuild_since = None
         self._committed()
 
@@ -315,8 +324,7 @@ class HistoryStore:
         config, now = self.config, self._clock()
         points = [row[0] for row in conn.execute("SELECT id FROM points")]
         by_age = by_size = 0
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn):
             for point in points:
                 by_age += conn.execute(
                     "DELETE FROM samples WHERE point = ? AND ts < ?",
@@ -327,16 +335,12 @@ class HistoryStore:
                         "DELETE FROM rollups WHERE point = ? AND width = ? AND bucket < ?",
                         (point, width, now - age),
                     ).rowcount
-            conn.execute("COMMIT")
-            for table in ("samples", "rollups"):
-                while used_bytes(conn) > config.max_bytes:
-                    deleted = _delete_oldest_tenth(conn, table, points)
-                    if not deleted:
-                        break
-                    by_size += deleted
-        finally:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+        for table in ("samples", "rollups"):
+            while used_bytes(conn) > config.max_bytes:
+                deleted = _delete_oldest_tenth(conn, table, points)
+                if not deleted:
+                    break
+                by_size += deleted
         self.stats.deleted_by_age += by_age
         self.stats.deleted_by_size += by_size
         if by_size:
@@ -406,10 +410,9 @@ def _delete_oldest_tenth(conn: sqlite3.Connection, table: str, points: list[int]
         return 0
     cut = oldest + max((newest - oldest) / 10, 1e-6)
     deleted = 0
-    conn.execute("BEGIN IMMEDIATE")
-    for point in points:
-        deleted += conn.execute(
-            f"DELETE FROM {table} WHERE point = ? AND {column} < ?{extra}", (point, cut)
-        ).rowcount
-    conn.execute("COMMIT")
+    with transaction(conn):
+        for point in points:
+            deleted += conn.execute(
+                f"DELETE FROM {table} WHERE point = ? AND {column} < ?{extra}", (point, cut)
+            ).rowcount
     return deleted

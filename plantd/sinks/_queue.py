@@ -54,7 +54,7 @@ from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from plantd._dbthread import DatabaseThread
-from plantd._sqlite import connect, migrate
+from plantd._sqlite import connect, migrate, transaction
 from plantd.bus import Sample, SampleValue, decode_batch, decode_sample, encode_batch, is_batch
 from plantd.sinks._lock import QueueLock
 
@@ -274,8 +274,7 @@ class DiskQueue:
         now = self._clock()
         counts = dict.fromkeys(COUNTERS, 0)
         rows = [(topic, payload, now, entry_count(payload)) for topic, payload in intake.entries]
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn):
             conn.executemany(
                 "INSERT INTO entries (topic, payload, queued, count) VALUES (?, ?, ?, ?)", rows
             )
@@ -313,11 +312,6 @@ class DiskQueue:
                 length, size = length - dropped, size - freed
             _add_counters(conn, {**counts, "dropped": counts["dropped"] + intake.dropped})
             last = conn.execute("SELECT coalesce(max(id), 0) FROM entries").fetchone()[0]
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         self.length, self.bytes, self.last_id = length, size, max(self.last_id, int(last))
         for name, value in counts.items():
             self.counters[name] += value
@@ -330,8 +324,7 @@ class DiskQueue:
 
     def _trim(self, conn: sqlite3.Connection) -> int:
         cutoff = self._clock() - self.max_age
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn):
             count, size = conn.execute(
                 f"SELECT coalesce(sum(count), 0), coalesce(sum({_SIZE}), 0) FROM entries "
                 "WHERE queued < ?",
@@ -340,11 +333,6 @@ class DiskQueue:
             if count:
                 conn.execute("DELETE FROM entries WHERE queued < ?", (cutoff,))
                 _add_counters(conn, {"dropped": count})
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         self.length -= count
         self.bytes -= size
         self.counters["dropped"] += count
@@ -384,8 +372,7 @@ class DiskQueue:
         # No fsync of its own (see the module's docstring): lost, it means a duplicate.
         conn.execute("PRAGMA synchronous = NORMAL")
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(conn):
                 removed = size = 0
                 ids = [entry.id for entry in entries]
                 for start in range(0, len(ids), 500):
@@ -400,11 +387,6 @@ class DiskQueue:
                     removed += int(found[0])
                     size += int(found[1])
                 _add_counters(conn, {"delivered": removed, "duplicates": duplicates})
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
         finally:
             conn.execute("PRAGMA synchronous = FULL")
         self.length -= removed
@@ -437,17 +419,11 @@ class DiskQueue:
         """Keep new ``(device, point, datatype)`` for good (an existing one is not changed)."""
 
         def job(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(conn):
                 conn.executemany(
                     "INSERT OR IGNORE INTO metric_types (device, point, datatype) VALUES (?, ?, ?)",
                     types,
                 )
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
 
         await self._db.run(job)
 

@@ -6,23 +6,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 
+from plantd._sqlite import transaction
 from plantd.service import Json
 from plantd.state._errors import StateError
 from plantd.state._model import Entry, ScopeSnapshot, Snapshot
 
 __all__ = ["get", "list_keys", "revision", "scopes", "snapshot", "totals"]
-
-
-@contextmanager
-def _read_transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("BEGIN")
-    try:
-        yield
-    finally:
-        conn.execute("COMMIT")
 
 
 def revision(conn: sqlite3.Connection) -> int:
@@ -32,7 +22,7 @@ def revision(conn: sqlite3.Connection) -> int:
 
 def totals(conn: sqlite3.Connection) -> tuple[int, int, int]:
     """(global revision, scopes, keys), at one revision."""
-    with _read_transaction(conn):
+    with transaction(conn, immediate=False):  # one read snapshot
         (scope_count,) = conn.execute("SELECT count(*) FROM scopes").fetchone()
         (key_count,) = conn.execute("SELECT count(*) FROM entries").fetchone()
         return revision(conn), int(scope_count), int(key_count)
@@ -88,7 +78,7 @@ def list_keys(
         args.append(after)
     sql += " ORDER BY key LIMIT ?"
     args.append(limit + 1)
-    with _read_transaction(conn):
+    with transaction(conn, immediate=False):  # one read snapshot
         if not _scope_exists(conn, scope):
             raise _unknown_scope(scope)
         rows = conn.execute(sql, args).fetchall()
@@ -110,7 +100,7 @@ def list_keys(
 
 def scopes(conn: sqlite3.Connection) -> dict[str, Json]:
     """Every scope with its key count and revisions, and the global revision."""
-    with _read_transaction(conn):
+    with transaction(conn, immediate=False):  # one read snapshot
         rows = conn.execute(
             "SELECT s.name, s.created_revision, r.revision, "
             "(SELECT count(*) FROM entries e WHERE e.scope = s.name) "
@@ -126,7 +116,7 @@ def scopes(conn: sqlite3.Connection) -> dict[str, Json]:
 
 def snapshot(conn: sqlite3.Connection, scope: str | None = None) -> Snapshot:
     """One scope (``exists`` False if it does not exist) or every scope, at one revision."""
-    with _read_transaction(conn):
+    with transaction(conn, immediate=False):  # one read snapshot
         current = revision(conn)
         if scope is None:
             names = conn.execute(

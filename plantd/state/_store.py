@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from plantd._sqlite import rollback, transaction
 from plantd.service import Json
 from plantd.state import _reads
 from plantd.state._errors import StateDamaged, StateError
@@ -226,9 +227,8 @@ class Store:
         except sqlite3.DatabaseError as exc:
             if not is_corruption(exc):
                 raise
-            if self._reader.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    self._reader.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                rollback(self._reader)
             raise _damaged_error(self._report_damage(exc)) from None
 
     def _report_damage(self, exc: sqlite3.DatabaseError) -> StateDamaged:
@@ -320,21 +320,23 @@ class Store:
     def _commit(self, conn: sqlite3.Connection, jobs: Sequence[Job], outcomes: Outcomes) -> None:
         done: list[tuple[Job, Json, list[ChangeEvent]]] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            start = _reads.revision(conn)
-            txn = Transaction(conn, start, self._clock())
-            for job in jobs:
-                if not job.start():
-                    continue  # its caller gave up before it was applied
-                outcome = self._apply_one(conn, txn, job, outcomes)
-                if outcome is not None:
-                    done.append((job, *outcome))
-            if txn.revision != start:
-                conn.execute("UPDATE meta SET value = ? WHERE name = 'revision'", (txn.revision,))
-            self._since_prune += txn.recorded
-            if self._since_prune >= _PRUNE_EVERY:
-                self._prune(conn)
-            conn.execute("COMMIT")
+            with transaction(conn):
+                start = _reads.revision(conn)
+                txn = Transaction(conn, start, self._clock())
+                for job in jobs:
+                    if not job.start():
+                        continue  # its caller gave up before it was applied
+                    outcome = self._apply_one(conn, txn, job, outcomes)
+                    if outcome is not None:
+                        done.append((job, *outcome))
+                if txn.revision != start:
+                    conn.execute(
+                        "UPDATE meta SET value = ? WHERE name = 'revision'", (txn.revision,)
+                    )
+                self._since_prune += txn.recorded
+                if self._since_prune >= _PRUNE_EVERY:
+                    self._prune(conn)
+            # Committed: on disk (synchronous=FULL) before the marker moves and anyone is told.
             if txn.revision != start:
                 self._advance_marker(txn.revision)
         except sqlite3.Error as exc:
@@ -414,9 +416,8 @@ class Store:
         exc: BaseException,
         outcomes: Outcomes,
     ) -> None:
-        if conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
+        with contextlib.suppress(sqlite3.Error):
+            rollback(conn)  # ``transaction`` did, unless its ROLLBACK failed: try again
         error: BaseException
         if isinstance(exc, sqlite3.DatabaseError) and is_corruption(exc):
             error = _damaged_error(self._report_damage(exc))
