@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 from plantd.bus import SampleValue
 from plantd.errors import DeviceUnavailable
 from plantd.module import ModuleConfig, Reading
+from plantd.streams import Fanout
 from plantd_drivers.gpio._chip import Chip, Line
 from plantd_drivers.gpio._config import GpioGroup, GpioModule, GpioPoint
 from plantd_drivers.gpio._debounce import Change, RateWindow
@@ -55,7 +56,9 @@ class GpioDriver:
         self.safe_states_applied = 0
         self.last_safe_reason: str | None = None
         self._hold: dict[str, asyncio.TimerHandle] = {}
-        self._streams: dict[str, list[asyncio.Queue[dict[str, Reading] | None]]] = {}
+        # Group name → its streams' feeds. Edges can come faster than a consumer takes them;
+        # a stalled one loses the oldest (a bounded 10 000 each), never the producer's time.
+        self._streams: Fanout[str, dict[str, Reading]] = Fanout(maxsize=10_000)
         self._open = False
 
     # -- opening and closing ---------------------------------------------------------------------
@@ -125,7 +128,7 @@ class GpioDriver:
         lines, self.lines = self.lines, {}
         if was_open or lines:
             await asyncio.to_thread(self._release, lines)
-        self._end_streams()
+        self._streams.end()
 
     def _release(self, lines: dict[str, Line]) -> None:
         for name, line in lines.items():
@@ -184,26 +187,22 @@ class GpioDriver:
     async def stream(self, group: GpioGroup) -> AsyncIterator[dict[str, Reading]]:
         self._check()
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[dict[str, Reading] | None] = asyncio.Queue(maxsize=10_000)
-        self._streams.setdefault(group.name, []).append(queue)
         rates = [p for p in group.points if p.kind == "rate"]
-        try:
+        with self._streams.subscribe(group.name) as feed:
             yield await self.read(group)
             next_rates = loop.time() + group.interval
             while True:
                 try:
                     async with asyncio.timeout_at(next_rates if rates else None):
-                        batch = await queue.get()
+                        batch = await feed.get()
                 except TimeoutError:
                     next_rates += group.interval
                     yield {p.name: Reading(self._rate(p)) for p in rates}
                     continue
-                if batch is None:
+                if batch is None:  # closed or failed: say which
                     self._check()
                     return
                 yield batch
-        finally:
-            self._streams[group.name].remove(queue)
 
     def status(self) -> dict[str, Any]:
         return {
@@ -236,10 +235,7 @@ class GpioDriver:
         self._push(point.name, reading)
 
     def _push(self, name: str, reading: Reading) -> None:
-        for queue in self._streams.get(self.group_of[name].name, []):
-            if queue.full():
-                queue.get_nowait()
-            queue.put_nowait({name: reading})
+        self._streams.publish(self.group_of[name].name, {name: reading})
 
     def _rate(self, point: GpioPoint) -> float:
         assert point.counter is not None
@@ -286,14 +282,7 @@ class GpioDriver:
     def _fail(self, error: DeviceUnavailable) -> None:
         if self.failure is None:
             self.failure = error
-        self._end_streams()
-
-    def _end_streams(self) -> None:
-        for queues in self._streams.values():
-            for queue in queues:
-                if queue.full():
-                    queue.get_nowait()
-                queue.put_nowait(None)
+        self._streams.end()
 
     def _check(self) -> None:
         if self.failure is not None:

@@ -10,7 +10,6 @@ connection die and told every subscription ``BadShutdown``) puts an error on the
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,6 +17,7 @@ from asyncua import ua
 
 from plantd.errors import DeviceUnavailable
 from plantd.module import Reading
+from plantd.streams import Feed
 from plantd_drivers.opcua._config import OpcuaGroup
 from plantd_drivers.opcua._errors import code_name
 from plantd_drivers.opcua._quality import reading_of
@@ -56,7 +56,9 @@ class GroupSubscription:
         self.handles = handles  # client handle → point name
         self.subscription_id: int | None = None
         self.notifications = 0
-        self._queue: asyncio.Queue[dict[str, Reading] | DeviceUnavailable] = asyncio.Queue()
+        # Unbounded: one consumer (the group's stream) that takes a PublishResult as it comes;
+        # the server's own queue_size bounds what it sends per monitored item.
+        self._feed: Feed[dict[str, Reading]] = Feed()
 
     def on_publish(self, result: ua.PublishResult) -> None:
         batch: dict[str, Reading] = {}
@@ -72,20 +74,21 @@ class GroupSubscription:
                 self.fail(f"subscription of group {self.group.name}: {code_name(code)}")
         if batch:
             self.notifications += len(batch)
-            self._queue.put_nowait(batch)
+            self._feed.put(batch)
 
     def fail(self, reason: str) -> None:
-        self._queue.put_nowait(DeviceUnavailable(reason))
+        """End :meth:`batches` with DeviceUnavailable(``reason``) after what is queued; the
+        first failure is the one raised."""
+        self._feed.end(DeviceUnavailable(reason))
 
     def put(self, batch: dict[str, Reading]) -> None:
-        self._queue.put_nowait(batch)
+        """Queue a batch the driver made itself (points that could not be monitored)."""
+        self._feed.put(batch)
 
     async def batches(self) -> AsyncIterator[dict[str, Reading]]:
-        while True:
-            item = await self._queue.get()
-            if isinstance(item, DeviceUnavailable):
-                raise item
-            yield item
+        """The batches in order, until the subscription fails (raised: DeviceUnavailable)."""
+        async for batch in self._feed:
+            yield batch
 
 
 def data_value_reading(value: ua.DataValue | None) -> Reading:

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from plantd.bus import SampleValue
 from plantd.errors import DeviceFault, DeviceUnavailable
 from plantd.module import ModuleConfig, Reading
+from plantd.streams import Fanout
 from plantd_drivers.serial._config import SerialGroup, SerialModule, SerialPoint
 from plantd_drivers.serial._extract import Extractor, Rejected
 from plantd_drivers.serial._port import SerialPort
@@ -55,7 +56,9 @@ class SerialDriver:
         self.unmatched = 0
         self.rejected = 0
         self.last_rejection: str | None = None
-        self._streams: dict[str, list[asyncio.Queue[dict[str, Reading] | None]]] = {}
+        # Group name → its streams' feeds; a stalled consumer loses the oldest frames' readings
+        # (1000 kept each), not the newest, and never holds up the port.
+        self._streams: Fanout[str, dict[str, Reading]] = Fanout(maxsize=1000)
         self._query: _Query | None = None
         self._lock = asyncio.Lock()
 
@@ -91,17 +94,10 @@ class SerialDriver:
 
     async def stream(self, group: SerialGroup) -> AsyncIterator[dict[str, Reading]]:
         self._check()
-        queue: asyncio.Queue[dict[str, Reading] | None] = asyncio.Queue(maxsize=1000)
-        self._streams.setdefault(group.name, []).append(queue)
-        try:
-            while True:
-                batch = await queue.get()
-                if batch is None:
-                    self._check()
-                    return
+        with self._streams.subscribe(group.name) as feed:
+            async for batch in feed:
                 yield batch
-        finally:
-            self._streams[group.name].remove(queue)
+        self._check()  # the feed ended: the port was closed or failed, say which
 
     def status(self) -> dict[str, Any]:
         port = self.port
@@ -179,10 +175,7 @@ class SerialDriver:
                 self._rejected(result)
                 continue
             self.last[group.name] = {**self.last[group.name], **result}
-            for queue in self._streams.get(group.name, []):
-                if queue.full():
-                    queue.get_nowait()  # a stalled consumer loses the oldest, not the newest
-                queue.put_nowait(result)
+            self._streams.publish(group.name, result)
         return taken
 
     def _rejected(self, rejected: Rejected) -> None:
@@ -198,11 +191,7 @@ class SerialDriver:
         query = self._query
         if query is not None and not query.answer.done():
             query.answer.set_exception(error)
-        for queues in self._streams.values():
-            for queue in queues:
-                if queue.full():
-                    queue.get_nowait()
-                queue.put_nowait(None)
+        self._streams.end()
 
     def _check(self) -> SerialPort:
         if self.failure is not None:
