@@ -3,8 +3,10 @@ per process (``plant module run NAME``) or several in one (``plant module host``
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from plantd.config import MODULES_DIR, PlantdConfig, read_yaml
@@ -82,7 +84,9 @@ async def run_module(
     """Run module ``name`` until SIGTERM/SIGINT (telling systemd when it serves)."""
     module, driver = load_module(config, name)
     runtime = ModuleRuntime(config, module, driver)
-    sink = ServiceWorker(module_service(runtime), config)
+    process = _ModuleProcess(
+        runtime, ServiceWorker(module_service(runtime), config), StateSync(config, runtime)
+    )
     log.info(
         "module %s (driver %s): %d points in %d groups; service %s",
         name,
@@ -91,21 +95,32 @@ async def run_module(
         len(module.groups),
         runtime.service,
     )
-
-    class _Runtime:
-        connected = sink.connected  # READY=1 once the sink is registered with the broker
-
-        async def run(self) -> None:
-            await runtime.run(sink, StateSync(config, runtime))
-
-        def stop(self) -> None:
-            runtime.stop()
-
     await run_until_signal(
-        [_Runtime()],
+        [process],
         environ=environ,
         description=f"module {name}: {len(runtime.table.points)} points, driver {module.driver}",
     )
+
+
+@dataclass(frozen=True)
+class _ModuleProcess:
+    """A module process's one service for :func:`run_until_signal`: the runtime, with its
+    command service and state sync as companions in its task tree. Ready (READY=1) once the
+    command service is registered with the broker."""
+
+    runtime: ModuleRuntime
+    commands: ServiceWorker
+    sync: StateSync
+
+    @property
+    def connected(self) -> asyncio.Event:
+        return self.commands.connected
+
+    async def run(self) -> None:
+        await self.runtime.run(self.commands, self.sync)
+
+    def stop(self) -> None:
+        self.runtime.stop()
 
 
 def load_host(config: PlantdConfig, names: Sequence[str] = ()) -> list[HostedModule]:

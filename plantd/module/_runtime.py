@@ -16,8 +16,8 @@ Theory of operation. One task per concern, all children of one TaskGroup:
   ending) reconnects, anything else opens the stream again after the group's interval (≥ 1 s).
   A lost connection or ``stop()`` cancels the iteration, and the next connection opens a new
   stream;
-- the **sink** (:class:`~plantd.service.ServiceWorker` for ``org.plantd.module.NAME``) answers
-  ``points``, ``read``, ``write`` and ``status``;
+- the **command service** (:class:`~plantd.service.ServiceWorker` for ``org.plantd.module.NAME``,
+  :mod:`plantd.module._commands`) answers ``points``, ``read``, ``write`` and ``status``;
 - the **bad-point heartbeat** republishes bad points past their ``max_silence`` while nothing
   reads them (the connection is down, a group keeps failing), so bad samples keep coming for a
   dead device and only a dead module goes quiet;
@@ -25,8 +25,15 @@ Theory of operation. One task per concern, all children of one TaskGroup:
   values) to the state service scope ``org.plantd.module.NAME`` (``_state_sync``), and
   carries on without it if it is down.
 
-Failures are logged on transitions only: a group that starts failing is logged once with its
-cause, and once when it recovers.
+What happens to readings and failures is decided by the sans-IO :class:`Supervisor`
+(:mod:`plantd.module._supervisor`, its rules R1–R8): this module is the asyncio shell around it.
+It reads the clock, calls the driver, tells the supervisor what came of it, and carries out the
+actions it answers. Failures are logged on transitions only: a group that starts failing is
+logged once with its cause, and once when it recovers.
+
+One task tree: the tasks above, the companions passed to :meth:`ModuleRuntime.run` (the command
+service, the state sync) and the short-lived tasks of a stream are all descendants of the
+runtime's TaskGroup, so an exception anywhere cancels the whole module, and :meth:`stop` ends it.
 
 Time. Every wait and every reading of the time goes through one :class:`~plantd.clock.Clock`
 (``clock=``, real time by default): poll deadlines and overruns, the reconnect backoff, both
@@ -40,63 +47,36 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine, Sequence
 from typing import Any, cast
 
 from plantd.bus import BusPublisher, Quality
 from plantd.clock import SYSTEM_CLOCK, Clock
 from plantd.config import PlantdConfig
-from plantd.errors import DeviceFault, DeviceUnavailable
+from plantd.errors import DeviceUnavailable
 from plantd.module._config import GroupConfig, ModuleConfig
 from plantd.module._connection import Connection, ConnectionState
 from plantd.module._driver import Driver, PushDriver, pushes
 from plantd.module._points import PointTable
-from plantd.module._schedule import Schedule
-from plantd.runtime import set_within
+from plantd.module._supervisor import (
+    HARD_TIMEOUT_MIN,
+    Action,
+    Disconnect,
+    GroupStats,
+    Log,
+    MarkBad,
+    Reconnect,
+    RecordDelivery,
+    RecordGroup,
+    RetryStream,
+    Supervisor,
+    describe,
+)
+from plantd.runtime import Stoppable, set_within
 
 __all__ = ["GroupStats", "ModuleRuntime"]
 
 log = logging.getLogger(__name__)
-
-# A driver call that takes longer than this is treated as a dead connection. Drivers have
-# their own, much shorter, timeouts; this only guards against a driver that hangs.
-_HARD_TIMEOUT_MIN = 30.0
-
-
-class GroupStats:
-    __slots__ = (
-        "deliveries",
-        "error",
-        "failures",
-        "last_delivery",
-        "last_duration",
-        "last_poll",
-        "pushed",
-        "schedule",
-    )
-
-    def __init__(self, schedule: Schedule, *, pushed: bool = False) -> None:
-        self.schedule = schedule
-        self.pushed = pushed
-        self.failures = 0
-        self.error: str | None = None
-        self.last_poll: float | None = None
-        self.last_duration: float | None = None
-        self.deliveries = 0  # mappings a pushed group's stream yielded
-        self.last_delivery: float | None = None
-
-    def as_status(self) -> dict[str, Any]:
-        return {
-            "mode": "push" if self.pushed else "poll",
-            "deliveries": self.deliveries,
-            "last_delivery": self.last_delivery,
-            "interval": self.schedule.interval,
-            "polls": self.schedule.polls,
-            "overruns": self.schedule.overruns,
-            "failures": self.failures,
-            "error": self.error,
-            "last_poll": self.last_poll,
-            "last_duration": self.last_duration,
-        }
 
 
 class ModuleRuntime:
@@ -106,6 +86,7 @@ class ModuleRuntime:
     backoff, heartbeats, and the timestamps of readings. Tests pass a
     :class:`plantd.testing.ManualClock` and advance it; the guard against a driver call that
     hangs stays on real time, as it watches the driver and not the schedule.
+    ``reconnect_initial``/``reconnect_max`` override the module file's reconnect backoff.
     """
 
     def __init__(
@@ -129,36 +110,44 @@ class ModuleRuntime:
         )
         self.table = PointTable(module, self.publisher, clock)
         initial, maximum = _reconnect_backoff(module)
-        self.connection = Connection(
+        connection = Connection(
             f"module {module.name}",
             initial=initial if reconnect_initial is None else reconnect_initial,
             maximum=maximum if reconnect_max is None else reconnect_max,
         )
-        self.stats: dict[str, GroupStats] = {}
+        self.supervisor = Supervisor(module, connection)
         self.started = clock.now()
-        self._connected = asyncio.Event()
+        self._connected = asyncio.Event()  # mirrors supervisor.connected, for the tasks to wait on
         self._lost = asyncio.Event()
-        self._lost_reason = ""
         self._stopping = asyncio.Event()
-        self._tasks_extra: list[Any] = []
-        self._group_points: dict[str, set[str]] = {}
+        self._companions: Sequence[Stoppable] = ()
+
+    @property
+    def connection(self) -> Connection:
+        """The connection's state machine (state, attempts, last error)."""
+        return self.supervisor.connection
+
+    @property
+    def stats(self) -> dict[str, GroupStats]:
+        """Each group's figures, by group name (filled when :meth:`run` starts)."""
+        return self.supervisor.stats
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     def stop(self) -> None:
+        """End :meth:`run`: the runtime's tasks and its companions finish."""
         self._stopping.set()
-        for extra in self._tasks_extra:
-            extra.stop()
+        for companion in self._companions:
+            companion.stop()
 
-    async def run(self, *extras: Any) -> None:
-        """Run until :meth:`stop`. ``extras`` are services run alongside (the sink, state sync):
-        objects with ``run()`` and ``stop()``."""
-        self._tasks_extra = list(extras)
-        self.connection.connecting(self.clock.monotonic())
-        for group in self.module.groups:
-            self.stats[group.name] = GroupStats(
-                Schedule(group.interval, self.clock.monotonic()), pushed=pushes(self.driver, group)
-            )
+    async def run(self, *companions: Stoppable) -> None:
+        """Run until :meth:`stop`, with ``companions`` (the command service, the state sync)
+        as tasks of the same tree: stopped with it, and the driver closed after them."""
+        self._companions = companions
+        self.supervisor.start(
+            self.clock.monotonic(),
+            pushed={g.name for g in self.module.groups if pushes(self.driver, g)},
+        )
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._connection_task())
@@ -168,11 +157,36 @@ class ModuleRuntime:
                         tasks.create_task(self._stream_task(group))
                     else:
                         tasks.create_task(self._poll_task(group))
-                for extra in extras:
-                    tasks.create_task(extra.run())
+                for companion in companions:
+                    tasks.create_task(companion.run())
         finally:
             await self._close_driver()
             self.publisher.close()
+
+    # -- carrying out what the supervisor says -------------------------------------------------
+
+    def _carry_out(self, actions: list[Action]) -> float | None:
+        """Do ``actions``; returns the wait of a Reconnect or RetryStream among them, which
+        the task that asked waits itself."""
+        wait: float | None = None
+        for action in actions:
+            match action:
+                case RecordGroup(group, readings):
+                    self.table.record_group(group, readings)
+                case RecordDelivery(readings, at):
+                    for name, reading in readings:
+                        self.table.record(name, reading, at)
+                    self.table.flush()  # one bus message per delivery
+                case MarkBad(points, reason):
+                    self.table.mark_bad(points, reason)
+                case Disconnect():
+                    self._connected.clear()
+                    self._lost.set()
+                case Reconnect(after) | RetryStream(_, after):
+                    wait = after
+                case Log(level, message, args, error):
+                    log.log(level, message, *args, exc_info=error)
+        return wait
 
     # -- the connection -------------------------------------------------------------------------
 
@@ -180,36 +194,30 @@ class ModuleRuntime:
         # Nothing is read before the bus knows who subscribes: ZeroMQ would drop the first
         # samples of every point (the "slow joiner"), and their sequence numbers with them.
         await self.publisher.wait_for_subscribers(timeout=1.0)
+        supervisor = self.supervisor
         while not self._stopping.is_set():
-            self.connection.connecting(self.clock.monotonic())
+            supervisor.opening(self.clock.monotonic())
             try:
-                async with asyncio.timeout(_HARD_TIMEOUT_MIN):
+                async with asyncio.timeout(HARD_TIMEOUT_MIN):
                     await self.driver.open()
             except Exception as exc:  # supervisor edge: any failure to open is retried
-                reason = _describe(exc)
                 await self._close_driver()
-                self.table.mark_bad(self.table.points, f"unavailable: {reason}")
-                await self._wait_stop(self.connection.failed(self.clock.monotonic(), reason))
+                delay = self._carry_out(
+                    supervisor.open_failed(self.clock.monotonic(), describe(exc))
+                )
+                await self._wait_stop(delay or 0.0)
                 continue
-            self.connection.connected(self.clock.monotonic())
-            for stats in self.stats.values():
-                stats.schedule.restart(self.clock.monotonic())
+            self._carry_out(supervisor.opened(self.clock.monotonic()))
             self._connected.set()
             await _first(self._lost.wait(), self._stopping.wait())
             self._connected.clear()
             if self._stopping.is_set():
+                supervisor.stopping()
                 return
             self._lost.clear()
             await self._close_driver()
-            delay = self.connection.failed(self.clock.monotonic(), self._lost_reason)
-            await self._wait_stop(delay)
-
-    def _lose_connection(self, reason: str) -> None:
-        if self._connected.is_set():
-            self._lost_reason = reason
-            self._connected.clear()
-            self._lost.set()
-            self.table.mark_bad(self.table.points, f"unavailable: {reason}")
+            delay = self._carry_out(supervisor.closed(self.clock.monotonic()))
+            await self._wait_stop(delay or 0.0)
 
     async def _close_driver(self) -> None:
         try:
@@ -220,70 +228,44 @@ class ModuleRuntime:
     # -- polling --------------------------------------------------------------------------------
 
     async def _poll_task(self, group: GroupConfig) -> None:
-        stats = self.stats[group.name]
-        schedule = stats.schedule
         while not self._stopping.is_set():
             if not self._connected.is_set():
                 await _first(self._connected.wait(), self._stopping.wait())
                 continue
-            delay = schedule.deadline - self.clock.monotonic()
+            delay = self.supervisor.poll_wait(group, self.clock.monotonic())
             if delay > 0 and await self._wait_stop(delay):
                 return
             if not self._connected.is_set():
                 continue
             started = self.clock.monotonic()
             await self.poll(group)
-            stats.last_duration = self.clock.monotonic() - started
-            stats.last_poll = self.clock.now()
-            schedule.polled(self.clock.monotonic())
+            self.supervisor.polled(group, started, self.clock.monotonic(), self.clock.now())
 
     async def poll(self, group: GroupConfig) -> None:
         """Read ``group`` once and record the outcome; never raises for device trouble."""
-        stats = self.stats[group.name]
-        hard_timeout = max(_HARD_TIMEOUT_MIN, group.interval * 10)
         try:
-            async with asyncio.timeout(hard_timeout):
+            async with asyncio.timeout(self.supervisor.read_timeout(group)):
                 readings = await self.driver.read(group)
-        except DeviceUnavailable as exc:
-            self._group_failed(group, stats, _describe(exc))
-            self._lose_connection(_describe(exc))
-            return
-        except TimeoutError:
-            reason = f"the driver did not answer within {hard_timeout:g} s"
-            self._group_failed(group, stats, reason)
-            self._lose_connection(reason)
-            return
-        except DeviceFault as exc:
-            self._group_failed(group, stats, f"device fault: {exc}")
-            return
         except Exception as exc:  # supervisor edge: a driver bug must not end polling
-            if stats.error is None:
-                log.exception("module %s: group %s: driver error", self.module.name, group.name)
-            self._group_failed(group, stats, f"driver error: {_describe(exc)}")
+            self._carry_out(self.supervisor.read_failed(group, exc))
             return
-        self.table.record_group(group, readings)
-        if stats.error is not None:
-            log.warning("module %s: group %s recovered", self.module.name, group.name)
-            stats.error = None
+        self._carry_out(self.supervisor.read(group, readings))
 
     # -- pushed groups -------------------------------------------------------------------------
 
     async def _stream_task(self, group: GroupConfig) -> None:
-        stats = self.stats[group.name]
-        retry = max(group.interval, 1.0)
         while not self._stopping.is_set():
             if not self._connected.is_set():
                 await _first(self._connected.wait(), self._stopping.wait())
                 continue
-            follow = asyncio.ensure_future(self._follow(group, stats))
-            heartbeat = asyncio.ensure_future(self._heartbeat(group))
-            try:
+            async with asyncio.TaskGroup() as tasks:
+                follow = tasks.create_task(self._follow(group))
+                heartbeat = tasks.create_task(self._heartbeat(group))
                 await _first(follow, self._lost.wait(), self._stopping.wait())
-            finally:
-                follow.cancel()
                 heartbeat.cancel()
-                await asyncio.wait([follow, heartbeat])  # the stream's aclose runs here
-            if not follow.cancelled() and follow.result() == "retry":
+            # the stream's aclose has run: the TaskGroup waited for the cancelled follow
+            retry = None if follow.cancelled() else follow.result()
+            if retry is not None:
                 await self._wait_stop(retry)
 
     async def _heartbeat(self, group: GroupConfig) -> None:
@@ -304,25 +286,16 @@ class ModuleRuntime:
         while not await self._wait_stop(period / 4):
             self.table.republish_bad(self.clock.now())
 
-    async def _follow(self, group: GroupConfig, stats: GroupStats) -> str:
-        """Consume one stream of ``group`` until it fails: "lost" or "retry" says what next."""
+    async def _follow(self, group: GroupConfig) -> float | None:
+        """Consume one stream of ``group`` until it fails; how long to wait before opening it
+        again (None: the connection is lost, the next one opens a new stream)."""
         stream = cast(PushDriver, self.driver).stream(group)
         try:
             async for readings in stream:
-                self._delivered(group, stats, readings)
-            raise DeviceUnavailable("the driver's stream ended")
-        except DeviceUnavailable as exc:
-            self._group_failed(group, stats, _describe(exc))
-            self._lose_connection(_describe(exc))
-            return "lost"
-        except DeviceFault as exc:
-            self._group_failed(group, stats, f"device fault: {exc}")
-            return "retry"
+                self._carry_out(self.supervisor.delivered(group, readings, self.clock.now()))
+            return self._carry_out(self.supervisor.stream_ended(group))
         except Exception as exc:  # supervisor edge: a driver bug must not end the stream task
-            if stats.error is None:
-                log.exception("module %s: group %s: driver error", self.module.name, group.name)
-            self._group_failed(group, stats, f"driver error: {_describe(exc)}")
-            return "retry"
+            return self._carry_out(self.supervisor.stream_failed(group, exc))
         finally:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
@@ -331,47 +304,32 @@ class ModuleRuntime:
                 except Exception:  # a broken stream may fail to close; it is abandoned anyway
                     log.debug("module %s: closing a stream failed", self.module.name, exc_info=True)
 
-    def _delivered(self, group: GroupConfig, stats: GroupStats, readings: Any) -> None:
-        now = self.clock.now()
-        names = self._group_points.setdefault(group.name, {p.name for p in group.points})
-        for name, reading in readings.items():
-            if name in names:
-                self.table.record(name, reading, now)
-        self.table.flush()  # one bus message per delivery
-        stats.deliveries += 1
-        stats.last_delivery = now
-        if stats.error is not None:
-            log.warning("module %s: group %s recovered", self.module.name, group.name)
-            stats.error = None
-
-    def _group_failed(self, group: GroupConfig, stats: GroupStats, reason: str) -> None:
-        stats.failures += 1
-        if stats.error is None:
-            log.warning("module %s: group %s failing: %s", self.module.name, group.name, reason)
-        stats.error = reason
-        self.table.mark_bad((p.name for p in group.points), reason)
-
-    # -- what the sink asks -----------------------------------------------------------------------
+    # -- what the command service asks -----------------------------------------------------------
 
     @property
     def connected(self) -> bool:
+        """Whether the driver is open and reading."""
         return self._connected.is_set()
 
     async def read_fresh(self, group: GroupConfig) -> None:
+        """Read ``group`` now (``read`` with ``fresh: true``); DeviceUnavailable when not
+        connected."""
         if not self.connected:
             raise DeviceUnavailable(self.connection.last_error or "not connected")
         await self.poll(group)
 
     def report_write_failure(self, exc: DeviceUnavailable) -> None:
-        self._lose_connection(_describe(exc))
+        """A write found the connection gone: drop it (every point bad, reconnect)."""
+        self._carry_out(self.supervisor.lost(describe(exc)))
 
     def status(self) -> dict[str, Any]:
+        """The module's ``status``: connection, groups, publish counters, driver figures."""
         monotonic_now = self.clock.monotonic()
         bad = sum(1 for v in self.table.last.values() if v.quality is Quality.BAD)
         try:
             driver_status = self.driver.status()
         except Exception as exc:  # status must answer even when the driver cannot
-            driver_status = {"error": _describe(exc)}
+            driver_status = {"error": describe(exc)}
         return {
             "module": self.module.name,
             "driver": self.module.driver,
@@ -388,6 +346,7 @@ class ModuleRuntime:
 
     @property
     def connection_state(self) -> ConnectionState:
+        """The connection's state now."""
         return self.connection.state
 
     # -- helpers ----------------------------------------------------------------------------------
@@ -407,16 +366,11 @@ def _reconnect_backoff(module: ModuleConfig) -> tuple[float, float]:
     )
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-async def _first(*waits: Any) -> None:
-    """Wait until the first of several awaitables finishes; cancel the rest."""
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
+async def _first(*waits: Coroutine[Any, Any, Any] | asyncio.Task[Any]) -> None:
+    """Wait until the first of several coroutines or tasks finishes; cancel the rest (their
+    tasks are children of this one, ended before it returns)."""
+    async with asyncio.TaskGroup() as tasks:
+        started = [w if isinstance(w, asyncio.Task) else tasks.create_task(w) for w in waits]
+        await asyncio.wait(started, return_when=asyncio.FIRST_COMPLETED)
+        for task in started:
             task.cancel()
