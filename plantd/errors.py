@@ -19,6 +19,15 @@ something that is not the protocol), the service (it answered with an error), or
     └── DeviceError               raised by drivers at their edge
         ├── DeviceUnavailable     transient: not reachable now, retry with backoff
         └── DeviceFault           the device answered and refused
+
+The classes above are the ones callers catch. Others are defined beside the code that raises
+them, each under one of these or the root: ``plantd.bus.BusDecodeError`` and
+``plantd.service.BadRequest`` are RemoteProtocolErrors (``BusDecodeError`` also stays a
+``ValueError``); ``plantd.service.OperationError`` (and the state service's ``StateError``),
+``StateDamaged``, the sinks' ``UpstreamUnavailable`` and ``SinkAlreadyRunning``, and the Modbus
+driver's internal signals (``NoAnswer``, ``Refused``, ``BadAnswer``, ``UnitDown``) sit under
+the root. ``tests/unit/test_error_tree.py`` checks that every exception class defined in
+``plantd`` and ``plantd_drivers`` is in the tree.
 """
 
 from __future__ import annotations

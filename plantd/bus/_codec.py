@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Final
 
+from plantd.errors import RemoteProtocolError
+
 __all__ = [
     "VERSION",
     "BatchItem",
@@ -85,8 +87,9 @@ _QUALITIES = tuple(Quality)
 """Quality by its wire number: a tuple index costs far less than ``Quality(n)`` per sample."""
 
 
-class BusDecodeError(ValueError):
-    """A payload that is not version-1 bus format (names what is wrong)."""
+class BusDecodeError(RemoteProtocolError, ValueError):
+    """A payload that is not version-1 bus format (names what is wrong). Still a
+    ``ValueError``, as it was before it joined the ``PlantdError`` tree."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,8 +51,9 @@ def encode_call(operation: str, params: dict[str, Json] | None = None) -> list[b
     return [operation.encode(), json.dumps(params or {}, separators=(",", ":")).encode()]
 
 
-class BadRequest(Exception):
-    """The call frames do not follow the convention (answered as ``bad-request``)."""
+class BadRequest(RemoteProtocolError):
+    """The call frames do not follow the convention (answered as ``bad-request``): the caller
+    sent something the service-call protocol does not allow."""
 
 
 def decode_call(body: list[bytes]) -> tuple[str, dict[str, Json]]:

@@ -46,7 +46,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-from plantd.errors import DeviceUnavailable
+from plantd.errors import DeviceUnavailable, PlantdError
 from plantd_drivers.modbus._breaker import Breaker, BreakerState
 from plantd_drivers.modbus._config import ModbusConnection
 from plantd_drivers.modbus._transport import BadAnswer, NoAnswer, Refused, Transport
@@ -65,8 +65,9 @@ _SAME_TICK_YIELDS = 3
 _PROBE_PATIENCE_MAX = 20.0
 
 
-class UnitDown(Exception):
-    """One unit does not answer (or is quarantined); the line and the other units are fine."""
+class UnitDown(PlantdError):
+    """One unit does not answer (or is quarantined); the line and the other units are fine.
+    Not a DeviceError: the driver decides what it means at its edge (a bad reading, a fault)."""
 
 
 class Line:

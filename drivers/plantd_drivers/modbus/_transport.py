@@ -36,7 +36,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.framer import FramerType
 
-from plantd.errors import DeviceUnavailable
+from plantd.errors import DeviceUnavailable, PlantdError
 from plantd_drivers.modbus._config import ModbusConnection
 
 __all__ = ["BadAnswer", "NoAnswer", "Refused", "Transport"]
@@ -45,11 +45,14 @@ _NEVER = 2**31  # unanswered requests before pymodbus would drop the connection 
 _PARITY = {"none": "N", "even": "E", "odd": "O"}
 
 
-class NoAnswer(Exception):
+# NoAnswer, Refused and BadAnswer are signals between the transport and the line owner (which
+# turns them into DeviceUnavailable or DeviceFault at the driver's edge); they are PlantdErrors
+# but not DeviceErrors, so that no handler of a driver's errors catches them by accident.
+class NoAnswer(PlantdError):
     """The unit did not answer within the timeout (or answered only noise)."""
 
 
-class Refused(Exception):
+class Refused(PlantdError):
     """The unit answered with a Modbus exception code."""
 
     def __init__(self, code: int) -> None:
@@ -57,7 +60,7 @@ class Refused(Exception):
         self.code = code
 
 
-class BadAnswer(Exception):
+class BadAnswer(PlantdError):
     """The unit answered something that does not fit the request."""
 
 
@@ -228,8 +231,8 @@ def _record_connect_failure(
     return failure
 
 
-class _Undecodable(Exception):
-    pass
+class _Undecodable(PlantdError):
+    """pymodbus raised decoding an answer (carried to the waiting request as ``BadAnswer``)."""
 
 
 def _guard_decoding(client: AsyncModbusTcpClient | AsyncModbusSerialClient) -> None:
