@@ -25,7 +25,7 @@ from plantd_drivers.gpio import Edge
 
 from plantd.errors import DeviceFault
 
-__all__ = ["SimulatedChip"]
+__all__ = ["SimulatedChip", "realtime_chip"]
 
 
 @dataclass
@@ -193,3 +193,9 @@ class SimulatedChip:
     def _check(self) -> None:
         if self.failure is not None:
             raise OSError(self.failure)
+
+
+def realtime_chip(path: str) -> SimulatedChip:
+    """The ``simulated`` GPIO back end (entry point ``plantd.gpio_chips``): a simulated chip on
+    the monotonic clock, for demos and tests that run a whole module; ``path`` is not used."""
+    return SimulatedChip(realtime=True)

@@ -1,9 +1,11 @@
 """The seam between the GPIO driver and the hardware: a chip that hands out lines.
 
 Two implementations: :class:`~plantd_drivers.gpio._periphery.CdevChip` (python-periphery on the
-Linux GPIO character device, also what the kernel's gpio-sim presents) and
-:class:`hil.gpio.SimulatedChip` (in-process, with a clock the test moves, so that bounce tests
-are exact). Both take the same requests and report edges the same way:
+Linux GPIO character device, also what the kernel's gpio-sim presents) and the rig's
+``hil.gpio.SimulatedChip`` (in-process, with a clock the test moves, so that bounce tests
+are exact); a module file picks one by ``connection.backend`` through the ``plantd.gpio_chips``
+entry points (:mod:`plantd_drivers.gpio._backends`), a test hands its own to the driver. Both
+take the same requests and report edges the same way:
 
 - values are *logical*: with ``active_low`` the chip inverts, so ``True`` means active;
 - an :class:`Edge` says whether the logical level rose or fell, and when, in nanoseconds of

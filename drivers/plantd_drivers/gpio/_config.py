@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal
 
 from plantd.config import Duration, Ge, Gt, KeyPath
 from plantd.module import GroupConfig, ModuleConfig, PointConfig
+from plantd_drivers.gpio._backends import chip_backends, unknown_backend
 
 __all__ = ["GpioConnection", "GpioGroup", "GpioModule", "GpioPoint"]
 
@@ -33,11 +34,16 @@ __all__ = ["GpioConnection", "GpioGroup", "GpioModule", "GpioPoint"]
 @dataclass(frozen=True, kw_only=True)
 class GpioConnection:
     chip: str = "/dev/gpiochip0"
-    backend: Literal["cdev", "simulated"] = "cdev"
-    """``cdev``: the kernel's GPIO character device (python-periphery); ``simulated``: an
+    backend: str = "cdev"
+    """The chip's back end, by its name in the ``plantd.gpio_chips`` entry-point group:
+    ``cdev``, the kernel's GPIO character device (python-periphery); ``simulated``, an
     in-process chip (``hil.gpio``) for demos and tests."""
     label: str = "plantd"
     """The consumer name the kernel shows for the lines (``gpioinfo``)."""
+
+    def cross_check(self) -> Iterator[tuple[KeyPath, str]]:
+        if self.backend not in chip_backends():
+            yield ("backend",), unknown_backend(self.backend)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -31,6 +31,7 @@ from plantd.bus import SampleValue
 from plantd.errors import DeviceUnavailable
 from plantd.module import ModuleConfig, Reading
 from plantd.streams import Fanout
+from plantd_drivers.gpio._backends import load_chip_backend
 from plantd_drivers.gpio._chip import Chip, Line
 from plantd_drivers.gpio._config import GpioGroup, GpioModule, GpioPoint
 from plantd_drivers.gpio._debounce import Change, RateWindow
@@ -78,15 +79,8 @@ class GpioDriver:
         self._open = True
 
     def _make_chip(self) -> Chip:
-        if self.connection.backend == "simulated":
-            import importlib
-
-            # The simulated chip is a simulator (hil/), not part of the driver: loaded by name.
-            simulated: Chip = importlib.import_module("hil.gpio").SimulatedChip(realtime=True)
-            return simulated
-        from plantd_drivers.gpio._periphery import CdevChip
-
-        return CdevChip(self.connection.chip)
+        # Loaded by the name the module file gives (the back end's package is imported only now).
+        return load_chip_backend(self.connection.backend)(self.connection.chip)
 
     def _request_all(self, chip: Chip) -> None:
         label = self.connection.label
