@@ -38,7 +38,7 @@ def _run_broker(args: argparse.Namespace) -> int:
 def _run_serve(args: argparse.Namespace) -> int:
     from plantd.runtime import run_until_signal
     from plantd.service import ServiceWorker
-    from plantd.services.echo import ECHO
+    from plantd.service.echo import ECHO
 
     config = cli_config(args)
     setup_logging(args, config)

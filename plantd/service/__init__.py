@@ -1,7 +1,8 @@
 """The service-call convention: operation + JSON params in, ``{"ok": …}`` JSON out.
 
 Define a service with :class:`ServiceDefinition`, serve it with :class:`ServiceWorker`, call it
-with :func:`call_async` / :func:`call` over an MDP client.
+with :func:`call_async` / :func:`call` over an MDP client. :mod:`plantd.service.echo` is the
+built-in Echo service (``plant serve echo``, ``plant echo``), a small example of all three.
 """
 
 from __future__ import annotations

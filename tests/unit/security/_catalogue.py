@@ -17,7 +17,7 @@ from plantd.historian._service import historian_service
 from plantd.module import DriverOperation
 from plantd.module._commands import module_service
 from plantd.service import ServiceDefinition
-from plantd.services.echo import ECHO
+from plantd.service.echo import ECHO
 from plantd.sinks._forwarder import sink_service
 from plantd.state._service import build_definition
 

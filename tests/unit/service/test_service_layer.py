@@ -22,7 +22,7 @@ from plantd.service import (
     param,
 )
 from plantd.service._codec import BadRequest
-from plantd.services.echo import ECHO
+from plantd.service.echo import ECHO
 from plantd.worker import Request
 
 
