@@ -95,6 +95,8 @@ class PointConfig:
     max_silence: Annotated[float, Duration, Gt(0)] | None = None
 
     def cross_check(self) -> Iterator[tuple[KeyPath, str]]:
+        """Problems no single key shows (a minimum above the maximum), each with the path of
+        the key to blame; ``parse_dataclass`` calls this after reading the point."""
         if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
             yield ("minimum",), f"minimum {self.minimum} is above maximum {self.maximum}"
 
@@ -141,6 +143,8 @@ class ModuleConfig:
     source: Path | None = field(default=None, metadata=INTERNAL)
 
     def cross_check(self) -> Iterator[tuple[KeyPath, str]]:
+        """Problems no single key shows (a group or point name used twice), each with the
+        path of the key to blame; ``parse_dataclass`` calls this after reading the file."""
         seen: dict[str, str] = {}
         groups: set[str] = set()
         for g, group in enumerate(self.groups):
@@ -156,6 +160,7 @@ class ModuleConfig:
                 seen.setdefault(point.name, group.name)
 
     def points(self) -> Iterator[tuple[GroupConfig, PointConfig]]:
+        """Every point of the module with its group, in file order."""
         for group in self.groups:
             for point in group.points:
                 yield group, point
@@ -169,6 +174,7 @@ class ModuleConfig:
         return str(self.source.parent / text)
 
     def point(self, name: str) -> PointConfig | None:
+        """The point called ``name``, or None if the module has none."""
         return next((p for _, p in self.points() if p.name == name), None)
 
 

@@ -92,20 +92,36 @@ class Reading(NamedTuple):
 
     @classmethod
     def bad(cls, error: str) -> Reading:
+        """A reading that failed: no value, quality BAD, and why."""
         return cls(None, Quality.BAD, None, error)
 
 
 @runtime_checkable
 class Driver(Protocol):
-    async def open(self) -> None: ...
+    """What the runtime asks of a driver: open, read, write, status, close (see the module
+    docstring for the whole contract and what each error means)."""
 
-    async def close(self) -> None: ...
+    async def open(self) -> None:
+        """Connect to the device; DeviceUnavailable if it cannot be reached."""
+        ...
 
-    async def read(self, group: Any) -> Mapping[str, Reading]: ...
+    async def close(self) -> None:
+        """Disconnect; idempotent, and called after a failed :meth:`open` too."""
+        ...
 
-    async def write(self, point: Any, value: Any) -> SampleValue: ...
+    async def read(self, group: Any) -> Mapping[str, Reading]:
+        """Read every point of ``group`` (the driver's own group type): ``{name: Reading}``;
+        a point left out is bad."""
+        ...
 
-    def status(self) -> dict[str, Any]: ...
+    async def write(self, point: Any, value: Any) -> SampleValue:
+        """Write ``value`` to ``point``; answers the value as written. ValueError if it does
+        not fit the point, DeviceFault if the device refuses."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """The driver's own figures and states, JSON-ready (part of the module's status)."""
+        ...
 
 
 @runtime_checkable
@@ -142,8 +158,11 @@ class DriverClass(Protocol):
     """What the entry point names: a class with ``config_type``, constructed from a config."""
 
     config_type: ClassVar[type[ModuleConfig]]
+    """The :class:`ModuleConfig` subclass a module file is read into for this driver."""
 
-    def __call__(self, config: Any) -> Driver: ...
+    def __call__(self, config: Any) -> Driver:
+        """A driver for the module ``config`` (of :attr:`config_type`), not yet open."""
+        ...
 
 
 # Re-exported for driver authors: the base classes their config dataclasses extend.

@@ -130,9 +130,11 @@ class HostedModule:
 
     @property
     def principal(self) -> str:
+        """The identity the module's sockets present under CURVE: ``module.NAME``."""
         return f"module.{self.name}"
 
     def as_status(self) -> dict[str, Any]:
+        """The module's entry in the host's status: state, error, restarts, driver."""
         return {
             "state": self.state.value,
             "error": self.error,
@@ -177,6 +179,7 @@ class ModuleHost:
     # -- what it says about itself --------------------------------------------------------------
 
     def status(self) -> dict[str, dict[str, Any]]:
+        """Each module's state, error, restarts and driver, by name."""
         return {name: hosted.as_status() for name, hosted in self.modules.items()}
 
     def summary(self) -> str:
@@ -201,12 +204,14 @@ class ModuleHost:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def stop(self) -> None:
+        """Stop every module; :meth:`run` returns once they have stopped."""
         self._stopping.set()
         for hosted in self.modules.values():
             if hosted.runtime is not None:
                 hosted.runtime.stop()
 
     async def run(self) -> None:
+        """Run and supervise every module that is not broken, until :meth:`stop`."""
         self._check_connected()  # nothing to wait for if no module can start
         async with asyncio.TaskGroup() as tasks:
             for hosted in self.modules.values():

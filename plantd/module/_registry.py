@@ -12,6 +12,8 @@ from plantd.module._driver import DriverClass
 __all__ = ["ENTRY_POINT_GROUP", "available_drivers", "load_driver"]
 
 ENTRY_POINT_GROUP = "plantd.drivers"
+"""The entry-point group a driver class is registered under (name: the module file's
+``driver:``)."""
 
 
 def _entry_points() -> dict[str, EntryPoint]:
@@ -19,6 +21,7 @@ def _entry_points() -> dict[str, EntryPoint]:
 
 
 def available_drivers() -> list[str]:
+    """The names of every installed driver, sorted (none is imported)."""
     return sorted(_entry_points())
 
 
