@@ -1,4 +1,4 @@
-"""The module's MDP service, ``org.plantd.module.NAME``: its operations.
+"""The module's command service, ``org.plantd.module.NAME``: its operations.
 
 ``points``  every point: name, group, interval, writable, limits, description and the driver's
             own settings (address, type…).
