@@ -12,6 +12,7 @@ from pathlib import Path
 from hil.opcua._model import load_model
 from hil.opcua._server import OpcuaSimulator
 from plantd.errors import ConfigError
+from plantd.logs import configure_logging
 
 
 async def _serve(path: Path, endpoint: str | None) -> None:
@@ -33,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--endpoint", help="override the model's endpoint")
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    # On stderr, as before: stdout carries only the "ready" line that bench/opcua.py waits for.
+    configure_logging(args.log_level, "text", stream=sys.stderr)
     if args.log_level.lower() == "warning":  # asyncua warns about its own defaults at start
         logging.getLogger("asyncua").setLevel(logging.ERROR)
     try:
