@@ -416,7 +416,7 @@ def sink_mode() -> tuple[dict[str, Any], str]:
     """The MQTT sink's batched JSON mode, if it has one: a setting under ``mqtt:`` named
     ``*batch*`` (a Literal: its first value but ``none``; a boolean: true), or any Literal
     setting with a value containing ``batch``."""
-    from plantd.sinks._config import MqttConfig
+    from plantd.sinks.mqtt import MqttConfig
 
     hints = typing.get_type_hints(MqttConfig, include_extras=True)
     for item in dataclasses.fields(MqttConfig):

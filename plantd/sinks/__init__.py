@@ -1,7 +1,10 @@
-"""Upstream sinks: store-and-forward from the bus to MQTT (plain or Sparkplug B) and to
-PostgreSQL/TimescaleDB, one process per ``sinks.d/NAME.yaml`` (``plant sink run NAME``).
+"""Upstream sinks: store-and-forward from the bus to an upstream, one process per
+``sinks.d/NAME.yaml`` (``plant sink run NAME``).
 
-See ``docs/sinks.md``.
+Each kind of upstream is a :class:`SinkKind` in the ``plantd.sinks`` entry-point group:
+``mqtt`` (plain or Sparkplug B, :mod:`plantd.sinks.mqtt`) and ``postgres``
+(PostgreSQL/TimescaleDB, :mod:`plantd.sinks.postgres`) come with plantd; another needs no
+edit here. See ``docs/sinks.md`` ("Writing a sink").
 """
 
 from __future__ import annotations
@@ -9,31 +12,32 @@ from __future__ import annotations
 import logging
 import signal
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from plantd.config import PlantdConfig
 from plantd.sinks._config import (
     SINKS_DIR,
-    MqttConfig,
-    MqttSinkConfig,
-    PostgresConfig,
-    PostgresSinkConfig,
     QueueConfig,
     RepairConfig,
     SinkConfig,
-    SparkplugConfig,
-    TlsConfig,
-    WillConfig,
     list_sinks,
     load_sink,
     sink_path,
 )
 from plantd.sinks._forwarder import Sink
+from plantd.sinks._kind import SinkKind, UpstreamContext
 from plantd.sinks._lock import ALREADY_RUNNING, SinkAlreadyRunning
 from plantd.sinks._queue import DiskQueue, Gap, Intake
-from plantd.sinks._upstream import Outgoing, Upstream, UpstreamUnavailable
+from plantd.sinks._registry import ENTRY_POINT_GROUP, available_sink_kinds, load_sink_kind
+from plantd.sinks._upstream import Outgoing, Upstream, UpstreamUnavailable, split_topic
+
+if TYPE_CHECKING:  # the built-in kinds' config types, still importable from here (below)
+    from plantd.sinks.mqtt import MqttConfig, MqttSinkConfig, SparkplugConfig, TlsConfig, WillConfig
+    from plantd.sinks.postgres import PostgresConfig, PostgresSinkConfig
 
 __all__ = [
     "ALREADY_RUNNING",
+    "ENTRY_POINT_GROUP",
     "SINKS_DIR",
     "DiskQueue",
     "Gap",
@@ -48,16 +52,43 @@ __all__ = [
     "Sink",
     "SinkAlreadyRunning",
     "SinkConfig",
+    "SinkKind",
     "SparkplugConfig",
     "TlsConfig",
     "Upstream",
+    "UpstreamContext",
     "UpstreamUnavailable",
     "WillConfig",
+    "available_sink_kinds",
     "list_sinks",
     "load_sink",
+    "load_sink_kind",
     "run_sink",
     "sink_path",
+    "split_topic",
 ]
+
+# Older import paths: the built-in kinds' config types, imported from their packages only when
+# asked for, so that the core itself imports no kind until a sink file names it.
+_MOVED = {
+    "MqttConfig": "plantd.sinks.mqtt",
+    "MqttSinkConfig": "plantd.sinks.mqtt",
+    "SparkplugConfig": "plantd.sinks.mqtt",
+    "TlsConfig": "plantd.sinks.mqtt",
+    "WillConfig": "plantd.sinks.mqtt",
+    "PostgresConfig": "plantd.sinks.postgres",
+    "PostgresSinkConfig": "plantd.sinks.postgres",
+}
+
+
+def __getattr__(name: str) -> Any:
+    package = _MOVED.get(name)
+    if package is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(package), name)
+
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,8 @@ Theory of operation. Children of one TaskGroup:
   ``repair.timeout`` with the rest counted as lost (event ``event.sink.NAME.lost``);
 - **status**: publishes :meth:`Sink.status` on ``event.sink.NAME.status`` every
   ``status_interval``; the service ``org.plantd.sink.NAME`` answers ``status``;
-- for Sparkplug, the **commands** task routes NCMD/DCMD.
+- **commands**: if the upstream has ``serve_commands`` (commands from upstream to modules,
+  as Sparkplug's DCMD), it runs here until the sink stops.
 
 Backpressure. The intake never waits for the upstream: a slow or absent upstream only slows
 the delivery task, so the bus socket keeps being drained into the disk queue (which grows,
@@ -45,10 +46,12 @@ from plantd.config import PlantdConfig
 from plantd.errors import RequestError
 from plantd.runtime import set_within
 from plantd.service import ServiceDefinition, ServiceWorker, call_async
-from plantd.sinks._config import MqttSinkConfig, PostgresSinkConfig, SinkConfig
+from plantd.sinks._config import SinkConfig
 from plantd.sinks._intake import IntakeState
+from plantd.sinks._kind import UpstreamContext
 from plantd.sinks._queue import DiskQueue, Entry, Gap, entry_samples
-from plantd.sinks._upstream import Outgoing, Upstream, UpstreamUnavailable
+from plantd.sinks._registry import load_sink_kind
+from plantd.sinks._upstream import Outgoing, Upstream, UpstreamUnavailable, split_topic
 
 __all__ = ["Sink", "sink_service"]
 
@@ -91,22 +94,18 @@ class Sink:
         self._publisher: BusPublisher | None = None
 
     def _make_upstream(self) -> Upstream:
+        """The upstream of the sink's kind (its ``plantd.sinks`` entry point)."""
         sink = self.sink
+        kind = load_sink_kind(sink.type, source=str(sink.source or sink.name))
+        context = UpstreamContext(
+            queue=self.queue, latest=lambda: _latest(self.intake.cursors), write=self._write
+        )
         try:
-            if isinstance(sink, MqttSinkConfig):
-                from plantd.sinks._mqtt import MqttUpstream, known_devices
-
-                return MqttUpstream(
-                    sink, self.queue, lambda: known_devices(self.intake.cursors), self._write
-                )
-            assert isinstance(sink, PostgresSinkConfig)
-            from plantd.sinks._postgres import PostgresUpstream
-
-            return PostgresUpstream(sink)
+            return kind.make_upstream(sink, context)
         except ImportError as exc:
+            hint = f": {kind.install_hint}" if kind.install_hint else ""
             raise ImportError(
-                f"sink {sink.name} (type {sink.type}) needs {exc.name}: "
-                f"pip install 'plantd[{sink.type}]'"
+                f"sink {sink.name} (type {sink.type}) needs {exc.name}{hint}"
             ) from exc
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -347,7 +346,7 @@ class Sink:
         self.intake.close_gap(gap, wanted, len(missing))
         return reachable
 
-    # -- commands (Sparkplug DCMD) -----------------------------------------------------------
+    # -- commands from upstream (UpstreamContext.write) ---------------------------------------
 
     async def _write(self, module: str, point: str, value: SampleValue) -> None:
         assert self._client is not None
@@ -423,6 +422,15 @@ def _outgoing(entries: list[Entry], historical: bool) -> list[Outgoing]:
         for entry in entries
         for topic, sample in entry_samples(entry.topic, entry.payload)
     ]
+
+
+def _latest(cursors: dict[str, tuple[Sample, bytes]]) -> dict[str, dict[str, Sample]]:
+    """The last sample taken of every point, by module then point, from the cursors."""
+    modules: dict[str, dict[str, Sample]] = {}
+    for topic, (sample, _) in cursors.items():
+        module, point = split_topic(topic)
+        modules.setdefault(module, {})[point] = sample
+    return modules
 
 
 def _literal_prefix(pattern: str) -> str:

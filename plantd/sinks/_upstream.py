@@ -1,10 +1,14 @@
-"""What the forwarder needs from an upstream (MQTT, PostgreSQL): connect, deliver, close.
+"""What the forwarder needs from an upstream (whatever its kind): connect, deliver, close.
 
-``deliver`` returns only once the upstream has acknowledged every message of the batch
-(MQTT: every PUBACK; PostgreSQL: the COMMIT); only then are the entries removed from the
-disk queue. Any failure to do so is :class:`UpstreamUnavailable`: the forwarder closes the
-connection, backs off, connects again and sends the batch again (the upstream may then see
-part of it twice — at-least-once).
+``deliver`` returns only once the upstream has acknowledged every message of the batch (a
+message broker: each message's acknowledgement; a database: the COMMIT); only then are the
+entries removed from the disk queue. Any failure to do so is :class:`UpstreamUnavailable`:
+the forwarder closes the connection, backs off, connects again and sends the batch again (the
+upstream may then see part of it twice — at-least-once).
+
+An upstream may also have ``async def serve_commands(self) -> None``: the sink runs it beside
+the delivery until it stops, for commands that come from upstream (it calls
+``UpstreamContext.write``).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from plantd.sinks import MqttConfig, UpstreamUnavailable
-from plantd.sinks._mqtt_client import MqttSession
+from plantd.sinks.mqtt._client import MqttSession
 from tests.integration.sinks._helpers import Mosquitto, MqttCollector, wait_until
 
 

@@ -10,7 +10,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from plantd.sinks._sparkplug import DataType, Metric, Payload, decode_payload, encode_payload
+from plantd.sinks.mqtt._sparkplug import DataType, Metric, Payload, decode_payload, encode_payload
 from plantd.testing import wait_for_workers
 from tests.conftest import Stack
 from tests.integration.sinks._helpers import (

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from plantd.bus import BusPublisher, Quality
 from plantd.config import load_config
-from plantd.sinks._sparkplug import DataType, Metric, Payload, decode_payload
+from plantd.sinks.mqtt._sparkplug import DataType, Metric, Payload, decode_payload
 from tests.conftest import Stack
 from tests.integration.sinks._helpers import (
     Mosquitto,

@@ -15,9 +15,9 @@ from plantd.config import PlantdConfig
 from plantd.errors import ConfigError
 from plantd.sinks import DiskQueue, Intake, MqttSinkConfig, load_sink
 from plantd.sinks._intake import IntakeState
-from plantd.sinks._mqtt import MqttUpstream, render_payload
 from plantd.sinks._queue import _initial, entry_count, entry_samples
 from plantd.sinks._upstream import Outgoing
+from plantd.sinks.mqtt._upstream import MqttUpstream, render_payload
 
 
 def sample(seq: int, value: float | str | None = None, epoch: int = 7) -> Sample:

@@ -18,11 +18,12 @@ def test_historian_exports() -> None:
 def test_sinks_exports() -> None:
     assert sorted(plantd.sinks.__all__) == sorted(
         [
-            "ALREADY_RUNNING", "SINKS_DIR", "DiskQueue", "Gap", "Intake", "MqttConfig",
-            "MqttSinkConfig", "Outgoing", "PostgresConfig", "PostgresSinkConfig", "QueueConfig",
-            "RepairConfig", "Sink", "SinkAlreadyRunning", "SinkConfig", "SparkplugConfig",
-            "TlsConfig", "Upstream", "UpstreamUnavailable", "WillConfig", "list_sinks",
-            "load_sink", "run_sink", "sink_path",
+            "ALREADY_RUNNING", "ENTRY_POINT_GROUP", "SINKS_DIR", "DiskQueue", "Gap", "Intake",
+            "MqttConfig", "MqttSinkConfig", "Outgoing", "PostgresConfig", "PostgresSinkConfig",
+            "QueueConfig", "RepairConfig", "Sink", "SinkAlreadyRunning", "SinkConfig", "SinkKind",
+            "SparkplugConfig", "TlsConfig", "Upstream", "UpstreamContext", "UpstreamUnavailable",
+            "WillConfig", "available_sink_kinds", "list_sinks", "load_sink", "load_sink_kind",
+            "run_sink", "sink_path", "split_topic",
         ]
     )  # fmt: skip
     for module in (plantd.historian, plantd.sinks):

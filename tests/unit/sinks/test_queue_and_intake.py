@@ -11,8 +11,8 @@ from plantd.config import PlantdConfig
 from plantd.errors import ConfigError
 from plantd.sinks import DiskQueue, Intake, load_sink
 from plantd.sinks._intake import IntakeState
-from plantd.sinks._mqtt import render_payload, render_topic
 from plantd.sinks._queue import entry_count
+from plantd.sinks.mqtt._upstream import render_payload, render_topic
 
 TOPIC = "data.m.p"
 

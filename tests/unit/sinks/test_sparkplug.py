@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from plantd.bus import Quality, Sample
-from plantd.sinks._protobuf import ProtobufError, fields, varint
-from plantd.sinks._sparkplug import (
+from plantd.sinks.mqtt._protobuf import ProtobufError, fields, varint
+from plantd.sinks.mqtt._sparkplug import (
     DataType,
     EdgeNode,
     Metric,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from plantd.bus import Quality, Sample
 from plantd.sinks import DiskQueue
-from plantd.sinks._sparkplug import DataType, EdgeNode, Metric, Payload, decode_payload
+from plantd.sinks.mqtt._sparkplug import DataType, EdgeNode, Metric, Payload, decode_payload
 
 GOOD = {"flow": Sample(1.5, 10.0, seq=1)}
 

@@ -30,13 +30,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from plantd.bus import Quality, Sample, SampleValue
-from plantd.sinks._config import MqttSinkConfig
-from plantd.sinks._mqtt_client import Message, MqttSession
-from plantd.sinks._queue import DiskQueue
-from plantd.sinks._sparkplug import REBIRTH, DataType, EdgeNode
-from plantd.sinks._upstream import Outgoing, UpstreamUnavailable, split_topic
+from plantd.sinks import DiskQueue, Outgoing, UpstreamUnavailable, split_topic
+from plantd.sinks.mqtt._client import Message, MqttSession
+from plantd.sinks.mqtt._config import MqttSinkConfig
+from plantd.sinks.mqtt._sparkplug import REBIRTH, DataType, EdgeNode
 
-__all__ = ["MqttUpstream", "known_devices", "render_payload", "render_topic", "sample_object"]
+__all__ = ["MqttUpstream", "render_payload", "render_topic", "sample_object"]
 
 log = logging.getLogger(__name__)
 
@@ -306,12 +305,3 @@ class MqttUpstream:
             "mismatched": self._mismatched + (self._node.mismatched if self._node else 0),
             "untyped": self._untyped + (self._node.untyped if self._node else 0),
         }
-
-
-def known_devices(cursors: dict[str, tuple[Sample, bytes]]) -> dict[str, dict[str, Sample]]:
-    """Devices (modules) and their points' last samples, from the queue's cursors."""
-    devices: dict[str, dict[str, Sample]] = {}
-    for topic, (sample, _) in cursors.items():
-        module, point = split_topic(topic)
-        devices.setdefault(module, {})[point] = sample
-    return devices

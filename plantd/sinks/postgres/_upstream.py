@@ -33,8 +33,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from plantd.sinks._config import PostgresSinkConfig
-from plantd.sinks._upstream import Outgoing, UpstreamUnavailable, split_topic
+from plantd.sinks import Outgoing, UpstreamUnavailable, split_topic
+from plantd.sinks.postgres._config import PostgresSinkConfig
 
 __all__ = ["PostgresUpstream"]
 

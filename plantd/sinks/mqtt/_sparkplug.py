@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from plantd.bus import Quality, Sample, SampleValue
-from plantd.sinks._protobuf import (
+from plantd.sinks.mqtt._protobuf import (
     I64,
     LEN,
     bool_field,

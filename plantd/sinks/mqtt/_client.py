@@ -30,8 +30,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from plantd.sinks._config import MqttConfig
-from plantd.sinks._upstream import UpstreamUnavailable
+from plantd.sinks import UpstreamUnavailable
+from plantd.sinks.mqtt._config import MqttConfig
 
 __all__ = ["Message", "MqttSession"]
 
