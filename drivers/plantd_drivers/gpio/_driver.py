@@ -43,9 +43,27 @@ log = logging.getLogger(__name__)
 
 
 class GpioDriver:
+    """The ``gpio`` driver: digital inputs, pulse counters with rates, and outputs with a safe
+    state, on the lines of one GPIO chip.
+
+    Config (:class:`GpioModule`): ``connection`` names the chip (``chip``, ``backend``,
+    ``label``); each group is ``mode: events`` (pushed, the default) or ``poll``; its points are
+    ``input``, ``counter``, ``rate`` or ``output`` (see :mod:`plantd_drivers.gpio._config`).
+
+    - read: outputs and polled inputs are read from their lines now; watched inputs and
+      counters answer their last debounced value, rates are computed from their window now.
+    - write: outputs only, ``true``/``false`` (or 1/0); re-arms the output's ``hold_timeout``.
+    - stream (``events`` groups): first the whole group, then each debounced change as it
+      comes, and the group's rates every ``interval``; a stalled consumer loses the oldest
+      changes (10 000 kept). The stream raises DeviceUnavailable when the chip fails or the
+      driver is closed.
+    """
+
     config_type: ClassVar[type[ModuleConfig]] = GpioModule
 
     def __init__(self, config: GpioModule, chip: Chip | None = None) -> None:
+        """``chip`` given (a test's) is used as it is; otherwise ``open`` makes one from
+        ``connection.backend``."""
         self.config = config
         self.connection = config.connection
         self.chip: Chip | None = chip
@@ -65,6 +83,10 @@ class GpioDriver:
     # -- opening and closing ---------------------------------------------------------------------
 
     async def open(self) -> None:
+        """Request every line (outputs at their safe state first) and start watching the
+        inputs and counters of ``events`` groups. DeviceFault for a line another consumer
+        holds, DeviceUnavailable for a chip that cannot be reached; what was requested so far
+        is released again."""
         await self.close()
         chip = self.chip = self.chip or self._make_chip()
         self.failure = None
@@ -111,6 +133,8 @@ class GpioDriver:
             self.watchers[point.counter].windows.append((point, window))
 
     async def close(self) -> None:
+        """Stop the watchers, apply every output's safe state, release the lines and end the
+        streams. Idempotent."""
         was_open, self._open = self._open, False
         for handle in self._hold.values():
             handle.cancel()
@@ -142,6 +166,8 @@ class GpioDriver:
     # -- the door --------------------------------------------------------------------------------
 
     async def read(self, group: GpioGroup) -> dict[str, Reading]:
+        """Every point of ``group``: lines read now where nothing watches them, the last
+        debounced value where a watcher does, rates over their window as of now."""
         self._check()
         raw = [p.name for p in group.points if p.kind == "output" or self._polled(p)]
         levels = await asyncio.to_thread(self._read_lines, raw) if raw else {}
@@ -162,6 +188,9 @@ class GpioDriver:
             raise DeviceUnavailable(f"reading {self.connection.chip}: {exc}") from exc
 
     async def write(self, point: GpioPoint, value: Any) -> SampleValue:
+        """Drive output ``point`` to ``value`` (logical: ``active_low`` inverts on the line)
+        and re-arm its hold timer; ValueError for a point that is not a writable output or a
+        value that is not a level, DeviceUnavailable if the line cannot be written."""
         self._check()
         refusal = point.check_write(value)
         if refusal is not None or point.name not in self.lines:
@@ -176,9 +205,13 @@ class GpioDriver:
         return level
 
     def pushes(self, group: GpioGroup) -> bool:
+        """``events`` groups are streamed; ``poll`` groups are read every interval."""
         return group.mode == "events"
 
     async def stream(self, group: GpioGroup) -> AsyncIterator[dict[str, Reading]]:
+        """The whole group first, then each change as it is debounced (one point per
+        mapping) and the rates every ``interval``; raises DeviceUnavailable when the chip fails
+        or the driver closes."""
         self._check()
         loop = asyncio.get_running_loop()
         rates = [p for p in group.points if p.kind == "rate"]
@@ -199,6 +232,8 @@ class GpioDriver:
                 yield batch
 
     def status(self) -> dict[str, Any]:
+        """The chip and back end, whether it is open, raw edges and pulses per watched line,
+        and how often (and last why) a safe state was applied."""
         return {
             "chip": self.connection.chip,
             "backend": self.connection.backend,

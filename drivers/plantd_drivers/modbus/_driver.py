@@ -36,9 +36,27 @@ __all__ = ["ModbusDriver"]
 
 
 class ModbusDriver:
+    """The ``modbus`` driver: registers and bits of Modbus devices, polled, as typed points.
+
+    Config (:class:`ModbusModule`): ``connection`` is one TCP device or gateway, or one serial
+    line (``transport: tcp | rtu | rtu-over-tcp``, ``host``/``port`` or ``device``, serial
+    settings, ``timeout``, ``retries``, request sizes, the default ``order``); each group reads
+    one ``unit`` id, by default from one ``table``, and its points give an ``address`` and a
+    ``type`` with scale, offset, clamp, enum or bits (see :mod:`plantd_drivers.modbus._config`).
+
+    - read: as few requests as the device allows (a merged request it refuses is split, and
+      the cut remembered), each point decoded; per-point problems go in its Reading.
+    - write: the point's function code (5, 6, 15 or 16), read-modify-write for a bit or a bit
+      map, an optional read-back compared with what was written.
+    - stream: none; every group is polled.
+    """
+
     config_type: ClassVar[type[ModuleConfig]] = ModbusModule
 
     def __init__(self, config: ModbusModule, *, transport: Transport | None = None) -> None:
+        """``transport`` replaces the real connection (tests, simulators); by default it
+        follows ``connection.transport``. A relative serial ``device`` is relative to the
+        module file."""
         if config.connection.device is not None:
             device = config.resolve_path(config.connection.device)
             config = dataclasses.replace(
@@ -60,18 +78,27 @@ class ModbusDriver:
         self.writes = 0
 
     async def open(self) -> None:
+        """Connect the line (DeviceUnavailable if it cannot)."""
         await self.line.open()
 
     async def close(self) -> None:
+        """Close the line. Idempotent."""
         await self.line.close()
 
     async def read(self, group: Any) -> dict[str, Any]:
+        """Every point of ``group``, decoded, as ``{name: Reading}``: DeviceUnavailable if
+        no unit of the line answers, DeviceFault if the device refuses every request of the
+        group; UsageError for a group not in the module."""
         reader = self.readers.get(getattr(group, "name", None))  # type: ignore[arg-type]
         if reader is None:
             raise UsageError(f"module {self.config.name!r} has no group {group!r}")
         return await reader.read(self.line)
 
     async def write(self, point: Any, value: Any) -> SampleValue:
+        """Encode ``value`` and write it to ``point``'s unit while the line is held;
+        answers the value as written (decoded back). ValueError for a value that does not fit
+        or a point that is not writable, DeviceFault if the device refuses or (with
+        ``read_back``) did not keep the value."""
         target = self._targets.get(getattr(point, "name", ""))
         if target is None:
             raise UsageError(f"module {self.config.name!r} has no point {point!r}")
@@ -108,6 +135,8 @@ class ModbusDriver:
         return value_now
 
     def status(self) -> dict[str, Any]:
+        """The line's figures, writes done, requests per group cycle, addresses held back
+        after refusals, and the cuts learned between requests."""
         return {
             **self.line.status(),
             "writes": self.writes,

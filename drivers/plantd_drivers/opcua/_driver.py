@@ -22,6 +22,24 @@ __all__ = ["OpcuaDriver"]
 
 
 class OpcuaDriver:
+    """The ``opcua`` driver: variables of an OPC UA server as points, its methods as the
+    module's operations.
+
+    Config (:class:`OpcuaModule`): ``connection`` is the server (``endpoint``, ``security``,
+    user name, ``keepalive``, ``timeout``…); each group is ``mode: subscription`` (pushed, the
+    default) or ``poll``, and its points name a node by NodeId or browse path; ``methods`` lists
+    the methods offered as operations (see :mod:`plantd_drivers.opcua._config`).
+
+    - read: one Read request per ``max_items_per_request`` points, values with the server's
+      status as quality and its source timestamp; a point whose node could not be resolved is
+      bad with the reason.
+    - write: writable points only, coerced to the node's data type; DeviceFault if the
+      server refuses.
+    - stream (``subscription`` groups): one subscription per call, the current value of every
+      point first, then what the server reports; raises DeviceUnavailable when the session or
+      the subscription is lost.
+    """
+
     config_type: ClassVar[type[ModuleConfig]] = OpcuaModule
 
     def __init__(self, config: OpcuaModule) -> None:
@@ -33,28 +51,37 @@ class OpcuaDriver:
     # -- the door --------------------------------------------------------------------------------
 
     async def open(self) -> None:
+        """Open a new session (secure channel, session, names resolved); any earlier one is
+        closed first. DeviceUnavailable if the server cannot be reached."""
         await self.close()
         self.session = await Session.open(self.config)
         self.connects += 1
 
     async def close(self) -> None:
+        """Close the session on the server, then the socket; streams end. Idempotent."""
         session, self.session = self.session, None
         if session is not None:
             self.last_lost = session.lost_reason
             await session.close()
 
     async def read(self, group: OpcuaGroup) -> dict[str, Reading]:
+        """A fresh Read of every point of ``group`` (for subscription groups too)."""
         return await self._session().read(group)
 
     async def write(self, point: OpcuaPoint, value: Any) -> SampleValue:
+        """Write ``value`` as the node's data type; ValueError if ``point`` is not writable
+        or the value does not fit the type, DeviceFault if the server refuses."""
         if not point.writable:
             raise ValueError(f"point {point.name!r} is not writable (set writable: true)")
         return await self._session().write(point, value)
 
     def pushes(self, group: OpcuaGroup) -> bool:
+        """``subscription`` groups are streamed; ``poll`` groups are read every interval."""
         return group.mode == "subscription"
 
     async def stream(self, group: OpcuaGroup) -> AsyncIterator[dict[str, Reading]]:
+        """Subscribe ``group`` and yield each PublishResult's values as one mapping; the
+        subscription is deleted on the server when the iteration ends."""
         session = self._session()
         subscription = await session.subscribe(group)
         try:
@@ -64,6 +91,8 @@ class OpcuaDriver:
             await session.unsubscribe(subscription)
 
     def status(self) -> dict[str, Any]:
+        """The endpoint and security, how often a session was opened and, for the current
+        one, why it was lost, the unresolved points, and each subscription's figures."""
         session = self.session
         status: dict[str, Any] = {
             "endpoint": self.config.connection.endpoint,
@@ -88,6 +117,8 @@ class OpcuaDriver:
         return status
 
     def operations(self) -> dict[str, DriverOperation]:
+        """One operation per configured method: params ``{"args": [...]}``, answers
+        ``{"outputs": [...]}``."""
         return {
             method.name: DriverOperation(
                 method.description

@@ -41,6 +41,23 @@ class _Query:
 
 
 class SerialDriver:
+    """The ``serial`` driver: an ASCII instrument on a serial port (scale, gas analyser, GPS
+    receiver, SCPI meter), its frames turned into points.
+
+    Config (:class:`SerialModule`): ``connection`` is the port and its framing (``port``,
+    ``baudrate``, ``parity``, ``terminator``, ``rs485``…); each group is ``mode: query`` (a
+    ``query`` sent every interval, the answer awaited) or ``stream`` (frames the instrument
+    sends by itself), and its points take values from a frame that matches the group's
+    ``match`` by ``capture`` group or ``field`` (see :mod:`plantd_drivers.serial._config`).
+
+    - read: a query group asks now and waits for the answer; a stream group answers the last
+      frame's values (bad until one came since the port opened).
+    - write: none; every point is read from the instrument.
+    - stream (``stream`` groups): each matching frame's readings as it comes; a stalled
+      consumer loses the oldest (1000 kept). The stream raises DeviceUnavailable when the port
+      fails or is closed.
+    """
+
     config_type: ClassVar[type[ModuleConfig]] = SerialModule
 
     def __init__(self, config: SerialModule) -> None:
@@ -65,6 +82,7 @@ class SerialDriver:
     # -- the door --------------------------------------------------------------------------------
 
     async def open(self) -> None:
+        """Open the port and start reading frames from it (DeviceUnavailable if it cannot)."""
         await self.close()
         port = SerialPort(self.connection, self._on_frame, self._on_error)
         await port.open()
@@ -72,12 +90,17 @@ class SerialDriver:
         self.opened += 1
 
     async def close(self) -> None:
+        """Close the port; a waiting query and the streams end with DeviceUnavailable.
+        Idempotent."""
         port, self.port = self.port, None
         if port is not None:
             self._fail(DeviceUnavailable(f"{self.connection.port} was closed"))
             await port.close()
 
     async def read(self, group: SerialGroup) -> dict[str, Reading]:
+        """A query group: send its query and wait (``timeout``) for the answer —
+        DeviceUnavailable if nothing came, DeviceFault if only other frames did. A stream
+        group: the values of the last frames it took."""
         self._check()
         if group.mode == "stream":
             return self.last[group.name] or {
@@ -87,12 +110,17 @@ class SerialDriver:
         return await self._ask(group)
 
     async def write(self, point: SerialPoint, value: Any) -> SampleValue:
+        """Always ValueError: serial points are read, never written."""
         raise ValueError(f"point {point.name!r} is read from the instrument and cannot be written")
 
     def pushes(self, group: SerialGroup) -> bool:
+        """``stream`` groups are streamed; ``query`` groups are asked every interval."""
         return group.mode == "stream"
 
     async def stream(self, group: SerialGroup) -> AsyncIterator[dict[str, Reading]]:
+        """The readings of each frame of ``group`` as it arrives (frames that fail their
+        checksum are dropped and counted); raises DeviceUnavailable when the port fails or
+        closes."""
         self._check()
         with self._streams.subscribe(group.name) as feed:
             async for batch in feed:
@@ -100,6 +128,8 @@ class SerialDriver:
         self._check()  # the feed ended: the port was closed or failed, say which
 
     def status(self) -> dict[str, Any]:
+        """The port, how often it was opened, frames and bytes through it, and frames that
+        matched no group or were rejected (the last rejection's reason)."""
         port = self.port
         return {
             "port": self.connection.port,
