@@ -8,8 +8,10 @@ fault injection.
 On top of them: :mod:`hil.sim` (simulator files: devices, a plant model that moves their
 values, faults at run time; ``plant sim``), :mod:`hil.scenario` (scripted runs against the real
 stack with expectations, JUnit XML and traces; ``plant hil run``) and :mod:`hil.pytest_plugin`
-(fixtures). ``docs/hil.md`` is the user's guide; ``hil/plants/`` and ``hil/scenarios/`` hold the
-shipped pump station and its scenarios.
+(fixtures). The two commands live in :mod:`hil.cli` and enter ``plant`` through the
+``plantd.cli`` entry-point group: plantd itself never imports this package. ``docs/hil.md`` is
+the user's guide; ``hil/plants/`` and ``hil/scenarios/`` hold the shipped pump station and its
+scenarios.
 """
 
 from __future__ import annotations

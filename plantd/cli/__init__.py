@@ -1,12 +1,28 @@
-"""The ``plant`` command line.
+"""The ``plant`` command line, and the kit its commands are written with.
 
 Each subcommand lives in its own module with a ``register(subparsers)`` function that adds its
-parser and sets ``run=`` to a function ``(args) -> int``. Drivers add their own commands (such as
-``plant modbus``) through the ``plantd.cli`` entry-point group, whose entries are such
-``register`` functions — the same door for built-in and third-party drivers. Human output by
-default, ``--json`` for scripts. This module is the process entry point: it reads the
-environment, loads the config once and configures logging once; nothing below it reads
-``os.environ``.
+parser and sets ``run=`` to a function ``(args) -> int``. Drivers and the HIL rig add their own
+commands (``plant modbus``, ``plant sim``, ``plant hil``) through the ``plantd.cli``
+entry-point group, whose entries are such ``register`` functions — the same door for built-in
+and third-party commands. Human output by default, ``--json`` for scripts. This module is the
+process entry point: it reads the environment (into ``args.environ``), loads the config once
+and configures logging once; nothing below it reads ``os.environ``.
+
+A command module outside this package uses only what is exported here::
+
+    from plantd.cli import OUTPUT_OPTIONS, Subcommands, cli_config, emit
+
+    def register(sub: Subcommands) -> None:          # [project.entry-points."plantd.cli"]
+        show = sub.add_parser("thing", parents=[OUTPUT_OPTIONS], help="show the thing")
+        show.set_defaults(run=run_show)
+
+    def run_show(args: argparse.Namespace) -> int:
+        config = cli_config(args)                    # --config, $PLANTD_CONFIG, defaults
+        emit(args, {"endpoint": config.broker.endpoint}, config.broker.endpoint)
+        return 0
+
+A PlantdError raised by ``run`` becomes a message and an exit status (:func:`exit_status`;
+ConfigError and SecurityError: :data:`CONFIG_ERROR`).
 """
 
 from __future__ import annotations
@@ -28,20 +44,45 @@ from plantd.cli import (
     _bus_cmd,
     _call_cmd,
     _config_cmd,
-    _hil_cmd,
     _historian_cmd,
     _keys_cmd,
     _mmi_cmd,
     _module_cmd,
-    _sim_cmd,
     _sink_cmd,
     _state_cmd,
     _up_cmd,
 )
-from plantd.cli._common import exit_status
+from plantd.cli._common import (
+    NO_BROKER,
+    NO_WORKER,
+    OUTPUT_OPTIONS,
+    Subcommands,
+    add_client_options,
+    cli_config,
+    client_for,
+    emit,
+    exit_status,
+    serve_as,
+    setup_logging,
+)
 from plantd.errors import ConfigError, PlantdError, SecurityError
 
-__all__ = ["build_parser", "main"]
+__all__ = [
+    "CONFIG_ERROR",
+    "NO_BROKER",
+    "NO_WORKER",
+    "OUTPUT_OPTIONS",
+    "Subcommands",
+    "add_client_options",
+    "build_parser",
+    "cli_config",
+    "client_for",
+    "emit",
+    "exit_status",
+    "main",
+    "serve_as",
+    "setup_logging",
+]
 
 _SUBCOMMANDS = (
     _up_cmd,
@@ -53,8 +94,6 @@ _SUBCOMMANDS = (
     _bus_cmd,
     _historian_cmd,
     _sink_cmd,
-    _sim_cmd,
-    _hil_cmd,
     _config_cmd,
     _keys_cmd,
     _audit_cmd,
@@ -62,6 +101,7 @@ _SUBCOMMANDS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``plant`` parser: the built-in commands, then every ``plantd.cli`` entry point's."""
     parser = argparse.ArgumentParser(
         prog="plant", description="Control and inspect a plantd appliance."
     )

@@ -7,30 +7,13 @@ import json
 import sys
 from typing import Any
 
-from plantd.cli._common import OUTPUT_OPTIONS, cli_config, emit
-from plantd.client import Client
+# add_client_options and client_for live in _common (the public kit, plantd.cli); the other
+# commands still import them from here.
+from plantd.cli._common import OUTPUT_OPTIONS, add_client_options, client_for, emit
 from plantd.errors import ServiceError, UsageError
 from plantd.service import stream
 
 __all__ = ["add_client_options", "client_for", "register"]
-
-
-def add_client_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--timeout", type=float, help="seconds per attempt (client.timeout)")
-    parser.add_argument("--retries", type=int, help="attempts after a timeout (client.retries)")
-
-
-def client_for(args: argparse.Namespace) -> Client:
-    config = cli_config(args)
-    overrides: dict[str, object] = {}
-    if args.timeout is not None:
-        overrides["timeout"] = args.timeout
-    if args.retries is not None:
-        overrides["retries"] = args.retries
-    # A person waits for the answer: say at once when no broker or no worker is there.
-    return Client.from_config(
-        config.broker.endpoint, config.client, check_presence=True, **overrides
-    )
 
 
 def register(sub: Any) -> None:

@@ -1,4 +1,6 @@
-"""Helpers shared by the subcommands: config from the command line, output in two shapes."""
+"""Helpers shared by the subcommands: config from the command line, output in two shapes,
+a client to the broker, exit statuses. Commands outside this package (the drivers', the HIL
+rig's) import them from :mod:`plantd.cli`, which re-exports them; this module is private."""
 
 from __future__ import annotations
 
@@ -6,7 +8,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
+from plantd.client import Client
 from plantd.config import PlantdConfig, load_config, resolve_config_dir
 from plantd.errors import NoBroker, NoWorker, PlantdError
 from plantd.logs import configure_logging
@@ -16,12 +20,20 @@ __all__ = [
     "NO_BROKER",
     "NO_WORKER",
     "OUTPUT_OPTIONS",
+    "Subcommands",
+    "add_client_options",
     "cli_config",
+    "client_for",
     "emit",
     "exit_status",
     "serve_as",
     "setup_logging",
 ]
+
+if TYPE_CHECKING:
+    Subcommands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+else:  # the class itself: typeshed makes it generic, the runtime does not
+    Subcommands = argparse._SubParsersAction
 
 # Exit statuses a script can tell apart (docs/errors.md): 1 is any other error, 2 bad
 # configuration or a missing key (plantd._entry.CONFIG_ERROR).
@@ -57,6 +69,8 @@ def serve_as(config: PlantdConfig, principal: str) -> None:
 
 
 def setup_logging(args: argparse.Namespace, config: PlantdConfig) -> None:
+    """Configure logging once for a command that runs a service: ``--log-level`` if given,
+    else ``logging.level``; journald's format when systemd is reading our output."""
     level = args.log_level or config.logging.level
     configure_logging(level, config.logging.format, under_journal="JOURNAL_STREAM" in args.environ)
 
@@ -77,3 +91,25 @@ def exit_status(exc: PlantdError) -> int:
     if isinstance(exc, NoWorker):
         return NO_WORKER
     return 1
+
+
+def add_client_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--timeout`` and ``--retries`` (read by :func:`client_for`) to a command that calls
+    a service."""
+    parser.add_argument("--timeout", type=float, help="seconds per attempt (client.timeout)")
+    parser.add_argument("--retries", type=int, help="attempts after a timeout (client.retries)")
+
+
+def client_for(args: argparse.Namespace) -> Client:
+    """A blocking client to the configured broker, with the command line's ``--timeout`` and
+    ``--retries`` (see :func:`add_client_options`) over ``client.*`` of the config. It fails at
+    once with NoBroker or NoWorker when nobody is there: a person is waiting for the answer."""
+    config = cli_config(args)
+    overrides: dict[str, object] = {}
+    if args.timeout is not None:
+        overrides["timeout"] = args.timeout
+    if args.retries is not None:
+        overrides["retries"] = args.retries
+    return Client.from_config(
+        config.broker.endpoint, config.client, check_presence=True, **overrides
+    )

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from plantd.cli._common import NO_BROKER, NO_WORKER
+from plantd.cli import NO_BROKER, NO_WORKER
 from tests.conftest import Stack
 
 # Long attempts, as on an appliance: the old path would take 4 x 5 s, past the 10 s below.

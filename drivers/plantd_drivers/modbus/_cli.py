@@ -19,7 +19,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from plantd.cli._common import OUTPUT_OPTIONS, cli_config, emit
+from plantd.cli import OUTPUT_OPTIONS, Subcommands, cli_config, emit
 from plantd.config import MODULES_DIR, parse_dataclass
 from plantd.errors import ConfigError, DeviceFault, DeviceUnavailable
 from plantd.module import parse_module_file
@@ -44,7 +44,8 @@ _PROBE_TYPES: tuple[ValueType, ...] = (
 )
 
 
-def register(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
+    """Add ``plant modbus plan`` and ``plant modbus probe`` (the ``plantd.cli`` entry point)."""
     modbus = sub.add_parser(
         "modbus", parents=[OUTPUT_OPTIONS], help="Modbus tools: request plans, raw register probes"
     )

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from asyncua import ua
 
-from plantd.cli._common import emit
+from plantd.cli import emit
 from plantd.errors import DeviceError, UsageError
 from plantd_drivers.opcua._config import OpcuaConnection, OpcuaModule, OpcuaSecurity
 from plantd_drivers.opcua._errors import to_device_error

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
-from plantd.cli._common import OUTPUT_OPTIONS
+from plantd.cli import OUTPUT_OPTIONS, Subcommands
 
 __all__ = ["register"]
 
 
-def register(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
+    """Add ``plant opcua browse`` (the ``plantd.cli`` entry point)."""
     opcua = sub.add_parser("opcua", help="OPC UA tools (browse a server)")
     actions = opcua.add_subparsers(dest="opcua_command", metavar="ACTION", required=True)
     browse = actions.add_parser(

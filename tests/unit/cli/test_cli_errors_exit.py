@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from plantd.cli._common import NO_BROKER, NO_WORKER, exit_status
+from plantd.cli import NO_BROKER, NO_WORKER, exit_status
 from plantd.client._verdicts import presence_verdict, retry_after, service_hint
 from plantd.errors import NoBroker, NoWorker, RemoteProtocolError, RequestTimeout, ServiceError
 

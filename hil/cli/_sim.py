@@ -3,8 +3,9 @@
 ``run`` serves simulator files in the foreground; ``check`` validates them; ``from-module``
 writes a simulator file answering every point of a Modbus module file. ``list``, ``status``,
 ``inject``, ``heal``, ``get`` and ``set`` talk to a running simulator through its MDP service
-``org.plantd.sim.NAME`` at the configured broker. The ``hil`` package is imported inside the
-run functions, so ``plant`` starts as fast without it.
+``org.plantd.sim.NAME`` at the configured broker. Registered through the ``plantd.cli``
+entry-point group; :mod:`hil.sim` is imported inside the run functions, so ``plant`` starts as
+fast without it.
 """
 
 from __future__ import annotations
@@ -18,8 +19,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from plantd.cli._call_cmd import add_client_options, client_for
-from plantd.cli._common import OUTPUT_OPTIONS, cli_config, emit, serve_as, setup_logging
+from plantd.cli import (
+    OUTPUT_OPTIONS,
+    Subcommands,
+    add_client_options,
+    cli_config,
+    client_for,
+    emit,
+    serve_as,
+    setup_logging,
+)
 from plantd.config import PathsConfig
 from plantd.errors import ConfigError, UsageError
 from plantd.service import call
@@ -33,10 +42,16 @@ _FAULTS = (
 )  # fmt: skip
 
 
-def register(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
+    """Add ``plant sim`` and its actions (the ``plantd.cli`` entry point ``sim``)."""
     sim = sub.add_parser("sim", help="simulated devices: run, generate, inject faults")
     actions = sim.add_subparsers(dest="sim_command", metavar="ACTION", required=True)
+    _add_file_actions(actions)
+    _add_service_actions(actions)
 
+
+def _add_file_actions(actions: Subcommands) -> None:
+    """The actions on simulator files: run, check, from-module."""
     run = actions.add_parser(
         "run", parents=[OUTPUT_OPTIONS], help="serve the devices of simulator files (foreground)"
     )
@@ -66,6 +81,9 @@ def register(sub: Any) -> None:
     generate.add_argument("--lively", action="store_true", help="slow sines on read-only numbers")
     generate.set_defaults(run=_from_module)
 
+
+def _add_service_actions(actions: Subcommands) -> None:
+    """The actions on a running simulator, through its service at the broker."""
     listing = actions.add_parser(
         "list", parents=[OUTPUT_OPTIONS], help="running simulators (registered at the broker)"
     )

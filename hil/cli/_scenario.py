@@ -7,8 +7,9 @@ already running. ``$PLANTD_CONFIG`` is not consulted: a rig is started only wher
 Exit status: 0 when every scenario passed; 1 when one failed (an expectation not met, a step
 that could not be done, a rig that could not be set up or torn down); 2 when a scenario file is
 invalid (nothing runs); 130 on Ctrl-C. The JUnit XML is written in every case, and holds a
-failure or an error exactly when the status is not 0. ``hil`` is imported inside the run
-function, so ``plant`` starts as fast without it.
+failure or an error exactly when the status is not 0. Registered through the ``plantd.cli``
+entry-point group; :mod:`hil.scenario` is imported inside the run functions, so ``plant``
+starts as fast without it.
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from plantd._entry import CONFIG_ERROR
-from plantd.cli._common import OUTPUT_OPTIONS, emit
+from plantd.cli import CONFIG_ERROR, OUTPUT_OPTIONS, Subcommands, emit
 from plantd.errors import ConfigError
 
 __all__ = ["register"]
 
 
-def register(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
+    """Add ``plant hil`` and its actions (the ``plantd.cli`` entry point ``hil``)."""
     hil = sub.add_parser("hil", help="hardware-in-the-loop scenarios")
     actions = hil.add_subparsers(dest="hil_command", metavar="ACTION", required=True)
     run = actions.add_parser("run", parents=[OUTPUT_OPTIONS], help="run scenario files")
