@@ -1,82 +1,37 @@
-"""The blocking MDP client: one request at a time, the same retry rules as the asyncio one.
+"""The blocking MDP client: one request at a time, socket I/O around
+:class:`~plantd.client._core.Call` (the same rules as the asyncio client; read the core's
+theory of operation).
 
-A timed-out attempt closes the socket and the next attempt opens a fresh one (RFC 18), so a
-late reply can never be taken for the answer to a later request. ``idempotent`` requests and
-``check_presence`` work as in the asyncio client (its module docstring says why).
+The client keeps one socket. An exchange that did not end cleanly (a timeout, a malformed
+reply) closes it, and the next exchange opens a fresh one (RFC 18), so a late reply can never
+be taken for the answer to a later request.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterator
 from types import TracebackType
 
 import zmq
 
-from plantd._zmq import backoff_delays, sync_context
-from plantd.client._verdicts import (
-    PRESENCE_GRACE,
-    PRESENCE_RECHECK,
-    PRESENCE_SERVICE,
-    asks_broker,
-    presence_verdict,
-    retry_after,
-)
-from plantd.config import ClientConfig
-from plantd.errors import RemoteProtocolError, RequestTimeout, SecurityError, UsageError
-from plantd.mdp import ClientProtocol, ReplyReceived, Version
-from plantd.security import Credentials, current_identity, secure
+from plantd._zmq import sync_context
+from plantd.client._core import Call, ClientCore, Exchange, Pause, Step
+from plantd.errors import NoBroker, RequestTimeout, SecurityError, UsageError
+from plantd.security import current_identity, secure
 from plantd.security._refusals import RefusalWatch
 
 __all__ = ["Client"]
 
-log = logging.getLogger(__name__)
 
+class Client(ClientCore):
+    """Blocking counterpart of :class:`~plantd.client.AsyncClient` (the same settings, but
+    one socket: no ``max_idle_channels``). Use as ``with``."""
 
-class Client:
-    """Blocking counterpart of :class:`~plantd.client.AsyncClient`. Use as ``with``."""
-
-    def __init__(
-        self,
-        endpoint: str,
-        *,
-        timeout: float = 5.0,
-        retries: int = 3,
-        backoff_initial: float = 0.1,
-        backoff_max: float = 2.0,
-        version: Version = Version.V2,
-        credentials: Credentials | None = None,
-        check_presence: bool = False,
-        presence_timeout: float = 1.0,
-        presence_grace: float = PRESENCE_GRACE,
-    ) -> None:
-        self.endpoint = endpoint
-        self.check_presence = check_presence
-        self.presence_timeout = presence_timeout
-        self.presence_grace = presence_grace
-        self._present: set[bytes] = set()  # services a worker was seen for
-        self._credentials = credentials
-        self.timeout = timeout
-        self.retries = retries
-        self.version = version
-        self._backoff = (backoff_initial, backoff_max)
-        self._socket: zmq.Socket[bytes] | None = None
-        self._watch: RefusalWatch | None = None
-        self._refused = ""  # whose key the broker refused, when it did
-        self._protocol = ClientProtocol(version)
-        self._closed = False
-
-    @classmethod
-    def from_config(cls, endpoint: str, config: ClientConfig, **overrides: object) -> Client:
-        kwargs: dict[str, object] = {
-            "timeout": config.timeout,
-            "retries": config.retries,
-            "backoff_initial": config.backoff_initial,
-            "backoff_max": config.backoff_max,
-        }
-        kwargs.update(overrides)
-        return cls(endpoint, **kwargs)  # type: ignore[arg-type]
+    _socket: zmq.Socket[bytes] | None = None
+    _watch: RefusalWatch | None = None
+    _refused = ""  # whose key the broker refused, when it did
+    _closed = False
 
     def request(
         self,
@@ -104,86 +59,51 @@ class Client:
         """Yield each reply part (PARTIALs, then the FINAL); retries only before the first."""
         if self._closed:
             raise UsageError("this client is closed")
-        name = service.encode() if isinstance(service, str) else service
-        attempt_timeout = self.timeout if timeout is None else timeout
-        attempts_allowed = 1 + (self.retries if retries is None else retries)
-        delays = backoff_delays(*self._backoff)
-        if self.check_presence and name not in self._present:
-            self._ask_presence(name, attempt_timeout)
-        for attempt in range(1, attempts_allowed + 1):
-            last = attempt == attempts_allowed
+        call = self._call(service, body, timeout, retries, idempotent)
+        while not call.done:
+            step = self._next_step(call)
+            if isinstance(step, Pause):
+                time.sleep(step.delay)
+                continue
             sock = self._connected_socket()
-            clean = received_any = False
             try:
-                # A socket whose connection the broker refused (its key rotated or revoked)
-                # has nowhere to queue: the send times out, and the attempt with it.
-                sock.sndtimeo = int(attempt_timeout * 1000)
-                sock.send_multipart(self._protocol.request(name, list(body)))
-                while sock.poll(int(attempt_timeout * 1000), zmq.POLLIN):
-                    reply = self._protocol.receive(sock.recv_multipart())
-                    if idempotent and not last and not received_any and _lost(reply):
-                        clean = True  # a whole reply: the socket is fit for reuse
-                        log.info("the worker for %r was lost; sending the request again", name)
+                part = call.received(self._exchange(sock, step))
+                while part is not None:
+                    yield part.body
+                    if part.final:
                         break
-                    received_any = True
-                    clean = reply.final
-                    yield reply.body
-                    if reply.final:
-                        return
-            except zmq.Again:
-                pass  # not sent within the attempt's time: a fresh socket next time
-            except RemoteProtocolError as exc:
-                log.warning("dropping the client socket after a protocol error: %s", exc)
+                    part = call.received(self._receive(sock, step.wait))
             finally:
-                if not clean:
+                if not call.reusable:
                     self._reset()
-            if received_any:
-                raise RequestTimeout(name.decode(), attempt, attempt_timeout)
-            if not last:
-                if self.check_presence:
-                    self._present.discard(name)
-                    self._ask_presence(name, attempt_timeout)
-                delay = next(delays)
-                log.debug("no reply from %r (attempt %d), retrying in %.2f s", name, attempt, delay)
-                time.sleep(delay)
-        if self._refused:
-            raise self._refusal()
-        raise RequestTimeout(name.decode(), attempts_allowed, attempt_timeout)
 
-    def _ask_presence(self, name: bytes, attempt_timeout: float) -> None:
-        """Raise ``NoBroker``/``NoWorker`` unless the broker says a worker serves ``name``; a
-        broker that refused this client's key is a SecurityError, not an absent broker. A
-        service that has no worker is asked about again for ``presence_grace`` seconds: one
-        that is restarting registers again within that."""
-        waited = min(self.presence_timeout, attempt_timeout)
-        grace_ends = time.monotonic() + min(self.presence_grace, attempt_timeout)
-        while True:
-            reply = self._probe_presence(name, waited)
-            if reply is None and self._refused:
-                raise self._refusal()
-            if reply != [b"404"] or time.monotonic() >= grace_ends:
-                break
-            time.sleep(PRESENCE_RECHECK)
-        # The broker answers mmi.* itself: that it answered at all is what counts.
-        if reply is None or not asks_broker(name):
-            presence_verdict(reply, name.decode(errors="replace"), self.endpoint, waited)
-        self._present.add(name)
-
-    def _probe_presence(self, name: bytes, waited: float) -> list[bytes] | None:
-        """The broker's ``mmi.service`` answer about ``name``; None if none within ``waited``."""
-        sock = self._connected_socket()
-        reply: list[bytes] | None = None
+    def _next_step(self, call: Call) -> Step:
+        """The call's next step; a broker that refused this client's key is a SecurityError,
+        not an absent broker or a timeout."""
         try:
-            sock.sndtimeo = int(waited * 1000)
-            sock.send_multipart(self._protocol.request(PRESENCE_SERVICE, [name]))
-            if sock.poll(int(waited * 1000), zmq.POLLIN):
-                reply = self._protocol.receive(sock.recv_multipart()).body
+            return call.next_step(time.monotonic())
+        except (NoBroker, RequestTimeout):
+            if self._refused:
+                raise self._refusal() from None
+            raise
+
+    def _exchange(self, sock: zmq.Socket[bytes], step: Exchange) -> list[bytes] | None:
+        """Send the step's frames and wait for the first reply; None if none came.
+
+        A socket whose connection the broker refused (its key rotated or revoked) has nowhere
+        to queue: the send times out within the step's wait, and the exchange with it.
+        """
+        sock.sndtimeo = int(step.wait * 1000)
+        try:
+            sock.send_multipart(step.frames)
         except zmq.Again:
-            pass  # not even queued: nobody took the connection
-        finally:
-            if reply is None:
-                self._reset()
-        return reply
+            return None
+        return self._receive(sock, step.wait)
+
+    def _receive(self, sock: zmq.Socket[bytes], timeout: float) -> list[bytes] | None:
+        if not sock.poll(int(timeout * 1000), zmq.POLLIN):
+            return None
+        return sock.recv_multipart()
 
     def _refusal(self) -> SecurityError:
         return SecurityError(
@@ -203,7 +123,6 @@ class Client:
         return self._socket
 
     def _reset(self) -> None:
-        self._protocol.abandon()
         if self._watch is not None:
             if self._watch.refused():
                 self._refused = self._principal()
@@ -220,6 +139,7 @@ class Client:
         return identity.principal if identity is not None else "?"
 
     def close(self) -> None:
+        """Close the socket; the client takes no more requests."""
         self._closed = True
         self._reset()
 
@@ -233,8 +153,3 @@ class Client:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _lost(reply: ReplyReceived) -> bool:
-    """A FINAL saying the broker lost the worker (see ``_verdicts.retry_after``)."""
-    return reply.final and retry_after(reply.body)

@@ -1,37 +1,26 @@
-"""The asyncio MDP worker.
+"""The asyncio MDP worker: socket I/O and tasks around :class:`~plantd.worker._core.Session`.
 
-Theory of operation: one task owns the DEALER socket for a *session* (READY … DISCONNECT or
-broker loss). A request runs its handler in a child task, so the socket task keeps answering
-heartbeats however long the handler takes; PARTIALs the handler emits are queued and the socket
-task sends them. A session ends on DISCONNECT from the broker, on its silence past the liveness
-window, or on a protocol error; the worker then opens a fresh socket and sends READY again — it
-never gives up. READY is sent at once even while the broker is down: ZeroMQ queues it and
-delivers it the moment the broker is back, so workers re-register within a heartbeat of a broker
-restart. Sessions that end without a word from the broker (a broker that keeps answering
-DISCONNECT, say) are spaced by a capped, jittered backoff, reset by the next healthy session; a
-silent broker needs no extra wait, since each attempt already lasts the liveness window. A handler
-still running when its session is lost is allowed to finish, but its reply is dropped: the
-broker that asked is gone, and MDP clients retry. A handler exception becomes an error reply.
+One task owns the DEALER socket of a session; a request's handler runs in a child task, so the
+socket task keeps answering heartbeats however long the handler takes, and PARTIALs and the
+handler's end wake it. The session and reconnect rules are the core's (read its theory of
+operation).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, cast
+from typing import Any, Unpack, cast
 
 import zmq
 import zmq.asyncio
 
-from plantd._zmq import async_context, backoff_delays
-from plantd.config import WorkerConfig
-from plantd.errors import PlantdError, ProtocolError
-from plantd.mdp import Disconnect, RequestReceived, Version, WorkerProtocol
-from plantd.security import Credentials, secure
-from plantd.worker._request import Request, caller_of, handler_failure_body, validate_reply
+from plantd._zmq import async_context
+from plantd.security import secure
+from plantd.worker._core import Session, WorkerCore, WorkerSettings
+from plantd.worker._request import Request, validate_reply
 
 __all__ = ["AsyncHandler", "AsyncWorker"]
 
@@ -40,137 +29,26 @@ log = logging.getLogger(__name__)
 AsyncHandler = Callable[[Request], Awaitable[Sequence[bytes]]]
 
 
-class _End(enum.Enum):
-    STOPPED = "stopped"
-    DISCONNECTED = "disconnected by the broker"
-    LOST = "broker lost"
-    PROTOCOL_ERROR = "protocol error"
+class AsyncWorker(WorkerCore[AsyncHandler]):
+    """Serve ``service`` through the broker at ``endpoint`` until :meth:`stop` or cancellation.
 
-
-class _Session:
-    """One READY … end conversation's state, driven by the socket task."""
-
-    def __init__(
-        self, worker: AsyncWorker, sock: zmq.asyncio.Socket, session_id: int, secured: bool
-    ) -> None:
-        self.worker = worker
-        self.sock = sock
-        self.secured = secured
-        self.id = session_id
-        self.protocol = WorkerProtocol(
-            worker.service.encode(),
-            heartbeat_interval=worker.heartbeat_interval,
-            liveness=worker.liveness,
-            version=worker.version,
-        )
-        self.outbox: list[list[bytes]] = []
-        self.handler: asyncio.Task[list[bytes]] | None = None
-        self.healthy = False  # the broker accepted us: it sent a heartbeat or work
-
-    def emit(self, body: list[bytes]) -> None:
-        """A PARTIAL from the handler; one for a session that ended goes nowhere."""
-        if self.worker.sessions == self.id:
-            self.outbox.append(body)
-            self.worker._poke()
-
-    def on_message(self, frames: list[bytes], now: float) -> _End | None:
-        try:
-            event = self.protocol.receive(frames, now)
-        except ProtocolError as exc:
-            log.warning("%s: %s", self.worker.service, exc)
-            return _End.PROTOCOL_ERROR
-        if isinstance(event, Disconnect):
-            return _End.DISCONNECTED
-        self.healthy = True
-        self.worker.connected.set()
-        if isinstance(event, RequestReceived):
-            principal = caller_of(event.client, self.secured)
-            request = Request(event.client, event.body, self.emit, principal)
-            self.handler = asyncio.get_running_loop().create_task(self.worker._handle(request))
-        return None
-
-    async def send(self, frames: list[bytes]) -> bool:
-        """Send ``frames``; False if they could not go within the liveness window.
-
-        A send waits while the socket has nowhere to queue the message: after the broker
-        refused our key (rotated, revoked), libzmq gives up the connection for good and a
-        send would wait forever — the session is over, and a new one starts with the key as
-        it is now.
-        """
-        sock = self.sock
-        if not cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLOUT:
-            window = self.worker.heartbeat_interval * self.worker.liveness
-            # (Not asyncio.wait_for: on Python 3.11 it may swallow a cancellation that
-            # arrives as the send completes.) pyzmq's stub omits poll's flags argument.
-            if not await sock.poll(int(window * 1000), zmq.POLLOUT):  # type: ignore[call-arg]
-                return False
-        await sock.send_multipart(frames)
-        return True
-
-    async def flush(self, now: float) -> _End | None:
-        """Send queued PARTIALs, the FINAL of a finished handler, and a heartbeat if due."""
-        for body in self.outbox:
-            if not await self.send(self.protocol.reply(body, now, final=False)):
-                return _End.LOST
-        self.outbox.clear()
-        if self.handler is not None and self.handler.done():
-            if not await self.send(self.protocol.reply(self.handler.result(), now)):
-                return _End.LOST
-            self.worker.handled += 1
-            self.handler = None
-        tick = self.protocol.tick(now)
-        for frames in tick.send:
-            if not await self.send(frames):
-                return _End.LOST
-        return _End.LOST if tick.broker_lost else None
-
-
-class AsyncWorker:
-    """Serve ``service`` through the broker at ``endpoint`` until :meth:`stop` or cancellation."""
+    Takes the settings of :class:`~plantd.worker._core.WorkerCore`. :attr:`connected` is set
+    while registered: from the broker's first word (it answers READY with a HEARTBEAT) until
+    the session ends.
+    """
 
     def __init__(
         self,
         endpoint: str,
         service: str,
         handler: AsyncHandler,
-        *,
-        heartbeat_interval: float = 2.5,
-        liveness: int = 3,
-        reconnect_initial: float = 0.1,
-        reconnect_max: float = 5.0,
-        version: Version = Version.V2,
-        credentials: Credentials | None = None,
+        **settings: Unpack[WorkerSettings],
     ) -> None:
-        self.endpoint = endpoint
-        self.credentials = credentials  # None: the process's identity (plantd.security)
-        self.service = service
-        self.handler = handler
-        self.version = version
-        self.heartbeat_interval = heartbeat_interval
-        self.liveness = liveness
-        self._reconnect = (reconnect_initial, reconnect_max)
+        super().__init__(endpoint, service, handler, **settings)
         self._context: zmq.asyncio.Context | None = None
         self._stop_requested = False
         self._wake: asyncio.Future[None] | None = None
-        # Set while registered: from the broker's first word (it answers READY with a
-        # HEARTBEAT) until the session ends.
         self.connected = asyncio.Event()
-        self.sessions = 0  # READYs sent so far
-        self.handled = 0  # requests answered
-
-    @classmethod
-    def from_config(
-        cls, endpoint: str, service: str, handler: AsyncHandler, config: WorkerConfig
-    ) -> AsyncWorker:
-        return cls(
-            endpoint,
-            service,
-            handler,
-            heartbeat_interval=config.heartbeat_interval,
-            liveness=config.heartbeat_liveness,
-            reconnect_initial=config.reconnect_initial,
-            reconnect_max=config.reconnect_max,
-        )
 
     def stop(self) -> None:
         """Finish the request in hand, send DISCONNECT, and let :meth:`run` return."""
@@ -178,73 +56,99 @@ class AsyncWorker:
         self._poke()
 
     async def run(self) -> None:
+        """Register and serve, session after session, until stopped."""
         self._context = async_context()
-        delays = backoff_delays(*self._reconnect)
+        reconnect = self._reconnection()
         while not self._stop_requested:
-            sock = self._context.socket(zmq.DEALER)
-            sock.linger = 0
-            secured = secure(sock, self.credentials)
-            sock.connect(self.endpoint)
-            try:
-                end, healthy = await self._session(sock, secured)
-            finally:
-                self.connected.clear()
-                sock.close(linger=0)
-            if end is _End.STOPPED:
+            delay = reconnect.after(await self._session_on_a_fresh_socket(self._context))
+            if delay is None:
                 break
-            if healthy or end is _End.LOST:
-                if healthy:
-                    delays = backoff_delays(*self._reconnect)
-                log.warning("%s: %s; registering again", self.service, end.value)
-                continue
-            delay = next(delays)
-            log.warning("%s: %s; registering again in %.2f s", self.service, end.value, delay)
-            await self._sleep_unless_stopped(delay)
+            if delay:
+                await self._sleep_unless_stopped(delay)
         log.info("%s: worker stopped", self.service)
 
-    async def _session(self, sock: zmq.asyncio.Socket, secured: bool) -> tuple[_End, bool]:
-        """One READY … end conversation. Returns how it ended and whether it was healthy."""
-        loop = asyncio.get_running_loop()
-        self.sessions += 1
-        session = _Session(self, sock, self.sessions, secured)
-        if not await session.send(session.protocol.connect(loop.time())):
-            return _End.LOST, False
-        receiving = cast("asyncio.Future[list[bytes]]", sock.recv_multipart())
+    async def _session_on_a_fresh_socket(self, context: zmq.asyncio.Context) -> Session:
+        sock = context.socket(zmq.DEALER)
+        sock.linger = 0
+        session = self._new_session(secure(sock, self.credentials), self._poke)
+        sock.connect(self.endpoint)
         try:
-            while True:
-                if self._stop_requested and session.handler is None:
-                    await session.send(session.protocol.disconnect())
-                    return _End.STOPPED, session.healthy
+            await self._converse(sock, session)
+        finally:
+            self.connected.clear()
+            sock.close(linger=0)
+        return session
+
+    async def _converse(self, sock: zmq.asyncio.Socket, session: Session) -> None:
+        """Drive ``session`` from READY until it ends."""
+        loop = asyncio.get_running_loop()
+        if not await self._send(sock, session, session.open(loop.time())):
+            return
+        receiving = cast("asyncio.Future[list[bytes]]", sock.recv_multipart())
+        handler: asyncio.Task[list[bytes]] | None = None
+        try:
+            while session.ended is None:
+                goodbye = session.farewell(self._stop_requested)
+                if goodbye is not None:
+                    await self._send(sock, session, goodbye)
+                    return
                 self._wake = loop.create_future()
                 waiting: set[asyncio.Future[Any]] = {receiving, self._wake}
-                if session.handler is not None:
-                    waiting.add(session.handler)
-                timeout = max(0.0, session.protocol.next_tick() - loop.time())
+                if handler is not None:
+                    waiting.add(handler)
+                timeout = max(0.0, session.deadline() - loop.time())
                 await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 now = loop.time()
-                end: _End | None = None
                 if receiving.done():
-                    frames = receiving.result()
+                    request = session.received(receiving.result(), now)
                     receiving = cast("asyncio.Future[list[bytes]]", sock.recv_multipart())
-                    end = session.on_message(frames, now)
-                end = end or await session.flush(now)
-                if end is not None:
-                    return end, session.healthy
+                    if session.healthy:
+                        self.connected.set()
+                    if request is not None:
+                        handler = loop.create_task(self._handle(request))
+                final = None
+                if handler is not None and handler.done():
+                    final, handler = handler.result(), None
+                if session.ended is None:
+                    await self._flush(sock, session, now, final)
         finally:
             receiving.cancel()
-            if session.handler is not None:
-                await self._finish_orphan(session.handler)
+            if handler is not None:
+                await self._finish_orphan(handler)
+
+    async def _flush(
+        self, sock: zmq.asyncio.Socket, session: Session, now: float, final: list[bytes] | None
+    ) -> None:
+        for frames in session.outgoing(now, final):
+            if not await self._send(sock, session, frames):
+                return
+        if final is not None:
+            self.handled += 1
+
+    async def _send(self, sock: zmq.asyncio.Socket, session: Session, frames: list[bytes]) -> bool:
+        """Send ``frames``; False (and the session lost) if they could not go within its
+        send window.
+
+        A send waits while the socket has nowhere to queue the message: after the broker
+        refused our key (rotated, revoked), libzmq gives up the connection for good and a
+        send would wait forever — the session is over, and a new one starts with the key as
+        it is now.
+        """
+        if not cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLOUT:
+            # (Not asyncio.wait_for: on Python 3.11 it may swallow a cancellation that
+            # arrives as the send completes.) pyzmq's stub omits poll's flags argument.
+            window_ms = int(session.send_window * 1000)
+            if not await sock.poll(window_ms, zmq.POLLOUT):  # type: ignore[call-arg]
+                session.lost()
+                return False
+        await sock.send_multipart(frames)
+        return True
 
     async def _handle(self, request: Request) -> list[bytes]:
         try:
             return validate_reply(await self.handler(request))
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:
-            # The supervisor edge: a handler bug must not take the worker down.
-            if not isinstance(exc, PlantdError):
-                log.exception("%s: handler failed", self.service)
-            return handler_failure_body(exc)
+            return self._failure_reply(exc)
 
     async def _finish_orphan(self, handler: asyncio.Task[list[bytes]]) -> None:
         """Let a handler whose session ended finish (cancel it only if we are cancelled)."""

@@ -15,7 +15,9 @@ PUBLIC = {
         "SecurityError", "ServiceError", "UsageError",
     ],
     "plantd.client": ["AsyncClient", "Client", "Reply"],
-    "plantd.worker": ["AsyncHandler", "AsyncWorker", "Request", "SyncHandler", "Worker"],
+    "plantd.worker": [
+        "AsyncHandler", "AsyncWorker", "Handler", "Request", "SyncHandler", "Worker",
+    ],
     "plantd.security": [
         "ACTIONS", "BROKER", "KINDS", "PUBLIC_SUFFIX", "REVOKED_DIR", "SECRET_SUFFIX",
         "SERVICES", "UNKNOWN_PRINCIPAL", "ZAP_ENDPOINT", "AuditAction", "AuditEvent",
