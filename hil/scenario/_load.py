@@ -25,9 +25,7 @@ from hil.scenario._params import (
 from hil.scenario._schema import Scalar, Scenario, split_name
 from hil.sim import SimDevice, SimFile, load_sim_file
 from hil.sim._checks import fault_misfits, heal_misfits
-from plantd.config import KeyPath, parse_dataclass, read_yaml
-from plantd.config._location import Locator
-from plantd.config._schema import did_you_mean
+from plantd.config import KeyPath, Locator, did_you_mean, parse_dataclass, read_yaml
 from plantd.errors import ConfigError
 
 __all__ = ["LoadedScenario", "ModuleInfo", "load_scenario", "load_scenarios"]

@@ -23,8 +23,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from plantd.config import KeyPath
-from plantd.config._schema import did_you_mean
+from plantd.config import KeyPath, did_you_mean
 
 __all__ = [
     "PARAMETERS",

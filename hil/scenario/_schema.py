@@ -31,8 +31,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from hil.sim import Fault, Heal
-from plantd.config import INTERNAL, Duration, Ge, Gt, KeyPath
-from plantd.config._schema import did_you_mean
+from plantd.config import INTERNAL, Duration, Ge, Gt, KeyPath, did_you_mean
 
 __all__ = [
     "WINDOW_CONDITIONS",

@@ -21,8 +21,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from hil.sim._expr import parse_expr
-from plantd.config import KeyPath
-from plantd.config._schema import did_you_mean
+from plantd.config import KeyPath, did_you_mean
 
 if TYPE_CHECKING:
     from hil.sim._faults import Fault, Heal

@@ -99,7 +99,7 @@ def _local_port(port: int) -> int:
 
 
 def _point(point: Any, group: Any, connection: Any, index: int, lively: bool) -> dict[str, Any]:
-    from plantd_drivers.modbus._config import point_order, point_table, point_type
+    from plantd_drivers.modbus import point_order, point_table, point_type
 
     table = point_table(point, group)
     kind = point_type(point, table)
@@ -163,7 +163,7 @@ def _tidy(value: float) -> float | int:
 def _claim(
     taken: dict[tuple[int, str, int, int | None], str], unit: int, entry: dict[str, Any]
 ) -> str | None:
-    from hil.sim._schema import register_count
+    from plantd_drivers.modbus import register_count
 
     table, address, bit = entry["table"], entry["address"], entry.get("bit")
     size = (

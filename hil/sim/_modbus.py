@@ -17,6 +17,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from plantd_drivers.modbus import BIT_TABLES
+
 from hil.modbus import (
     Device,
     Framing,
@@ -26,9 +28,9 @@ from hil.modbus import (
     from_registers,
     to_registers,
 )
-from hil.modbus._device import Table as ModbusTable
+from hil.modbus import Table as ModbusTable
 from hil.sim._plant import Plant
-from hil.sim._schema import BIT_TABLES, SimDevice, SimPoint
+from hil.sim._schema import SimDevice, SimPoint
 
 __all__ = ["ModbusBinding", "decode_point", "encode_point"]
 

@@ -34,8 +34,7 @@ from hil.sim._faults import ANSWER_FAULTS, Fault, Heal
 from hil.sim._modbus import ModbusBinding
 from hil.sim._plant import Keys, Plant
 from hil.sim._schema import SimFile
-from plantd.config import parse_dataclass, read_yaml
-from plantd.config._schema import did_you_mean
+from plantd.config import did_you_mean, parse_dataclass, read_yaml
 from plantd.errors import ConfigError, PlantdError
 
 __all__ = ["SimError", "SimRunner", "load_sim_file"]

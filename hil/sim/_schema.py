@@ -22,7 +22,9 @@ most one behaviour (``ramp``, ``sine``, ``random_walk``, ``steps``, ``expr``, ``
 ``follow``); without one it holds ``value`` until a client writes it. ``docs/hil.md`` lists every
 key. Rules that involve the whole file (names in expressions, overlapping registers, cycles) are
 checked in :mod:`hil.sim._checks`; everything is read with :func:`plantd.config.parse_dataclass`,
-so each problem names file, line and key.
+so each problem names file, line and key. The Modbus vocabulary (tables, types, orders, how many
+registers a type spans) is the driver's own, from :mod:`plantd_drivers.modbus`: a simulated
+device and the driver cannot disagree on what a file may say.
 """
 
 from __future__ import annotations
@@ -33,16 +35,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
+from plantd_drivers.modbus import BIT_TABLES, Order, Table, ValueType, register_count
+
 from hil.sim._expr import VARIABLES, ExprError, parse_expr
 from plantd.config import INTERNAL, Check, Duration, Ge, Gt, KeyPath, Le
 
 __all__ = [
     "BEHAVIOURS",
-    "BIT_TABLES",
     "Follow",
     "Integrate",
     "OnWrite",
-    "Order",
     "Ramp",
     "RandomWalk",
     "SimDevice",
@@ -51,32 +53,14 @@ __all__ = [
     "SimUnit",
     "Sine",
     "Steps",
-    "Table",
     "Transport",
-    "ValueType",
-    "register_count",
 ]
 
-Table = Literal["coil", "discrete", "holding", "input"]
 Transport = Literal["tcp", "rtu", "rtu-over-tcp"]
-Order = Literal["ABCD", "CDAB", "BADC", "DCBA"]
-ValueType = Literal[
-    "bool", "int16", "uint16", "int32", "uint32", "int48", "uint48",
-    "int64", "uint64", "float32", "float64", "string",
-]  # fmt: skip
 Scalar = float | int | bool | str
-BIT_TABLES = frozenset({"coil", "discrete"})
 BEHAVIOURS = ("ramp", "sine", "random_walk", "steps", "expr", "integrate", "follow")
-_REGISTERS = {"bool": 1, "int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2}
-_REGISTERS |= {"int48": 3, "uint48": 3, "int64": 4, "uint64": 4, "float64": 4}
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
 _SIM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*", re.ASCII)
-
-
-def register_count(value_type: str, length: int | None = None) -> int:
-    return (
-        (length or 2) // 2 + (length or 2) % 2 if value_type == "string" else _REGISTERS[value_type]
-    )
 
 
 def _identifier(name: str) -> str | None:
@@ -230,7 +214,8 @@ class SimPoint:
         kind = self.value_type
         if kind is None or self.table in BIT_TABLES or self.bit is not None:
             return 1
-        return register_count(kind, self.length)
+        # A string without length is reported by cross_check; until then it spans one register.
+        return register_count(kind, self.length or 1)
 
     def cross_check(self) -> Iterator[tuple[KeyPath, str]]:
         present = [name for name in BEHAVIOURS if getattr(self, name) is not None]

@@ -13,14 +13,16 @@ its key path, what was found and what was expected. ``docs/configuration.md`` li
 The generic machinery is public too, for other config files (``modules.d/*.yaml``):
 :func:`read_yaml` keeps the line of every key, :func:`parse_dataclass` builds a frozen dataclass
 from the data (markers :class:`Duration`, :class:`Size`, :class:`Ge`, :class:`Gt`, :class:`Le`,
-:class:`Check`), and :func:`to_data` turns one back into plain data.
+:class:`Check`), and :func:`to_data` turns one back into plain data. For checks of one's own,
+worded the same way: :class:`Locator` turns a key path into a problem line that names the file
+and line, and :func:`did_you_mean` suggests the closest of the known names.
 """
 
 from __future__ import annotations
 
 from plantd.config._env import env_override_names
 from plantd.config._loader import CONFIG_FILE, DEFAULT_CONFIG_DIR, load_config, resolve_config_dir
-from plantd.config._location import KeyPath
+from plantd.config._location import KeyPath, Locator
 from plantd.config._markers import INTERNAL, Check, Duration, Ge, Gt, Le, Size
 from plantd.config._model import (
     BrokerConfig,
@@ -41,7 +43,7 @@ from plantd.config._modules import (
     check_module_file,
     check_modules_dir,
 )
-from plantd.config._schema import parse_dataclass, to_data
+from plantd.config._schema import did_you_mean, parse_dataclass, to_data
 from plantd.config._security import (
     ACCESS_LEVELS,
     Access,
@@ -71,6 +73,7 @@ __all__ = [
     "HistorianConfig",
     "KeyPath",
     "Le",
+    "Locator",
     "LoggingConfig",
     "ModuleHeader",
     "OperationRule",
@@ -84,6 +87,7 @@ __all__ = [
     "YamlDocument",
     "check_module_file",
     "check_modules_dir",
+    "did_you_mean",
     "env_override_names",
     "is_loopback_endpoint",
     "load_config",

@@ -45,6 +45,7 @@ class Locator:
     text_sources: Mapping[KeyPath, str] = field(default_factory=dict)
 
     def problem(self, path: KeyPath, message: str) -> str:
+        """``"FILE:LINE: a.b.c: message"`` (or the variable the value came from)."""
         where = self.text_sources.get(path) or self._position(path)
         return f"{where}: {dotted(path)}: {message}" if path else f"{where}: {message}"
 

@@ -17,6 +17,10 @@ Inside, sans-IO parts and the I/O shell are kept apart:
     _group      one group: its plan, decoders, and what each answer means
     _driver     the driver door
     _cli        plant modbus plan | probe
+
+The value vocabulary (tables, types, orders, :func:`register_count`) and the rules that give a
+point its effective table, type and order are public: the simulators of :mod:`hil` use the
+same ones instead of declaring them again.
 """
 
 from __future__ import annotations
@@ -30,14 +34,28 @@ from plantd_drivers.modbus._config import (
     ModbusGroup,
     ModbusModule,
     ModbusPoint,
+    point_order,
+    point_table,
+    point_type,
 )
-from plantd_drivers.modbus._types import ORDERS, TYPES, Order, Table, ValueType
+from plantd_drivers.modbus._types import (
+    BIT_TABLES,
+    ORDERS,
+    TABLES,
+    TYPES,
+    Order,
+    Table,
+    ValueType,
+    register_count,
+)
 
 if TYPE_CHECKING:
     from plantd_drivers.modbus._driver import ModbusDriver
 
 __all__ = [
+    "BIT_TABLES",
     "ORDERS",
+    "TABLES",
     "TYPES",
     "Clamp",
     "ModbusConnection",
@@ -49,6 +67,10 @@ __all__ = [
     "PointCodec",
     "Table",
     "ValueType",
+    "point_order",
+    "point_table",
+    "point_type",
+    "register_count",
 ]
 
 

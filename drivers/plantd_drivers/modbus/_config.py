@@ -250,14 +250,19 @@ class ModbusModule(ModuleConfig):
 
 
 def point_table(point: ModbusPoint, group: ModbusGroup) -> Table:
+    """The table a point is read from: its own ``table``, else its group's."""
     return point.table or group.table
 
 
 def point_type(point: ModbusPoint, table: Table) -> ValueType:
+    """The point's value type: its own ``type``, else ``bool`` for a bit (a coil, a discrete
+    input, a ``bit`` of a register), else ``uint16``."""
     if point.type is not None:
         return point.type
     return "bool" if table in BIT_TABLES or point.bit is not None else "uint16"
 
 
 def point_order(point: ModbusPoint, group: ModbusGroup, connection: ModbusConnection) -> Order:
+    """The byte/word order of a point's value: its own, else its group's, else the
+    connection's."""
     return point.order or group.order or connection.order

@@ -61,6 +61,7 @@ TABLES: Final[tuple[Table, ...]] = get_args(Table)
 TYPES: Final[tuple[ValueType, ...]] = get_args(ValueType)
 
 BIT_TABLES: Final = frozenset({"coil", "discrete"})
+"""The tables whose entries are single bits (coils, discrete inputs), not 16-bit registers."""
 FUNCTION_OF_TABLE: Final[dict[Table, int]] = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}
 
 # Registers per value, and the struct code of its big-endian bytes ("6s": struct has no

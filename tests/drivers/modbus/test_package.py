@@ -13,7 +13,9 @@ from plantd.module import load_driver
 
 def test_public_surface() -> None:
     assert set(plantd_drivers.modbus.__all__) == {
+        "BIT_TABLES",
         "ORDERS",
+        "TABLES",
         "TYPES",
         "Clamp",
         "ModbusConnection",
@@ -25,6 +27,10 @@ def test_public_surface() -> None:
         "PointCodec",
         "Table",
         "ValueType",
+        "point_order",
+        "point_table",
+        "point_type",
+        "register_count",
     }
     for name in plantd_drivers.modbus.__all__:
         assert getattr(plantd_drivers.modbus, name) is not None
