@@ -21,13 +21,14 @@ something that is not the protocol), the service (it answered with an error), or
         └── DeviceFault           the device answered and refused
 
 The classes above are the ones callers catch. Others are defined beside the code that raises
-them, each under one of these or the root: ``plantd.bus.BusDecodeError`` and
-``plantd.service.BadRequest`` are RemoteProtocolErrors (``BusDecodeError`` also stays a
-``ValueError``); ``plantd.service.OperationError`` (and the state service's ``StateError``),
-``StateDamaged``, the sinks' ``UpstreamUnavailable`` and ``SinkAlreadyRunning``, and the Modbus
-driver's internal signals (``NoAnswer``, ``Refused``, ``BadAnswer``, ``UnitDown``) sit under
-the root. ``tests/unit/test_error_tree.py`` checks that every exception class defined in
-``plantd`` and ``plantd_drivers`` is in the tree.
+them, each under one of these or the root: ``plantd.bus.BusDecodeError``,
+``plantd.service.BadRequest`` and the Sparkplug decoder's ``ProtobufError`` are
+RemoteProtocolErrors (the two decoders' errors are also still ValueErrors);
+``plantd.service.OperationError`` (and the state service's ``StateError``), ``StateDamaged``,
+the sinks' ``UpstreamUnavailable`` and ``SinkAlreadyRunning``, and the Modbus driver's internal
+signals (``NoAnswer``, ``Refused``, ``BadAnswer``, ``UnitDown``) sit under the root.
+``tests/unit/test_error_tree.py`` checks that every exception class defined in ``plantd`` and
+``plantd_drivers`` is in the tree.
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
+from plantd.errors import RemoteProtocolError
+
 __all__ = [
     "I32",
     "I64",
@@ -40,8 +42,9 @@ VARINT, I64, LEN, I32 = 0, 1, 2, 5
 _U64 = (1 << 64) - 1
 
 
-class ProtobufError(ValueError):
-    """Bytes that are not a well-formed protobuf message."""
+class ProtobufError(RemoteProtocolError, ValueError):
+    """Bytes that are not a well-formed protobuf message (a peer's: the MQTT server relays
+    commands from upstream). Still a ``ValueError``, as before it joined the PlantdError tree."""
 
 
 def varint(value: int) -> bytes:
