@@ -81,7 +81,11 @@ class Sink:
             max_pending=settings.max_pending,
         )
         self._client: AsyncClient | None = None
-        self.upstream: Upstream = upstream or self._make_upstream()
+        try:
+            self.upstream: Upstream = upstream or self._make_upstream()
+        except BaseException:  # e.g. the kind's client library is missing: free queue and lock
+            self.queue.close()
+            raise
         self.worker = ServiceWorker(sink_service(self), config)
         self.connected = self.worker.connected  # registered at the broker: ready to serve
         self.started = time.time()

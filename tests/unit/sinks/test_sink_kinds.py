@@ -13,6 +13,7 @@ from plantd.config import PlantdConfig
 from plantd.errors import ConfigError
 from plantd.sinks import (
     ENTRY_POINT_GROUP,
+    DiskQueue,
     Sink,
     available_sink_kinds,
     load_sink,
@@ -131,3 +132,4 @@ def test_a_broken_kind_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         "sink up (type needy) needs plantd_memo_client_not_installed: "
         "pip install plantd-memo-client"
     )
+    DiskQueue(queue, max_bytes=1 << 20, max_age=60).close()  # the failed sink let go of it
