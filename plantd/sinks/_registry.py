@@ -6,7 +6,7 @@ from __future__ import annotations
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from plantd.config._schema import did_you_mean
+from plantd.config import did_you_mean
 from plantd.errors import ConfigError
 from plantd.sinks._kind import SinkKind
 
