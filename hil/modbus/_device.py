@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from typing import Literal
+
+from plantd_drivers.modbus import Table
 
 from hil.modbus._values import from_registers, to_registers
 
 __all__ = ["Device", "Table"]
 
-Table = Literal["coil", "discrete", "holding", "input"]
+# The table names are the driver's (one vocabulary); the encoding stays this package's own.
 _READ_TABLE: dict[int, Table] = {1: "coil", 2: "discrete", 3: "holding", 4: "input"}
 
 ILLEGAL_FUNCTION, ILLEGAL_ADDRESS, ILLEGAL_VALUE = 1, 2, 3
