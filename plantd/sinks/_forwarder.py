@@ -20,8 +20,8 @@ Theory of operation. Children of one TaskGroup:
   ``repair.timeout`` with the rest counted as lost (event ``event.sink.NAME.lost``);
 - **status**: publishes :meth:`Sink.status` on ``event.sink.NAME.status`` every
   ``status_interval``; the service ``org.plantd.sink.NAME`` answers ``status``;
-- **commands**: if the upstream has ``serve_commands`` (commands from upstream to modules,
-  as Sparkplug's DCMD), it runs here until the sink stops.
+- **commands**: if the upstream has ``serve_commands`` (commands from upstream to the
+  modules, through ``UpstreamContext.write``), it runs here until the sink stops.
 
 Backpressure. The intake never waits for the upstream: a slow or absent upstream only slows
 the delivery task, so the bus socket keeps being drained into the disk queue (which grows,
