@@ -12,11 +12,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from types import TracebackType
+from typing import Unpack
 
 import zmq
 
 from plantd._zmq import sync_context
-from plantd.client._core import Call, ClientCore, Exchange, Pause, Step
+from plantd.client._core import Call, ClientCore, ClientSettings, Exchange, Pause, Step
 from plantd.errors import NoBroker, RequestTimeout, SecurityError, UsageError
 from plantd.security import current_identity, secure
 from plantd.security._refusals import RefusalWatch
@@ -28,10 +29,12 @@ class Client(ClientCore):
     """Blocking counterpart of :class:`~plantd.client.AsyncClient` (the same settings, but
     one socket: no ``max_idle_channels``). Use as ``with``."""
 
-    _socket: zmq.Socket[bytes] | None = None
-    _watch: RefusalWatch | None = None
-    _refused = ""  # whose key the broker refused, when it did
-    _closed = False
+    def __init__(self, endpoint: str, **settings: Unpack[ClientSettings]) -> None:
+        super().__init__(endpoint, **settings)
+        self._socket: zmq.Socket[bytes] | None = None
+        self._watch: RefusalWatch | None = None
+        self._refused = ""  # whose key the broker refused, when it did
+        self._closed = False
 
     def request(
         self,
