@@ -1,5 +1,6 @@
-"""One thread that owns one SQLite connection (DESIGN.md: "one thread owns each SQLite
-connection"); every use of the connection is a job run on that thread, in submission order.
+"""One thread that owns one SQLite connection (docs/architecture.md, "Storage": "one thread
+owns each SQLite connection"); every use of the connection is a job run on that thread, in
+submission order.
 
     db = DatabaseThread("plantd-historian-writer", lambda: connect(path))
     rows = await db.run(lambda conn: conn.execute("SELECT …").fetchall())   # from asyncio

@@ -1,7 +1,8 @@
 """The plantd schema: ``plantd.yaml``, section by section.
 
-Each section is a frozen dataclass whose defaults are the appliance defaults (DESIGN.md:
-everything on loopback). ``docs/configuration.md`` documents every key; keep the two in step.
+Each section is a frozen dataclass whose defaults are the appliance defaults
+(docs/architecture.md, "Sockets and endpoints": everything on loopback).
+``docs/configuration.md`` documents every key; keep the two in step.
 """
 
 from __future__ import annotations

@@ -12,9 +12,10 @@ nothing. Then:
 - **publish**: the topic starts with one of ``grants.publish`` (its first 256 bytes are
   looked at), or is one of those ending in ``.`` without its dot (a module's batch topic).
 
-The operation of a call is the first body frame (the service-call convention: DESIGN.md); a
-body that is not a convention call is judged by that frame all the same, so an unknown service
-with raw bodies needs ``admin`` unless a rule says otherwise. Decisions are cached per
+The operation of a call is the first body frame (the service-call convention:
+docs/architecture.md, "Service calls over MDP"); a body that is not a convention call is
+judged by that frame all the same, so an unknown service with raw bodies needs ``admin``
+unless a rule says otherwise. Decisions are cached per
 (principal, service, operation or topic): the broker asks for every message, and the cache is
 thrown away with the policy whenever keys or configuration change. The cache is bounded, since
 the names in it come from peers.

@@ -1,4 +1,4 @@
-"""The service-call convention over MDP (DESIGN.md, "Service calls over MDP").
+"""The service-call convention over MDP (docs/architecture.md, "Service calls over MDP").
 
     request   frame 1: operation name (ASCII, e.g. ``get``)   frame 2: a JSON object (params)
     reply     one JSON frame: {"ok": true, "result": …}
