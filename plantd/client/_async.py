@@ -19,13 +19,11 @@ import zmq
 import zmq.asyncio
 
 from plantd._zmq import async_context
-from plantd.client._core import ClientCore, ClientSettings, Exchange, Pause
+from plantd.client._core import ClientCore, ClientSettings, Exchange, Pause, Reply
 from plantd.errors import UsageError
 from plantd.security import Credentials, secure
 
 __all__ = ["AsyncClient", "Reply"]
-
-Reply = list[bytes]
 
 
 class _Channel:

@@ -42,9 +42,12 @@ from plantd.errors import LocalProtocolError, RemoteProtocolError, RequestTimeou
 from plantd.mdp import ClientProtocol, ReplyReceived, Version
 from plantd.security import Credentials
 
-__all__ = ["Call", "ClientCore", "ClientSettings", "Exchange", "Pause", "Step"]
+__all__ = ["Call", "ClientCore", "ClientSettings", "Exchange", "Pause", "Reply", "Step"]
 
 log = logging.getLogger(__name__)
+
+Reply = list[bytes]
+"""A reply part's body frames, as both clients hand them out."""
 
 
 class ClientSettings(TypedDict, total=False):

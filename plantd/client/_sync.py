@@ -17,7 +17,7 @@ from typing import Unpack
 import zmq
 
 from plantd._zmq import sync_context
-from plantd.client._core import Call, ClientCore, ClientSettings, Exchange, Pause, Step
+from plantd.client._core import Call, ClientCore, ClientSettings, Exchange, Pause, Reply, Step
 from plantd.errors import NoBroker, RequestTimeout, SecurityError, UsageError
 from plantd.security import current_identity, secure
 from plantd.security._refusals import RefusalWatch
@@ -43,9 +43,9 @@ class Client(ClientCore):
         timeout: float | None = None,
         retries: int | None = None,
         idempotent: bool = False,
-    ) -> list[bytes]:
+    ) -> Reply:
         """Send ``body`` to ``service``; return the FINAL reply's frames."""
-        final: list[bytes] = []
+        final: Reply = []
         parts = self.stream(service, *body, timeout=timeout, retries=retries, idempotent=idempotent)
         for part in parts:
             final = part
@@ -58,7 +58,7 @@ class Client(ClientCore):
         timeout: float | None = None,
         retries: int | None = None,
         idempotent: bool = False,
-    ) -> Iterator[list[bytes]]:
+    ) -> Iterator[Reply]:
         """Yield each reply part (PARTIALs, then the FINAL); retries only before the first."""
         if self._closed:
             raise UsageError("this client is closed")
