@@ -115,18 +115,33 @@ def configure_logging(
     stream: TextIO | None = None,
     under_journal: bool = False,
     fields: Mapping[str, str] | None = None,
+    filters: Sequence[logging.Filter] = (),
 ) -> None:
-    """Configure the root logger once; later calls only adjust the level.
+    """Configure the root logger once; later calls only adjust the level (and add ``filters``).
 
     ``under_journal`` sends records to the journal natively when ``systemd.journal`` is
     importable, with ``fields`` on each (default: :func:`journal_fields` of ``sys.argv``), and
-    otherwise drops the timestamp from text records (journald stamps them itself).
+    otherwise drops the timestamp from text records (journald stamps them itself). ``filters``
+    go on the root's handlers, to add fields to records (the module host's ``PLANTD_MODULE``).
     """
-    global _configured
     root = logging.getLogger()
     root.setLevel(level.upper())
-    if _configured:
-        return
+    if not _configured:
+        _configure_root(root, fmt, stream=stream, under_journal=under_journal, fields=fields)
+    for handler in root.handlers:
+        for record_filter in filters:
+            handler.addFilter(record_filter)
+
+
+def _configure_root(
+    root: logging.Logger,
+    fmt: LogFormat,
+    *,
+    stream: TextIO | None,
+    under_journal: bool,
+    fields: Mapping[str, str] | None,
+) -> None:
+    global _configured
     handler: logging.Handler | None = None
     if under_journal and stream is None:
         handler = _journal_handler(journal_fields(sys.argv) if fields is None else fields)

@@ -64,8 +64,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _host(args: argparse.Namespace) -> int:
-    import logging
-
     from plantd.logs import configure_logging
     from plantd.module._host import ModuleLogField
     from plantd.module._main import run_host
@@ -78,9 +76,8 @@ def _host(args: argparse.Namespace) -> int:
         config.logging.format,
         under_journal="JOURNAL_STREAM" in args.environ,
         fields={"SYSLOG_IDENTIFIER": "plantd-modules", "PLANTD_SERVICE": "module"},
+        filters=[ModuleLogField()],
     )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(ModuleLogField())
     # No key of its own: every module's sockets are given that module's key.
     assume_identity(config, None)
     asyncio.run(run_host(config, args.names, args.environ))
