@@ -14,6 +14,7 @@ request id, status code, status text, user id, metadata.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -127,8 +128,10 @@ class Gatekeeper:
     def _run(self) -> None:
         handler = self._context.socket(zmq.REP)
         handler.linger = 0
+        bound = False
         try:
             handler.bind(ZAP_ENDPOINT)
+            bound = True
         finally:
             self._ready.set()
         next_check = time.monotonic() + self._poll_interval
@@ -141,8 +144,14 @@ class Gatekeeper:
                     self._reload_safely()
                     next_check = time.monotonic() + self._poll_interval
         except zmq.ContextTerminated:
-            pass
+            bound = False  # the context is gone, and the endpoint with it
         finally:
+            # Unbinding an inproc endpoint is done at once; closing the socket frees it only
+            # when libzmq's reaper gets to it, so a Gatekeeper started right after this one
+            # stopped could find the endpoint still taken.
+            if bound:
+                with contextlib.suppress(zmq.ZMQError):
+                    handler.unbind(ZAP_ENDPOINT)
             handler.close(linger=0)
 
     def _answer(self, frames: list[bytes]) -> list[bytes]:
