@@ -59,8 +59,9 @@ def rss_bytes(pid: int) -> int:
 # -- item 1: a million empty frames ----
 
 # Heartbeats slow enough that only a stall of seconds (8.5 s before the fix, for one message)
-# expires a worker; a drain of a million frames takes about one.
-SLOW_HEARTBEATS = {"heartbeat_interval": 1.0, "heartbeat_liveness": 4}
+# expires a worker; a drain of a million frames takes about one on an idle machine, and up to
+# four when the suite runs two workers per core (six seconds of liveness leave room for that).
+SLOW_HEARTBEATS = {"heartbeat_interval": 1.0, "heartbeat_liveness": 6}
 
 
 @pytest.mark.stack(broker=SLOW_HEARTBEATS, worker=SLOW_HEARTBEATS)
