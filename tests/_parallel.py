@@ -1,12 +1,12 @@
-"""How the suite is shared out between pytest-xdist workers (``make test`` runs ``-n auto
---dist loadgroup``; loaded with ``-p tests._parallel`` from pyproject's ``addopts``).
+"""How the suite is shared out between pytest-xdist workers (``make test`` runs two per core,
+``--dist loadgroup``; loaded with ``-p tests._parallel`` from pyproject's ``addopts``).
 
 - The tests of one file stay on one worker: a file's tests share module-scoped fixtures and,
   in places, an outside resource (a PostgreSQL table, a topic on the machine's Mosquitto)
   that two of them must not use at once.
 - The image tests (``tests/image/``) are one group: they share one image build, which takes
   minutes and must not be made twice. They are put first, so that the longest group starts
-  at once on one worker while the other works through the rest.
+  at once on one worker while the others work through the rest.
 
 The groups are made by a scheduler of our own rather than by ``xdist_group`` marks: xdist
 appends a mark's group to the test's node id, which pytest 9.2 no longer lets it do (the id
