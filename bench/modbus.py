@@ -183,14 +183,15 @@ async def _naive(ports: list[int], interval: float, bus: str, conn: Connection) 
 
 
 def run_subscriber(bus: str, conn: Connection) -> None:
-    """Count every sample; decode one in 16 for its age (source timestamp → receipt)."""
-    from plantd.bus import decode_sample
+    """Count every sample (a module publishes a poll's changes as one batch); the age (source
+    timestamp → receipt) of one message in 16."""
+    from plantd.bus import decode_batch, decode_sample, is_batch
 
     sock = zmq.Context().socket(zmq.SUB)
     sock.rcvhwm = 1_000_000
     sock.subscribe(b"data.")
     sock.connect(bus)
-    received, ages = 0, []
+    received, messages, ages = 0, 0, []
     conn.send("ready")
     recv = sock.recv_multipart
     while True:
@@ -200,9 +201,16 @@ def run_subscriber(bus: str, conn: Connection) -> None:
                     frames = recv(zmq.NOBLOCK)
                 except zmq.Again:
                     break
-                received += 1
-                if received % 16 == 0:
-                    ages.append(time.time() - decode_sample(frames[1]).timestamp)
+                messages += 1
+                if is_batch(frames[1]):
+                    _, items = decode_batch(frames[1])
+                    received += len(items)
+                    first = items[0][1] if items else None
+                else:
+                    received += 1
+                    first = decode_sample(frames[1]) if messages % 16 == 0 else None
+                if first is not None and messages % 16 == 0:
+                    ages.append(time.time() - first.timestamp)
         if conn.poll():
             conn.recv()
             conn.send((received, ages))
