@@ -49,19 +49,6 @@ def progress(pytestconfig: pytest.Config) -> Progress:
     return progress_writer(pytestconfig)
 
 
-# The image tests are the longest group of the suite (a build, then three boots under software
-# emulation), so they decide how long `make test` takes; the other workers' tests mostly wait
-# on processes and sockets and can make do with what CPU is left. As root, the worker that runs
-# them (and so the build and QEMU, which inherit it) gets a higher priority.
-IMAGE_PRIORITY = -5
-
-
-@pytest.fixture(scope="session", autouse=True)
-def image_tests_first_on_the_cpu() -> None:
-    if os.geteuid() == 0 and os.getpriority(os.PRIO_PROCESS, 0) > IMAGE_PRIORITY:
-        os.setpriority(os.PRIO_PROCESS, 0, IMAGE_PRIORITY)
-
-
 def minutes(seconds: float) -> str:
     """``2m10s`` (or ``41s``): how long a phase took, for the progress lines."""
     whole = round(seconds)
