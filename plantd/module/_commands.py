@@ -18,6 +18,8 @@ Errors: ``module.unknown-point``, ``module.not-writable``, ``module.bad-value``,
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, cast
 
 from plantd.config import to_data
@@ -77,19 +79,9 @@ def module_service(runtime: ModuleRuntime) -> ServiceDefinition:
         if refusal is not None:
             code = "module.not-writable" if not point.writable else "module.bad-value"
             raise OperationError(code, refusal)
-        if not runtime.connected:
-            raise OperationError(
-                "module.unavailable", runtime.connection.last_error or "not connected"
-            )
-        try:
+        _require_connected(runtime)
+        with _driver_errors(runtime):
             written = await runtime.driver.write(point, value)
-        except ValueError as exc:
-            raise OperationError("module.bad-value", str(exc)) from exc
-        except DeviceFault as exc:
-            raise OperationError("module.device-fault", str(exc)) from exc
-        except DeviceUnavailable as exc:
-            runtime.report_write_failure(exc)
-            raise OperationError("module.unavailable", str(exc)) from exc
         if runtime.connected:
             await runtime.poll(table.group_of[point.name])
         return {"point": point.name, "value": written}
@@ -103,6 +95,26 @@ def module_service(runtime: ModuleRuntime) -> ServiceDefinition:
     return definition
 
 
+def _require_connected(runtime: ModuleRuntime) -> None:
+    if not runtime.connected:
+        raise OperationError("module.unavailable", runtime.connection.last_error or "not connected")
+
+
+@contextmanager
+def _driver_errors(runtime: ModuleRuntime) -> Iterator[None]:
+    """A driver's write or operation failing, as the service's error codes; a lost connection
+    is also reported to the runtime, which drops it."""
+    try:
+        yield
+    except ValueError as exc:
+        raise OperationError("module.bad-value", str(exc)) from exc
+    except DeviceFault as exc:
+        raise OperationError("module.device-fault", str(exc)) from exc
+    except DeviceUnavailable as exc:
+        runtime.report_write_failure(exc)
+        raise OperationError("module.unavailable", str(exc)) from exc
+
+
 def _add_driver_operations(definition: ServiceDefinition, runtime: ModuleRuntime) -> None:
     operations = getattr(runtime.driver, "operations", None)
     if operations is not None:
@@ -114,19 +126,9 @@ def _add_driver_operation(
     definition: ServiceDefinition, runtime: ModuleRuntime, name: str, operation: DriverOperation
 ) -> None:
     async def _call(params: Params) -> Json:
-        if not runtime.connected:
-            raise OperationError(
-                "module.unavailable", runtime.connection.last_error or "not connected"
-            )
-        try:
+        _require_connected(runtime)
+        with _driver_errors(runtime):
             result: Json = await operation.call(params)
-        except ValueError as exc:
-            raise OperationError("module.bad-value", str(exc)) from exc
-        except DeviceFault as exc:
-            raise OperationError("module.device-fault", str(exc)) from exc
-        except DeviceUnavailable as exc:
-            runtime.report_write_failure(exc)
-            raise OperationError("module.unavailable", str(exc)) from exc
         return result
 
     _call.__doc__ = operation.doc
