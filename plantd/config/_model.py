@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from plantd.config._historian import HistorianConfig
 from plantd.config._location import KeyPath
 from plantd.config._markers import INTERNAL, Check, Duration, Ge, Gt, Le, Size
+from plantd.config._observability import LoggerConfig, MetricsConfig
 from plantd.config._security import SecurityConfig
 
 __all__ = [
@@ -24,7 +25,9 @@ __all__ = [
     "BusConfig",
     "ClientConfig",
     "HistorianConfig",
+    "LoggerConfig",
     "LoggingConfig",
+    "MetricsConfig",
     "PathsConfig",
     "PlantdConfig",
     "SecurityConfig",
@@ -161,10 +164,17 @@ class WorkerConfig:
 
 @dataclass(frozen=True, slots=True)
 class LoggingConfig:
-    """``logging:``, for every plantd process (to stdout; journald picks it up)."""
+    """``logging:``, for every plantd process (to stdout; journald picks it up).
+
+    Records at ``publish`` and above also go on the bus (``log.<source>.<level>``) for
+    ``plantd-logger`` to keep; ``off`` publishes none. At most ``publish_queue`` records wait
+    for the bus: past that the oldest are dropped (and counted), so logging never blocks.
+    """
 
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
+    publish: Literal["debug", "info", "warning", "error", "off"] = "info"
+    publish_queue: Annotated[int, Ge(1), Le(1_000_000)] = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +226,8 @@ class PlantdConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     state: StateConfig = field(default_factory=StateConfig)
     historian: HistorianConfig = field(default_factory=HistorianConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     source_dir: Path | None = field(default=None, metadata=INTERNAL)
 

@@ -39,7 +39,8 @@ from plantd.security._principal import BROKER, check_principal
 
 __all__ = ["SERVICES", "KeySet", "Listed", "local_principals"]
 
-SERVICES = ("state", "historian", "echo", "sim")  # the plantd services that run as workers
+# The plantd services, each with a key of its own (the module host reports with "modules").
+SERVICES = ("state", "historian", "echo", "sim", "logger", "modules")
 _FOLDERS = (("module", MODULES_DIR), ("sink", "sinks.d"))
 _PROBLEM = re.compile(r"(?P<path>.*?\.key)(?::\d+)?: (?P<why>.*)", re.DOTALL)
 

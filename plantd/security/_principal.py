@@ -26,6 +26,7 @@ __all__ = [
     "check_principal",
     "kind_grants",
     "principal_kind",
+    "telemetry_grants",
 ]
 
 BROKER = "broker"
@@ -86,7 +87,19 @@ _SERVICES: dict[str, Grants] = {
     "historian": Grants(serve=("org.plantd.Historian",), publish=("event.historian.",)),
     "echo": Grants(serve=("org.plantd.module.Echo",)),
     "sim": Grants(serve=("org.plantd.sim.*",), publish=("event.sim.",)),
+    "logger": Grants(serve=("org.plantd.Logger", "org.plantd.Health"), publish=("event.logger.",)),
+    # The module host (`plant module host`): each module serves and publishes data with its
+    # own key; the host's key is for what the process reports, its own and each module's logs.
+    "modules": Grants(publish=("log.module.",)),
 }
+
+
+def telemetry_grants(principal: str) -> tuple[str, ...]:
+    """The topics on which ``principal``'s process reports its own logs and metrics
+    (``log.<source>.<level>``, ``metrics.<source>``; :func:`plantd.telemetry.source_of`)."""
+    kind, _, name = principal.partition(".")
+    source = name if kind == "service" else principal
+    return (f"log.{source}.", f"metrics.{source}.")
 
 
 def kind_grants(principal: str) -> Grants:
@@ -99,7 +112,7 @@ def kind_grants(principal: str) -> Grants:
         return Grants(
             serve=(f"org.plantd.module.{name}",),
             call=(("org.plantd.State", "*"),),
-            publish=(f"data.{name}.",),
+            publish=(f"data.{name}.", *telemetry_grants(principal)),
         )
     if kind == "sink":
         # Reads from the historian to repair gaps; writes to modules for upstream commands
@@ -107,8 +120,9 @@ def kind_grants(principal: str) -> Grants:
         return Grants(
             roles=frozenset({"viewer", "operator"}),
             serve=(f"org.plantd.sink.{name}",),
-            publish=(f"event.sink.{name}.",),
+            publish=(f"event.sink.{name}.", *telemetry_grants(principal)),
         )
     if kind == "service":
-        return _SERVICES.get(name, Grants())
+        grants = _SERVICES.get(name, Grants())
+        return replace(grants, publish=(*grants.publish, *telemetry_grants(principal)))
     return Grants()

@@ -192,7 +192,12 @@ def test_key_file_serve_and_publish_add_to_the_kinds(keys: Path) -> None:
     assert ring.grants("module.pump1") == Grants(
         serve=("org.plantd.module.pump1", "org.acme.*", "org.acme2"),
         call=(("org.plantd.State", "*"),),
-        publish=("data.pump1.", "event.acme."),
+        publish=(
+            "data.pump1.",
+            "log.module.pump1.",
+            "metrics.module.pump1.",
+            "event.acme.",
+        ),
     )
     assert ring.grants("service.custom") == Grants(
         serve=("org.acme.Custom",), publish=("event.custom.", "x.")
