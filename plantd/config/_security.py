@@ -84,6 +84,9 @@ _READS = (
 BUILTIN_OPERATIONS: tuple[OperationRule, ...] = (
     OperationRule("*", ("operations",), "read"),  # every service lists what it offers
     OperationRule("org.plantd.Audit", ("*",), "admin"),
+    # Logs, metrics and health describe the appliance, not the plant: anyone who may look.
+    OperationRule("org.plantd.Logger", ("*",), "read"),
+    OperationRule("org.plantd.Health", ("*",), "read"),
     OperationRule("org.plantd.module.Echo", ("*",), "read"),  # the diagnostic echo service
     OperationRule("org.plantd.module.*", ("points", "read", "status"), "read"),
     OperationRule("org.plantd.module.*", ("*",), "operate"),  # writes, a driver's own commands
