@@ -124,7 +124,12 @@ def test_show_prints_effective_yaml(etc: Path, capsys: pytest.CaptureFixture[str
     out = capsys.readouterr().out
     assert out.startswith(f"# effective configuration: {etc}, with PLANTD_CLIENT_TIMEOUT\n")
     data = yaml.safe_load(out)
-    assert data["logging"] == {"level": "debug", "format": "text"}
+    assert data["logging"] == {
+        "level": "debug",
+        "format": "text",
+        "publish": "info",
+        "publish_queue": 10000,
+    }
     assert data["client"]["timeout"] == 2.0
     sections = [f.name for f in dataclasses.fields(PlantdConfig) if f.name != "source_dir"]
     assert list(data) == sections  # in the schema's order

@@ -200,7 +200,8 @@ def test_key_file_serve_and_publish_add_to_the_kinds(keys: Path) -> None:
         ),
     )
     assert ring.grants("service.custom") == Grants(
-        serve=("org.acme.Custom",), publish=("event.custom.", "x.")
+        serve=("org.acme.Custom",),
+        publish=("log.custom.", "metrics.custom.", "event.custom.", "x."),
     )
 
 

@@ -72,7 +72,7 @@ def test_module_grants_its_own_service_topics_and_the_state_service() -> None:
         roles=frozenset(),
         serve=("org.plantd.module.pump1",),
         call=(("org.plantd.State", "*"),),
-        publish=("data.pump1.",),
+        publish=("data.pump1.", "log.module.pump1.", "metrics.module.pump1."),
     )
 
 
@@ -80,21 +80,45 @@ def test_sink_grants_viewer_and_operator_roles_its_service_and_events() -> None:
     assert kind_grants("sink.cloud") == Grants(
         roles=frozenset({"viewer", "operator"}),
         serve=("org.plantd.sink.cloud",),
-        publish=("event.sink.cloud.",),
+        publish=("event.sink.cloud.", "log.sink.cloud.", "metrics.sink.cloud."),
     )
+
+
+def _reports(source: str) -> tuple[str, str]:
+    """The topics on which a process reports its own logs and metrics."""
+    return (f"log.{source}.", f"metrics.{source}.")
 
 
 @pytest.mark.parametrize(
     ("name", "grants"),
     [
-        ("service.state", Grants(serve=("org.plantd.State",), publish=("state.",))),
+        (
+            "service.state",
+            Grants(serve=("org.plantd.State",), publish=("state.", *_reports("state"))),
+        ),
         (
             "service.historian",
-            Grants(serve=("org.plantd.Historian",), publish=("event.historian.",)),
+            Grants(
+                serve=("org.plantd.Historian",),
+                publish=("event.historian.", *_reports("historian")),
+            ),
         ),
-        ("service.echo", Grants(serve=("org.plantd.module.Echo",))),
-        ("service.sim", Grants(serve=("org.plantd.sim.*",), publish=("event.sim.",))),
-        ("service.custom", Grants()),  # a third-party service: its key file says what it serves
+        ("service.echo", Grants(serve=("org.plantd.module.Echo",), publish=_reports("echo"))),
+        (
+            "service.sim",
+            Grants(serve=("org.plantd.sim.*",), publish=("event.sim.", *_reports("sim"))),
+        ),
+        (
+            "service.logger",
+            Grants(
+                serve=("org.plantd.Logger", "org.plantd.Health"),
+                publish=("event.logger.", *_reports("logger")),
+            ),
+        ),
+        # The module host reports for every module it runs.
+        ("service.modules", Grants(publish=("log.module.", *_reports("modules")))),
+        # A third-party service: its key file says what it serves; it reports like any other.
+        ("service.custom", Grants(publish=_reports("custom"))),
         ("user.alice", Grants()),  # a person: only roles from the key file
         ("robot.x", Grants()),
     ],
@@ -115,7 +139,7 @@ def test_merged_roles_replace_and_serve_publish_add() -> None:
     assert merged == Grants(
         roles=frozenset({"admin"}),
         serve=("org.plantd.sink.cloud", "org.x"),
-        publish=("event.sink.cloud.", "a.", "b."),
+        publish=("event.sink.cloud.", "log.sink.cloud.", "metrics.sink.cloud.", "a.", "b."),
     )
     assert base.merged(roles=None).roles == frozenset({"viewer", "operator"})
     assert base.merged(roles=frozenset()).roles == frozenset()
