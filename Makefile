@@ -41,7 +41,7 @@ PYTEST_PARALLEL ?= -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 # As root (CI is), the image tests' Debian packages are installed first; as another user those
 # tests say what is missing.
 pytest: $(STAMP)
-	@if [ "$$(id -u)" = 0 ]; then image/deps.sh; fi
+	@if [ "$$(id -u)" = 0 ]; then image/deps.sh; tests/deps.sh; fi
 	$(BIN)/pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 ## image: build an appliance image, IMAGE=amd64 (default) or rpi-arm64, into image/out/IMAGE

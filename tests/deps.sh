@@ -1,0 +1,37 @@
+#!/bin/sh
+# Install what the tests need beyond the image's tools (Debian bookworm host, as root):
+# Debian's `prometheus` package, for /usr/bin/promtool (tests/unit/test_monitoring_files.py
+# checks config/monitoring/ with it). Only the tools are wanted, not a running Prometheus:
+# the package's service is kept from starting (policy-rc.d) and stopped if it started anyway.
+# Does nothing when promtool is there already; as another user it only says what is missing.
+set -eu
+
+command -v promtool >/dev/null 2>&1 && exit 0
+if [ "$(id -u)" != 0 ]; then
+    echo "tests/deps.sh: missing: promtool (run as root to install: prometheus)" >&2
+    exit 1
+fi
+echo "tests/deps.sh: installing promtool (Debian package prometheus)"
+
+# invoke-rc.d and deb-systemd-invoke ask /usr/sbin/policy-rc.d; 101 = "not allowed".
+policy=/usr/sbin/policy-rc.d
+ours=""
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    ours=1
+fi
+cleanup() { if [ -n "$ours" ]; then rm -f "$policy"; fi; }
+trap cleanup EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+
+# Belt and braces: the package's daemon (on :9090) must not be left running.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+elif [ -x /etc/init.d/prometheus ]; then
+    /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+fi
+command -v promtool >/dev/null
