@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-SERVICES = ("plantd-broker", "plantd-state", "plantd-historian", "plantd-modules")
+SERVICES = ("plantd-broker", "plantd-state", "plantd-historian", "plantd-logger", "plantd-modules")
 MODULE = """\
 driver: fake
 groups:

@@ -151,6 +151,7 @@ def make_stack(base: Path, **overrides: dict[str, Any]) -> Stack:
         "client": {"timeout": 2.0, "retries": 3},
         "paths": {"data": str(base / "data"), "run": str(base / "run")},
         "logging": {"level": "debug"},
+        "logger": {"listen": "127.0.0.1:0"},  # any free port, read back from the run directory
     }
     for section, values in overrides.items():
         settings.setdefault(section, {}).update(values)

@@ -124,6 +124,7 @@ def _stack(config_args: list[str], config_dir: Path | None) -> list[_Child]:
         _Child("broker", [python, "-m", "plantd.broker", *config_args]),
         *(_Child(f"sim {path.stem}", [*cli, "sim", "run", str(path)]) for path in sims),
         _Child("state", [python, "-m", "plantd.state", *config_args]),
+        _Child("logger", [python, "-m", "plantd.logger", *config_args]),
         _Child("echo", [*cli, "serve", "echo"]),
         *([_Child(f"modules {' '.join(hosted)}", [*cli, "module", "host"])] if hosted else []),
         *(_Child(f"module {name}", [*cli, "module", "run", name]) for name in isolated),

@@ -35,12 +35,14 @@ pytestmark = [pytest.mark.image, pytest.mark.timeout(1800)]
 
 GROW = 1 << 30  # the "card" is 1 GiB larger than the image: the data partition grows into it
 DATA_PARTITION_BYTES = 256 << 20
-SERVICES = ("plantd-broker", "plantd-state", "plantd-historian", "plantd-modules")
+SERVICES = ("plantd-broker", "plantd-state", "plantd-historian", "plantd-logger", "plantd-modules")
 # Whose secret keys the box holds, and who owns each (user.root: root's admin key for `plant`).
 SECRETS = {
     "broker": "plantd",
     "service.state": "plantd",
     "service.historian": "plantd",
+    "service.logger": "plantd",
+    "service.modules": "plantd",
     "module.demo": "plantd",
     "user.root": "root",
 }

@@ -21,7 +21,14 @@ UNITS = REPO / "systemd"
 SERVICES = sorted(p.name for p in UNITS.glob("*.service"))
 KEYS = "plantd-keys.service"  # the oneshot that makes keys, as root; the others are plantd's
 DAEMONS = [name for name in SERVICES if name != KEYS]
-EXECUTABLES = ("plant", "plantd-broker", "plantd-state", "plantd-historian", "plantd-sink")
+EXECUTABLES = (
+    "plant",
+    "plantd-broker",
+    "plantd-state",
+    "plantd-historian",
+    "plantd-logger",
+    "plantd-sink",
+)
 KEYS_INIT = "/usr/bin/flock /etc/plantd /opt/plantd/venv/bin/plant --config /etc/plantd keys init"
 MAX_EXPOSURE = 2.0
 
@@ -163,6 +170,7 @@ def test_the_module_host_with_every_worst_case_at_once_stays_at_most_2(
         "plantd-module@.service",
         "plantd-modules.service",
         "plantd-historian.service",
+        "plantd-logger.service",
         "plantd-sink@.service",
     ],
 )
