@@ -20,6 +20,8 @@ Theory of operation. Children of one TaskGroup:
   ``repair.timeout`` with the rest counted as lost (event ``event.sink.NAME.lost``);
 - **status**: publishes :meth:`Sink.status` on ``event.sink.NAME.status`` every
   ``status_interval``; the service ``org.plantd.sink.NAME`` answers ``status``;
+- **metrics**: while it runs, the sink is tracked by ``plantd.sinks._metrics`` (its backlog,
+  oldest entry, delivered and dropped counts, connection), read at collection time;
 - **commands**: if the upstream has ``serve_commands`` (commands from upstream to the
   modules, through ``UpstreamContext.write``), it runs here until the sink stops.
 
@@ -49,6 +51,7 @@ from plantd.service import ServiceDefinition, ServiceWorker, call_async
 from plantd.sinks._config import SinkConfig
 from plantd.sinks._intake import IntakeState
 from plantd.sinks._kind import UpstreamContext
+from plantd.sinks._metrics import DROP_REASONS, track, untrack
 from plantd.sinks._queue import DiskQueue, Entry, Gap, entry_samples
 from plantd.sinks._registry import load_sink_kind
 from plantd.sinks._upstream import Outgoing, Upstream, UpstreamUnavailable, split_topic
@@ -93,6 +96,8 @@ class Sink:
         # Why the queue or the upstream fails now, each cleared when it works again.
         self._errors: dict[str, str] = {}
         self.backlog_watermark = 0
+        # Samples this process dropped, by reason (plantd_sink_dropped_total).
+        self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
         self._queued = asyncio.Event()
         self._stopping = asyncio.Event()
         self._publisher: BusPublisher | None = None
@@ -128,6 +133,7 @@ class Sink:
         self._publisher = BusPublisher(config.bus.frontend)
         client = AsyncClient.from_config(config.broker.endpoint, config.client)
         self._client = client
+        track(self)
         try:
             async with client, asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._intake(subscriber))
@@ -141,6 +147,7 @@ class Sink:
                 if serve_commands is not None:
                     tasks.create_task(self._until_stopped(serve_commands()))
         finally:
+            untrack(self)
             subscriber.close()
             await self._commit()
             self._publisher.close()
@@ -201,6 +208,7 @@ class Sink:
             self._error("queue", f"queue commit failed (will retry): {exc}")
             lost_in_memory = self.intake.restore(intake)
             if lost_in_memory:
+                self.dropped["commit_failed"] += lost_in_memory
                 total = self.queue.counters["dropped"] + self.intake.pending.dropped
                 self._event(
                     "dropped",
@@ -210,6 +218,7 @@ class Sink:
         self._recovered("queue", "queue commits succeed again")
         self._queued.set()
         if dropped:
+            self.dropped["full"] += dropped
             self._event(
                 "dropped",
                 {
@@ -225,6 +234,7 @@ class Sink:
     async def _trim(self) -> None:
         dropped = await self.queue.trim()
         if dropped:
+            self.dropped["expired"] += dropped
             self._event(
                 "dropped",
                 {"dropped": dropped, "total": self.queue.counters["dropped"], "reason": "max_age"},

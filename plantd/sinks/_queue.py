@@ -34,6 +34,11 @@ delete reaches the disk with the next intake commit (a few hundred ms later) ins
 an fsync of its own per delivery. A power cut in between brings the entries back, and they are
 sent again: a duplicate, which at-least-once allows; nothing taken is ever lost that way.
 
+In memory, for the status and the metrics (``plantd.sinks._metrics``, read from another
+thread): ``length`` (samples queued), ``bytes``, ``counters`` and ``oldest`` (when the oldest
+entry still queued was committed, 0 when none), each updated by the operation that changes it,
+on the queue's thread: reading them never touches SQLite.
+
 Limits: past ``max_bytes`` (topic + payload + 24 bytes of row overhead per entry) the oldest
 entries are deleted in the same transaction as the entries that overflowed; entries queued
 longer than ``max_age`` go at the next :meth:`trim`. Both count in ``dropped`` (samples, not
@@ -220,6 +225,8 @@ class DiskQueue:
         self.length = 0
         self.bytes = 0
         self.last_id = 0
+        self.oldest = 0.0
+        """When the oldest entry still queued was committed (wall clock); 0.0 if none."""
         self._lock = QueueLock(path)  # one process per queue (SinkAlreadyRunning)
         try:
             self._db = DatabaseThread("plantd-sink-queue", self._open)
@@ -244,6 +251,7 @@ class DiskQueue:
             "FROM entries"
         ).fetchone()
         self.length, self.bytes, self.last_id = int(length), int(size), int(last)
+        self.oldest = _oldest(conn)
 
     # -- the state kept for the intake (read once at start) ----------------------------------
 
@@ -312,6 +320,8 @@ class DiskQueue:
                 length, size = length - dropped, size - freed
             _add_counters(conn, {**counts, "dropped": counts["dropped"] + intake.dropped})
             last = conn.execute("SELECT coalesce(max(id), 0) FROM entries").fetchone()[0]
+            oldest = _oldest(conn) if rows or counts["dropped"] else self.oldest
+        self.oldest = oldest
         self.length, self.bytes, self.last_id = length, size, max(self.last_id, int(last))
         for name, value in counts.items():
             self.counters[name] += value
@@ -333,6 +343,8 @@ class DiskQueue:
             if count:
                 conn.execute("DELETE FROM entries WHERE queued < ?", (cutoff,))
                 _add_counters(conn, {"dropped": count})
+            oldest = _oldest(conn) if count else self.oldest
+        self.oldest = oldest
         self.length -= count
         self.bytes -= size
         self.counters["dropped"] += count
@@ -387,10 +399,12 @@ class DiskQueue:
                     removed += int(found[0])
                     size += int(found[1])
                 _add_counters(conn, {"delivered": removed, "duplicates": duplicates})
+                oldest = _oldest(conn)
         finally:
             conn.execute("PRAGMA synchronous = FULL")
         self.length -= removed
         self.bytes -= size
+        self.oldest = oldest
         self.counters["delivered"] += removed
         self.counters["duplicates"] += duplicates
         return removed
@@ -437,6 +451,12 @@ def _add_counters(conn: sqlite3.Connection, counts: dict[str, int]) -> None:
         "UPDATE counters SET value = value + ? WHERE name = ?",
         [(value, name) for name, value in counts.items() if value],
     )
+
+
+def _oldest(conn: sqlite3.Connection) -> float:
+    """When the first entry still queued was committed; 0.0 if none (one row, by key)."""
+    row = conn.execute("SELECT queued FROM entries ORDER BY id LIMIT 1").fetchone()
+    return float(row[0]) if row is not None else 0.0
 
 
 def _drop_oldest(conn: sqlite3.Connection, excess: int) -> tuple[int, int]:
