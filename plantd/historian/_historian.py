@@ -29,6 +29,7 @@ from typing import Any
 
 from plantd.bus import BusPublisher, BusSubscriber, GapTracker, Sample
 from plantd.config import PlantdConfig
+from plantd.historian import _metrics
 from plantd.historian._query import summary
 from plantd.historian._service import historian_service
 from plantd.historian._store import HistoryStore
@@ -49,6 +50,7 @@ class Historian:
         self.path = self.settings.database_path(config.paths)
         self.store = store or HistoryStore(self.path, self.settings)
         self.gaps = GapTracker()
+        self._gaps_counted = 0  # gaps.missing as far as the gaps counter has it
         self.received = 0
         self.started = time.time()
         self._batch: list[tuple[str, Sample]] = []
@@ -114,6 +116,10 @@ class Historian:
 
     async def _hand_over(self) -> None:
         """Give the batch in hand to the writer, once the one before it is committed."""
+        missing = self.gaps.missing  # counted per batch, not per sample
+        if missing > self._gaps_counted:
+            _metrics.GAPS.inc(missing - self._gaps_counted)
+            self._gaps_counted = missing
         async with self._lock:
             if self._writing is not None:
                 await self._writing  # backpressure: at most one batch waits for the disk

@@ -29,6 +29,9 @@ Settled every 30 s, a point's page is rewritten once per 30 s instead of once pe
 
 Reads (queries, the repair of a sink's gap) run on a second, read-only connection owned by a
 thread of its own, so a long query never holds up a commit.
+
+Metrics (``_metrics``): each committed batch is observed once, its duration and the samples it
+stored; an open store's files count in the database size.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from plantd._dbthread import DatabaseThread
 from plantd._sqlite import rollback, transaction
 from plantd.bus import Sample
 from plantd.config import HistorianConfig
+from plantd.historian import _metrics
 from plantd.historian._rows import RollupBuffer, to_row
 from plantd.historian._schema import connect, migrate
 
@@ -122,6 +126,7 @@ class HistoryStore:
         self._settled = time.monotonic()
         self._recent_rows = 0  # rows in ``recent`` (writer thread only)
         self._uncounted = 0  # duplicates a settle found, until its transaction commits
+        self._metered = 0  # stats.samples as far as the samples counter has it (writer thread)
         self._writer = DatabaseThread("plantd-historian-writer", self._open_writer)
         try:
             self._reader = DatabaseThread(
@@ -130,6 +135,7 @@ class HistoryStore:
         except BaseException:
             self._writer.close()
             raise
+        _metrics.track(self)
 
     def _open_writer(self) -> sqlite3.Connection:
         conn = connect(self.path)
@@ -206,10 +212,21 @@ class HistoryStore:
         stats.samples += added
         stats.last_commit = self._clock()
         stats.last_commit_seconds = time.monotonic() - started
+        _metrics.BATCH_SECONDS.observe(stats.last_commit_seconds)
+        self._meter_samples()
         self._recent_rows += added
         if started - self._settled >= _SETTLE_EVERY or self._recent_rows >= _SETTLE_MAX_ROWS:
             self._settle_now(conn)
         return added
+
+    def _meter_samples(self) -> None:
+        """Add what ``stats.samples`` gained to the samples counter. A settle takes the
+        duplicates it finds off ``stats.samples`` (they were counted when their batch came), and a
+        counter cannot go down: the counter waits until ``stats.samples`` is past what it has."""
+        stored = self.stats.samples
+        if stored > self._metered:
+            _metrics.SAMPLES.inc(stored - self._metered)
+            self._metered = stored
 
     def _settle_now(self, conn: sqlite3.Connection) -> None:
         """Move ``recent`` into ``samples`` in a transaction of its own (a failure leaves the
@@ -370,6 +387,7 @@ class HistoryStore:
         await self._writer.run(self._merge_now)
 
     def close(self) -> None:
+        _metrics.untrack(self)
         self._reader.close()
         try:
             self._writer.call(self._merge_now)

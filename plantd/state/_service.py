@@ -18,6 +18,7 @@ from plantd.config import Access
 from plantd.security import principal_kind
 from plantd.service import Json, OperationError, Params, ServiceDefinition, current_caller, param
 from plantd.state._limits import Limits
+from plantd.state._metrics import counted
 from plantd.state._store import Store
 from plantd.state._writes import CreateScope, Delete, DeleteScope, Set, Write, WriteOp, fingerprint
 
@@ -317,5 +318,5 @@ def build_definition(
         ("health", handlers.health, "read"),
     )
     for name, func, access in operations:
-        definition.operation(name, access=access)(func)
+        definition.operation(name, access=access)(counted(name, func))
     return definition

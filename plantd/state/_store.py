@@ -27,6 +27,9 @@ agrees with its generation marker (``<database>.generation``), which the writer 
 each commit, before acknowledging its writes. When SQLite says the database is damaged while the
 store serves (``SQLITE_CORRUPT``, ``SQLITE_NOTADB``), from a read or from the writer, the request
 fails with ``state.damaged`` and ``on_damaged`` is called once: the service stops serving.
+
+Metrics (``_metrics``): each successful group commit is observed once, its duration and its
+size (the writes it acknowledged); an open store's files count in the database size.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from typing import Any
 
 from plantd._sqlite import rollback, transaction
 from plantd.service import Json
-from plantd.state import _reads
+from plantd.state import _metrics, _reads
 from plantd.state._errors import StateDamaged, StateError
 from plantd.state._integrity import Marker, is_corruption, open_verified
 from plantd.state._jobs import Job, Outcomes
@@ -129,6 +132,7 @@ class Store:
         except sqlite3.Error as exc:
             self.close()
             raise StateError("state.unavailable", f"cannot open {self.path}: {exc}") from exc
+        _metrics.track(self)
 
     def _raise_start_error(self) -> None:
         error = self._start_error  # set by the writer thread before ``_started``
@@ -251,6 +255,7 @@ class Store:
         if self._closed:
             return
         self._closed = True
+        _metrics.untrack(self)
         self._queue.put(_STOP)
         self._thread.join()
         reader = getattr(self, "_reader", None)
@@ -319,6 +324,7 @@ class Store:
 
     def _commit(self, conn: sqlite3.Connection, jobs: Sequence[Job], outcomes: Outcomes) -> None:
         done: list[tuple[Job, Json, list[ChangeEvent]]] = []
+        started = time.monotonic()
         try:
             with transaction(conn):
                 start = _reads.revision(conn)
@@ -339,6 +345,7 @@ class Store:
             # Committed: on disk (synchronous=FULL) before the marker moves and anyone is told.
             if txn.revision != start:
                 self._advance_marker(txn.revision)
+            elapsed = time.monotonic() - started
         except sqlite3.Error as exc:
             self._group_failed(conn, jobs, exc, outcomes)
             return
@@ -351,6 +358,8 @@ class Store:
         stats.groups += 1
         stats.writes += len(done)
         stats.largest_group = max(stats.largest_group, len(done))
+        _metrics.COMMIT_SECONDS.observe(elapsed)
+        _metrics.GROUP_COMMIT_SIZE.observe(len(done))
         if stats.last_error is not None:
             log.info("state writer: commits succeed again (after: %s)", stats.last_error)
             stats.last_error = stats.last_error_at = None

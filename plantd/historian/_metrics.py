@@ -1,0 +1,97 @@
+"""The historian's metrics, in :data:`plantd.telemetry.REGISTRY` (docs/observability.md).
+
+The unit observed is the batch: the writer counts the samples a batch stored and observes its
+duration once per commit, and the intake adds the samples lost on the bus once per batch it
+hands over (its :class:`~plantd.bus.GapTracker` counts them in a plain int as samples arrive),
+never per sample. The database's size is read from the file system when the metrics are
+collected, on the collector's thread: ``os.stat`` of the database and its WAL, never an SQLite
+connection (connections belong to their threads).
+
+Several stores may live in one process (tests): the size is one label-free gauge over every
+open store, which registers with :func:`track` when it opens and leaves with :func:`untrack`
+when it closes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import weakref
+from pathlib import Path
+from typing import Protocol
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from plantd.telemetry import REGISTRY
+
+__all__ = [
+    "BATCH_SECONDS",
+    "DATABASE_BYTES",
+    "GAPS",
+    "SAMPLES",
+    "database_bytes",
+    "track",
+    "untrack",
+]
+
+SAMPLES = Counter(
+    "plantd_historian_samples",
+    "Samples stored (a sample that came again, same point, time, epoch and seq, once).",
+    registry=REGISTRY,
+)
+# A batch of a few samples on a tmpfs takes well under a millisecond; thousands on an SD card,
+# with a rollup merge, can take seconds (and more than batch_interval means it falls behind).
+BATCH_SECONDS = Histogram(
+    "plantd_historian_batch_seconds",
+    "Duration of one batch write: its transaction and fsync, with a rollup merge if one was due.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=REGISTRY,
+)
+DATABASE_BYTES = Gauge(
+    "plantd_historian_database_bytes",
+    "Size of the history database on disk: the file and its WAL (every open store).",
+    registry=REGISTRY,
+)
+GAPS = Counter(
+    "plantd_historian_gaps",
+    "Samples lost on the bus: missing sequence numbers in what the historian received.",
+    registry=REGISTRY,
+)
+
+
+class _HasPath(Protocol):
+    path: Path
+
+
+_open: weakref.WeakSet[_HasPath] = weakref.WeakSet()
+_open_lock = threading.Lock()  # the collector iterates on another thread than open and close
+
+
+def track(store: _HasPath) -> None:
+    """Count ``store``'s database in :data:`DATABASE_BYTES` until :func:`untrack`."""
+    with _open_lock:
+        _open.add(store)
+
+
+def untrack(store: _HasPath) -> None:
+    with _open_lock:
+        _open.discard(store)
+
+
+def database_bytes(path: Path) -> int:
+    """The bytes ``path`` and its WAL take (0 for a file that is not there)."""
+    total = 0
+    for name in (path, path.with_name(path.name + "-wal")):
+        with contextlib.suppress(OSError):
+            total += os.stat(name).st_size
+    return total
+
+
+def _open_bytes() -> float:
+    with _open_lock:
+        paths = [store.path for store in _open]
+    return float(sum(database_bytes(path) for path in paths))
+
+
+DATABASE_BYTES.set_function(_open_bytes)

@@ -1,0 +1,128 @@
+"""The state service's metrics, in :data:`plantd.telemetry.REGISTRY` (docs/observability.md).
+
+What is observed is what costs: a request (one count per request, by operation) and a group
+commit (one observation of its duration and of its size per commit, not per write). The
+database's size is read from the file system when the metrics are collected, on the
+collector's thread: ``os.stat`` of the database and its WAL, never an SQLite connection
+(connections belong to their threads).
+
+Several stores may live in one process (tests): the size is one label-free gauge over every
+open store, which registers with :func:`track` when it opens and leaves with :func:`untrack`
+when it closes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import os
+import threading
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from plantd.service import Json, Params
+from plantd.telemetry import REGISTRY
+
+__all__ = [
+    "COMMIT_SECONDS",
+    "DATABASE_BYTES",
+    "GROUP_COMMIT_SIZE",
+    "OPERATIONS",
+    "counted",
+    "database_bytes",
+    "track",
+    "untrack",
+]
+
+OPERATIONS = Counter(
+    "plantd_state_operations",
+    "Requests to org.plantd.State, by operation (refused ones too).",
+    ["operation"],
+    registry=REGISTRY,
+)
+# From a tmpfs (tens of microseconds) to an SD card's worst fsyncs (seconds).
+COMMIT_SECONDS = Histogram(
+    "plantd_state_commit_seconds",
+    "Duration of one group commit: its transaction, the fsync, and the generation marker.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    registry=REGISTRY,
+)
+GROUP_COMMIT_SIZE = Histogram(
+    "plantd_state_group_commit_size",
+    "Writes acknowledged by one group commit.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+    registry=REGISTRY,
+)
+DATABASE_BYTES = Gauge(
+    "plantd_state_database_bytes",
+    "Size of the state database on disk: the file and its WAL (every open store).",
+    registry=REGISTRY,
+)
+
+
+class _HasPath(Protocol):
+    path: Path
+
+
+_open: weakref.WeakSet[_HasPath] = weakref.WeakSet()
+_open_lock = threading.Lock()  # the collector iterates on another thread than open and close
+
+
+def track(store: _HasPath) -> None:
+    """Count ``store``'s database in :data:`DATABASE_BYTES` until :func:`untrack`."""
+    with _open_lock:
+        _open.add(store)
+
+
+def untrack(store: _HasPath) -> None:
+    with _open_lock:
+        _open.discard(store)
+
+
+def database_bytes(path: Path) -> int:
+    """The bytes ``path`` and its WAL take (0 for a file that is not there)."""
+    total = 0
+    for name in (path, path.with_name(path.name + "-wal")):
+        with contextlib.suppress(OSError):
+            total += os.stat(name).st_size
+    return total
+
+
+def _open_bytes() -> float:
+    with _open_lock:
+        paths = [store.path for store in _open]
+    return float(sum(database_bytes(path) for path in paths))
+
+
+DATABASE_BYTES.set_function(_open_bytes)
+
+
+def counted(operation: str, func: Callable[[Params], Any]) -> Callable[[Params], Any]:
+    """``func`` (an operation's handler, plain or streaming) counting its calls in
+    :data:`OPERATIONS` under ``operation``: one increment of a series looked up once, here
+    (which also shows the series, at 0, before the first call). Only the service's declared
+    operations are wrapped, so the label's values are those names and no others."""
+    increment = OPERATIONS.labels(operation).inc
+    if inspect.isasyncgenfunction(func):
+        stream = cast(Callable[[Params], AsyncIterator[Json]], func)
+
+        @functools.wraps(func)
+        async def streaming(params: Params) -> AsyncIterator[Json]:
+            increment()
+            async for item in stream(params):
+                yield item
+
+        return streaming
+    call = cast(Callable[[Params], Awaitable[Json]], func)
+
+    @functools.wraps(func)
+    async def plain(params: Params) -> Json:
+        increment()
+        return await call(params)
+
+    return plain
