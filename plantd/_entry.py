@@ -32,11 +32,17 @@ def service_main(
     *,
     principal: Principal = lambda args: None,
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+    telemetry: bool = True,
 ) -> int:
     """Parse ``--config DIR`` (and the program's own arguments), load the config, configure
     logging, take the process's identity (``principal(args)``; see :mod:`plantd.security`),
     and run ``serve(config, environ, args)``. A ConfigError, from loading or from ``serve``
-    while it reads its own files, and a missing or unusable key exit 2."""
+    while it reads its own files, and a missing or unusable key exit 2.
+
+    While ``serve`` runs, the process reports its log records and metrics on the bus
+    (:func:`plantd.telemetry.start_telemetry`) as the principal's source (``service.state``:
+    ``state``), else as the program's name without ``plantd-``. ``telemetry=False``: the
+    program starts its own (the broker publishes from inside itself)."""
     follow_parent()  # a child of `plant up` stops with it
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--config", metavar="DIR", help="configuration directory")
@@ -51,8 +57,15 @@ def service_main(
         configure_logging(
             config.logging.level, config.logging.format, under_journal="JOURNAL_STREAM" in environ
         )
-        assume_identity(config, principal(args))
-        return serve(config, environ, args)
+        name = principal(args)
+        assume_identity(config, name)
+        if not telemetry:
+            return serve(config, environ, args)
+        from plantd.telemetry import source_of, start_telemetry
+
+        source = source_of(name) if name else prog.removeprefix("plantd-")
+        with start_telemetry(config, source):
+            return serve(config, environ, args)
     except ConfigError as exc:
         print(f"{prog}: invalid configuration:\n{exc}", file=sys.stderr)
         return CONFIG_ERROR

@@ -9,6 +9,12 @@ Under journald (``JOURNAL_STREAM`` set: ``under_journal``) with ``systemd.journa
 instead: each with its PRIORITY (so ``journalctl -p warning`` works), LOGGER, CODE_* fields and
 the process's own fields such as ``PLANTD_SERVICE=state`` or ``PLANTD_MODULE=boiler``
 (``journalctl PLANTD_MODULE=boiler``). Without the package, stdout as before.
+
+A record's structured fields — what ``extra=`` (or a filter) put on it — travel with it
+everywhere: as JSON keys with ``format: json``, as native journal fields named
+``PLANTD_<NAME>`` under journald (``extra={"point": "t1"}`` → ``PLANTD_POINT=t1``, so
+``journalctl PLANTD_POINT=t1`` finds it; :func:`journal_field`), and on the bus
+(:mod:`plantd.telemetry`, :func:`record_fields`).
 """
 
 from __future__ import annotations
@@ -17,12 +23,20 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Literal, TextIO
 
-__all__ = ["JsonFormatter", "configure_logging", "journal_fields"]
+__all__ = [
+    "JsonFormatter",
+    "configure_logging",
+    "journal_extras",
+    "journal_field",
+    "journal_fields",
+    "record_fields",
+]
 
 LogFormat = Literal["text", "json"]
 
@@ -32,11 +46,55 @@ _NATIVE_JOURNAL_FORMAT = "%(name)s: %(message)s"  # the level is the record's PR
 
 _configured = False
 
+# What every LogRecord has; anything else on a record is a structured field of it.
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+_JOURNAL_PREFIX = "PLANTD_"
+_JOURNAL_INVALID = re.compile(r"[^A-Z0-9_]", re.ASCII)
+_JOURNAL_NAME_MAX = 64  # journald ignores longer field names
+
+
+def record_fields(record: logging.LogRecord) -> dict[str, object]:
+    """The structured fields of ``record``: the attributes ``extra=`` or a filter put on it
+    (``point``, ``unit``, ``PLANTD_MODULE``…), as they are."""
+    return {key: value for key, value in record.__dict__.items() if key not in _STANDARD}
+
+
+def journal_field(name: str) -> str | None:
+    """The journal field a structured field goes out as: ``point`` → ``PLANTD_POINT``,
+    ``error-code`` → ``PLANTD_ERROR_CODE``; a name that is one already (``PLANTD_MODULE``)
+    stays. None for a name journald would not take (too long)."""
+    if name.startswith(_JOURNAL_PREFIX) and not _JOURNAL_INVALID.search(name):
+        field = name
+    else:
+        field = _JOURNAL_PREFIX + _JOURNAL_INVALID.sub("_", name.upper())
+    return field if len(field) <= _JOURNAL_NAME_MAX else None
+
+
+def journal_extras(record: logging.LogRecord) -> dict[str, str]:
+    """``record``'s structured fields as journal fields (:func:`journal_field`), values as text."""
+    extras: dict[str, str] = {}
+    for key, value in record_fields(record).items():
+        field = journal_field(key)
+        if field is not None:
+            extras[field] = value if isinstance(value, str) else str(value)
+    return extras
+
+
+def journal_record(record: logging.LogRecord) -> logging.LogRecord:
+    """A copy of ``record`` for python-systemd's JournalHandler, whose structured fields are
+    journal fields (:func:`journal_extras`) instead.
+
+    The JournalHandler of python-systemd ≥ 234 sends every attribute of a record as a field;
+    journald drops lower-case names (``point``) silently, and a value that is not text may
+    fail to encode. So the copy carries ``PLANTD_POINT="t1"`` and no ``point``.
+    """
+    attributes = {k: v for k, v in record.__dict__.items() if k in _STANDARD}
+    attributes.update(journal_extras(record))
+    return logging.makeLogRecord(attributes)
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, message and any ``extra`` fields."""
-
-    _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, object] = {
@@ -45,9 +103,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key, value in record.__dict__.items():
-            if key not in self._STANDARD:
-                payload[key] = value
+        payload.update(record_fields(record))
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
         return json.dumps(payload, default=str)
@@ -82,7 +138,25 @@ def _journal_handler(fields: Mapping[str, str]) -> logging.Handler | None:
         from systemd.journal import JournalHandler  # type: ignore[import-not-found]
     except ImportError:
         return None
-    handler: logging.Handler = JournalHandler(**fields)
+
+    class _PlantdJournalHandler(JournalHandler):  # type: ignore[misc]
+        """Sends a record's structured fields as ``PLANTD_*`` journal fields; the text is
+        the original record's (``format: json`` shows ``"point"``, as on stdout)."""
+
+        _original: logging.LogRecord | None = None
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self._original = record  # emit runs under the handler's lock: one at a time
+            try:
+                super().emit(journal_record(record))
+            finally:
+                self._original = None
+
+        def format(self, record: logging.LogRecord) -> str:
+            text: str = super().format(self._original or record)
+            return text
+
+    handler: logging.Handler = _PlantdJournalHandler(**fields)
     return handler
 
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from plantd._entry import CONFIG_ERROR, service_main
 from plantd.config import PlantdConfig
 from plantd.logs import configure_logging
+
+if TYPE_CHECKING:
+    from plantd.broker._bus import BusProxy
+    from plantd.telemetry import Telemetry
 
 __all__ = ["main", "serve"]
 
@@ -76,21 +81,34 @@ def serve(config: PlantdConfig, environ: dict[str, str]) -> int:
                 f"{core.counters.requests} requests"
             )
 
-    try:
-        # Wake every quarter period: a wake-up that comes just before a ping is due would
-        # otherwise put the next one a whole period later, the moment systemd gives up.
-        server.run(on_idle, wake_every=watchdog.interval / 2 if watchdog.enabled else None)
-    finally:
-        notifier.stopping()
-        remove_endpoints(endpoints_file)
-        if trail is not None:
-            trail.stop()
+    with _start_telemetry(config, server.bus):
+        try:
+            # Wake every quarter period: a wake-up that comes just before a ping is due would
+            # otherwise put the next one a whole period later, the moment systemd gives up.
+            server.run(on_idle, wake_every=watchdog.interval / 2 if watchdog.enabled else None)
+        finally:
+            notifier.stopping()
+            remove_endpoints(endpoints_file)
+            if trail is not None:
+                trail.stop()
     return 0
+
+
+def _start_telemetry(config: PlantdConfig, bus: BusProxy | None) -> Telemetry:
+    """The broker's own records and metrics go on its own bus from inside, on the inproc end
+    (no key: the broker's own messages), as the audit trail's do."""
+    from plantd.telemetry import start_telemetry
+
+    return start_telemetry(config, "broker", endpoint=bus.internal_endpoint if bus else None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     return service_main(
-        "plantd-broker", __doc__, argv, lambda config, environ, args: serve(config, environ)
+        "plantd-broker",
+        __doc__,
+        argv,
+        lambda config, environ, args: serve(config, environ),
+        telemetry=False,  # serve() starts its own, inside the broker
     )  # the broker has its own key pair (a CURVE server), no identity as a client
 
 

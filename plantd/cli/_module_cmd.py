@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import logging
 from typing import Any
 
 from plantd.cli._call_cmd import add_client_options, client_for
@@ -12,6 +14,8 @@ from plantd.cli._common import OUTPUT_OPTIONS, cli_config, emit, serve_as, setup
 from plantd.service import call
 
 __all__ = ["register"]
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: Any) -> None:
@@ -55,19 +59,30 @@ def register(sub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from plantd.module._main import run_module
+    from plantd.telemetry import start_telemetry
 
     config = cli_config(args)
     setup_logging(args, config)
     serve_as(config, f"module.{args.name}")
-    asyncio.run(run_module(config, args.name, args.environ))
+    # Its records and metrics as module.NAME, with the module's key.
+    with start_telemetry(config, f"module.{args.name}"):
+        asyncio.run(run_module(config, args.name, args.environ))
     return 0
 
 
+def _module_source(record: logging.LogRecord) -> str | None:
+    """A hosted module's records go out as ``module.<name>`` (ModuleLogField's field)."""
+    name = getattr(record, "PLANTD_MODULE", None)
+    return f"module.{name}" if name else None
+
+
 def _host(args: argparse.Namespace) -> int:
+    from plantd.errors import SecurityError
     from plantd.logs import configure_logging
     from plantd.module._host import ModuleLogField
     from plantd.module._main import run_host
-    from plantd.security import assume_identity
+    from plantd.security import assume_identity, service_identity
+    from plantd.telemetry import start_telemetry
 
     config = cli_config(args)
     # Named as the unit is; each record says which module it comes from (PLANTD_MODULE).
@@ -78,9 +93,23 @@ def _host(args: argparse.Namespace) -> int:
         fields={"SYSLOG_IDENTIFIER": "plantd-modules", "PLANTD_SERVICE": "module"},
         filters=[ModuleLogField()],
     )
-    # No key of its own: every module's sockets are given that module's key.
+    # No identity for the process: every module's sockets are given that module's key.
     assume_identity(config, None)
-    asyncio.run(run_host(config, args.names, args.environ))
+    # The host's own key (service.modules) is for what it reports: its records as `modules`,
+    # each module's as module.<name>, and its metrics.
+    telemetry: contextlib.AbstractContextManager[object]
+    try:
+        identity = service_identity(config, "service.modules")
+    except SecurityError as exc:
+        log.warning("the module host's records and metrics stay off the bus: %s", exc)
+        telemetry = contextlib.nullcontext()
+    else:
+        telemetry = start_telemetry(
+            config, "modules", credentials=identity, route=_module_source,
+            filters=(ModuleLogField(),),
+        )  # fmt: skip
+    with telemetry:
+        asyncio.run(run_host(config, args.names, args.environ))
     return 0
 
 

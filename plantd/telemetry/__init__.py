@@ -21,11 +21,20 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-__all__ = ["LEVELS", "REGISTRY", "log_topic", "metrics_topic", "source_of"]
+__all__ = [
+    "LEVELS",
+    "REGISTRY",
+    "BusLogHandler",
+    "Telemetry",
+    "log_topic",
+    "metrics_topic",
+    "source_of",
+    "start_telemetry",
+]
 
 # One registry per process, shared by every part of it: a test that runs several parts in one
 # process sees their sums, and reads them back with REGISTRY.get_sample_value(...).
-REGISTRY = CollectorRegistry(auto_describe=True)
+REGISTRY: CollectorRegistry = CollectorRegistry(auto_describe=True)
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -45,3 +54,8 @@ def log_topic(source: str, level: str) -> str:
 def metrics_topic(source: str) -> str:
     """``metrics.<source>``."""
     return f"metrics.{source}"
+
+
+# After REGISTRY and the topics, which they use.
+from plantd.telemetry._handler import BusLogHandler  # noqa: E402
+from plantd.telemetry._publisher import Telemetry, start_telemetry  # noqa: E402

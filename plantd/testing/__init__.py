@@ -11,7 +11,9 @@
   services start before its broker;
 - :class:`FakeDriver` (driver ``fake``): a module driver with no hardware, failures on demand;
 - :func:`check_driver`: the conformance check every driver's tests call;
-- :class:`NotifySocket`: what a service tells systemd (READY, WATCHDOG, STATUS).
+- :class:`NotifySocket`: what a service tells systemd (READY, WATCHDOG, STATUS);
+- :func:`capture_logs`: the records a block logs, with their fields; :func:`bus_log_records`:
+  the records that arrive on the bus.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 from plantd.testing._clock import ManualClock
 from plantd.testing._conformance import check_driver
 from plantd.testing._fake_driver import FakeDriver, FakeGroup, FakeModule, FakePoint
+from plantd.testing._logs import BusRecords, bus_log_records, capture_logs
 from plantd.testing._notify import NotifySocket
 from plantd.testing._ports import (
     ANY_PORT,
@@ -39,6 +42,7 @@ from plantd.testing._processes import (
 
 __all__ = [
     "ANY_PORT",
+    "BusRecords",
     "FakeDriver",
     "FakeGroup",
     "FakeModule",
@@ -46,6 +50,8 @@ __all__ = [
     "ManagedProcess",
     "ManualClock",
     "NotifySocket",
+    "bus_log_records",
+    "capture_logs",
     "check_driver",
     "ipc_endpoints",
     "listening_ports",
