@@ -48,6 +48,11 @@ Operations. A driver may offer operations of its own (OPC UA method calls) throu
 optional ``operations()`` answering ``{name: DriverOperation}``; the module's service exposes
 each beside ``points``/``read``/``write``/``status`` (see :mod:`plantd.module._commands`).
 
+Request timing. A driver that talks to its device request by request may offer an optional
+``observe_requests(observe)``: the runtime calls it once, before ``open()``, with a callable the
+driver then calls with the seconds of each device request (``plantd_module_request_seconds``).
+Call it once per request, never per point: it is on the hot path.
+
 Errors say who is at fault, and the runtime acts on them:
 
 - :class:`~plantd.errors.DeviceUnavailable` from ``open``/``read``/``write``: the connection is

@@ -54,6 +54,7 @@ from plantd.bus import BusPublisher, Quality
 from plantd.clock import SYSTEM_CLOCK, Clock
 from plantd.config import PlantdConfig
 from plantd.errors import DeviceUnavailable
+from plantd.module import _metrics
 from plantd.module._config import GroupConfig, ModuleConfig
 from plantd.module._connection import Connection, ConnectionState
 from plantd.module._driver import Driver, PushDriver, pushes
@@ -62,6 +63,7 @@ from plantd.module._supervisor import (
     HARD_TIMEOUT_MIN,
     Action,
     Disconnect,
+    DriverFailure,
     GroupStats,
     Log,
     MarkBad,
@@ -144,10 +146,14 @@ class ModuleRuntime:
         """Run until :meth:`stop`, with ``companions`` (the command service, the state sync)
         as tasks of the same tree: stopped with it, and the driver closed after them."""
         self._companions = companions
+        observe_requests = getattr(self.driver, "observe_requests", None)
+        if observe_requests is not None:
+            observe_requests(_metrics.request_observer(self.module.name))
         self.supervisor.start(
             self.clock.monotonic(),
             pushed={g.name for g in self.module.groups if pushes(self.driver, g)},
         )
+        _metrics.track(self)
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._connection_task())
@@ -160,6 +166,7 @@ class ModuleRuntime:
                 for companion in companions:
                     tasks.create_task(companion.run())
         finally:
+            _metrics.untrack(self)
             await self._close_driver()
             self.publisher.close()
 
@@ -202,8 +209,9 @@ class ModuleRuntime:
                     await self.driver.open()
             except Exception as exc:  # supervisor edge: any failure to open is retried
                 await self._close_driver()
+                counted_as = DriverFailure.of(exc, hard_timeout=HARD_TIMEOUT_MIN).counted_as
                 delay = self._carry_out(
-                    supervisor.open_failed(self.clock.monotonic(), describe(exc))
+                    supervisor.open_failed(self.clock.monotonic(), describe(exc), counted_as)
                 )
                 await self._wait_stop(delay or 0.0)
                 continue

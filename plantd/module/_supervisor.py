@@ -89,18 +89,21 @@ class DriverFailure:
     kind: FailureKind
     reason: str
     error: BaseException | None = None
+    counted_as: str = "other"
+    """The ``kind`` of ``plantd_module_errors_total`` it counts as: ``timeout`` (the hard
+    timeout), ``connection``, ``device`` (a fault) or ``other`` (a bug)."""
 
     @classmethod
     def of(cls, exc: BaseException, *, hard_timeout: float | None = None) -> DriverFailure:
         """Classify ``exc`` raised by a driver call. ``hard_timeout``: the call was a read
         guarded by that timeout, so a ``TimeoutError`` means the driver did not answer."""
         if isinstance(exc, DeviceUnavailable):
-            return cls(FailureKind.UNAVAILABLE, describe(exc))
+            return cls(FailureKind.UNAVAILABLE, describe(exc), counted_as="connection")
         if hard_timeout is not None and isinstance(exc, TimeoutError):
             reason = f"the driver did not answer within {hard_timeout:g} s"
-            return cls(FailureKind.UNAVAILABLE, reason)
+            return cls(FailureKind.UNAVAILABLE, reason, counted_as="timeout")
         if isinstance(exc, DeviceFault):
-            return cls(FailureKind.FAULT, f"device fault: {exc}")
+            return cls(FailureKind.FAULT, f"device fault: {exc}", counted_as="device")
         return cls(FailureKind.BUG, f"driver error: {describe(exc)}", exc)
 
 
@@ -220,6 +223,9 @@ class Supervisor:
         self.stats: dict[str, GroupStats] = {}
         self.connected = False
         self.lost_reason = ""
+        # Failed driver calls by the kind they count as (DriverFailure.counted_as): plain ints,
+        # read by the metrics collector (plantd.module._metrics).
+        self.errors: dict[str, int] = {}
         self._points = tuple(point.name for group in module.groups for point in group.points)
         self._group_points = {
             group.name: tuple(point.name for point in group.points) for group in module.groups
@@ -249,8 +255,10 @@ class Supervisor:
         self.lost_reason = ""
         return []
 
-    def open_failed(self, now: float, reason: str) -> list[Action]:
-        """The driver did not open (R2); the shell has closed it."""
+    def open_failed(self, now: float, reason: str, counted_as: str = "connection") -> list[Action]:
+        """The driver did not open (R2); the shell has closed it. ``counted_as``: the error
+        kind of the failure (:attr:`DriverFailure.counted_as`)."""
+        self.errors[counted_as] = self.errors.get(counted_as, 0) + 1
         return [
             MarkBad(self._points, f"unavailable: {reason}"),
             Reconnect(self.connection.failed(now, reason)),
@@ -348,6 +356,7 @@ class Supervisor:
             )
         stats.failures += 1
         stats.error = failure.reason
+        self.errors[failure.counted_as] = self.errors.get(failure.counted_as, 0) + 1
         actions.append(MarkBad(self._group_points[group.name], failure.reason))
         if failure.kind is FailureKind.UNAVAILABLE:
             actions.extend(self.lost(failure.reason))

@@ -19,6 +19,7 @@ registers are read again and compared with what was written.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from plantd.bus import SampleValue
@@ -76,6 +77,11 @@ class ModbusDriver:
                 table = point_table(point, group)
                 self._targets[point.name] = _Target(point, group.unit, table, codec)
         self.writes = 0
+
+    def observe_requests(self, observe: Callable[[float], None]) -> None:
+        """Call ``observe`` with the seconds of every attempt put on the line (the runtime's
+        request-time metric)."""
+        self.line.observe = observe
 
     async def open(self) -> None:
         """Connect the line (DeviceUnavailable if it cannot)."""

@@ -88,6 +88,9 @@ class Line:
             ("requests", "no_answer", "refused", "bad_answers", "connects", "connection_lost"), 0
         )
         self.last_error: str | None = None
+        # Called with the seconds of every attempt put on the line, answered or not (the
+        # module's request-time histogram; ModbusDriver.observe_requests sets it).
+        self.observe: Callable[[float], None] | None = None
         self._lock = asyncio.Lock()
         self._open = False
         self._gap = connection.frame_delay()
@@ -203,6 +206,7 @@ class Line:
             if self._gap:
                 await self._keep_quiet()
             self.counters["requests"] += 1
+            started = self.clock()
             try:
                 result = await operation(self.transport)
             except NoAnswer:
@@ -224,7 +228,10 @@ class Line:
                 self._lost(str(exc))
                 raise
             finally:
-                self._quiet_until = self.clock() + self._gap
+                ended = self.clock()
+                self._quiet_until = ended + self._gap
+                if self.observe is not None:
+                    self.observe(ended - started)
             self._answered(unit, breaker)
             return result
         raise self._no_answer(unit, breaker, why)
