@@ -35,6 +35,11 @@ One task tree: the tasks above, the companions passed to :meth:`ModuleRuntime.ru
 service, the state sync) and the short-lived tasks of a stream are all descendants of the
 runtime's TaskGroup, so an exception anywhere cancels the whole module, and :meth:`stop` ends it.
 
+Metrics. While :meth:`ModuleRuntime.run` runs, the runtime is tracked by
+:mod:`plantd.module._metrics`, whose collector reads the counters above (and the driver's
+status) when the registry is collected: nothing is counted per sample for it. A driver that
+offers ``observe_requests`` is handed the request-time histogram when the run starts.
+
 Time. Every wait and every reading of the time goes through one :class:`~plantd.clock.Clock`
 (``clock=``, real time by default): poll deadlines and overruns, the reconnect backoff, both
 heartbeats, ``up_since`` and the timestamps of readings. A test passes a
