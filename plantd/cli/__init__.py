@@ -44,6 +44,7 @@ from plantd.cli import (
     _bus_cmd,
     _call_cmd,
     _config_cmd,
+    _health_cmd,
     _historian_cmd,
     _keys_cmd,
     _mmi_cmd,
@@ -97,6 +98,7 @@ _SUBCOMMANDS = (
     _config_cmd,
     _keys_cmd,
     _audit_cmd,
+    _health_cmd,
 )
 
 
