@@ -16,7 +16,8 @@ first waits up to a second for the bus to pass on a subscription, as a record se
 that is lost (ZeroMQ's "slow joiner"); records logged meanwhile wait in the queue.
 
 On :meth:`Telemetry.stop` the handler leaves the root logger, what it had queued is sent (for
-at most :data:`FLUSH_WITHIN` seconds) and the socket closes.
+at most :data:`FLUSH_WITHIN` seconds; what is left then is counted as dropped) and the socket
+closes.
 """
 
 from __future__ import annotations
@@ -196,6 +197,7 @@ class Telemetry:
         while taken := self.handler.take():
             for n, (topic, fields) in enumerate(taken):
                 if deadline is not None and n % 100 == 0 and time.monotonic() > deadline:
+                    COUNTS.dropped += len(taken) - n + self.handler.queued  # never sent: lost
                     return
                 try:
                     publisher.publish_record(topic, fields)
