@@ -99,7 +99,8 @@ class MetricsServer:
     """``/metrics`` and ``/health`` on ``host:port`` (0: any free port), served by threads.
 
     :meth:`start` binds and serves; :attr:`port` is then the real port. :meth:`stop` closes
-    the socket and waits for the serving thread.
+    the socket, waits for the serving thread and removes the endpoints file :attr:`recorded`
+    (set by :func:`serve_metrics`) if this process wrote it.
     """
 
     def __init__(
@@ -114,6 +115,7 @@ class MetricsServer:
         self._requested = port
         self._server: ThreadingWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self.recorded: Path | None = None
 
     @property
     def port(self) -> int:
@@ -157,6 +159,8 @@ class MetricsServer:
         if thread is not None:
             thread.join()
         self._thread = None
+        if self.recorded is not None:
+            remove_endpoints(self.recorded)
 
     async def serve(self) -> None:
         """Serve until cancelled (a task of the logger's TaskGroup), then stop."""
@@ -210,8 +214,8 @@ def serve_metrics(
     config: PlantdConfig, registry: CollectorRegistry, health: Callable[[], HealthReport]
 ) -> MetricsServer | None:
     """Start the endpoint ``logger.listen`` asks for (None when it is empty) and record its
-    URLs in ``paths.run``. A port nobody can know (0) that cannot be recorded is an error;
-    with a fixed port that is only logged."""
+    URLs in ``paths.run`` (removed again by :meth:`MetricsServer.stop`). A port nobody can
+    know (0) that cannot be recorded is an error; with a fixed port that is only logged."""
     address = config.logger.listen_address()
     if address is None:
         log.info("no metrics endpoint (logger.listen is empty)")
@@ -221,6 +225,7 @@ def serve_metrics(
     path = endpoints_path(config.paths.run)
     try:
         write_endpoints(path, server)
+        server.recorded = path
     except OSError as exc:
         if port == 0:
             server.stop()

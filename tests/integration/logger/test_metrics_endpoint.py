@@ -26,7 +26,6 @@ from plantd.logger._http import (
     MetricsServer,
     endpoints_path,
     read_endpoints,
-    remove_endpoints,
     serve_metrics,
 )
 from plantd.logger._metrics import MetricsHub
@@ -145,8 +144,7 @@ async def test_snapshots_from_the_bus_are_served_on_the_recorded_port(stack: Sta
         subscriber.close()
         publisher.close()
         await asyncio.to_thread(server.stop)
-        remove_endpoints(endpoints_path(config.paths.run))
-    assert read_endpoints(config.paths.run) is None
+    assert not endpoints_path(config.paths.run).exists()
     with pytest.raises(urllib.error.URLError):
         await asyncio.to_thread(urllib.request.urlopen, recorded["metrics"], timeout=5)
 
@@ -169,3 +167,25 @@ def test_the_server_stops_cleanly_and_compresses_for_a_scraper_that_asks() -> No
         )
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(url, timeout=5)
+
+
+async def test_served_as_a_task_it_stops_when_cancelled() -> None:
+    hub = MetricsHub(default_interval=5.0, own=None)
+    server = MetricsServer(hub.registry, lambda: judge({}, hub.now()), "127.0.0.1", 0).start()
+    serving = asyncio.create_task(server.serve())
+    status, _, body = await asyncio.to_thread(get, server.url("/metrics"))
+    assert status == 200
+    assert b'plantd_process_up{source="logger"} 1.0' in body
+    url = server.url("/metrics")
+    serving.cancel()
+    await asyncio.gather(serving, return_exceptions=True)
+    with pytest.raises(urllib.error.URLError):
+        await asyncio.to_thread(urllib.request.urlopen, url, timeout=5)
+
+
+def test_a_busy_port_is_an_error_naming_it() -> None:
+    hub = MetricsHub(default_interval=5.0, own=None)
+    with MetricsServer(hub.registry, lambda: judge({}, hub.now()), "127.0.0.1", 0) as first:
+        second = MetricsServer(hub.registry, lambda: judge({}, hub.now()), "127.0.0.1", first.port)
+        with pytest.raises(OSError, match=f"cannot serve metrics on 127.0.0.1:{first.port}"):
+            second.start()
