@@ -24,7 +24,7 @@ fi
 cleanup() { if [ -n "$ours" ]; then rm -f "$policy"; fi; }
 trap cleanup EXIT
 
-export DEBIAN_FRONTEND=noninteractive
+export DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 
