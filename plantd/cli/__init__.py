@@ -47,6 +47,7 @@ from plantd.cli import (
     _health_cmd,
     _historian_cmd,
     _keys_cmd,
+    _logs_cmd,
     _mmi_cmd,
     _module_cmd,
     _sink_cmd,
@@ -99,6 +100,7 @@ _SUBCOMMANDS = (
     _keys_cmd,
     _audit_cmd,
     _health_cmd,
+    _logs_cmd,
 )
 
 

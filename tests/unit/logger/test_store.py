@@ -79,7 +79,7 @@ def test_query_filters(store: LogStore) -> None:
     assert store.write(rows) == 60
 
     def query(**filters: object) -> list[dict[str, object]]:
-        return store.read_now(lambda conn: query_records(conn, **filters))  # type: ignore[arg-type]
+        return store.read_now(lambda conn: query_records(conn, **filters))  # type: ignore[arg-type,no-any-return]
 
     newest_first = query(limit=3)
     assert ids(newest_first) == [60, 59, 58]
