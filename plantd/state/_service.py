@@ -299,7 +299,9 @@ def build_definition(
     store: Store, limits: Limits, *, part_bytes: int = 512 * 1024
 ) -> ServiceDefinition:
     """The ``org.plantd.State`` service over ``store``. ``part_bytes`` bounds each snapshot part
-    and each ``list`` page with values (keep it well under ``broker.max_message_bytes``)."""
+    and each ``list`` page with values (keep it well under ``broker.max_message_bytes``).
+    Every request to one of these operations is counted in ``plantd_state_operations_total``
+    (``_metrics``), refused ones too."""
     definition = ServiceDefinition(
         SERVICE_NAME, "Durable scoped key/value store; every change is published on the bus."
     )
