@@ -209,11 +209,16 @@ class Telemetry:
                 return  # the rest at the next wake-up, which the handler has set
 
     def _send_snapshot(self, publisher: BusPublisher) -> None:
+        try:
+            text = generate_latest(REGISTRY).decode()
+        except Exception:  # a part's collector failed: say so, and keep the thread (and logs)
+            log.exception("telemetry: collecting the metrics failed")
+            return
         fields: dict[str, Any] = {
             "source": self.source,
             "time": self._clock(),
             "interval": self.interval,
-            "text": generate_latest(REGISTRY).decode(),
+            "text": text,
         }
         try:
             publisher.publish_record(metrics_topic(self.source), fields)

@@ -33,6 +33,7 @@ PUBLIC = {
         "FakeDriver", "FakeGroup", "FakeModule", "FakePoint", "ManagedProcess", "ManualClock",
         "NotifySocket",
         "check_driver",
+        "BusRecords", "bus_log_records", "capture_logs",
         "ANY_PORT", "ipc_endpoints", "listening_ports", "make_keys", "merge_into_config",
         "start_broker", "wait_for_broker", "wait_for_endpoints", "wait_for_listening_port",
         "wait_for_workers", "write_config",
