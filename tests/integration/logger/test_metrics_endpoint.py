@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -29,7 +31,9 @@ from plantd.logger._http import (
     serve_metrics,
 )
 from plantd.logger._metrics import MetricsHub
+from plantd.logger._observatory import Observatory
 from plantd.logger._system import SystemCollector
+from plantd.telemetry import REGISTRY, start_telemetry
 from tests.conftest import Stack
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -189,3 +193,49 @@ def test_a_busy_port_is_an_error_naming_it() -> None:
         second = MetricsServer(hub.registry, lambda: judge({}, hub.now()), "127.0.0.1", first.port)
         with pytest.raises(OSError, match=f"cannot serve metrics on 127.0.0.1:{first.port}"):
             second.start()
+
+
+@pytest.mark.stack(logger={"listen": "127.0.0.1:0"}, metrics={"interval": "200ms"})
+async def test_the_observatory_gathers_what_telemetry_publishes(stack: Stack) -> None:
+    """The whole path: a process's telemetry thread → the bus → the hub → /metrics, /health
+    and ``plant health``; stopped, the endpoint and its file are gone."""
+    stack.start_broker()
+    config = load_config(stack.config_dir)
+    observatory = Observatory(config, thermal_zone=stack.config_dir / "no-thermal-zone")
+    running = asyncio.create_task(observatory.run())
+    try:
+        await asyncio.wait_for(observatory.connected.wait(), timeout=15)
+        with start_telemetry(config, "state"):
+            await until(lambda: observatory.hub.latest("state") is not None, "a state snapshot")
+            assert observatory.server is not None
+            recorded = read_endpoints(config.paths.run)
+            assert recorded is not None
+            status, _, body = await asyncio.to_thread(get, recorded["metrics"])
+            assert status == 200
+            samples = {
+                (s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(body.decode())
+                for s in family.samples
+            }
+            start = REGISTRY.get_sample_value("plantd_process_start_time_seconds")
+            assert samples[("plantd_process_start_time_seconds", (("source", "state"),))] == start
+            assert samples[("plantd_process_up", (("source", "state"),))] == 1
+
+            command = ["plantd.cli", "--config", str(stack.config_dir), "health", "--json"]
+            result = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-m", *command],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            services = {s["name"]: s for s in json.loads(result.stdout)["services"]}
+            assert services["state"] == {"name": "state", "verdict": "ok", "reasons": []}
+            assert services["logger"]["verdict"] == "ok"
+    finally:
+        observatory.stop()
+        await running
+    assert not endpoints_path(config.paths.run).exists()
+    with pytest.raises(urllib.error.URLError):
+        await asyncio.to_thread(urllib.request.urlopen, recorded["metrics"], timeout=5)
