@@ -5,8 +5,9 @@ A search asks ``org.plantd.Logger`` for the newest ``N`` records matching the fi
 prints them oldest first (the newest next to the prompt), one a line: ``TIME LEVEL SOURCE
 LOGGER: MESSAGE key=value…``, a traceback indented below. ``-f`` then polls for the records
 after the last one printed every 0.25 s, through the broker — so it follows from another
-machine as well — until Ctrl-C (exit 0). ``--since``/``--until`` take a duration back from
-now (``90s``, ``10m``, ``1h``) or an ISO 8601 time. ``--json``: one JSON record a line.
+machine as well, and across a restart of the logger or the broker — until Ctrl-C (exit 0).
+``--since``/``--until`` take a duration back from now (``90s``, ``10m``, ``1h``) or an ISO
+8601 time. ``--json``: one JSON record a line.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from plantd.cli._audit_cmd import parse_when
 from plantd.cli._common import OUTPUT_OPTIONS, add_client_options, client_for
 from plantd.client import Client
-from plantd.errors import UsageError
+from plantd.errors import NoBroker, NoWorker, RequestTimeout, UsageError
 from plantd.telemetry import LEVELS
 
 __all__ = ["format_record", "register"]
@@ -130,8 +131,20 @@ def _follow(
         newest = call(client, SERVICE, "query", {"limit": 1})["records"]
         last = newest[0]["id"] if newest else 0
     params = {key: value for key, value in params.items() if key != "until"}
+    waiting = False
     while True:
-        page = call(client, SERVICE, "query", {**params, "after_id": last, "limit": _PAGE})
+        try:
+            page = call(client, SERVICE, "query", {**params, "after_id": last, "limit": _PAGE})
+        except (NoBroker, NoWorker, RequestTimeout) as exc:
+            # Following outlives a restart of the logger or the broker: say so once, go on.
+            if not waiting:
+                print(f"plant logs: waiting: {exc}", file=sys.stderr)
+                waiting = True
+            time.sleep(_POLL)
+            continue
+        if waiting:
+            print("plant logs: following again", file=sys.stderr)
+            waiting = False
         for record in page["records"]:
             _print(args, record)
             last = record["id"]

@@ -135,6 +135,11 @@ def test_records_are_stored_searched_and_followed(stack: Stack) -> None:
             assert sum("valve 7 stuck" in line for line in seen) == 1
             assert "code=E42" in next(line for line in seen if "valve 7" in line)
             assert [line for line in seen if " state " in line] == []  # --service
+            # The logger restarts: the follower waits, then goes on after the last id.
+            assert logger.terminate() == 0
+            logger = start_logger(stack)
+            publish(stack, record("valve 9 back"))
+            until(lambda: any("valve 9 back" in line for line in seen))
         finally:
             follow.send_signal(signal.SIGINT)  # Ctrl-C
             code = follow.wait(timeout=20)
