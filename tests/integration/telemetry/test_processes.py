@@ -126,17 +126,20 @@ def test_a_module_key_publishes_its_own_records_only(stack: Stack) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.stack(security={"mode": "curve"})
-def test_under_curve_the_host_reports_with_its_own_key(stack: Stack) -> None:
+@pytest.mark.stack(security={"mode": "curve"}, metrics={"interval": "200ms"})
+def test_under_curve_the_host_and_the_broker_report(stack: Stack) -> None:
     stack.start_broker()
     config = load_config(stack.config_dir)
     write_module(stack, "a")
     write_module(stack, "broken", "driver: fake\ngroups: 42\n")
     stack.credentials("module.a")
-    with bus_log_records(config.bus.backend, ["log.module.", "log.modules."]) as bus:
+    prefixes = ["log.module.", "log.modules.", "metrics.broker"]
+    with bus_log_records(config.bus.backend, prefixes) as bus:
         start(stack, "host", "plantd.cli", "--config", str(stack.config_dir), "module", "host")
         # service.modules may publish log.module.*: each module's records, and its own.
-        a = bus.wait_for(lambda topic, fields: fields["message"] == "module a: serving")
+        a = bus.wait_for(lambda topic, fields: fields.get("message") == "module a: serving")
         own = bus.wait_for(lambda topic, fields: topic.startswith("log.modules."))
+        # The broker's own snapshots pass its guarded bus (published inside, keyless).
+        bus.wait_for(lambda topic, fields: topic == "metrics.broker")
     assert a[0] == "log.module.a.info"
     assert own[1]["source"] == "modules"
