@@ -60,6 +60,8 @@ LOCAL = [
     "service.historian",
     "service.echo",
     "service.sim",
+    "service.logger",
+    "service.modules",
     "module.pump1",
 ]
 
