@@ -74,9 +74,8 @@ class Logger:
                 tasks.create_task(self.worker.run())
         finally:
             subscriber.close()
-            await self._hand_over()
-            if self._writing is not None:
-                await self._writing
+            await self._hand_over()  # the batch in hand goes to the writer…
+            await self._hand_over()  # …and this waits until it is on disk
             self.store.close()
 
     async def _intake(self, subscriber: BusSubscriber) -> None:
@@ -104,8 +103,11 @@ class Logger:
     async def _hand_over(self) -> None:
         """Give the batch in hand to the writer once the one before it is committed."""
         if self._writing is not None:
-            await self._writing  # backpressure: at most one batch waits for the disk
-            self._writing = None
+            writing, self._writing = self._writing, None
+            try:
+                await writing  # backpressure: at most one batch waits for the disk
+            except Exception:  # not an SQLite error (those the store counts): log, go on
+                log.exception("logger: a batch could not be written")
         batch, self._batch, self._deadline = self._batch, [], None
         if batch:
             self._writing = self.store.submit(batch)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -162,3 +163,26 @@ def test_the_database_is_where_the_config_says(tmp_path: Path) -> None:
 
     paths = PathsConfig(data=tmp_path)
     assert LoggerConfig().database_path(paths) == tmp_path / "logs.db"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.stack(
+    logger={"batch_interval": 10.0, "listen": ""},
+    logging={"level": "debug", "publish": "off"},  # the only record is the test's
+)
+def test_sigterm_commits_the_batch_in_hand(stack: Stack) -> None:
+    stack.start_broker()
+    logger = start_logger(stack)
+    publish(stack, record("Q7Z-last words"))
+    with Client(stack.endpoint, timeout=2.0) as client:
+        # Received, and waiting for its batch to be written (10 s from now).
+        until(lambda: call(client, SERVICE, "status")["pending"] == 1)
+        assert call(client, SERVICE, "query", {"contains": "Q7Z-"})["records"] == []
+    assert logger.terminate() == 0
+    database = Path(stack.settings["paths"]["data"]) / "logs.db"
+    conn = sqlite3.connect(database)
+    try:
+        stored = conn.execute("SELECT message FROM records WHERE message LIKE 'Q7Z-%'")
+        assert [row[0] for row in stored] == ["Q7Z-last words"]
+    finally:
+        conn.close()
