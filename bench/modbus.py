@@ -244,24 +244,39 @@ groups:
 
 
 def measure(
-    load: str, interval: float, changing: bool, seconds: float, warmup: float
+    load: str,
+    interval: float,
+    changing: bool,
+    seconds: float,
+    warmup: float,
+    *,
+    settings: dict[str, dict[str, Any]] | None = None,
+    companions: tuple[str, ...] = (),
 ) -> dict[str, float]:
+    """One run of ``load``. ``settings`` are added to plantd.yaml's sections; ``companions``
+    are plantd programs (``plantd.logger``) started with the broker and stopped with it."""
     from plantd.client import Client
     from plantd.service import call
 
     with tempfile.TemporaryDirectory(prefix="plantd-bench-modbus-") as tmp, Children() as children:
         base = Path(tmp)
-        config_dir = write_config(
-            base / "etc",
-            {
-                "broker": {"endpoint": ANY_PORT},
-                "bus": {"frontend": ANY_PORT, "backend": ANY_PORT},
-                "logging": {"level": "warning"},
-                "paths": {"data": str(base / "data"), "run": str(base / "run")},
-            },
-        )
+        sections: dict[str, dict[str, Any]] = {
+            "broker": {"endpoint": ANY_PORT},
+            "bus": {"frontend": ANY_PORT, "backend": ANY_PORT},
+            "logging": {"level": "warning"},
+            "paths": {"data": str(base / "data"), "run": str(base / "run")},
+        }
+        for section, values in (settings or {}).items():
+            sections.setdefault(section, {}).update(values)
+        config_dir = write_config(base / "etc", sections)
         broker, bound = start_broker(config_dir, log_dir=base)  # on ports the system picks
         children.add(broker)
+        for program in companions:
+            children.add(
+                ManagedProcess.plantd(
+                    [program, "--config", str(config_dir)], name=program, log_dir=base
+                ).start()
+            )
         endpoint, bus_in, bus_out = (
             bound["broker"]["endpoint"],
             bound["bus"]["frontend"],
