@@ -130,10 +130,11 @@ class Telemetry:
         except (zmq.ZMQError, SecurityError) as exc:
             log.error("telemetry: cannot publish on %s: %s", self.endpoint, exc)
             return
+        self._publisher = publisher
         try:
-            self._loop(publisher)
+            self._loop()
         finally:
-            publisher.close()
+            self._publisher.close()
 
     def _open(self) -> BusPublisher:
         publisher = BusPublisher(self.endpoint, credentials=self._current_credentials())
@@ -152,7 +153,7 @@ class Telemetry:
             return self._credentials.credentials()
         return self._credentials
 
-    def _loop(self, publisher: BusPublisher) -> None:
+    def _loop(self) -> None:
         now = time.monotonic()
         next_snapshot = now + self.interval if self.interval is not None else None
         next_key_check = now + _KEY_CHECK
@@ -163,32 +164,34 @@ class Telemetry:
                 timeout = min(timeout, max(0.0, next_snapshot - time.monotonic()))
             self._wake.wait(timeout)
             self._wake.clear()
-            self._send_records(publisher, None)
+            self._send_records(self._publisher, None)
             now = time.monotonic()
             if self._snapshot_now or (next_snapshot is not None and now >= next_snapshot):
                 self._snapshot_now = False
-                self._send_snapshot(publisher)
+                self._send_snapshot(self._publisher)
                 if next_snapshot is not None and self.interval is not None:
-                    next_snapshot = max(next_snapshot + self.interval, now)
+                    next_snapshot += self.interval
+                    if next_snapshot <= now:  # late (a long pause): from now on
+                        next_snapshot = now + self.interval
             if isinstance(self._credentials, Identity) and now >= next_key_check:
                 next_key_check = now + _KEY_CHECK
-                publisher, in_use = self._rotated(publisher, in_use)
-        self._send_records(publisher, time.monotonic() + FLUSH_WITHIN)
+                in_use = self._rotated(in_use)
+        self._send_records(self._publisher, time.monotonic() + FLUSH_WITHIN)
         if self._snapshot_now:
-            self._send_snapshot(publisher)
+            self._send_snapshot(self._publisher)
 
-    def _rotated(
-        self, publisher: BusPublisher, in_use: Credentials | None
-    ) -> tuple[BusPublisher, Credentials | None]:
-        """A new publisher if the identity's key changed (``plant keys rotate``)."""
+    def _rotated(self, in_use: Credentials | None) -> Credentials | None:
+        """A new publisher if the identity's key changed (``plant keys rotate``); the key in
+        use."""
         try:
             current = self._current_credentials()
         except SecurityError:
-            return publisher, in_use  # gone for now: keep the old key
+            return in_use  # gone for now: keep the old key
         if current == in_use:
-            return publisher, in_use
-        publisher.close()
-        return BusPublisher(self.endpoint, credentials=current), current
+            return in_use
+        self._publisher.close()
+        self._publisher = BusPublisher(self.endpoint, credentials=current)
+        return current
 
     def _send_records(self, publisher: BusPublisher, deadline: float | None) -> None:
         if self.handler is None:
@@ -197,7 +200,8 @@ class Telemetry:
         while taken := self.handler.take():
             for n, (topic, fields) in enumerate(taken):
                 if deadline is not None and n % 100 == 0 and time.monotonic() > deadline:
-                    COUNTS.dropped += len(taken) - n + self.handler.queued  # never sent: lost
+                    # Out of time: what was not sent is lost, and counted so.
+                    COUNTS.dropped += len(taken) - n + len(self.handler.take())
                     return
                 try:
                     publisher.publish_record(topic, fields)

@@ -6,11 +6,15 @@ publish log.module.<its name>.* and nothing of another's."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 
 import pytest
 
+from plantd.client import Client
 from plantd.config import load_config
+from plantd.errors import RequestTimeout, SecurityError
+from plantd.security import Credentials, service_identity
 from plantd.telemetry import start_telemetry
 from plantd.testing import ManagedProcess, bus_log_records, wait_for_workers
 from tests.conftest import Stack
@@ -143,3 +147,40 @@ def test_under_curve_the_host_and_the_broker_report(stack: Stack) -> None:
         bus.wait_for(lambda topic, fields: topic == "metrics.broker")
     assert a[0] == "log.module.a.info"
     assert own[1]["source"] == "modules"
+
+
+def refused_old_key(stack: Stack, old: Credentials) -> None:
+    """Wait until the broker refuses ``old`` (it reads its keys again every 0.25 s)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with Client(stack.endpoint, timeout=0.5, retries=0, credentials=old) as client:
+                client.request("mmi.broker", b"")
+        except SecurityError:
+            return
+        except RequestTimeout:
+            pass
+        time.sleep(0.05)
+    raise AssertionError("the broker still takes the old key")
+
+
+@pytest.mark.stack(security={"mode": "curve"})
+def test_an_identity_is_followed_as_its_key_rotates(stack: Stack) -> None:
+    stack.start_broker()
+    config = load_config(stack.config_dir)
+    stack.credentials("service.modules")
+    identity = service_identity(config, "service.modules")
+    assert identity is not None
+    old = identity.credentials()
+    with (
+        bus_log_records(config.bus.backend, ["log.modules."]) as bus,
+        start_telemetry(config, "modules", credentials=identity),
+    ):
+        bus.wait_for(lambda t, f: f["message"] == "before", meanwhile=lambda: log.info("before"))
+        stack.keyset().rotate("service.modules")
+        assert identity.credentials() != old
+        refused_old_key(stack, old)
+        # The broker cut the old key; the telemetry thread takes the new one.
+        bus.wait_for(
+            lambda t, f: f["message"] == "after", timeout=20, meanwhile=lambda: log.info("after")
+        )
