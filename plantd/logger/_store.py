@@ -48,6 +48,8 @@ from plantd.telemetry import LEVELS
 
 __all__ = [
     "BATCH_RECORDS",
+    "MAX_FIELDS",
+    "MAX_MESSAGE",
     "MIGRATIONS",
     "LogStore",
     "Row",
@@ -63,6 +65,11 @@ log = logging.getLogger(__name__)
 
 BATCH_RECORDS = 1000
 """A batch is written at ``batch_interval`` or once it holds this many records."""
+MAX_MESSAGE = 16_384
+"""Characters of a message kept; a longer one is cut (a runaway log line must not push the
+rest of the history out of ``max_bytes``)."""
+MAX_FIELDS = 65_536
+"""Characters of the other fields (a traceback in ``exc``) kept, about."""
 _KEEP = 0.9  # pruning by size goes down to this share of max_bytes
 _KNOWN = frozenset(("time", "level", "source", "logger", "message"))
 _ALIASES = {"warn": "warning", "fatal": "critical", "err": "error", "crit": "critical"}
@@ -113,6 +120,10 @@ def _text(value: object) -> str:
     return text
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more)"
+
+
 def to_row(topic: str, record: Mapping[str, Any], received: float) -> Row:
     """A row from a record received on ``log.<source>.<level>``: what the record says, and
     where it says nothing usable, what the topic says (or the time it was received)."""
@@ -131,11 +142,22 @@ def to_row(topic: str, record: Mapping[str, Any], received: float) -> Row:
         _text(source if isinstance(source, str) and source else topic_source),
         LEVELS.index("info") if level is None else level,
         _text(record.get("logger", "")),
-        _text(record.get("message", "")),
-        _text(json.dumps(extra, ensure_ascii=False, sort_keys=True, default=str))
-        if extra
-        else "{}",
+        _cut(_text(record.get("message", "")), MAX_MESSAGE),
+        _fields(extra),
     )
+
+
+def _fields(extra: dict[str, Any]) -> str:
+    """The other keys as a JSON object; a value too long to keep whole is cut."""
+    if not extra:
+        return "{}"
+    text = _text(json.dumps(extra, ensure_ascii=False, sort_keys=True, default=str))
+    if len(text) <= MAX_FIELDS:
+        return text
+    share = MAX_FIELDS // len(extra)
+    cut = {k: v if len(json.dumps(v, default=str)) <= share else _cut(str(v), share)
+           for k, v in extra.items()}  # fmt: skip
+    return _text(json.dumps(cut, ensure_ascii=False, sort_keys=True, default=str))
 
 
 @dataclass(slots=True)

@@ -12,7 +12,7 @@ import pytest
 
 from plantd.config import LoggerConfig
 from plantd.logger import LogStore, level_number, query_records, to_row
-from plantd.logger._store import BATCH_RECORDS, Row, used_bytes
+from plantd.logger._store import BATCH_RECORDS, MAX_FIELDS, MAX_MESSAGE, Row, used_bytes
 from plantd.telemetry import REGISTRY
 
 T0 = 1_700_000_000.0
@@ -68,6 +68,11 @@ def test_a_row_takes_what_the_record_lacks_from_the_topic() -> None:
     odd = to_row("log.x.info", {"message": "bad \ud800 text", "key": "\udfff"}, 5.0)
     assert odd[4] == "bad ? text"
     assert json.loads(odd[5]) == {"key": "?"}
+    huge = to_row("log.x.info", {"message": "m" * 100_000, "exc": "e" * 200_000, "n": 1}, 5.0)
+    assert huge[4].startswith("m" * MAX_MESSAGE)
+    assert huge[4].endswith(f"… ({100_000 - MAX_MESSAGE} more)")
+    assert len(huge[5]) < MAX_FIELDS + 100
+    assert json.loads(huge[5])["n"] == 1
     assert [level_number(n) for n in ("debug", "Warn", "FATAL", "nope")] == [0, 2, 4, None]
 
 
@@ -123,6 +128,7 @@ def test_retention_by_age_uses_the_clock(tmp_path: Path) -> None:
         store.close()
 
 
+@pytest.mark.slow
 def test_a_flood_keeps_the_file_within_max_bytes(tmp_path: Path) -> None:
     path = tmp_path / "logs.db"
     store = LogStore(path, LoggerConfig(max_bytes=MiB))
