@@ -262,7 +262,11 @@ class LogStore:
         counts = STORE_COUNTS.stored
         for row in rows:
             counts[LEVELS[row[2]]] += 1
-        self._bound_size(conn)
+        try:
+            self._bound_size(conn)
+        except sqlite3.Error as exc:  # stored all the same; the next batch tries again
+            _sqlite.rollback(conn)
+            log.debug("logger: cannot apply max_bytes now: %s", exc)
         return len(rows)
 
     def _make_room(self, conn: sqlite3.Connection) -> None:
