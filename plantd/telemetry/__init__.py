@@ -3,8 +3,13 @@
 Each process keeps its metrics in :data:`REGISTRY` (``prometheus_client`` metrics, declared
 by the package that updates them, in its own ``_metrics`` module) and publishes
 
-- a snapshot of them every ``metrics.interval`` on ``metrics.<source>`` (OpenMetrics text);
-- its log records at ``logging.publish`` and above on ``log.<source>.<level>``.
+- a snapshot of them every ``metrics.interval`` on ``metrics.<source>``: a record
+  ``{"source", "time", "interval", "text"}``, ``text`` in the Prometheus text format
+  (``prometheus_client.generate_latest``; read it with ``prometheus_client.parser``);
+- its log records at ``logging.publish`` and above on ``log.<source>.<level>``: time, level,
+  source, logger, message, the record's structured fields (``extra=``) and ``exc``.
+
+:func:`start_telemetry` does both, from a thread of its own (``_publisher``).
 
 ``plantd-logger`` keeps the records and serves every process's metrics on one OpenMetrics
 endpoint (docs/observability.md). The ``source`` names the process: ``broker``, ``state``,
