@@ -40,6 +40,8 @@ _RETRYABLE = frozenset({"broker.worker-lost"})
 _PROGRAMS = {
     "org.plantd.State": "plantd-state",
     "org.plantd.Historian": "plantd-historian",
+    "org.plantd.Logger": "plantd-logger",
+    "org.plantd.Health": "plantd-logger",
     "org.plantd.Audit": "plantd-broker with security.audit enabled",
     "org.plantd.module.Echo": "plant serve echo",
 }

@@ -8,10 +8,12 @@ the module host or alone) and for the data partition (``disk``); each is ``ok``,
 ``degraded`` (works, needs a look) or ``failed`` (does not do its job), with its reasons:
 
 - any source: a snapshot older than 3 intervals → failed, ``not reporting for N s``; the
-  broker never seen → failed, ``not reporting``;
-- a module: never seen → failed ``not reporting``; ``plantd_module_connected`` 0 → failed
-  ``not connected``; units quarantined → degraded; late polls more than in the snapshot
-  before → degraded;
+  broker never seen → failed, ``not reporting`` — or, while the logger itself has run less
+  than 3 intervals (``waiting_until``), degraded ``no report yet``: a process started with the
+  logger has not had the time to publish its first snapshot;
+- a module: never seen → failed ``not reporting`` (degraded ``no report yet`` likewise);
+  ``plantd_module_connected`` 0 → failed ``not connected``; units quarantined → degraded;
+  late polls more than in the snapshot before → degraded;
 - a sink: not connected → degraded (it keeps what it cannot send); its backlog grown in each
   of the last :data:`GROWING` snapshots, or its oldest undelivered sample older than
   :data:`OLDEST_SAMPLE` → degraded;
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from plantd.logger._metrics import LOGGER_SOURCE, MetricsHub, Snapshot
+from plantd.logger._metrics import FRESH_INTERVALS, LOGGER_SOURCE, MetricsHub, Snapshot
 from plantd.logger._system import DiskUsage
 from plantd.service import Json, Params, ServiceDefinition
 
@@ -123,13 +125,16 @@ def judge(
     *,
     modules: Iterable[str] = (),
     disk: DiskUsage | None = None,
+    waiting_until: float = float("-inf"),
 ) -> HealthReport:
     """The health of everything ``history`` (source → its last snapshots, oldest first) and
     the configuration show, at ``now`` (the snapshots' monotonic scale).
 
     ``modules`` are the configured modules' names; ``disk`` the data partition (None: not
-    judged). The logger's own source is ``ok``: it is answering.
+    judged). The logger's own source is ``ok``: it is answering. Before ``waiting_until``,
+    what has never reported is only waited for.
     """
+    never_seen = _never_seen(now, waiting_until)
     findings: dict[str, _Findings] = {BROKER: _Findings()}
     for source, snapshots in history.items():
         if not snapshots:
@@ -141,18 +146,23 @@ def judge(
         elif source.startswith("sink."):
             _judge_sink(found, source.removeprefix("sink."), snapshots)
     if not history.get(BROKER):
-        findings[BROKER].add("failed", "not reporting")
+        findings[BROKER].add(*never_seen)
     for module in sorted({*modules, *_modules_seen(history)}):
         name = f"module.{module}"
         found = findings.setdefault(name, _Findings())
         if name not in history:  # hosted, or never seen: the isolated case is judged above
-            _judge_hosted(found, history.get(MODULE_HOST, ()), module, now)
+            _judge_hosted(found, history.get(MODULE_HOST, ()), module, now, never_seen)
         elif history[name] and history[name][-1].fresh(now):
             _judge_module(found, history[name], module)
     findings.setdefault(LOGGER_SOURCE, _Findings())
     if disk is not None:
         _judge_disk(findings.setdefault(DISK, _Findings()), disk)
     return HealthReport(tuple(findings[name].entry(name) for name in sorted(findings)))
+
+
+def _never_seen(now: float, waiting_until: float) -> tuple[Verdict, str]:
+    """The finding for what has never reported: failed, unless it is early days."""
+    return ("degraded", "no report yet") if now < waiting_until else ("failed", "not reporting")
 
 
 def _silent(snapshot: Snapshot, now: float) -> str:
@@ -172,10 +182,16 @@ def _modules_seen(history: Mapping[str, Sequence[Snapshot]]) -> set[str]:
     return seen
 
 
-def _judge_hosted(found: _Findings, host: Sequence[Snapshot], module: str, now: float) -> None:
+def _judge_hosted(
+    found: _Findings,
+    host: Sequence[Snapshot],
+    module: str,
+    now: float,
+    never_seen: tuple[Verdict, str],
+) -> None:
     """A module the module host runs (or should run)."""
     if not host or host[-1].value("plantd_module_connected", module=module) is None:
-        found.add("failed", "not reporting")
+        found.add(*never_seen)
     elif not host[-1].fresh(now):
         found.add("failed", f"{_silent(host[-1], now)} (plantd-modules)")
     else:
@@ -238,7 +254,10 @@ def judge_hub(
 
     def check() -> HealthReport:
         disk = hub.system.disk() if hub.system is not None else None
-        return judge(hub.history(), hub.now(), modules=modules(), disk=disk)
+        waiting_until = hub.started + FRESH_INTERVALS * hub.default_interval
+        return judge(
+            hub.history(), hub.now(), modules=modules(), disk=disk, waiting_until=waiting_until
+        )
 
     return check
 

@@ -199,6 +199,7 @@ class MetricsHub:
         self._history: dict[str, collections.deque[Snapshot]] = {}
         self._complained: set[str] = set()
         self._lock = threading.Lock()
+        self.started = clock.monotonic()  # health waits a little for every source's first word
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_HubCollector(self))
 

@@ -105,6 +105,20 @@ def test_a_configured_module_never_seen_is_failed() -> None:
     assert without_host["module.pump"] == ("failed", ["not reporting"])
 
 
+def test_what_never_reported_is_waited_for_until_the_logger_has_run_three_intervals() -> None:
+    history = healthy()
+    del history["broker"]
+    early = entries(judge(history, NOW, modules=["pump"], waiting_until=NOW + 1))
+    assert early["broker"] == ("degraded", ["no report yet"])
+    assert early["module.pump"] == ("degraded", ["no report yet"])
+    late = entries(judge(history, NOW + 1, modules=["pump"], waiting_until=NOW + 1))
+    assert late["broker"] == ("failed", ["not reporting"])
+    assert late["module.pump"] == ("failed", ["not reporting"])
+    # A source that did report and fell silent is not waited for.
+    silent = healthy(state=[snap("state", at=NOW - 20)])
+    assert entries(judge(silent, NOW, waiting_until=NOW + 1))["state"][0] == "failed"
+
+
 def test_module_rules_not_connected_quarantined_and_late_polls() -> None:
     before = host(
         gauges(
@@ -235,15 +249,20 @@ async def test_the_service_judges_the_hub_now(tmp_path: Path) -> None:
     assert check.access == "read"
     result = await check.func({})  # type: ignore[misc]
     assert isinstance(result, dict)
-    assert result["verdict"] == "failed"
+    assert result["verdict"] == "degraded"  # the logger has just started: boiler may yet report
     services = {s["name"]: s for s in result["services"]}
     assert services["broker"]["verdict"] == "ok"
-    assert services["module.boiler"]["reasons"] == ["not reporting"]
+    assert services["module.boiler"]["reasons"] == ["no report yet"]
     assert "disk" in services
 
     await clock.advance(3 * INTERVAL + 1)
     result = await check.func({})  # type: ignore[misc]
     services = {s["name"]: s for s in result["services"]}
+    assert services["module.boiler"] == {
+        "name": "module.boiler",
+        "verdict": "failed",
+        "reasons": ["not reporting"],
+    }
     assert services["broker"] == {
         "name": "broker",
         "verdict": "failed",

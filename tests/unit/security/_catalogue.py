@@ -14,6 +14,8 @@ from hil.sim._control import sim_service
 from plantd.audit import audit_service
 from plantd.config import Access
 from plantd.historian._service import historian_service
+from plantd.logger._health import HealthReport, health_service
+from plantd.logger._service import logger_service
 from plantd.module import DriverOperation
 from plantd.module._commands import module_service
 from plantd.service import ServiceDefinition
@@ -57,6 +59,8 @@ def _definitions() -> list[ServiceDefinition]:
         ECHO,
         sim_service(runner),  # type: ignore[arg-type]
         audit_service(Path("/nonexistent/audit.db")),
+        logger_service(_nothing, _nothing),
+        health_service(lambda: HealthReport(())),
     ]
 
 
