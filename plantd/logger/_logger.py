@@ -155,12 +155,13 @@ class Logger:
 async def run_logger(config: PlantdConfig, environ: Mapping[str, str] | None = None) -> None:
     """Run the log store and its companions until SIGTERM/SIGINT (telling systemd when every
     one serves)."""
+    from plantd.logger._observatory import Observatory
     from plantd.runtime import run_until_signal
 
     logger = Logger(config)
-    # The other jobs of plantd-logger (the metrics endpoint, system metrics…) go here: each
-    # is a Stoppable, started and stopped with the store.
-    companions: list[Stoppable] = []
+    # The other jobs of plantd-logger, each a Stoppable started and stopped with the store: the
+    # metrics hub with its /metrics and /health endpoint and org.plantd.Health.
+    companions: list[Stoppable] = [Observatory(config)]
     log.info(
         "logger: %s, batches of %g s or %d records, at most %d bytes",
         logger.path,
