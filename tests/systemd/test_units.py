@@ -278,7 +278,9 @@ def test_the_target_groups_and_orders_the_core() -> None:
     assert unit["Unit"]["After"].split() == core
     assert unit["Install"]["WantedBy"] == "multi-user.target"
     state = read_unit("plantd-state.service")["Unit"]
-    assert state["After"].split() == ["plantd-broker.service", KEYS]
+    # The logger first, so that the state service's first records are kept; ordering only.
+    assert state["After"].split() == ["plantd-broker.service", "plantd-logger.service", KEYS]
+    assert "plantd-logger.service" not in state["Wants"]
 
 
 def test_sysusers_and_tmpfiles_snippets_parse(tmp_path: Path) -> None:
