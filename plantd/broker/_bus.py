@@ -14,6 +14,11 @@ Two forwarders, by ``security.mode``:
   and audited. This loop is Python; it drains everything readable per wake-up and caches
   decisions per (principal, topic), so its cost is a few microseconds per message.
 
+Counts (``plantd_bus_*`` metrics, :mod:`plantd.broker._metrics`): the guarded forwarder counts
+what it forwards and refuses; the C forwarder is asked for its statistics over the control
+socket (a REP, so that several threads may ask, one at a time) when metrics are collected.
+libzmq counts frames, and a bus message is two (docs/bus.md), so messages are frames ÷ 2.
+
 In-process publishers (the audit log) connect to :attr:`BusProxy.internal_endpoint`, an inproc
 endpoint that no other process can reach; their messages carry no User-Id and are the
 broker's own.
@@ -22,12 +27,14 @@ broker's own.
 from __future__ import annotations
 
 import logging
+import struct
 import threading
 from collections.abc import Callable, Collection
 from itertools import count
 
 import zmq
 
+from plantd.broker import _metrics
 from plantd.config import BusConfig
 from plantd.mdp._audit import denied_event
 from plantd.security import BROKER, Connections, Policy
@@ -50,6 +57,8 @@ _SNDMORE = int(zmq.SNDMORE)
 _RCVMORE = int(zmq.RCVMORE)
 _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
+_CONTROL_TIMEOUT_MS = 2000  # a forwarder that does not answer its control socket is gone
+_FRAMES_PER_MESSAGE = 2  # [topic, payload]
 
 
 class BusProxy:
@@ -86,6 +95,8 @@ class BusProxy:
         self._thread: threading.Thread | None = None
         self._bound = threading.Event()
         self._error: BaseException | None = None
+        self._control_lock = threading.Lock()  # one command at a time on the control socket
+        # Messages forwarded and refused; for the C forwarder, as of its last statistics.
         self.forwarded = 0
         self.refused = 0
         # The endpoints as bound (a wildcard's real port), once start() returned.
@@ -99,13 +110,27 @@ class BusProxy:
         self._bound.wait()
         if self._error is not None:
             raise self._error
+        _metrics.watch_bus(self)
 
     def stop(self) -> None:
         if self._thread is None:
             return
+        steerable = self._server_secret is None
+        if steerable:
+            self.counts()  # the C forwarder's last statistics, before it ends
         self._tell(b"TERMINATE")
         self._thread.join(timeout=5)
         self._thread = None
+        _metrics.forget_bus(self, (self.forwarded, self.refused))
+
+    def counts(self) -> tuple[int, int]:
+        """Messages forwarded and publications refused since :meth:`start` (from any thread)."""
+        if self._server_secret is None and self._thread is not None:
+            reply = self._tell(b"STATISTICS")
+            if reply is not None and len(reply) == 8:
+                frames_in = struct.unpack("=Q", reply[0])[0]  # the frontend's messages in
+                self.forwarded = max(self.forwarded, frames_in // _FRAMES_PER_MESSAGE)
+        return self.forwarded, self.refused
 
     def update(self, policy: Policy, revoked: Collection[str]) -> None:
         """Decide with ``policy`` from now on, and cut the connections of ``revoked``."""
@@ -114,19 +139,25 @@ class BusProxy:
         if self._thread is not None:
             self._tell(b"KEYS")
 
-    def _tell(self, command: bytes) -> None:
-        control = self._context.socket(zmq.PAIR)
-        try:
-            control.connect(self._control_address)
-            control.send(command)
-        finally:
-            control.close(linger=100)
+    def _tell(self, command: bytes) -> list[bytes] | None:
+        """Send ``command`` to the forwarder; its answer, or None if none came in time."""
+        with self._control_lock:
+            control = self._context.socket(zmq.REQ)
+            try:
+                control.connect(self._control_address)
+                control.send(command)
+                if control.poll(_CONTROL_TIMEOUT_MS, zmq.POLLIN):
+                    return control.recv_multipart()
+                log.warning("the bus forwarder did not answer %s", command.decode())
+                return None
+            finally:
+                control.close(linger=0)
 
     def _run(self) -> None:
         context = self._context
         frontend = context.socket(zmq.XSUB)
         backend = context.socket(zmq.XPUB)
-        control = context.socket(zmq.PAIR)
+        control = context.socket(zmq.REP)
         sockets = [frontend, backend, control]
         try:
             for sock, domain in ((frontend, ZAP_FRONTEND), (backend, ZAP_BACKEND)):
@@ -198,6 +229,7 @@ class BusProxy:
                     drain_monitor(monitor, handshakes, self._on_audit)
             if control in ready:
                 command = control.recv()
+                control.send(b"")  # REP: every command is answered
                 if command == b"TERMINATE":
                     return
                 if self._revoked:

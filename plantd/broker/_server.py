@@ -45,6 +45,7 @@ from typing import cast
 
 import zmq
 
+from plantd.broker import _metrics
 from plantd.broker._bus import ZAP_BACKEND, ZAP_FRONTEND, BusProxy
 from plantd.broker._resources import release_free_memory
 from plantd.config import PlantdConfig
@@ -265,6 +266,7 @@ class BrokerServer:
         now = clock()
         # Without CURVE nobody is known: no policy, no audit trail, plain MDP as RFC 18 has it.
         core = self.core = Broker(self.config.broker, now, self.policy() if self.secure else None)
+        _metrics.watch_broker(core)  # its counts, read at collection time (_metrics)
         send = _sender(router, core, clock)
         audit = self._on_audit
 
@@ -303,6 +305,7 @@ class BrokerServer:
             for message in core.shutdown():
                 send(message)
         finally:
+            _metrics.forget_broker(core)
             self.close()
 
     def _route(

@@ -62,6 +62,14 @@ sender is a registered worker it is treated as invalid (W4). Clients sending val
 may not send (PARTIAL/FINAL) are dropped and counted as unexpected. Nothing a peer sends can
 raise out of ``receive``.
 
+Counts (for ``mmi.broker`` and the process's metrics, read from another thread while the
+loop runs): ``counters``, plain ints; ``requests_by_service`` and ``replies_by_service``, by
+service name (``mmi.*`` as-is), at most :data:`MAX_COUNTED_SERVICES` names, the rest under
+:data:`OTHER_SERVICES`, so a client inventing names cannot grow them without bound; ``errors``,
+by error code, for every request the broker ends with an error (plus ``broker.malformed`` for
+dropped malformed messages and ``broker.revoked`` for queued requests dropped by S5, which no
+reply tells). The loop only adds keys and increments values, never rebinds these dicts.
+
 Broker errors reach clients as a FINAL (REPLY for 0.1) whose body is one JSON frame in the
 service-call format: ``{"ok": false, "error": {"code": "broker.…", "message": "…"}}``.
 """
@@ -99,7 +107,7 @@ from plantd.security import AuditEvent
 if TYPE_CHECKING:
     from plantd.security import Policy
 
-__all__ = ["Broker", "Outgoing"]
+__all__ = ["MAX_COUNTED_SERVICES", "OTHER_SERVICES", "Broker", "Outgoing"]
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +116,11 @@ Outgoing = list[list[bytes]]
 # Command bytes the broker sends to workers (see _frames for the full tables).
 _W2_REQUEST, _W2_HEARTBEAT, _W2_DISCONNECT = b"\x02", b"\x05", b"\x06"
 _W1_REQUEST, _W1_HEARTBEAT, _W1_DISCONNECT = b"\x02", b"\x04", b"\x05"
+
+# Service names counted one by one in requests_by_service / replies_by_service; beyond them,
+# requests count under OTHER_SERVICES (with a space, so it can never be a service's name).
+MAX_COUNTED_SERVICES = 1000
+OTHER_SERVICES = b"(other services)"
 
 
 def error_body(code: str, message: str) -> list[bytes]:
@@ -125,6 +138,9 @@ class Broker:
         self.audit_events: list[AuditEvent] = []  # S4: drained by the I/O shell
         self.started = now
         self.counters = BrokerCounters()
+        self.requests_by_service: dict[bytes, int] = {}
+        self.replies_by_service: dict[bytes, int] = {}
+        self.errors: dict[str, int] = {}  # by error code, "broker.…"
         self.workers: dict[bytes, Worker] = {}
         self.services: dict[bytes, Service] = {}
         self.queued = 0  # requests waiting in all service queues
@@ -258,6 +274,8 @@ class Broker:
             self._remove_worker(worker, now, out)
         for service in list(self.services.values()):
             dropped = service.drop(lambda request: request.principal in principals)
+            if dropped:
+                self.errors["broker.revoked"] = self.errors.get("broker.revoked", 0) + len(dropped)
             self.queued -= len(dropped)
             self.queued_bytes -= sum(request.size for request in dropped)
             self._forget_if_unused(service)
@@ -286,10 +304,15 @@ class Broker:
     ) -> None:
         counters = self.counters
         counters.requests += 1
+        try:
+            self.requests_by_service[name] += 1
+        except KeyError:
+            self._count_new_service(name)
         if name.startswith(b"mmi."):
             counters.mmi_requests += 1
             reply = _mmi.answer(self, name, body, now)
             self._reply_to_client(sender, version, name, reply, out)
+            self._count_reply(name)
             return
         policy, audited, address = self.policy, False, sender
         size = sum(map(len, body))
@@ -297,6 +320,7 @@ class Broker:
             decision = policy.check_call(principal, name, body[0])
             if not decision.allowed:
                 counters.denied += 1
+                self._count_error("broker.denied")
                 self.audit_events.append(
                     denied_event(principal, "call", target(name, body), decision.reason)
                 )
@@ -382,9 +406,32 @@ class Broker:
 
     def _fail(self, request: Request, service: bytes, code: str, text: str, out: Outgoing) -> None:
         """End ``request`` with a broker error (audited if the request is)."""
+        self._count_error(code)
         if request.audit:
             self.audit_events.append(call_event(request.principal, service, request.body, code))
         self._reply_to_client(request.client, request.version, service, error_body(code, text), out)
+
+    def _count_error(self, code: str) -> None:
+        errors = self.errors
+        errors[code] = errors.get(code, 0) + 1
+
+    def _count_new_service(self, name: bytes) -> None:
+        """The first request for ``name``: counted under its name while fewer than
+        MAX_COUNTED_SERVICES names are, else under OTHER_SERVICES."""
+        counts = self.requests_by_service
+        if len(counts) < MAX_COUNTED_SERVICES:
+            counts[name] = 1
+        else:
+            counts[OTHER_SERVICES] = counts.get(OTHER_SERVICES, 0) + 1
+
+    def _count_reply(self, name: bytes) -> None:
+        replies = self.replies_by_service
+        try:
+            replies[name] += 1
+        except KeyError:
+            # Its request was counted first: under its name, or under OTHER_SERVICES.
+            key = name if name in self.requests_by_service else OTHER_SERVICES
+            replies[key] = replies.get(key, 0) + 1
 
     def _reply_to_client(
         self, client: bytes, version: Version, service: bytes, body: list[bytes], out: Outgoing
@@ -409,6 +456,7 @@ class Broker:
                 )
                 return
             if isinstance(message, Heartbeat) and version_matches:
+                self.counters.heartbeats_received += 1
                 worker.expiry = now + self._expiry
                 return
             if isinstance(message, Disconnect):
@@ -501,7 +549,12 @@ class Broker:
             )
         if request.version is Version.V2:
             out.append([request.client, CLIENT_V2, b"\x03", name, *body])
+            try:
+                self.replies_by_service[name] += 1
+            except KeyError:
+                self._count_reply(name)
         elif request.too_large:
+            self._count_error("broker.too-large")
             self._reply_to_client(
                 request.client,
                 Version.V1,
@@ -516,6 +569,7 @@ class Broker:
         else:
             gathered = request.gathered or []
             out.append([request.client, b"", CLIENT_V1, name, *gathered, *body])
+            self._count_reply(name)
         self._serve(worker, now, out)
 
     def _serve(self, worker: Worker, now: float, out: Outgoing) -> None:
@@ -631,6 +685,11 @@ class Broker:
             return
         self.counters.rejected_too_many_frames += 1
         service = head[2]
+        try:
+            self.requests_by_service[service] += 1
+        except KeyError:
+            self._count_new_service(service)
+        self._count_error("broker.too-many-frames")
         text = f"the request has {count} frames; broker.max_frames is {limit}"
         self._reply_to_client(
             sender, version, service, error_body("broker.too-many-frames", text), out
@@ -638,6 +697,7 @@ class Broker:
 
     def _malformed(self, sender: bytes, reason: str, now: float, out: Outgoing) -> None:
         self.counters.malformed += 1
+        self._count_error("broker.malformed")
         if self.counters.malformed <= 10 or self.counters.malformed % 1000 == 0:
             log.warning(
                 "dropped malformed message from %s: %s (%d so far)",

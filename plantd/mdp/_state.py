@@ -181,6 +181,7 @@ class BrokerCounters:
     unexpected: int = 0
     disconnects_sent: int = 0
     heartbeats_sent: int = 0
+    heartbeats_received: int = 0
     workers_registered: int = 0
     workers_expired: int = 0
     workers_gone: int = 0  # dropped when a send found their connection closed (W7)
