@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -59,6 +60,18 @@ def sample(text: str, name: str, **labels: str) -> float | None:
             if s.name == name and labels.items() <= s.labels.items():
                 return float(s.value)
     return None
+
+
+def ready(prometheus: str) -> bool:
+    """Prometheus listens before it serves queries (503 until its storage is open)."""
+    try:
+        get(f"{prometheus}/-/ready")
+    except urllib.error.HTTPError as error:
+        with error:
+            if error.code == 503:
+                return False
+            raise
+    return True
 
 
 def query(prometheus: str, expr: str) -> list[dict[str, Any]]:
@@ -131,6 +144,7 @@ def test_a_real_prometheus_scrapes_the_stack(stack: Stack, tmp_path: Path) -> No
     ).start()
     stack.processes.append(prometheus)  # killed with the stack, its log shown on failure
     api = f"http://127.0.0.1:{wait_for_listening_port(prometheus)}"
+    until(lambda: ready(api), "Prometheus is ready", 60.0)
 
     def polled() -> float | None:
         polls = value_of(api, 'plantd_module_polls_total{module="demo"}')
