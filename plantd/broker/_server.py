@@ -88,7 +88,9 @@ class BrokerServer:
     """Binds the MDP endpoint and the data bus, then routes until ``stop()`` or a signal.
 
     ``on_audit`` receives every audit event (the broker process hands them to its audit log);
-    it must not block and may be called from any of the broker's threads.
+    it must not block and may be called from any of the broker's threads. ``context`` is the
+    process's ZeroMQ context unless given (a second broker in one process needs its own: the
+    inproc endpoints are per context).
     """
 
     def __init__(
@@ -97,9 +99,10 @@ class BrokerServer:
         *,
         with_bus: bool = True,
         on_audit: AuditSink | None = None,
+        context: zmq.Context[zmq.Socket[bytes]] | None = None,
     ) -> None:
         self.config = config
-        self._context: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        self._context: zmq.Context[zmq.Socket[bytes]] = context or zmq.Context.instance()
         self._router: zmq.Socket[bytes] | None = None
         self._monitor: zmq.Socket[bytes] | None = None
         self._with_bus = with_bus
