@@ -99,6 +99,7 @@ def test_plant_up_starts_the_demo_plant_and_its_modules() -> None:
         "broker",
         "sim pump-station",
         "state",
+        "logger",
         "echo",
         "modules field meter station",  # one module host for all three
     ]

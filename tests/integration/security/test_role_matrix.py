@@ -36,6 +36,8 @@ SERVERS = {
     "org.plantd.sink.cloud": "sink.cloud",
     "org.plantd.module.Echo": "service.echo",
     "org.plantd.sim.rig": "service.sim",
+    "org.plantd.Logger": "service.logger",
+    "org.plantd.Health": "service.logger",
 }
 STUB_REPLY = json.dumps({"ok": True, "result": "served"}).encode()
 
