@@ -34,6 +34,18 @@ class NotifySocket:
             received.append((time.monotonic(), fields))
         return received
 
+    def until(self, key: str, timeout: float = 30.0) -> list[dict[str, str]]:
+        """Every message up to and including the first that has ``key`` (what came before it
+        too: "no READY before the first WATCHDOG"); AssertionError after ``timeout``."""
+        seen: list[dict[str, str]] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for _, fields in self.messages(0.1):
+                seen.append(fields)
+                if key in fields:
+                    return seen
+        raise AssertionError(f"no {key} within {timeout} s (got {seen})")
+
     def wait_for(self, key: str, timeout: float = 30.0) -> dict[str, str]:
         """The fields of the first message that has ``key``; AssertionError after ``timeout``."""
         deadline = time.monotonic() + timeout
