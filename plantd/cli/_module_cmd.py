@@ -58,14 +58,19 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from plantd.module._host import ModuleLogField
     from plantd.module._main import run_module
     from plantd.telemetry import start_telemetry
 
     config = cli_config(args)
     setup_logging(args, config)
+    # Every record names the module (field `module`), on the bus as in the journal and JSON.
+    field = ModuleLogField(args.name)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(field)
     serve_as(config, f"module.{args.name}")
     # Its records and metrics as module.NAME, with the module's key.
-    with start_telemetry(config, f"module.{args.name}"):
+    with start_telemetry(config, f"module.{args.name}", filters=(field,)):
         asyncio.run(run_module(config, args.name, args.environ))
     return 0
 

@@ -101,10 +101,16 @@ _MOVES: dict[State, frozenset[State]] = {
 
 class ModuleLogField(logging.Filter):
     """Adds ``PLANTD_MODULE`` (the hosted module a record comes from) to log records, for the
-    journal (``journalctl PLANTD_MODULE=boiler``) and JSON logs. Add it to the handlers."""
+    journal (``journalctl PLANTD_MODULE=boiler``), JSON logs and the records on the bus
+    (``module``). Add it to the handlers. ``module``: the one module of the process
+    (``plant module run NAME``), for records logged outside any module's task."""
+
+    def __init__(self, module: str | None = None) -> None:
+        super().__init__()
+        self.module = module
 
     def filter(self, record: logging.LogRecord) -> bool:
-        name = _current_module.get()
+        name = _current_module.get() or self.module
         if name is not None:
             record.PLANTD_MODULE = name
         return True

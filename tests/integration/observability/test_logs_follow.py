@@ -117,6 +117,7 @@ def test_the_follower_shows_a_modules_connection_error(stack: Stack, refused_por
     assert record["level"] == "warning"
     assert "module meter" in record["message"]
     assert "refused" in record["message"].lower(), record
+    assert record["fields"]["module"] == "meter"  # a field, to filter on, not only prose
     # Every line the follower printed passed its filters.
     assert {(r["source"], r["level"]) for r in map(json.loads, seen)} <= {
         ("module.meter", "warning"), ("module.meter", "error"), ("module.meter", "critical")
