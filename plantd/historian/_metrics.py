@@ -14,16 +14,9 @@ when it closes.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import threading
-import weakref
-from pathlib import Path
-from typing import Protocol
-
 from prometheus_client import Counter, Gauge, Histogram
 
-from plantd.telemetry import REGISTRY
+from plantd.telemetry import REGISTRY, OpenDatabases, database_bytes
 
 __all__ = [
     "BATCH_SECONDS",
@@ -60,38 +53,7 @@ GAPS = Counter(
 )
 
 
-class _HasPath(Protocol):
-    path: Path
-
-
-_open: weakref.WeakSet[_HasPath] = weakref.WeakSet()
-_open_lock = threading.Lock()  # the collector iterates on another thread than open and close
-
-
-def track(store: _HasPath) -> None:
-    """Count ``store``'s database in :data:`DATABASE_BYTES` until :func:`untrack`."""
-    with _open_lock:
-        _open.add(store)
-
-
-def untrack(store: _HasPath) -> None:
-    with _open_lock:
-        _open.discard(store)
-
-
-def database_bytes(path: Path) -> int:
-    """The bytes ``path`` and its WAL take (0 for a file that is not there)."""
-    total = 0
-    for name in (path, path.with_name(path.name + "-wal")):
-        with contextlib.suppress(OSError):
-            total += os.stat(name).st_size
-    return total
-
-
-def _open_bytes() -> float:
-    with _open_lock:
-        paths = [store.path for store in _open]
-    return float(sum(database_bytes(path) for path in paths))
-
-
-DATABASE_BYTES.set_function(_open_bytes)
+# Read at collection time, summed over every open store (plantd.telemetry's OpenDatabases).
+_databases = OpenDatabases(DATABASE_BYTES)
+track = _databases.track  # when a store opens
+untrack = _databases.untrack  # when it closes

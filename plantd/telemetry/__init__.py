@@ -30,7 +30,9 @@ __all__ = [
     "LEVELS",
     "REGISTRY",
     "BusLogHandler",
+    "OpenDatabases",
     "Telemetry",
+    "database_bytes",
     "log_topic",
     "metrics_topic",
     "source_of",
@@ -62,5 +64,6 @@ def metrics_topic(source: str) -> str:
 
 
 # After REGISTRY and the topics, which they use.
+from plantd.telemetry._databases import OpenDatabases, database_bytes  # noqa: E402
 from plantd.telemetry._handler import BusLogHandler  # noqa: E402
 from plantd.telemetry._publisher import Telemetry, start_telemetry  # noqa: E402
