@@ -23,7 +23,8 @@ Three parts, each comparing runs made in the same invocation, interleaved (A, B,
    process also writes its records to a log file, as a module writes to the journal. With
    *flood*, a thread logs 1,000 records/s at ``warning``. Lateness of each poll's start
    against its deadline (the runtime's own schedule, read when the driver's ``read`` is
-   called): p50, p99, max, and the schedule's overruns, flood and no flood; ratio of p99s.
+   called): p50, p99, max, and the schedule's overruns, flood and no flood; ratios of the
+   p50s and p99s.
    Also: flood records emitted, published and dropped in the process
    (``plantd_log_records_dropped_total``), and received and stored by the logger
    (``org.plantd.Logger`` ``status``).
@@ -103,9 +104,15 @@ def _count(value: float) -> str:
     return f"{value:,.0f}"
 
 
+def _cores(value: float) -> str:
+    return f"{value:.3f}"
+
+
 def _fmt(field: str) -> dict[str, Any]:
-    """Counts print as whole numbers; the rest as the harness does."""
-    return {"fmt": _count} if field in COUNTS else {}
+    """Counts print as whole numbers, cores to the thousandth; the rest as the harness does."""
+    if field in COUNTS:
+        return {"fmt": _count}
+    return {"fmt": _cores} if field.endswith("_cores") else {}
 
 
 COUNTS = {
@@ -165,16 +172,16 @@ class Watcher(threading.Thread):
         self.scrapes = 0
         self.scrape_failures = 0
         self.scraped_bytes = 0
-        self._stop = threading.Event()
+        self._done = threading.Event()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._done.set()
         self.join(5)
 
     def run(self) -> None:
         from plantd.logger._http import read_endpoints
 
-        while not self._stop.wait(1.0):
+        while not self._done.wait(1.0):
             now = time.monotonic()
             for name, program in (("broker", "plantd.broker"), ("logger", "plantd.logger")):
                 for pid in _children_running(program)[:1]:

@@ -21,7 +21,6 @@ cannot be read.
 from __future__ import annotations
 
 import asyncio
-import math
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +28,15 @@ from typing import Any, TypeVar
 
 from plantd import _sqlite
 from plantd.audit._store import query_records, store_status, verify_chain
-from plantd.service import Json, OperationError, Params, ServiceDefinition, param
+from plantd.service import (
+    Json,
+    OperationError,
+    Params,
+    ServiceDefinition,
+    optional_text,
+    optional_time,
+    param,
+)
 
 __all__ = ["AUDIT_SERVICE", "MAX_LIMIT", "audit_service"]
 
@@ -39,18 +46,6 @@ MAX_LIMIT = 10_000
 T = TypeVar("T")
 
 _EMPTY_STATUS = {"count": 0, "events": 0, "oldest": None, "newest": None, "last_id": 0}
-
-
-def _number(params: Params, key: str) -> float | None:
-    value = param(params, key, (int, float, type(None)), None)
-    if value is not None and not math.isfinite(value):
-        raise OperationError("bad-request", f"params.{key}: expected a finite number")
-    return None if value is None else float(value)
-
-
-def _text(params: Params, key: str) -> str | None:
-    value: str | None = param(params, key, (str, type(None)), None)
-    return value
 
 
 def audit_service(path: Path) -> ServiceDefinition:
@@ -78,7 +73,7 @@ def audit_service(path: Path) -> ServiceDefinition:
     @definition.operation("query", access="admin")
     async def _query(params: Params) -> Json:
         """Records matching the filters, newest first; ``more`` says whether older ones match."""
-        since, until = _number(params, "since"), _number(params, "until")
+        since, until = optional_time(params, "since"), optional_time(params, "until")
         limit = param(params, "limit", int, 1000)
         if not 1 <= limit <= MAX_LIMIT:
             raise OperationError(
@@ -90,10 +85,10 @@ def audit_service(path: Path) -> ServiceDefinition:
         filters: dict[str, Any] = {
             "since": since,
             "until": until,
-            "principal": _text(params, "principal"),
-            "action": _text(params, "action"),
-            "result": _text(params, "result"),
-            "target_prefix": _text(params, "target"),
+            "principal": optional_text(params, "principal"),
+            "action": optional_text(params, "action"),
+            "result": optional_text(params, "result"),
+            "target_prefix": optional_text(params, "target"),
             "before_id": before_id,
         }
         found = await asyncio.to_thread(

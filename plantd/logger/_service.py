@@ -18,12 +18,19 @@ Errors: ``bad-request`` names the parameter.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from plantd.logger._store import level_number, query_records
-from plantd.service import Json, OperationError, Params, ServiceDefinition, param
+from plantd.service import (
+    Json,
+    OperationError,
+    Params,
+    ServiceDefinition,
+    optional_text,
+    optional_time,
+    param,
+)
 from plantd.telemetry import LEVELS
 
 __all__ = ["MAX_LIMIT", "SERVICE", "logger_service"]
@@ -32,23 +39,11 @@ SERVICE = "org.plantd.Logger"
 MAX_LIMIT = 10_000
 
 
-def _number(params: Params, key: str) -> float | None:
-    value = param(params, key, (int, float, type(None)), None)
-    if value is not None and not math.isfinite(value):
-        raise OperationError("bad-request", f"params.{key}: expected a finite number")
-    return None if value is None else float(value)
-
-
 def _id(params: Params, key: str) -> int | None:
     value: int | None = param(params, key, (int, type(None)), None)
     if value is not None and value < 0:
         raise OperationError("bad-request", f"params.{key}: expected ≥ 0, got {value}")
     return value
-
-
-def _text(params: Params, key: str) -> str | None:
-    value: str | None = param(params, key, (str, type(None)), None)
-    return value or None
 
 
 def logger_service(
@@ -63,13 +58,13 @@ def logger_service(
     @definition.operation("query", access="read")
     async def _query(params: Params) -> Json:
         """Records matching the filters: newest first, or after ``after_id`` oldest first."""
-        since, until = _number(params, "since"), _number(params, "until")
+        since, until = optional_time(params, "since"), optional_time(params, "until")
         limit = param(params, "limit", int, 1000)
         if not 1 <= limit <= MAX_LIMIT:
             raise OperationError(
                 "bad-request", f"params.limit: expected 1 to {MAX_LIMIT}, got {limit}"
             )
-        level_name = _text(params, "level")
+        level_name = optional_text(params, "level")
         level = None
         if level_name is not None:
             level = level_number(level_name)
@@ -81,9 +76,9 @@ def logger_service(
         filters: dict[str, Any] = {
             "since": since,
             "until": until,
-            "source": _text(params, "source"),
+            "source": optional_text(params, "source"),
             "level": level,
-            "contains": _text(params, "contains"),
+            "contains": optional_text(params, "contains"),
             "after_id": _id(params, "after_id"),
             "before_id": _id(params, "before_id"),
         }

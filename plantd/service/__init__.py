@@ -24,6 +24,8 @@ from plantd.service._definition import (
     Params,
     ServiceDefinition,
     current_caller,
+    optional_text,
+    optional_time,
     param,
 )
 from plantd.service._server import ServiceWorker, dispatch
@@ -46,6 +48,8 @@ __all__ = [
     "encode_call",
     "encode_error",
     "encode_ok",
+    "optional_text",
+    "optional_time",
     "param",
     "stream",
     "stream_async",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextvars
 import inspect
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,8 @@ __all__ = [
     "Params",
     "ServiceDefinition",
     "current_caller",
+    "optional_text",
+    "optional_time",
     "param",
 ]
 
@@ -121,4 +124,19 @@ def param(params: Params, key: str, kind: type | tuple[type, ...], default: Any 
         raise OperationError(
             "bad-request", f"params.{key}: expected {expected}, got {type(value).__name__}"
         )
+    return value
+
+
+def optional_time(params: Params, key: str) -> float | None:
+    """``params[key]``, a finite number (a time in Unix seconds, say), or None when absent or
+    null; raises ``bad-request`` naming the key otherwise."""
+    value = param(params, key, (int, float, type(None)), None)
+    if value is not None and not math.isfinite(value):
+        raise OperationError("bad-request", f"params.{key}: expected a finite number")
+    return None if value is None else float(value)
+
+
+def optional_text(params: Params, key: str) -> str | None:
+    """``params[key]``, a string, or None when absent or null (a filter not given)."""
+    value: str | None = param(params, key, (str, type(None)), None)
     return value
