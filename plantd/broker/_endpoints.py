@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from plantd._runfiles import remove_run_record, write_run_record
 from plantd.config import PlantdConfig
 
 __all__ = [
@@ -49,10 +49,7 @@ def has_wildcard(*endpoints: str) -> bool:
 
 def write_endpoints(path: Path, bound: Mapping[str, Mapping[str, str]]) -> None:
     """Replace ``path`` with ``bound`` and this process's id, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    aside = path.with_name(f".{path.name}.{os.getpid()}")
-    aside.write_text(json.dumps({"pid": os.getpid(), **bound}, indent=1) + "\n")
-    os.replace(aside, path)
+    write_run_record(path, bound)
 
 
 def record_endpoints(config: PlantdConfig, bound: Mapping[str, Mapping[str, str]]) -> Path:
@@ -79,8 +76,4 @@ def record_endpoints(config: PlantdConfig, bound: Mapping[str, Mapping[str, str]
 
 def remove_endpoints(path: Path) -> None:
     """Remove ``path`` if this process wrote it (a newer broker's file stays)."""
-    try:
-        if json.loads(path.read_text()).get("pid") == os.getpid():
-            path.unlink()
-    except (OSError, ValueError, AttributeError):
-        pass  # gone already, or not ours to judge
+    remove_run_record(path)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import socket
 import threading
 from collections.abc import Callable, Iterable
@@ -29,6 +28,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
+from plantd._runfiles import remove_run_record, write_run_record
 from plantd.config import PlantdConfig
 from plantd.logger._health import HealthReport
 
@@ -185,11 +185,7 @@ def endpoints_path(run_dir: Path) -> Path:
 
 def write_endpoints(path: Path, server: MetricsServer) -> None:
     """Replace ``path`` with ``server``'s URLs and this process's id, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    aside = path.with_name(f".{path.name}.{os.getpid()}")
-    urls = {"metrics": server.url("/metrics"), "health": server.url("/health")}
-    aside.write_text(json.dumps({"pid": os.getpid(), **urls}, indent=1) + "\n")
-    os.replace(aside, path)
+    write_run_record(path, {"metrics": server.url("/metrics"), "health": server.url("/health")})
 
 
 def read_endpoints(run_dir: Path) -> dict[str, Any] | None:
@@ -203,11 +199,7 @@ def read_endpoints(run_dir: Path) -> dict[str, Any] | None:
 
 def remove_endpoints(path: Path) -> None:
     """Remove ``path`` if this process wrote it (a newer logger's file stays)."""
-    try:
-        if json.loads(path.read_text()).get("pid") == os.getpid():
-            path.unlink()
-    except (OSError, ValueError, AttributeError):
-        pass  # gone already, or not ours to judge
+    remove_run_record(path)
 
 
 def serve_metrics(
