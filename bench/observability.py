@@ -13,7 +13,9 @@ Three parts, each comparing runs made in the same invocation, interleaved (A, B,
    ``logger.listen: 127.0.0.1:0``, and a scraper thread here fetching its ``/metrics`` every
    second, its URL read from ``<paths.run>/logger-endpoints.json``, so that collection is
    paid for too). Loads: 100 ms with every value changing (the heaviest), and 1 s steady.
-   Figure: CPU of the module processes per 1,000 points; ratio ON ÷ OFF, goal ≤ 1.1. Shown
+   A third run of the 1 s load has ON at the default ``metrics.interval`` (5 s), to show
+   what the harsher interval costs. Figure: CPU of the module processes per 1,000 points;
+   ratio ON ÷ OFF, goal ≤ 1.1. Shown
    for information: the broker's and plantd-logger's CPU (read from ``/proc`` once a second)
    and the scrapes that succeeded.
 2. **Logging never blocks a module's poll loop.** In one process (a child of this one): a
@@ -128,9 +130,9 @@ COUNTS = {
 }
 
 
-def on_settings(run_dir: Path) -> dict[str, dict[str, Any]]:
+def on_settings(run_dir: Path, metrics_interval: float) -> dict[str, dict[str, Any]]:
     return {
-        "metrics": {"enabled": True, "interval": 1.0},
+        "metrics": {"enabled": True, "interval": metrics_interval},
         "logging": {"level": "info", "publish": "info"},
         "logger": {"listen": "127.0.0.1:0"},
         "paths": {"run": str(run_dir)},
@@ -208,11 +210,21 @@ class Watcher(threading.Thread):
 
 
 def cost_run(
-    on: bool, interval: float, changing: bool, seconds: float, warmup: float
+    on: bool,
+    interval: float,
+    changing: bool,
+    metrics_interval: float,
+    *,
+    seconds: float,
+    warmup: float,
 ) -> dict[str, float]:
     """One ``measure()`` run with observability ``on`` or off, and what the watcher saw."""
     with tempfile.TemporaryDirectory(prefix="plantd-bench-obs-run-") as run_dir:
-        settings = on_settings(Path(run_dir)) if on else {**OFF_SETTINGS, "paths": {"run": run_dir}}
+        settings = (
+            on_settings(Path(run_dir), metrics_interval)
+            if on
+            else {**OFF_SETTINGS, "paths": {"run": run_dir}}
+        )
         watcher = Watcher(Path(run_dir), scrape=on)
         watcher.start()
         try:
@@ -245,21 +257,26 @@ def _ceiling(ratio: Ratio, goal: float) -> Ratio:
 
 
 def part_cost(
-    loads: list[tuple[str, float, bool]], repeat: int, seconds: float, warmup: float
+    loads: list[tuple[str, str, float, bool, float]], repeat: int, seconds: float, warmup: float
 ) -> list[Figure | Ratio]:
     print("1. Cost of metrics and log publishing on the Modbus benchmark")
     print(
         "   OFF: metrics.enabled false, logging.publish off, no plantd-logger; ON: "
-        "metrics.interval 1s (harsher than the 5 s default), logging.level/publish info, "
+        "metrics.interval 1s (harsher than the 5 s default) unless said, logging.level/publish "
+        "info, "
         "plantd-logger, /metrics scraped every 1 s"
     )
     figures: list[Figure | Ratio] = []
-    for label, interval, changing in loads:
-        key = "cost." + label.replace(", ", "_").replace(" ", "_")
+    for load, label, interval, changing, every in loads:
+        key = f"cost.{load}"
         off, on = interleaved(
             [
-                lambda i=interval, c=changing: cost_run(False, i, c, seconds, warmup),
-                lambda i=interval, c=changing: cost_run(True, i, c, seconds, warmup),
+                lambda i=interval, c=changing, e=every: cost_run(
+                    False, i, c, e, seconds=seconds, warmup=warmup
+                ),
+                lambda i=interval, c=changing, e=every: cost_run(
+                    True, i, c, e, seconds=seconds, warmup=warmup
+                ),
             ],
             repeat,
         )
@@ -677,9 +694,18 @@ def main(argv: list[str] | None = None) -> int:
     seconds = args.seconds or (1.0 if args.smoke else 3.0 if args.quick else 6.0)
     warmup = 0.5 if args.smoke else 2.0 if args.quick else 3.0
     probes = 20 if args.smoke else 40 if args.quick else 100
-    loads = [("100 ms, every value changing", 0.1, True)]
+    loads = [("100ms_changing", "100 ms, every value changing", 0.1, True, 1.0)]
     if not short:
-        loads.append(("1 s, steady values", 1.0, False))
+        loads.append(("1s_steady", "1 s, steady values", 1.0, False, 1.0))
+        loads.append(
+            (
+                "1s_steady_metrics_5s",
+                "1 s, steady values, metrics.interval 5 s (the default)",
+                1.0,
+                False,
+                5.0,
+            )
+        )
     print(machine_line("none (every process shares both cores)"))
     print(
         f"settings: {repeat} repetition(s), warm-up {warmup:g} s, window {seconds:g} s; "
