@@ -32,6 +32,7 @@ import os
 import select
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 
@@ -135,9 +136,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _answer_interrupts() -> None:
+    """Let SIGINT interrupt a command even if it started with SIGINT ignored.
+
+    A non-interactive shell starts background jobs (``plant logs -f > log &``, a CI
+    runner's steps) with SIGINT ignored, and Python then installs no KeyboardInterrupt.
+    A command that runs until it is interrupted (``logs -f``, ``bus tail``, ``audit
+    follow``) would then outlive ``kill -INT``.
+    """
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if ignored and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``plant``: run one command, map plantd's errors to a message and an exit status."""
     follow_parent()  # a child of `plant up` (the module host, a sink, a simulator…)
+    _answer_interrupts()
     try:
         code = _run(argv)
         sys.stdout.flush()  # a reader gone shows here, not as a traceback at interpreter exit

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 from tests.conftest import Stack
 
@@ -69,3 +72,35 @@ def test_no_broker_is_a_timeout_not_a_hang(stack: Stack) -> None:
     result = plant(stack, "mmi", "broker", "--timeout", "0.2", "--retries", "1")
     assert result.returncode == 3  # NoBroker: docs/errors.md
     assert f"no broker at {stack.endpoint} (nothing answered within 0.2 s" in result.stderr
+
+
+def _catches_sigint(pid: int) -> bool:
+    """Whether process ``pid`` has a handler installed for SIGINT (SigCgt in /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+    return False
+
+
+def test_an_interrupt_ends_a_follow_started_with_sigint_ignored(stack: Stack) -> None:
+    # A non-interactive shell starts `plant bus tail … &` with SIGINT ignored; kill -INT must
+    # still end it, as Ctrl-C does in a terminal.
+    stack.start_broker()
+    command = [sys.executable, "-m", "plantd.cli", "--config", str(stack.config_dir)]
+    with subprocess.Popen(
+        [*command, "bus", "tail", "data."],
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # noqa: PLW1509
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    ) as follow:
+        deadline = time.monotonic() + 30
+        while not _catches_sigint(follow.pid):
+            assert follow.poll() is None, follow.stderr.read() if follow.stderr else ""
+            assert time.monotonic() < deadline, "plant never took over SIGINT"
+            time.sleep(0.05)
+        follow.send_signal(signal.SIGINT)
+        try:
+            # 0 once it follows; killed by the signal if it came while plant was starting up.
+            assert follow.wait(timeout=30) in (0, -signal.SIGINT)
+        finally:
+            follow.kill()
