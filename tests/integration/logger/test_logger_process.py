@@ -143,7 +143,10 @@ def test_records_are_stored_searched_and_followed(stack: Stack) -> None:
             until(lambda: any("valve 9 back" in line for line in seen))
         finally:
             follow.send_signal(signal.SIGINT)  # Ctrl-C
-            code = follow.wait(timeout=20)
+            try:
+                code = follow.wait(timeout=20)
+            finally:
+                follow.kill()  # else leaving the `with` would wait for it for ever
             reader.join(timeout=20)
     assert code == 0, errors.read_text()
 

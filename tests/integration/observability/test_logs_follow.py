@@ -110,7 +110,10 @@ def test_the_follower_shows_a_modules_connection_error(stack: Stack, refused_por
                 )
         finally:
             follow.send_signal(signal.SIGINT)  # Ctrl-C
-            code = follow.wait(timeout=20)
+            try:
+                code = follow.wait(timeout=20)
+            finally:
+                follow.kill()  # else leaving the `with` would wait for it for ever
             reader.join(timeout=20)
     assert code == 0, errors.read_text()
     assert record["source"] == "module.meter"
