@@ -55,8 +55,14 @@ _JOURNAL_NAME_MAX = 64  # journald ignores longer field names
 
 def record_fields(record: logging.LogRecord) -> dict[str, object]:
     """The structured fields of ``record``: the attributes ``extra=`` or a filter put on it
-    (``point``, ``unit``, ``PLANTD_MODULE``…), as they are."""
-    return {key: value for key, value in record.__dict__.items() if key not in _STANDARD}
+    (``point``, ``unit``…). One a filter named as its journal field (``PLANTD_MODULE``) is
+    given its plain name (``module``), so that JSON logs and the bus say ``module`` as the
+    journal says ``PLANTD_MODULE``."""
+    return {
+        key.removeprefix(_JOURNAL_PREFIX).lower() if key.startswith(_JOURNAL_PREFIX) else key: value
+        for key, value in record.__dict__.items()
+        if key not in _STANDARD
+    }
 
 
 def journal_field(name: str) -> str | None:

@@ -45,10 +45,7 @@ def log_fields(record: logging.LogRecord, source: str) -> dict[str, Any]:
     fields (``PLANTD_MODULE`` as ``module``; values that are not JSON scalars as text) and
     ``exc``, the traceback, if it has one."""
     fields: dict[str, Any] = {}
-    for name, value in record_fields(record).items():
-        key = name
-        if key.startswith(_JOURNAL_PREFIX):  # PLANTD_MODULE: "module", as its journal field
-            key = key.removeprefix(_JOURNAL_PREFIX).lower()
+    for key, value in record_fields(record).items():  # PLANTD_MODULE is "module" there
         if key.startswith("_") or key in _BASE:
             continue
         fields[key] = value if isinstance(value, _PLAIN) else str(value)

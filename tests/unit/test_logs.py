@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import sys
 import types
@@ -72,7 +73,7 @@ def test_a_record_for_the_journal_carries_its_fields_as_plantd_fields() -> None:
         {"msg": "t=%s", "args": (1,), "levelno": 30, "point": "t1", "unit": 3,
          "PLANTD_MODULE": "boiler"}
     )  # fmt: skip
-    assert logs.record_fields(record) == {"point": "t1", "unit": 3, "PLANTD_MODULE": "boiler"}
+    assert logs.record_fields(record) == {"point": "t1", "unit": 3, "module": "boiler"}
     assert logs.journal_extras(record) == {
         "PLANTD_POINT": "t1", "PLANTD_UNIT": "3", "PLANTD_MODULE": "boiler",
     }  # fmt: skip
@@ -125,3 +126,12 @@ def test_capture_logs_collects_records_with_their_fields() -> None:
         {"level": "info", "logger": "plantd.test.capture", "message": "read 4 points",
          "point": "t1", "device": "x"},
     ]  # fmt: skip
+
+
+def test_json_logs_name_the_module_as_the_bus_does() -> None:
+    record = logging.makeLogRecord(
+        {"msg": "connected", "levelno": 20, "levelname": "INFO", "PLANTD_MODULE": "boiler"}
+    )
+    line = json.loads(logs.JsonFormatter().format(record))
+    assert line["module"] == "boiler"
+    assert "PLANTD_MODULE" not in line
