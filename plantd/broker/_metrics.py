@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -177,22 +177,16 @@ def _families(
     sums: _Sums, cores: list[Broker], bus_counts: tuple[int, int], *, broker: bool, bus: bool
 ) -> Iterator[Metric]:
     if broker:
-        requests = CounterMetricFamily(
+        yield _by_service(
             "plantd_broker_requests",
             "Requests received from clients, by service (mmi.* as-is)",
-            labels=["service"],
+            sums.requests,
         )
-        for name, value in sorted(sums.requests.items()):
-            requests.add_metric([name.decode("ascii", "replace")], value)
-        yield requests
-        replies = CounterMetricFamily(
+        yield _by_service(
             "plantd_broker_replies",
             "Replies (FINAL) delivered to clients, by service",
-            labels=["service"],
+            sums.replies,
         )
-        for name, value in sorted(sums.replies.items()):
-            replies.add_metric([name.decode("ascii", "replace")], value)
-        yield replies
         errors = CounterMetricFamily(
             "plantd_broker_errors",
             "Requests the broker refused or failed (and malformed messages), by error code",
@@ -223,6 +217,13 @@ def _families(
         yield CounterMetricFamily(
             "plantd_bus_refused", "Publications refused by policy", value=refused
         )
+
+
+def _by_service(name: str, documentation: str, counts: Mapping[bytes, int]) -> Metric:
+    family = CounterMetricFamily(name, documentation, labels=["service"])
+    for service, value in sorted(counts.items()):
+        family.add_metric([service.decode("ascii", "replace")], value)
+    return family
 
 
 def _queues_and_workers(cores: list[Broker]) -> Iterator[Metric]:

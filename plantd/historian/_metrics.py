@@ -3,13 +3,9 @@
 The unit observed is the batch: the writer counts the samples a batch stored and observes its
 duration once per commit, and the intake adds the samples lost on the bus once per batch it
 hands over (its :class:`~plantd.bus.GapTracker` counts them in a plain int as samples arrive),
-never per sample. The database's size is read from the file system when the metrics are
-collected, on the collector's thread: ``os.stat`` of the database and its WAL, never an SQLite
-connection (connections belong to their threads).
-
-Several stores may live in one process (tests): the size is one label-free gauge over every
-open store, which registers with :func:`track` when it opens and leaves with :func:`untrack`
-when it closes.
+never per sample. The database's size is read at collection time over every open store
+(:class:`plantd.telemetry.OpenDatabases`; a store calls :func:`track` when it opens and
+:func:`untrack` when it closes).
 """
 
 from __future__ import annotations

@@ -2,13 +2,9 @@
 
 What is observed is what costs: a request (one count per request, by operation) and a group
 commit (one observation of its duration and of its size per commit, not per write). The
-database's size is read from the file system when the metrics are collected, on the
-collector's thread: ``os.stat`` of the database and its WAL, never an SQLite connection
-(connections belong to their threads).
-
-Several stores may live in one process (tests): the size is one label-free gauge over every
-open store, which registers with :func:`track` when it opens and leaves with :func:`untrack`
-when it closes.
+database's size is read at collection time over every open store
+(:class:`plantd.telemetry.OpenDatabases`; a store calls :func:`track` when it opens and
+:func:`untrack` when it closes).
 """
 
 from __future__ import annotations
