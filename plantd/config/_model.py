@@ -18,6 +18,7 @@ from plantd.config._historian import HistorianConfig
 from plantd.config._location import KeyPath
 from plantd.config._markers import INTERNAL, Check, Duration, Ge, Gt, Le, Size
 from plantd.config._observability import LoggerConfig, MetricsConfig
+from plantd.config._proxy import ProxyConfig
 from plantd.config._security import SecurityConfig
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "MetricsConfig",
     "PathsConfig",
     "PlantdConfig",
+    "ProxyConfig",
     "SecurityConfig",
     "StateConfig",
     "WorkerConfig",
@@ -228,6 +230,7 @@ class PlantdConfig:
     historian: HistorianConfig = field(default_factory=HistorianConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     source_dir: Path | None = field(default=None, metadata=INTERNAL)
 

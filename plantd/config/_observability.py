@@ -18,10 +18,18 @@ from plantd.config._markers import Duration, Ge, Gt, Le, Size
 if TYPE_CHECKING:
     from plantd.config._model import PathsConfig
 
-__all__ = ["LoggerConfig", "MetricsConfig"]
+__all__ = ["LoggerConfig", "MetricsConfig", "parse_listen"]
 
 _DAY = 86_400.0
 _LISTEN = re.compile(r"(?P<host>\[[^\]]*\]|[^:\[\]]+):(?P<port>\d{1,5})", re.ASCII)
+
+
+def parse_listen(listen: str) -> tuple[str, int] | None:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) as (host, port); None if it is not one."""
+    match = _LISTEN.fullmatch(listen)
+    if match is None or int(match["port"]) > 65_535:
+        return None
+    return match["host"].strip("[]"), int(match["port"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,17 +70,13 @@ class LoggerConfig:
 
     def listen_address(self) -> tuple[str, int] | None:
         """``listen`` as (host, port), None when empty (call after :meth:`cross_check`)."""
-        match = _LISTEN.fullmatch(self.listen)
-        if match is None:
-            return None
-        return match["host"].strip("[]"), int(match["port"])
+        return parse_listen(self.listen)
 
     def cross_check(self) -> Iterator[tuple[KeyPath, str]]:
         """``listen`` is empty or ``HOST:PORT``."""
         if not self.listen:
             return
-        match = _LISTEN.fullmatch(self.listen)
-        if match is None or int(match["port"]) > 65_535:
+        if parse_listen(self.listen) is None:
             yield (
                 ("listen",),
                 f"expected HOST:PORT (port 0 to 65535, 0 for any free port) or empty, "

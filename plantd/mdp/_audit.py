@@ -43,14 +43,17 @@ def reply_result(body: list[bytes]) -> str:
     return str(code)[:64] if code else "error"
 
 
-def call_event(principal: str | None, service: bytes, body: list[bytes], result: str) -> AuditEvent:
+def call_event(
+    principal: str | None, service: bytes, body: list[bytes], result: str, via: str | None = None
+) -> AuditEvent:
+    """A call that ended; ``via``: the delegate that made it for ``principal`` (S6)."""
     return AuditEvent(
         principal or UNKNOWN_PRINCIPAL,
         "call",
         target(service, body),
         result,
         detail=_text(body[1]) if len(body) > 1 else "",
-        source="mdp",
+        source=via or "mdp",
     )
 
 

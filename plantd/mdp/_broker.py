@@ -50,6 +50,13 @@ Security (when the broker is given a :class:`~plantd.security.Policy`; docs/secu
       when it ends: with the reply's result, or the broker's error code. Audit events collect
       in ``audit_events`` for the I/O shell.
   S5  ``revoke(principals)`` disconnects their workers and drops their queued requests.
+  S6  Delegation: a request whose first body frame is ``@PRINCIPAL`` (followed by at least
+      the operation) is made on behalf of PRINCIPAL when the sender may act for it
+      (``Grants.act_for``: the proxy, for the person logged in to it). The frame is removed;
+      S2–S4 then apply to PRINCIPAL — its roles decide, the worker sees it as the caller,
+      and the audit record names it, with ``via <sender>`` as its source. A sender that may
+      not act for it gets ``broker.denied`` (audited). Only with a policy: without CURVE the
+      body goes on untouched, as RFC 18 has it.
 
 Frames
   F1  A message of more than ``max_frames`` frames is refused before it is decoded: a client
@@ -314,18 +321,32 @@ class Broker:
             self._reply_to_client(sender, version, name, reply, out)
             self._count_reply(name)
             return
-        policy, audited, address = self.policy, False, sender
+        policy, audited, address, via = self.policy, False, sender, None
+        if policy is not None and body[0][:1] == b"@" and len(body) > 1:
+            on_behalf = body[0][1:].decode("utf-8", "replace")
+            refusal = policy.check_act_for(principal, on_behalf)
+            if refusal is not None:
+                what = target(name, body[1:])
+                self._deny(
+                    sender, version, name, out, principal=principal, what=what, reason=refusal
+                )
+                return
+            via, principal, body = f"via {principal or '-'}", on_behalf, body[1:]
         size = sum(map(len, body))
         if policy is not None:
             decision = policy.check_call(principal, name, body[0])
             if not decision.allowed:
-                counters.denied += 1
-                self._count_error("broker.denied")
-                self.audit_events.append(
-                    denied_event(principal, "call", target(name, body), decision.reason)
+                what, reason = target(name, body), decision.reason
+                self._deny(
+                    sender,
+                    version,
+                    name,
+                    out,
+                    principal=principal,
+                    what=what,
+                    reason=reason,
+                    via=via,
                 )
-                body = error_body("broker.denied", decision.reason)
-                self._reply_to_client(sender, version, name, body, out)
                 return
             audited = decision.audited
             if policy.enforce and principal is not None:
@@ -339,6 +360,7 @@ class Broker:
             address=address,
             audit=audited,
             size=size,
+            via=via,
         )
         if size > self.config.max_message_bytes:
             counters.rejected_too_large += 1
@@ -363,6 +385,24 @@ class Broker:
             self._forget_if_unused(service)
             return
         self._enqueue(service, request)
+
+    def _deny(
+        self,
+        sender: bytes,
+        version: Version,
+        name: bytes,
+        out: Outgoing,
+        *,
+        principal: str | None,
+        what: str,
+        reason: str,
+        via: str | None = None,
+    ) -> None:
+        """S2: answer ``broker.denied`` at once, count and audit it."""
+        self.counters.denied += 1
+        self._count_error("broker.denied")
+        self.audit_events.append(denied_event(principal, "call", what, reason, via or "mdp"))
+        self._reply_to_client(sender, version, name, error_body("broker.denied", reason), out)
 
     def _queue_full(self, service: Service, size: int) -> str | None:
         """Which bound (C2) a request of ``size`` body bytes would break, or None."""
@@ -408,7 +448,9 @@ class Broker:
         """End ``request`` with a broker error (audited if the request is)."""
         self._count_error(code)
         if request.audit:
-            self.audit_events.append(call_event(request.principal, service, request.body, code))
+            self.audit_events.append(
+                call_event(request.principal, service, request.body, code, request.via)
+            )
         self._reply_to_client(request.client, request.version, service, error_body(code, text), out)
 
     def _count_error(self, code: str) -> None:
@@ -545,7 +587,7 @@ class Broker:
         worker.request = None
         if request.audit:
             self.audit_events.append(
-                call_event(request.principal, name, request.body, reply_result(body))
+                call_event(request.principal, name, request.body, reply_result(body), request.via)
             )
         if request.version is Version.V2:
             out.append([request.client, CLIENT_V2, b"\x03", name, *body])

@@ -27,6 +27,7 @@ class Request:
         "size",
         "too_large",
         "version",
+        "via",
     )
 
     def __init__(
@@ -40,6 +41,7 @@ class Request:
         address: bytes | None = None,
         audit: bool = False,
         size: int | None = None,
+        via: str | None = None,
     ) -> None:
         self.client = client  # the ROUTER routing id replies go to
         self.version = version
@@ -51,6 +53,7 @@ class Request:
         # packed in under CURVE: see _address); its reply must name the same.
         self.address = client if address is None else address
         self.audit = audit  # recorded in the audit trail when it ends
+        self.via = via  # "via <principal>": a delegate made it for ``principal``
         self.attempts = 0  # times re-queued after losing its worker
         self.partial_sent = False  # a PARTIAL reached the client: it cannot be re-run
         # PARTIAL bodies kept for an MDP/0.1 client (one REPLY); created on the first PARTIAL,

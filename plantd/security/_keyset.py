@@ -40,7 +40,7 @@ from plantd.security._principal import BROKER, check_principal
 __all__ = ["SERVICES", "KeySet", "Listed", "local_principals"]
 
 # The plantd services, each with a key of its own (the module host reports with "modules").
-SERVICES = ("state", "historian", "echo", "sim", "logger", "modules")
+SERVICES = ("state", "historian", "echo", "sim", "logger", "modules", "proxy")
 _FOLDERS = (("module", MODULES_DIR), ("sink", "sinks.d"))
 _PROBLEM = re.compile(r"(?P<path>.*?\.key)(?::\d+)?: (?P<why>.*)", re.DOTALL)
 

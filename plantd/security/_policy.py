@@ -10,7 +10,10 @@ nothing. Then:
   that matches (``admin`` when none does), and the call is allowed when one of the
   principal's roles grants that level, or when ``grants.call`` names the pair outright;
 - **publish**: the topic starts with one of ``grants.publish`` (its first 256 bytes are
-  looked at), or is one of those ending in ``.`` without its dot (a module's batch topic).
+  looked at), or is one of those ending in ``.`` without its dot (a module's batch topic);
+- **act for**: a principal may call on behalf of another (then every decision about the call
+  is the other's) when one of its ``grants.act_for`` globs matches that other principal and
+  the other is admitted. Without enforcement anyone may (nobody is authenticated anyway).
 
 The operation of a call is the first body frame (the service-call convention:
 docs/architecture.md, "Service calls over MDP"); a body that is not a convention call is
@@ -137,6 +140,19 @@ class Policy:
             f"{principal} may not call {operation!r} on {service} (it needs {access!r} access; "
             f"roles: {roles})",
         )
+
+    def check_act_for(self, principal: str | None, other: str) -> str | None:
+        """None if ``principal`` may call on behalf of ``other``, else why not."""
+        if not self.enforce:
+            return None
+        grants = None if principal is None else self.keyring.grants(principal)
+        if grants is None:
+            return f"{principal or 'an unknown peer'} is not admitted"
+        if not any(pattern(glob).fullmatch(other) for glob in grants.act_for):
+            return f"{principal} may not act on behalf of {other[:_NAME_LIMIT]!r}"
+        if self.keyring.grants(other) is None:
+            return f"{other[:_NAME_LIMIT]} (on whose behalf {principal} calls) is not admitted"
+        return None
 
     def may_serve(self, principal: str | None, service: bytes) -> bool:
         key = (principal, service)

@@ -56,13 +56,16 @@ class Grants:
     ``roles`` grant access levels to operations (``security.roles``); ``serve`` lists the
     services it may register as a worker and ``call`` (service, operation) pairs it may call
     whatever its roles (both names where ``*`` matches anything); ``publish`` lists the topic
-    prefixes it may publish on the bus.
+    prefixes it may publish on the bus; ``act_for`` the principals (``*`` globs) on whose
+    behalf it may call, with their grants instead of its own (the proxy, for the people
+    logged in to it: see ``plantd.mdp._broker``, "Delegation").
     """
 
     roles: frozenset[str] = frozenset()
     serve: tuple[str, ...] = ()
     call: tuple[tuple[str, str], ...] = ()
     publish: tuple[str, ...] = ()
+    act_for: tuple[str, ...] = ()
 
     def merged(
         self,
@@ -91,6 +94,10 @@ _SERVICES: dict[str, Grants] = {
     # The module host (`plant module host`): each module serves and publishes data with its
     # own key; the host's key is for what the process reports, its own and each module's logs.
     "modules": Grants(publish=("log.module.",)),
+    # The HTTP proxy calls for the people logged in to it, each with their own roles (the
+    # broker checks and audits every such call as that person's); by itself it only learns
+    # what each service offers, to build its routes.
+    "proxy": Grants(call=(("*", "operations"),), act_for=("user.*",)),
 }
 
 

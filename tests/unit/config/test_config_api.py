@@ -28,6 +28,7 @@ def test_exports() -> None:
             "Le",
             "Locator",
             "LoggerConfig",
+            "ProxyConfig",
             "LoggingConfig",
             "MetricsConfig",
             "ModuleHeader",

@@ -147,3 +147,81 @@ def test_without_a_policy_the_broker_is_plain_mdp() -> None:
 def test_an_address_round_trips() -> None:
     address = wrap_address(b"\x00\x01\x02\x03\x04", "user.ünïcode")
     assert unwrap_address(address) == (b"\x00\x01\x02\x03\x04", "user.ünïcode")
+
+
+# -- S6: delegation (the proxy calls for the person logged in to it) ---------------------------
+
+
+@pytest.fixture
+def delegating_broker() -> Broker:
+    users = {"user.viewer": ("viewer",), "user.op": ("operator",), "service.proxy": ()}
+    policy = Policy(SecurityConfig(), keyring(**users))
+    return Broker(BrokerConfig(request_expiry=5.0), now=0.0, policy=policy)
+
+
+def delegated(broker: Broker, sender: str, on_behalf: str, op: str = "write") -> list:
+    body = [f"@{on_behalf}".encode(), op.encode(), b'{"point":"speed","value":1}']
+    return broker.receive(b"P", [C2, b"\x01", PUMP, *body], 0.0, sender)
+
+
+def test_s6_a_delegated_call_is_the_other_principals_and_audited_as_theirs(
+    delegating_broker: Broker,
+) -> None:
+    broker = delegating_broker
+    broker.receive(b"W", [W2, READY, PUMP], 0.0, "module.pump")
+    [dispatched] = delegated(broker, "service.proxy", "user.op")
+    assert dispatched[:3] == [b"W", W2, REQUEST]
+    assert unwrap_address(dispatched[3]) == (b"P", "user.op")
+    assert dispatched[5:] == [b"write", b'{"point":"speed","value":1}']  # the @ frame is gone
+    broker.receive(b"W", [W2, FINAL, dispatched[3], b"", b'{"ok":true,"result":null}'], 0.1)
+    [event] = broker.audit_events
+    assert (event.principal, event.target, event.result, event.source) == (
+        "user.op",
+        "org.plantd.module.pump write",
+        "ok",
+        "via service.proxy",
+    )
+
+
+def test_s6_the_others_roles_decide_not_the_delegates(delegating_broker: Broker) -> None:
+    broker = delegating_broker
+    broker.receive(b"W", [W2, READY, PUMP], 0.0, "module.pump")
+    [reply] = delegated(broker, "service.proxy", "user.viewer")
+    assert error_code(reply) == "broker.denied"
+    assert "user.viewer may not call 'write'" in json.loads(reply[-1])["error"]["message"]
+    assert broker.workers[b"W"].request is None
+    [event] = broker.audit_events
+    assert (event.principal, event.result, event.source) == (
+        "user.viewer",
+        "denied",
+        "via service.proxy",
+    )
+
+
+@pytest.mark.parametrize(
+    ("sender", "on_behalf", "why"),
+    [
+        ("user.op", "user.viewer", "user.op may not act on behalf of 'user.viewer'"),
+        ("module.pump", "user.op", "module.pump may not act on behalf of 'user.op'"),
+        ("service.proxy", "module.pump", "may not act on behalf of 'module.pump'"),
+        ("service.proxy", "user.nobody", "user.nobody (on whose behalf service.proxy calls)"),
+    ],
+)
+def test_s6_only_a_delegate_may_act_and_only_for_admitted_people(
+    delegating_broker: Broker, sender: str, on_behalf: str, why: str
+) -> None:
+    broker = delegating_broker
+    broker.receive(b"W", [W2, READY, PUMP], 0.0, "module.pump")
+    [reply] = delegated(broker, sender, on_behalf)
+    assert error_code(reply) == "broker.denied"
+    assert why in json.loads(reply[-1])["error"]["message"]
+    assert broker.workers[b"W"].request is None
+    [event] = broker.audit_events
+    assert (event.principal, event.action, event.result) == (sender, "call", "denied")
+
+
+def test_s6_without_a_policy_the_body_goes_on_untouched() -> None:
+    broker = Broker(BrokerConfig(request_expiry=5.0), now=0.0)
+    broker.receive(b"W", [W2, READY, PUMP], 0.0)
+    [dispatched] = broker.receive(b"P", [C2, b"\x01", PUMP, b"@user.op", b"write"], 0.0)
+    assert dispatched[5:] == [b"@user.op", b"write"]

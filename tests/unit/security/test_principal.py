@@ -117,6 +117,11 @@ def _reports(source: str) -> tuple[str, str]:
         ),
         # The module host reports for every module it runs.
         ("service.modules", Grants(publish=("log.module.", *_reports("modules")))),
+        # The proxy acts for people; by itself it only asks services what they offer.
+        (
+            "service.proxy",
+            Grants(call=(("*", "operations"),), publish=_reports("proxy"), act_for=("user.*",)),
+        ),
         # A third-party service: its key file says what it serves; it reports like any other.
         ("service.custom", Grants(publish=_reports("custom"))),
         ("user.alice", Grants()),  # a person: only roles from the key file
