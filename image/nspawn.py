@@ -25,7 +25,14 @@ import tempfile
 import time
 from pathlib import Path
 
-SERVICES = ("plantd-broker", "plantd-state", "plantd-historian", "plantd-logger", "plantd-modules")
+SERVICES = (
+    "plantd-broker",
+    "plantd-state",
+    "plantd-historian",
+    "plantd-logger",
+    "plantd-modules",
+    "plantd-proxy",
+)
 MODULE = """\
 driver: fake
 groups:

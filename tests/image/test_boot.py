@@ -35,7 +35,14 @@ pytestmark = [pytest.mark.image, pytest.mark.timeout(1800)]
 
 GROW = 1 << 30  # the "card" is 1 GiB larger than the image: the data partition grows into it
 DATA_PARTITION_BYTES = 256 << 20
-SERVICES = ("plantd-broker", "plantd-state", "plantd-historian", "plantd-logger", "plantd-modules")
+SERVICES = (
+    "plantd-broker",
+    "plantd-state",
+    "plantd-historian",
+    "plantd-logger",
+    "plantd-modules",
+    "plantd-proxy",
+)
 # Whose secret keys the box holds, and who owns each (user.root: root's admin key for `plant`).
 SECRETS = {
     "broker": "plantd",
@@ -43,6 +50,7 @@ SECRETS = {
     "service.historian": "plantd",
     "service.logger": "plantd",
     "service.modules": "plantd",
+    "service.proxy": "plantd",
     "module.demo": "plantd",
     "user.root": "root",
 }
@@ -210,6 +218,46 @@ def test_plant_health_logs_and_metrics_see_the_whole_box(appliance: Appliance) -
         '"http://127.0.0.1:9798/metrics").read().decode())\''
     )
     assert re.search(r'plantd_module_polls_total\{[^}]*module="demo"[^}]*\} [1-9]', metrics)
+
+
+# In the guest: log in over HTTPS (verified against the device certificate), then ask for
+# health and for a module's points through the REST API, as a browser or a script would.
+WEB_CHECK = """
+import http.cookiejar, json, ssl, sys, urllib.error, urllib.request
+context = ssl.create_default_context(cafile="/etc/plantd/keys/tls/device.crt")
+jar = http.cookiejar.CookieJar()
+opener = urllib.request.build_opener(
+    urllib.request.HTTPSHandler(context=context), urllib.request.HTTPCookieProcessor(jar))
+base = "https://localhost:8443"
+login = urllib.request.Request(base + "/api/v1/login", method="POST",
+    data=json.dumps({"user": "ops", "password": sys.argv[1]}).encode(),
+    headers={"Content-Type": "application/json"})
+me = json.load(opener.open(login))
+points = urllib.request.Request(base + "/api/v1/services/org.plantd.module.demo/points",
+    method="POST", data=b"{}", headers={"Content-Type": "application/json",
+    "X-CSRF-Token": me["csrf"]})
+result = json.load(opener.open(points))
+try:
+    urllib.request.urlopen(base + "/api/v1/services", context=context)
+    anonymous = 200
+except urllib.error.HTTPError as exc:
+    anonymous = exc.code
+print(json.dumps({"me": me, "points": result, "anonymous": anonymous}))
+"""
+
+
+def test_the_web_app_serves_https_with_the_device_certificate(appliance: Appliance) -> None:
+    assert appliance.show("plantd-proxy", "ActiveState")["ActiveState"] == "active"
+    password = "ops-web-password-1"
+    appliance.sh(f"printf '%s\\n' {password} | plant proxy passwd user.ops --password-stdin")
+    out = appliance.sh(
+        f"/opt/plantd/venv/bin/python -c {shlex.quote(WEB_CHECK)} {shlex.quote(password)}"
+    )
+    answer = json.loads(out.strip().splitlines()[-1])
+    assert answer["me"]["principal"] == "user.ops"
+    assert answer["me"]["roles"] == ["operator"]
+    assert "level" in json.dumps(answer["points"])  # the demo module's points, via the proxy
+    assert answer["anonymous"] == 401  # nothing without credentials
 
 
 def test_the_journal_has_plantds_own_fields(appliance: Appliance) -> None:
