@@ -28,6 +28,7 @@ EXECUTABLES = (
     "plantd-historian",
     "plantd-logger",
     "plantd-sink",
+    "plantd-proxy",
 )
 KEYS_INIT = "/usr/bin/flock /etc/plantd /opt/plantd/venv/bin/plant --config /etc/plantd keys init"
 MAX_EXPOSURE = 2.0
