@@ -152,6 +152,7 @@ def make_stack(base: Path, **overrides: dict[str, Any]) -> Stack:
         "paths": {"data": str(base / "data"), "run": str(base / "run")},
         "logging": {"level": "debug"},
         "logger": {"listen": "127.0.0.1:0"},  # any free port, read back from the run directory
+        "proxy": {"listen": "127.0.0.1:0"},  # the same
     }
     for section, values in overrides.items():
         settings.setdefault(section, {}).update(values)
