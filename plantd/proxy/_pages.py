@@ -10,8 +10,10 @@ Who may see what: a page without a person answers 303 to ``/login?next=PATH`` (o
 same-site relative path is ever kept as ``next``: no open redirect). The audit page needs the
 access the policy gives ``org.plantd.Audit query`` (admin by default); without it the page is
 403 and the nav does not link it. Every other page opens for ``read``: what a person may *do*
-there is decided by the services on each call (the page shows the refusal), the page only
-hides buttons the person's levels cannot use.
+there is decided by the services on each call, and the page shows a refusal in words. The
+page marks what the person's levels cannot do (a viewer's Write button says the write will
+be refused: roles can change at any time, the service decides) and leaves out the state
+editor for those without the access ``set`` needs.
 
 Headers on every page: a strict Content-Security-Policy (scripts and styles from ``/static``
 only, nothing inline, no framing) and ``no-store`` (a page holds the CSRF token); the server's

@@ -20,7 +20,8 @@
       document.getElementById("hil-rows").replaceChildren(...answer.results.map((r) =>
         el("tr", { "data-testid": "hil-row", "data-name": r.name, class: "clickable", tabindex: "0",
           onclick: () => show(r.name), onkeydown: (e) => { if (e.key === "Enter") show(r.name); } },
-          el("td", {}, r.name), el("td", {}, Plantd.formatTime(r.modified)),
+          el("td", {}, r.name, r.error ? el("div", { class: "muted", "data-testid": "hil-row-error" }, r.error) : null),
+          el("td", {}, Plantd.formatTime(r.modified)),
           el("td", { title: r.error || "" }, verdict(r)),
           el("td", { class: "num" }, r.tests ?? ""), el("td", { class: "num" }, r.failures ?? ""),
           el("td", { class: "num" }, r.errors ?? ""), el("td", { class: "num" }, r.skipped ?? ""))));

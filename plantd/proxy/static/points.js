@@ -42,13 +42,15 @@
     const [module, point] = splitTopic(topic);
     row = { topic, module, point, value: undefined, quality: "", time: null, writable: false, info: {} };
     row.valueCell = el("td", { class: "num value", "data-testid": "point-value" }, "—");
-    row.qualityCell = el("td", { "data-testid": "point-quality" }, "");
+    row.qualityCell = el("td", { "data-testid": "point-quality" });
+    row.qualityBadge = el("span", { class: "quality" });
+    row.qualityCell.append(row.qualityBadge);
     row.ageCell = el("td", { class: "num", "data-testid": "point-age" }, "");
     row.actions = el("td", { class: "actions-cell" },
       el("a", { href: "/trend?topic=" + encodeURIComponent(topic), "data-testid": "trend-link" }, "Trend"));
     row.tr = el("tr", { "data-testid": "point-row", "data-topic": topic, "data-module": module },
       el("td", { "data-testid": "point-module" }, module),
-      el("td", { "data-testid": "point-name" }, point),
+      el("td", { "data-testid": "point-name", "data-module": module }, point),
       row.valueCell, row.qualityCell, row.ageCell, row.actions);
     rows.set(topic, row);
     insertSorted(row);
@@ -69,7 +71,7 @@
     const button = el("button", {
       type: "button", class: mayOperate ? "small" : "small denied", "data-testid": "write-button",
       "data-permitted": mayOperate ? "true" : "false",
-      title: mayOperate ? "Write a value to " + row.point : "Your roles do not include operate: the write will be refused",
+      title: mayOperate ? "Write a value to " + row.point : "Your access does not include operate: the write will be refused",
       onclick: () => openWrite(row),
     }, "Write");
     row.actions.append(button);
@@ -82,8 +84,8 @@
     row.time = typeof time === "number" ? time : row.time;
     row.valueCell.textContent = Plantd.formatValue(value);
     row.valueCell.dataset.value = JSON.stringify(value === undefined ? null : value);
-    row.qualityCell.textContent = row.quality;
-    row.qualityCell.className = "quality q-" + row.quality;
+    row.qualityBadge.textContent = row.quality;
+    row.qualityBadge.className = "quality q-" + row.quality;
     row.qualityCell.dataset.quality = row.quality;
     row.tr.classList.remove("changed");
     void row.tr.offsetWidth; // restart the highlight animation
@@ -170,7 +172,7 @@
     document.getElementById("write-where").textContent = "Point “" + row.point + "” of module “" + row.module +
       "” — now " + Plantd.formatValue(row.value) + (limits ? " (" + limits + ")" : "");
     Plantd.message(document.getElementById("write-permission"), mayOperate ? "" :
-      "Your roles (" + [...Plantd.levels()].join(", ") + ") do not include operate access: the write will be refused.", "warning");
+      "Your access (" + ([...Plantd.levels()].join(", ") || "none") + ") does not include operate: the write will be refused.", "warning");
     const input = document.getElementById("write-value");
     input.value = row.value === undefined || row.value === null ? "" : String(row.value);
     Plantd.message(document.getElementById("write-result"), "");
