@@ -33,6 +33,7 @@ from plantd.config import MODULES_DIR, check_modules_dir, load_config
 from plantd.errors import ConfigError
 from plantd.proxy._auth import require
 from plantd.proxy._context import ProxyContext
+from plantd.proxy._openapi import problems as problem_responses
 from plantd.proxy._problems import Problem
 
 __all__ = [
@@ -270,15 +271,6 @@ def routes(ctx: ProxyContext) -> list[BaseRoute]:
 # --- OpenAPI (merged into /api/v1/openapi.json by _openapi) ------------------------------------
 
 
-def _problem(description: str) -> dict[str, Any]:
-    schema = {"type": "object", "properties": {"status": {"type": "integer"}}}
-    return {"description": description, "content": {"application/problem+json": {"schema": schema}}}
-
-
-_PROBLEMS = {
-    "401": _problem("Not logged in, or no valid API token"),
-    "403": _problem("The person lacks read access"),
-}
 _NULLABLE_TEXT = {"type": ["string", "null"]}
 _TOTALS = {
     "ok": {"type": "boolean"},
@@ -301,14 +293,16 @@ _RESULT = {
 }
 
 
-def _get(summary: str, description: str, schema: dict[str, Any], **more: Any) -> dict[str, Any]:
+def _get(
+    name: str, summary: str, description: str, schema: dict[str, Any], **more: Any
+) -> dict[str, Any]:
     responses = {
         "200": {"description": "OK", "content": {"application/json": {"schema": schema}}},
-        **_PROBLEMS,
-        **more.pop("responses", {}),
+        **problem_responses(401, 403, *more.pop("statuses", ())),
     }
     operation = {
-        "tags": ["app"],
+        "operationId": f"proxy.{name}",
+        "tags": ["proxy"],
         "summary": summary,
         "description": description,
         "x-plantd-access": "read",
@@ -320,6 +314,7 @@ def _get(summary: str, description: str, schema: dict[str, Any], **more: Any) ->
 
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/v1/config/check": _get(
+        "config-check",
         "Validate the configuration directory (plant config check)",
         "Runs the checks `plant config check` runs on the proxy's config directory; "
         "each problem split into file, line, key and message where the text has them.",
@@ -346,6 +341,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         },
     ),
     "/api/v1/hil/results": _get(
+        "hil-results",
         "HIL run results (JUnit XML files), newest first",
         "The JUnit files `plant hil run --junit` wrote to `proxy.hil_results`, with totals.",
         {
@@ -358,6 +354,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         },
     ),
     "/api/v1/hil/results/{name}": _get(
+        "hil-result",
         "One HIL run result: suites, cases, failures",
         "A result file parsed; `error` says why when it is not JUnit XML.",
         {
@@ -374,6 +371,6 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "schema": {"type": "string", "pattern": _RESULT_NAME.pattern},
             }
         ],
-        responses={"404": _problem("No such result file (or a name that is not plain)")},
+        statuses=(404,),
     ),
 }

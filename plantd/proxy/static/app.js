@@ -134,38 +134,47 @@ const Plantd = (() => {
     return new Set((document.body.dataset.levels || "").split(" ").filter(Boolean));
   }
 
-  /* An EventSource on the given bus topic prefixes; handlers per event name. */
+  /* An EventSource on the given bus topic prefixes; handlers per event name. The browser
+   * reconnects by itself after a network error; after an HTTP error (the proxy restarting, the
+   * session ended) the source is closed for good: ask /api/v1/me (a 401 goes to the login
+   * page) and open a new one after RETRY_MS. */
+  const RETRY_MS = 3000;
+
   function stream(prefixes, handlers, statusNode) {
-    const query = prefixes.map((p) => "topic=" + encodeURIComponent(p)).join("&");
-    const source = new EventSource("/api/v1/stream?" + query);
+    const url = "/api/v1/stream?" + prefixes.map((p) => "topic=" + encodeURIComponent(p)).join("&");
     const status = (state, text) => {
       if (!statusNode) return;
       statusNode.dataset.state = state;
       statusNode.textContent = text;
     };
-    status("connecting", "connecting…");
-    source.addEventListener("open", () => status("live", "live"));
-    source.addEventListener("error", () => {
-      status("down", source.readyState === EventSource.CLOSED ? "stream closed" : "reconnecting…");
-    });
-    for (const [name, handler] of Object.entries(handlers)) {
-      source.addEventListener(name, (event) => {
-        let data;
-        try {
-          data = JSON.parse(event.data);
-        } catch (err) {
-          return; // not ours to crash on: skip a malformed event
+    const dispatch = (handler) => (event) => {
+      let data;
+      try {
+        data = JSON.parse(event.data);
+      } catch (err) {
+        return; // not ours to crash on: skip a malformed event
+      }
+      handler(data);
+    };
+    const all = {
+      gap: (data) => status("gap", "live (" + data.dropped + " events skipped: this browser fell behind)"),
+      ...handlers,
+    };
+    const open = () => {
+      const source = new EventSource(url);
+      status("connecting", "connecting…");
+      source.addEventListener("open", () => status("live", "live"));
+      source.addEventListener("error", () => {
+        if (source.readyState !== EventSource.CLOSED) {
+          status("down", "reconnecting…");
+          return;
         }
-        handler(data);
+        status("down", "stream closed: retrying…");
+        setTimeout(() => request("GET", "/api/v1/me").catch(() => null).then(open), RETRY_MS);
       });
-    }
-    if (!handlers.gap) {
-      source.addEventListener("gap", (event) => {
-        const dropped = JSON.parse(event.data).dropped;
-        status("gap", "live (" + dropped + " events skipped: this browser fell behind)");
-      });
-    }
-    return source;
+      for (const [name, handler] of Object.entries(all)) source.addEventListener(name, dispatch(handler));
+    };
+    open();
   }
 
   function setupChrome() {
