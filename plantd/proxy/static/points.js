@@ -78,7 +78,7 @@
   }
 
   function show(row, value, quality, time) {
-    if (row.time !== null && typeof time === "number" && time < row.time) return; // older
+    if (row.time !== null && typeof time === "number" && time < row.time) return false; // older
     row.value = value;
     row.quality = quality || "";
     row.time = typeof time === "number" ? time : row.time;
@@ -87,10 +87,8 @@
     row.qualityBadge.textContent = row.quality;
     row.qualityBadge.className = "quality q-" + row.quality;
     row.qualityCell.dataset.quality = row.quality;
-    row.tr.classList.remove("changed");
-    void row.tr.offsetWidth; // restart the highlight animation
-    row.tr.classList.add("changed");
     age(row, Date.now() / 1000);
+    return true;
   }
 
   function age(row, now) {
@@ -99,8 +97,16 @@
 
   function flush() {
     flushTimer = null;
-    for (const [topic, sample] of pending) show(ensureRow(topic), sample.value, sample.quality, sample.time);
+    const changed = [];
+    for (const [topic, sample] of pending) {
+      const row = ensureRow(topic);
+      if (show(row, sample.value, sample.quality, sample.time)) changed.push(row.tr);
+    }
     pending.clear();
+    // Restart the highlight of the rows that changed: one reflow for all of them, not one each.
+    changed.forEach((tr) => tr.classList.remove("changed"));
+    void document.body.offsetWidth;
+    changed.forEach((tr) => tr.classList.add("changed"));
   }
 
   function onSamples(event) {
