@@ -28,7 +28,14 @@ from plantd.proxy._context import ProxyContext, User
 from plantd.proxy._events import decode_message
 from plantd.proxy._people import People
 from plantd.proxy._problems import Problem, problem_response
-from plantd.proxy._streams import KEEPALIVE_INTERVAL, StreamHub, hub_of, parse_topics, routes
+from plantd.proxy._streams import (
+    KEEPALIVE_INTERVAL,
+    WRITE_INTERVAL,
+    StreamHub,
+    hub_of,
+    parse_topics,
+    routes,
+)
 from plantd.testing import ManualClock, write_config
 
 VIEWER = User("user.vera", frozenset({"viewer"}), frozenset({"read"}), "token", "t1")
@@ -398,8 +405,11 @@ async def test_the_stream_sends_events_as_they_come_and_keepalives_in_silence(
     assert streams.subscriptions == {"data.pump1": 1, "event.": 1}
 
     streams.dispatch([b"data.pump1", batch({"flow": 2.5})])
+    await clock.advance(WRITE_INTERVAL / 2)
     streams.dispatch([b"event.pump1.started", encode_record({"by": "otto"})])
     await clock.settle()
+    assert len(conn.sent) == 2  # within WRITE_INTERVAL of the last write: it waits for more
+    await clock.advance(WRITE_INTERVAL / 2)
     sent = conn.events()[1:]
     assert [(e["id"], e["event"]) for e in sent] == [(1, "samples"), (2, "record")]
     assert sent[1]["data"] == {"topic": "event.pump1.started", "record": {"by": "otto"}}
@@ -411,7 +421,11 @@ async def test_the_stream_sends_events_as_they_come_and_keepalives_in_silence(
     assert conn.events()[-1] == {"comment": "keepalive"}
     await clock.advance(KEEPALIVE_INTERVAL)
     assert [e.get("comment") for e in conn.events()[-2:]] == ["keepalive", "keepalive"]
-    assert streams.events_sent == 2
+    await clock.advance(1)
+    streams.dispatch([b"data.pump1", batch({"flow": 3.5})])
+    await clock.settle()
+    assert conn.events()[-1]["id"] == 3  # after a quiet while, an event goes at once
+    assert streams.events_sent == 3
     conn.leave()
     await conn.task
 
@@ -449,11 +463,11 @@ async def test_a_client_that_stops_reading_holds_up_neither_the_hub_nor_the_othe
     stuck.gate.clear()  # its connection takes nothing more
     for seq in range(1, 31):
         assert streams.dispatch([b"data.m", batch({"p": float(seq)}, seq=seq)]) == 2
-        await clock.settle()
+        await clock.advance(WRITE_INTERVAL)
         assert [e.get("id") for e in quick.events()][-1] == seq
     assert stuck.events() == [{"comment": "stream open"}]
     stuck.gate.set()
-    await clock.settle()
+    await clock.advance(WRITE_INTERVAL)
     events = stuck.events()[1:]
     # It had taken event 1 when it stopped; 2-20 were dropped, 21-30 kept, the gap said first.
     assert events[0]["id"] == 1
