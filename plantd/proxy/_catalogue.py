@@ -230,8 +230,8 @@ class Catalogue:
         if self._refreshed is None:
             await self.refresh()
             return sorted(self._services.values(), key=lambda s: s.name)
-        names = parse_or_fail(parse_services, await self._ask("mmi.services"))
-        workers = parse_or_fail(parse_workers, await self._ask("mmi.workers"))
+        names = parse_or_fail(parse_services, await self._ask("mmi.services", b""))
+        workers = parse_or_fail(parse_workers, await self._ask("mmi.workers", b""))
         known = self._services
         fresh = [n for n in names if n not in known]
         listed = await self._list_all(fresh)
@@ -266,7 +266,7 @@ class Catalogue:
 
     async def broker(self) -> Json:
         """What ``mmi.broker`` says (version, uptime, counters …)."""
-        frames = await self._ask("mmi.broker")
+        frames = await self._ask("mmi.broker", b"")
         result: Json = parse_or_fail(lambda f: _one_json_frame(f, "mmi.broker"), frames)
         return result
 
@@ -275,8 +275,8 @@ class Catalogue:
     async def refresh(self) -> None:
         """Ask the broker for everything again (one refresh at a time)."""
         async with self._lock:
-            names = parse_or_fail(parse_services, await self._ask("mmi.services"))
-            workers = parse_or_fail(parse_workers, await self._ask("mmi.workers"))
+            names = parse_or_fail(parse_services, await self._ask("mmi.services", b""))
+            workers = parse_or_fail(parse_workers, await self._ask("mmi.workers", b""))
             listed = await self._list_all(names)
             self._services = {
                 name: replace(listed[name], workers=workers.get(name, Workers())) for name in names

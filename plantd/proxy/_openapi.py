@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 OPENAPI_VERSION = "3.1.0"
-PROBLEM_STATUSES = (400, 401, 403, 404, 405, 413, 415, 422, 429, 502, 503, 504)
+PROBLEM_STATUSES = (400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 502, 503, 504)
 FIXED_PARTS = ("_auth", "_streams", "_insight")  # modules of plantd.proxy that may export paths
 
 _DESCRIPTIONS = {
@@ -44,15 +44,17 @@ _DESCRIPTIONS = {
     403: "The person's roles do not grant the access the operation needs",
     404: "No such service or operation",
     405: "Method not allowed (GET only for read operations)",
+    409: "The service refused the change as it stands (a revision conflict, a read-only point)",
     413: "The request body is larger than 1 MiB, or than the broker accepts",
     415: "The request body is not JSON",
     422: "The request body is JSON but not an object",
     429: "Too many requests",
+    500: "The proxy failed, or a service's storage is damaged (state.damaged)",
     502: "The service failed or answered something the proxy cannot pass on",
     503: "No worker serves the service now, or the broker or logger cannot be reached",
     504: "The service did not answer in time",
 }
-_BODY_STATUSES = (400, 413, 415, 422)  # only where a request body is read
+_BODY_STATUSES = (413, 415, 422)  # only where a request body is read
 _OPERATION_ID = re.compile(r"[^A-Za-z0-9_.-]+")
 
 

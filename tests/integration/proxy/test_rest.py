@@ -1,0 +1,517 @@
+"""The REST routes against real services: a real broker, state service, echo service and
+logger (processes), the proxy's app served in this process through ``httpx.ASGITransport``.
+
+First without CURVE (``security.mode: none``: the proxy's own check is the only one), then
+under CURVE, where every call goes to the broker on behalf of the person (delegation): the
+broker decides with that person's roles, and the audit trail names them, ``via service.proxy``.
+
+Until ``_auth.middleware`` resolves sessions and tokens, the person of a request is set by a
+test-only ASGI wrapper (:class:`AsPerson`) from the ``X-Test-Person`` header; everything behind
+it is the real proxy: its routes, its catalogue, its problem answers, its MDP client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from plantd.client import AsyncClient, Client
+from plantd.clock import SYSTEM_CLOCK
+from plantd.config import Access, PlantdConfig, load_config
+from plantd.proxy import _rest
+from plantd.proxy._context import ProxyContext, User
+from plantd.proxy._people import People
+from plantd.proxy._problems import Problem
+from plantd.proxy._server import _http_exception, _problem
+from plantd.security import Credentials
+from plantd.service import call
+from plantd.service.echo import SERVICE_NAME as ECHO
+from plantd.testing import ManagedProcess, wait_for_workers
+from plantd.worker import AsyncWorker, Request
+from tests.conftest import Stack, make_stack
+
+STATE = "org.plantd.State"
+HEALTH = "org.plantd.Health"
+ROLES = {
+    "user.vera": "viewer",
+    "user.otto": "operator",
+    "user.eng": "engineer",
+    "user.ada": "admin",
+}
+
+
+# -- the app under test ---------------------------------------------------------------------
+
+
+def person(config: PlantdConfig, principal: str, levels: set[Access] | None = None) -> User:
+    """``principal`` as the proxy would know them (their role's levels, unless forged)."""
+    role = ROLES[principal]
+    granted = config.security.all_roles()[role] if levels is None else levels
+    return User(principal, frozenset({role}), frozenset(granted), "token", "test")
+
+
+class AsPerson:
+    """Test-only stand-in for ``_auth.middleware``: the request is made by the person named in
+    ``X-Test-Person`` (none without it)."""
+
+    def __init__(self, app: ASGIApp, people: dict[str, User]) -> None:
+        self.app = app
+        self.people = people
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            name = Headers(scope=scope).get("x-test-person")
+            scope.setdefault("state", {})["user"] = self.people.get(name) if name else None
+        await self.app(scope, receive, send)
+
+
+@asynccontextmanager
+async def proxy_app(
+    stack: Stack,
+    credentials: Credentials | None = None,
+    people: dict[str, User] | None = None,
+) -> AsyncIterator[tuple[httpx.AsyncClient, ProxyContext]]:
+    """The REST part of the proxy over ``stack``, as the proxy process builds it (its own
+    client, ``ctx.delegate`` under CURVE), and an HTTP client at it."""
+    config = load_config(stack.config_dir)
+    known = people or {p: person(config, p) for p in ROLES}
+    async with AsyncClient(stack.endpoint, timeout=3.0, retries=0, credentials=credentials) as mdp:
+        ctx = ProxyContext(
+            config=config,
+            clock=SYSTEM_CLOCK,
+            people=People(config, SYSTEM_CLOCK),
+            client=mdp,
+            delegate=config.security.enabled,
+        )
+        app = Starlette(
+            routes=_rest.routes(ctx),
+            middleware=[Middleware(AsPerson, people=known)],
+            exception_handlers={Problem: _problem, HTTPException: _http_exception},
+        )
+        transport = httpx.ASGITransport(app=app)  # an unexpected exception fails the test
+        async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as http:
+            yield http, ctx
+
+
+def as_(principal: str) -> dict[str, str]:
+    return {"X-Test-Person": principal}
+
+
+def problem(answer: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    """The answer, which must be a problem of ``status`` (and ``code``)."""
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = answer.json()
+    assert body["status"] == status
+    if code is not None:
+        assert body["code"] == code, body
+    return body
+
+
+def start(stack: Stack, name: str, *argv: str) -> ManagedProcess:
+    process = ManagedProcess.plantd(list(argv), name=name, log_dir=stack.log_dir).start()
+    stack.processes.append(process)
+    return process
+
+
+# -- without CURVE ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Broker, state service, echo service and logger, without CURVE."""
+    stack = make_stack(tmp_path_factory.mktemp("rest"))
+    try:
+        stack.start_broker()
+        config_dir = str(stack.config_dir)
+        start(stack, "state", "plantd.state", "--config", config_dir)
+        start(stack, "logger", "plantd.logger", "--config", config_dir)
+        stack.start_echo(wait=False)
+        for service in (STATE, ECHO, HEALTH, "org.plantd.Logger"):
+            wait_for_workers(stack.endpoint, service)
+        yield stack
+    except BaseException:
+        print(stack.logs())
+        raise
+    finally:
+        for process in stack.processes:
+            process.kill()
+
+
+ROUTES = [
+    ("GET", "/api/v1/services"),
+    ("GET", "/api/v1/broker"),
+    ("GET", "/api/v1/health"),
+    ("GET", "/api/v1/metrics"),
+    ("GET", "/api/v1/openapi.json"),
+    ("GET", f"/api/v1/services/{STATE}/get"),
+    ("POST", f"/api/v1/services/{STATE}/set"),
+    ("POST", "/api/v1/services/no.such.Service/anything"),
+    ("POST", "/api/v1/services/mmi.services/x"),
+]
+
+
+async def test_every_route_needs_a_person(plain: Stack) -> None:
+    async with proxy_app(plain) as (http, _):
+        for method, path in ROUTES:
+            body = problem(await http.request(method, path, content=b"[1"), 401)
+            assert body["code"] == "proxy.unauthenticated", (method, path)
+
+
+async def test_the_catalogue_lists_services_workers_and_operations(plain: Stack) -> None:
+    async with proxy_app(plain) as (http, _):
+        answer = await http.get("/api/v1/services", headers=as_("user.vera"))
+        assert answer.status_code == 200, answer.text
+        services = {s["name"]: s for s in answer.json()["services"]}
+        assert {STATE, ECHO, HEALTH, "org.plantd.Logger"} <= set(services)
+        assert not any(name.startswith("mmi.") for name in services)
+        state = services[STATE]
+        operations = {op["name"]: op for op in state["operations"]}
+        assert {"get", "set", "create-scope", "operations"} <= set(operations)
+        assert operations["get"]["access"] == "read"
+        assert operations["set"]["access"] == "configure"
+        assert operations["get"]["doc"]
+        config = load_config(plain.config_dir)
+        workers = state["workers"]
+        assert workers["idle"] + workers["busy"] == config.state.workers
+        assert {op["name"]: op["streaming"] for op in services[ECHO]["operations"]}["stream"]
+
+        broker = await http.get("/api/v1/broker", headers=as_("user.vera"))
+        assert broker.status_code == 200
+        assert broker.json()["services"] >= 4
+        assert "counters" in broker.json()
+
+
+async def test_calls_round_trip_for_the_person(plain: Stack) -> None:
+    eng = as_("user.eng")
+    base = f"/api/v1/services/{STATE}"
+    async with proxy_app(plain) as (http, _):
+        answer = await http.post(f"{base}/create-scope", json={"scope": "rest.line1"}, headers=eng)
+        assert answer.status_code == 200, answer.text
+        answer = await http.post(
+            f"{base}/set", json={"scope": "rest.line1", "key": "speed", "value": 42.5}, headers=eng
+        )
+        assert answer.status_code == 200, answer.text
+        # GET for a read: each query value JSON if it parses ("42" would be 42), else a string
+        got = await http.get(
+            f"{base}/get", params={"scope": "rest.line1", "key": "speed"}, headers=eng
+        )
+        assert got.status_code == 200, got.text
+        assert got.json()["result"]["value"] == 42.5
+        posted = await http.post(
+            f"{base}/get", json={"scope": "rest.line1", "key": "speed"}, headers=eng
+        )
+        assert posted.json() == got.json()
+        # a write is never a GET
+        refused = await http.get(f"{base}/set", params={"scope": "rest.line1"}, headers=eng)
+        assert problem(refused, 405)["detail"].startswith(
+            "'set' on org.plantd.State needs 'configure'"
+        )
+        assert refused.headers["allow"] == "POST"
+        # the service's own errors, with their codes and statuses
+        missing = await http.post(
+            f"{base}/get", json={"scope": "rest.line1", "key": "nope"}, headers=eng
+        )
+        assert problem(missing, 404, "state.unknown-key")["service"] == STATE
+        wrong = await http.post(f"{base}/get", json={"scope": 5, "key": "k"}, headers=eng)
+        assert "params.scope" in problem(wrong, 400, "bad-request")["detail"]
+        # query values are JSON when they parse: echo shows what the service was sent
+        echoed = await http.get(
+            f"/api/v1/services/{ECHO}/echo",
+            params={"n": "3", "on": "true", "list": "[1,2]", "word": "plant.line1", "nan": "NaN"},
+            headers=eng,
+        )
+        assert echoed.json()["result"] == {
+            "n": 3, "on": True, "list": [1, 2], "word": "plant.line1", "nan": "NaN",
+        }  # fmt: skip
+        twice = await http.get(f"/api/v1/services/{ECHO}/echo?n=1&n=2", headers=eng)
+        problem(twice, 400)
+
+
+async def test_a_viewer_may_read_but_not_write_without_curve(plain: Stack) -> None:
+    """Without CURVE the broker knows no people: the proxy's own check keeps a viewer out."""
+    base = f"/api/v1/services/{STATE}"
+    async with proxy_app(plain) as (http, _):
+        await http.post(
+            f"{base}/create-scope", json={"scope": "rest.viewer"}, headers=as_("user.eng")
+        )
+        refused = await http.post(
+            f"{base}/set", json={"scope": "rest.viewer", "key": "k", "value": 1},
+            headers=as_("user.vera"),
+        )  # fmt: skip
+        body = problem(refused, 403, "broker.denied")
+        assert "user.vera may not call 'set' on org.plantd.State" in body["detail"]
+        listed = await http.get(
+            f"{base}/list", params={"scope": "rest.viewer"}, headers=as_("user.vera")
+        )
+        assert listed.status_code == 200, listed.text
+        assert problem(
+            await http.post(f"{base}/set", json={}, headers=as_("user.otto")), 403, "broker.denied"
+        )
+
+
+async def test_bodies_the_proxy_refuses(plain: Stack) -> None:
+    echo = f"/api/v1/services/{ECHO}/echo"
+    eng = as_("user.eng")
+    async with proxy_app(plain) as (http, _):
+        json_type = {**eng, "Content-Type": "application/json"}
+        problem(await http.post(echo, content=b'{"a": ', headers=json_type), 400)
+        problem(await http.post(echo, content=b"\xff\xfe", headers=json_type), 400)
+        problem(await http.post(echo, content=b'{"a": NaN}', headers=json_type), 400)
+        problem(await http.post(echo, content=b"[" * 100_000, headers=json_type), 400)
+        deep = b'{"a": ' + b"[" * 500 + b"]" * 500 + b"}"
+        assert (
+            "nested"
+            in problem(await http.post(echo, content=deep, headers=json_type), 400)["detail"]
+        )
+        for not_an_object in (b"[1, 2]", b'"text"', b"null", b"3"):
+            problem(await http.post(echo, content=not_an_object, headers=json_type), 422)
+        big = json.dumps({"blob": "x" * (1 << 20)}).encode()
+        problem(await http.post(echo, content=big, headers=json_type), 413)
+
+        async def trickle() -> AsyncIterator[bytes]:  # no Content-Length: counted as it comes
+            for _ in range(20):
+                yield b" " * 65_536
+            yield b"{}"
+
+        problem(await http.post(echo, content=trickle(), headers=json_type), 413)
+        problem(await http.post(echo, data={"a": "1"}, headers=eng), 415)
+        # what is accepted: an empty body ({}), JSON with a charset, +json, a lone surrogate
+        empty = await http.post(echo, headers=eng)
+        assert empty.json() == {"result": {}}
+        charset = {**eng, "Content-Type": "application/json; charset=utf-8"}
+        assert (await http.post(echo, content=b'{"a": 1}', headers=charset)).json() == {
+            "result": {"a": 1}
+        }
+        odd = await http.post(echo, content=b'{"s": "\\ud800"}', headers=json_type)
+        assert odd.status_code == 200
+        assert odd.json() == {"result": {"s": "\ud800"}}
+
+
+async def test_names_the_proxy_does_not_serve(plain: Stack) -> None:
+    eng = as_("user.eng")
+    async with proxy_app(plain) as (http, _):
+        problem(await http.post("/api/v1/services/no.such.Service/get", headers=eng), 404,
+                "proxy.unknown-service")  # fmt: skip
+        problem(await http.post(f"/api/v1/services/{STATE}/no-such-op", headers=eng), 404,
+                "proxy.unknown-operation")  # fmt: skip
+        problem(await http.post(f"/api/v1/services/{STATE}/NotAnOp", headers=eng), 404)
+        for mmi in ("mmi.services", "mmi.broker", "mmi.workers"):
+            body = problem(await http.post(f"/api/v1/services/{mmi}/x", headers=eng), 404)
+            assert "/api/v1/broker" in body["detail"]
+        for odd in ("a%20b", "%C3%A9t%C3%A9", "x" * 300, "%00"):
+            problem(await http.post(f"/api/v1/services/{odd}/get", headers=eng), 404)
+        problem(await http.delete(f"/api/v1/services/{STATE}/get", headers=eng), 405)
+
+
+async def test_a_streaming_operation_answers_every_part(plain: Stack) -> None:
+    stream = f"/api/v1/services/{ECHO}/stream"
+    async with proxy_app(plain) as (http, _):
+        answer = await http.post(stream, json={"count": 4}, headers=as_("user.vera"))
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {
+            "results": [{"index": 0}, {"index": 1}, {"index": 2}, {"index": 3}, {"count": 4}]
+        }
+        many = await http.get(stream, params={"count": 10_000}, headers=as_("user.vera"))
+        assert len(many.json()["results"]) == 10_001
+        refused = await http.post(stream, json={"count": -1}, headers=as_("user.vera"))
+        problem(refused, 400, "bad-request")
+
+
+async def test_a_service_that_does_not_list_its_operations(plain: Stack) -> None:
+    """An old or foreign MDP worker: listed with a note, called as it is asked; and found on
+    demand when it registered after the catalogue was made."""
+
+    async def answer(request: Request) -> list[bytes]:
+        operation = request.body[0].decode()
+        if operation == "operations":
+            reply = {"ok": False, "error": {"code": "unknown-operation", "message": "what?"}}
+        else:
+            reply = {"ok": True, "result": {"did": operation}}
+        return [json.dumps(reply).encode()]
+
+    async with proxy_app(plain) as (http, _):
+        before = await http.get("/api/v1/services", headers=as_("user.vera"))
+        assert "org.example.Foreign" not in [s["name"] for s in before.json()["services"]]
+        worker = AsyncWorker(plain.endpoint, "org.example.Foreign", answer, heartbeat_interval=0.25)
+        serving = asyncio.create_task(worker.run())
+        try:
+            await asyncio.wait_for(worker.connected.wait(), 10)
+            # named before any refresh: mmi.service says it is there
+            called = await http.post("/api/v1/services/org.example.Foreign/ping",
+                                     headers=as_("user.ada"))  # fmt: skip
+            assert called.status_code == 200, called.text
+            assert called.json() == {"result": {"did": "ping"}}
+            listed = await http.get("/api/v1/services", headers=as_("user.vera"))
+            foreign = next(
+                s for s in listed.json()["services"] if s["name"] == "org.example.Foreign"
+            )
+            assert foreign["operations"] == []
+            assert "unknown-operation: what?" in foreign["note"]
+            # an operation no rule names is "admin" to the policy: an engineer may not
+            problem(await http.post("/api/v1/services/org.example.Foreign/ping",
+                                    headers=as_("user.eng")), 403)  # fmt: skip
+            doc = (await http.get("/api/v1/openapi.json", headers=as_("user.vera"))).json()
+            assert not [p for p in doc["paths"] if "Foreign" in p]
+            assert "org.example.Foreign" in [tag["name"] for tag in doc["tags"]]
+        finally:
+            worker.stop()
+            await serving
+
+
+async def test_the_openapi_document_names_every_operation(plain: Stack) -> None:
+    from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
+
+    async with proxy_app(plain) as (http, _):
+        answer = await http.get("/api/v1/openapi.json", headers=as_("user.vera"))
+        assert answer.status_code == 200
+        doc = answer.json()
+        OPENAPI_31_VALIDATOR.validate(doc)
+        services = (await http.get("/api/v1/services", headers=as_("user.vera"))).json()
+        for service in services["services"]:
+            for op in service["operations"]:
+                item = doc["paths"][f"/api/v1/services/{service['name']}/{op['name']}"]
+                assert item["post"]["description"] == op["doc"]
+                assert ("get" in item) == (item["post"]["x-plantd-access"] == "read")
+        assert (
+            doc["paths"][f"/api/v1/services/{STATE}/set"]["post"]["x-plantd-access"] == "configure"
+        )
+        for path in ("/api/v1/services", "/api/v1/health", "/api/v1/metrics", "/api/v1/broker"):
+            assert path in doc["paths"]
+
+
+async def test_health_and_metrics_from_the_logger(plain: Stack) -> None:
+    async with proxy_app(plain) as (http, _):
+        health = await http.get("/api/v1/health", headers=as_("user.vera"))
+        body = health.json()
+        assert health.headers["content-type"] == "application/json"
+        assert body["verdict"] in ("ok", "degraded", "failed")
+        assert health.status_code == (200 if body["ok"] else 503)
+        assert "broker" in [entry["name"] for entry in body["services"]]
+
+        metrics = await http.get("/api/v1/metrics", headers=as_("user.vera"))
+        assert metrics.status_code == 200, metrics.text
+        assert metrics.headers["content-type"].startswith("text/plain")
+        assert "# TYPE plantd_" in metrics.text
+        open_metrics = await http.get(
+            "/api/v1/metrics",
+            headers={**as_("user.vera"), "Accept": "application/openmetrics-text; version=1.0.0"},
+        )
+        assert open_metrics.headers["content-type"].startswith("application/openmetrics-text")
+        assert open_metrics.text.rstrip().endswith("# EOF")
+
+
+async def test_the_catalogue_refreshes_from_startup_to_shutdown(plain: Stack) -> None:
+    async with proxy_app(plain) as (http, ctx):
+        for hook in ctx.startup:
+            await hook()
+        tasks = [t for t in asyncio.all_tasks() if t.get_name() == "plantd-proxy-catalogue"]
+        assert len(tasks) == 1
+        answer = await http.get("/api/v1/services", headers=as_("user.vera"))
+        assert STATE in [s["name"] for s in answer.json()["services"]]
+        for hook in reversed(ctx.shutdown):
+            await hook()
+        assert tasks[0].done()
+
+
+@pytest.mark.stack(proxy={"request_timeout": 2.0}, broker={"request_expiry": 0.5})
+async def test_without_logger_or_broker(stack: Stack) -> None:
+    """Nothing to ask: 503 problems, never a failure of the proxy's own."""
+    stack.start_broker()
+    async with proxy_app(stack) as (http, _):
+        problem(await http.get("/api/v1/metrics", headers=as_("user.vera")), 503, "proxy.no-logger")
+        problem(await http.get("/api/v1/health", headers=as_("user.vera")), 503, "broker.no-worker")
+        services = await http.get("/api/v1/services", headers=as_("user.vera"))
+        assert services.json() == {"services": []}
+        stack.processes[0].kill()
+        problem(
+            await http.get("/api/v1/services", headers=as_("user.vera")), 503, "proxy.no-broker"
+        )
+        problem(await http.get("/api/v1/broker", headers=as_("user.vera")), 503, "proxy.no-broker")
+        problem(await http.post(f"/api/v1/services/{STATE}/get", headers=as_("user.vera")), 503)
+
+
+# -- under CURVE: delegation ------------------------------------------------------------------
+
+
+def audit_records(endpoint: str, principal: str) -> list[dict[str, Any]]:
+    """The audit trail's records for ``principal``, asked as the test's own admin."""
+    with Client(endpoint, timeout=3) as admin:
+        found = call(admin, "org.plantd.Audit", "query", {"principal": principal, "limit": 100})
+    return found["records"]  # type: ignore[no-any-return]
+
+
+def until(condition: Any, what: str, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        time.sleep(0.05)
+    return result
+
+
+@pytest.mark.stack(security={"mode": "curve"})
+async def test_under_curve_every_call_is_the_persons(stack: Stack) -> None:
+    stack.start_broker()
+    start(stack, "state", "plantd.state", "--config", str(stack.config_dir))
+    await asyncio.to_thread(wait_for_workers, stack.endpoint, STATE)
+    for principal, role in ROLES.items():
+        await asyncio.to_thread(stack.credentials, principal, (role,))
+    proxy = await asyncio.to_thread(stack.credentials, "service.proxy")  # made by keys init
+    config = load_config(stack.config_dir)
+    people = {p: person(config, p) for p in ROLES}
+    # vera as a proxy that believed her an engineer would see her: the broker still says no
+    people["forged"] = person(config, "user.vera", {"read", "operate", "configure"})
+    base = f"/api/v1/services/{STATE}"
+    async with proxy_app(stack, proxy, people) as (http, ctx):
+        assert ctx.delegate
+        # the catalogue: the proxy's own key may list every service's operations
+        services = (await http.get("/api/v1/services", headers=as_("user.vera"))).json()
+        state = next(s for s in services["services"] if s["name"] == STATE)
+        assert "set" in [op["name"] for op in state["operations"]]
+
+        eng = as_("user.eng")
+        assert (
+            await http.post(f"{base}/create-scope", json={"scope": "curve.a"}, headers=eng)
+        ).status_code == 200
+        wrote = await http.post(
+            f"{base}/set", json={"scope": "curve.a", "key": "k", "value": 7}, headers=eng
+        )
+        assert wrote.status_code == 200, wrote.text
+        read = await http.get(f"{base}/get", params={"scope": "curve.a", "key": "k"},
+                              headers=as_("user.vera"))  # fmt: skip
+        assert read.json()["result"]["value"] == 7
+
+        refused = await http.post(f"{base}/set", json={"scope": "curve.a", "key": "k", "value": 8},
+                                  headers=as_("user.vera"))  # fmt: skip
+        problem(refused, 403, "broker.denied")
+        forged = await http.post(f"{base}/set", json={"scope": "curve.a", "key": "k", "value": 9},
+                                 headers=as_("forged"))  # fmt: skip
+        body = problem(forged, 403, "broker.denied")
+        assert "user.vera" in body["detail"]  # the broker's own words: it judged vera
+        assert body["service"] == STATE
+
+    def sets_by(principal: str, result: str) -> list[dict[str, Any]]:
+        return [r for r in audit_records(stack.endpoint, principal)
+                if r["target"] == f"{STATE} set" and r["result"] == result]  # fmt: skip
+
+    done = await asyncio.to_thread(until, lambda: sets_by("user.eng", "ok"), "the set is audited")
+    assert [(r["principal"], r["source"]) for r in done] == [("user.eng", "via service.proxy")]
+    assert json.loads(done[0]["detail"]) == {"scope": "curve.a", "key": "k", "value": 7}
+    denied = await asyncio.to_thread(until, lambda: sets_by("user.vera", "denied"), "the refusal")
+    assert {r["source"] for r in denied} == {"via service.proxy"}
+    assert sum(int(r["count"]) for r in denied) == 1  # the proxy refused the first itself
+    assert not [
+        r for r in audit_records(stack.endpoint, "service.proxy") if r["target"] == f"{STATE} set"
+    ]
