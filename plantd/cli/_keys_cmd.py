@@ -127,7 +127,7 @@ def _keyset(args: argparse.Namespace) -> KeySet:
 
 def _init(args: argparse.Namespace) -> int:
     keyset = _keyset(args)
-    done = keyset.init(local_principals(keyset.config.source_dir), args.admin)
+    done = keyset.init(local_principals(keyset.config.source_dir), args.admin, certificate=True)
     human = "\n".join(done) if done else "every key is there already"
     emit(
         args,

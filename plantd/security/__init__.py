@@ -45,6 +45,7 @@ from plantd.security._principal import (
     kind_grants,
     principal_kind,
 )
+from plantd.security._tls import DeviceCertificate, ensure_device_certificate
 from plantd.security._zap import ZAP_ENDPOINT, Gatekeeper, answer
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "CallDecision",
     "Connections",
     "Credentials",
+    "DeviceCertificate",
     "Entry",
     "Gatekeeper",
     "Grants",
@@ -75,6 +77,7 @@ __all__ = [
     "assume_identity",
     "check_principal",
     "current_identity",
+    "ensure_device_certificate",
     "fingerprint",
     "generate",
     "kind_grants",

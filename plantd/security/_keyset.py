@@ -36,6 +36,7 @@ from plantd.security._keyfile import (
 )
 from plantd.security._keyring import REVOKED_DIR, load_keyring
 from plantd.security._principal import BROKER, check_principal
+from plantd.security._tls import init_device_certificate
 
 __all__ = ["SERVICES", "KeySet", "Listed", "local_principals"]
 
@@ -86,13 +87,16 @@ class KeySet:
 
     # -- making keys ----------------------------------------------------------------------
 
-    def init(self, principals: Sequence[str], admins: Sequence[str] = ()) -> list[str]:
+    def init(
+        self, principals: Sequence[str], admins: Sequence[str] = (), *, certificate: bool = False
+    ) -> list[str]:
         """Make every key this machine needs that is missing; returns what it did.
 
         The broker's key pair, then each of ``principals`` (services, modules, sinks) with its
         secret here, then each user of ``admins`` as ``user.NAME`` with the admin role and its
         secret here (for an administrator on this machine). Keys that exist are kept; a
-        principal whose key was revoked is not admitted again (``add`` it on purpose).
+        principal whose key was revoked is not admitted again (``add`` it on purpose). With
+        ``certificate``, also the device's TLS certificate for the proxy (``_tls``).
         """
         done: list[str] = []
         self._prepare()
@@ -102,6 +106,8 @@ class KeySet:
         for name in admins:
             principal = f"user.{name}"
             self._ensure(principal, {"principal": principal, "roles": "admin"}, done, owner=None)
+        if certificate:
+            done += init_device_certificate(self.keys_dir, self.secrets_dir, self.owner)
         return done
 
     def _prepare(self) -> None:
