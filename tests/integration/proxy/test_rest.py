@@ -1,13 +1,13 @@
 """The REST routes against real services: a real broker, state service, echo service and
-logger (processes), the proxy's app served in this process through ``httpx.ASGITransport``.
+logger (processes), the whole proxy app (``_server.build_app``: the real authentication
+middleware, every part's routes, the problem answers) served in this process through
+``httpx.ASGITransport``. People are admitted ``user.*`` principals of the key ring; each
+test request carries one's real API token (``Authorization: Bearer pdt_…``), and one test logs
+in with a password for a session cookie and its CSRF token.
 
 First without CURVE (``security.mode: none``: the proxy's own check is the only one), then
 under CURVE, where every call goes to the broker on behalf of the person (delegation): the
 broker decides with that person's roles, and the audit trail names them, ``via service.proxy``.
-
-Until ``_auth.middleware`` resolves sessions and tokens, the person of a request is set by a
-test-only ASGI wrapper (:class:`AsPerson`) from the ``X-Test-Person`` header; everything behind
-it is the real proxy: its routes, its catalogue, its problem answers, its MDP client.
 """
 
 from __future__ import annotations
@@ -17,24 +17,21 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
-from starlette.datastructures import Headers
-from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from plantd.client import AsyncClient, Client
 from plantd.clock import SYSTEM_CLOCK
-from plantd.config import Access, PlantdConfig, load_config
-from plantd.proxy import _rest
+from plantd.config import Access, load_config
+from plantd.proxy._accounts import Accounts
+from plantd.proxy._catalogue import Catalogue
 from plantd.proxy._context import ProxyContext, User
 from plantd.proxy._people import People
 from plantd.proxy._problems import Problem
-from plantd.proxy._server import _http_exception, _problem
+from plantd.proxy._server import build_app
 from plantd.security import Credentials
 from plantd.service import call
 from plantd.service.echo import SERVICE_NAME as ECHO
@@ -50,43 +47,49 @@ ROLES = {
     "user.eng": "engineer",
     "user.ada": "admin",
 }
+PASSWORD = "a-long-enough-password"
 
 
 # -- the app under test ---------------------------------------------------------------------
 
 
-def person(config: PlantdConfig, principal: str, levels: set[Access] | None = None) -> User:
-    """``principal`` as the proxy would know them (their role's levels, unless forged)."""
-    role = ROLES[principal]
-    granted = config.security.all_roles()[role] if levels is None else levels
-    return User(principal, frozenset({role}), frozenset(granted), "token", "test")
+def admit_people(stack: Stack) -> dict[str, str]:
+    """Admit :data:`ROLES` to the key ring (as ``plant keys add``), give each an API token and
+    ``user.eng`` a password; the ``Authorization`` header of each."""
+    config = load_config(stack.config_dir)
+    keyset = stack.keyset()
+    for principal, role in ROLES.items():
+        if config.security.enabled:
+            stack.credentials(principal, (role,))  # and wait until the broker admits them
+        elif not keyset.public_path(principal).exists():
+            keyset.add(principal, roles=(role,), generate_secret=keyset.secret_path(principal))
+    accounts = Accounts.from_config(config, SYSTEM_CLOCK)
+    try:
+        accounts.set_password("user.eng", PASSWORD)
+        return {
+            principal: "Bearer " + accounts.create_token(principal, "rest tests", None)[0]
+            for principal in ROLES
+        }
+    finally:
+        accounts.close()
 
 
-class AsPerson:
-    """Test-only stand-in for ``_auth.middleware``: the request is made by the person named in
-    ``X-Test-Person`` (none without it)."""
+@dataclass
+class Proxy:
+    http: httpx.AsyncClient
+    ctx: ProxyContext
+    tokens: dict[str, str]
 
-    def __init__(self, app: ASGIApp, people: dict[str, User]) -> None:
-        self.app = app
-        self.people = people
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            name = Headers(scope=scope).get("x-test-person")
-            scope.setdefault("state", {})["user"] = self.people.get(name) if name else None
-        await self.app(scope, receive, send)
+    def as_(self, principal: str) -> dict[str, str]:
+        return {"Authorization": self.tokens[principal]}
 
 
 @asynccontextmanager
-async def proxy_app(
-    stack: Stack,
-    credentials: Credentials | None = None,
-    people: dict[str, User] | None = None,
-) -> AsyncIterator[tuple[httpx.AsyncClient, ProxyContext]]:
-    """The REST part of the proxy over ``stack``, as the proxy process builds it (its own
+async def proxy_app(stack: Stack, credentials: Credentials | None = None) -> AsyncIterator[Proxy]:
+    """The proxy's app over ``stack``, built as ``plantd-proxy`` builds it (its own MDP
     client, ``ctx.delegate`` under CURVE), and an HTTP client at it."""
+    tokens = await asyncio.to_thread(admit_people, stack)
     config = load_config(stack.config_dir)
-    known = people or {p: person(config, p) for p in ROLES}
     async with AsyncClient(stack.endpoint, timeout=3.0, retries=0, credentials=credentials) as mdp:
         ctx = ProxyContext(
             config=config,
@@ -95,18 +98,19 @@ async def proxy_app(
             client=mdp,
             delegate=config.security.enabled,
         )
-        app = Starlette(
-            routes=_rest.routes(ctx),
-            middleware=[Middleware(AsPerson, people=known)],
-            exception_handlers={Problem: _problem, HTTPException: _http_exception},
-        )
+        app = build_app(ctx)
         transport = httpx.ASGITransport(app=app)  # an unexpected exception fails the test
-        async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as http:
-            yield http, ctx
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://proxy") as http:
+                yield Proxy(http, ctx, tokens)
+        finally:
+            for hook in reversed(ctx.shutdown):  # the lifespan's end (closes proxy.db)
+                await hook()
 
 
-def as_(principal: str) -> dict[str, str]:
-    return {"X-Test-Person": principal}
+def person(principal: str, levels: set[Access]) -> User:
+    """``principal`` as a proxy that believed them to hold ``levels`` would see them."""
+    return User(principal, frozenset({ROLES[principal]}), frozenset(levels), "token", "test")
 
 
 def problem(answer: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
@@ -164,14 +168,16 @@ ROUTES = [
 
 
 async def test_every_route_needs_a_person(plain: Stack) -> None:
-    async with proxy_app(plain) as (http, _):
+    async with proxy_app(plain) as proxy:
         for method, path in ROUTES:
-            body = problem(await http.request(method, path, content=b"[1"), 401)
-            assert body["code"] == "proxy.unauthenticated", (method, path)
+            for headers in ({}, {"Authorization": "Bearer pdt_0_not-a-token"}):
+                answer = await proxy.http.request(method, path, content=b"[1", headers=headers)
+                assert problem(answer, 401)["code"] == "proxy.unauthenticated", (method, path)
 
 
 async def test_the_catalogue_lists_services_workers_and_operations(plain: Stack) -> None:
-    async with proxy_app(plain) as (http, _):
+    async with proxy_app(plain) as proxy:
+        http, as_ = proxy.http, proxy.as_
         answer = await http.get("/api/v1/services", headers=as_("user.vera"))
         assert answer.status_code == 200, answer.text
         services = {s["name"]: s for s in answer.json()["services"]}
@@ -195,9 +201,10 @@ async def test_the_catalogue_lists_services_workers_and_operations(plain: Stack)
 
 
 async def test_calls_round_trip_for_the_person(plain: Stack) -> None:
-    eng = as_("user.eng")
     base = f"/api/v1/services/{STATE}"
-    async with proxy_app(plain) as (http, _):
+    async with proxy_app(plain) as proxy:
+        http, as_ = proxy.http, proxy.as_
+        eng = as_("user.eng")
         answer = await http.post(f"{base}/create-scope", json={"scope": "rest.line1"}, headers=eng)
         assert answer.status_code == 200, answer.text
         answer = await http.post(
@@ -243,7 +250,8 @@ async def test_calls_round_trip_for_the_person(plain: Stack) -> None:
 async def test_a_viewer_may_read_but_not_write_without_curve(plain: Stack) -> None:
     """Without CURVE the broker knows no people: the proxy's own check keeps a viewer out."""
     base = f"/api/v1/services/{STATE}"
-    async with proxy_app(plain) as (http, _):
+    async with proxy_app(plain) as proxy:
+        http, as_ = proxy.http, proxy.as_
         await http.post(
             f"{base}/create-scope", json={"scope": "rest.viewer"}, headers=as_("user.eng")
         )
@@ -264,8 +272,9 @@ async def test_a_viewer_may_read_but_not_write_without_curve(plain: Stack) -> No
 
 async def test_bodies_the_proxy_refuses(plain: Stack) -> None:
     echo = f"/api/v1/services/{ECHO}/echo"
-    eng = as_("user.eng")
-    async with proxy_app(plain) as (http, _):
+    async with proxy_app(plain) as proxy:
+        http, as_ = proxy.http, proxy.as_
+        eng = as_("user.eng")
         json_type = {**eng, "Content-Type": "application/json"}
         problem(await http.post(echo, content=b'{"a": ', headers=json_type), 400)
         problem(await http.post(echo, content=b"\xff\xfe", headers=json_type), 400)
@@ -301,8 +310,9 @@ async def test_bodies_the_proxy_refuses(plain: Stack) -> None:
 
 
 async def test_names_the_proxy_does_not_serve(plain: Stack) -> None:
-    eng = as_("user.eng")
-    async with proxy_app(plain) as (http, _):
+    async with proxy_app(plain) as proxy:
+        http, as_ = proxy.http, proxy.as_
+        eng = as_("user.eng")
         problem(await http.post("/api/v1/services/no.such.Service/get", headers=eng), 404,
                 "proxy.unknown-service")  # fmt: skip
         problem(await http.post(f"/api/v1/services/{STATE}/no-such-op", headers=eng), 404,
@@ -318,7 +328,8 @@ async def test_names_the_proxy_does_not_serve(plain: Stack) -> None:
 
 async def test_a_streaming_operation_answers_every_part(plain: Stack) -> None:
     stream = f"/api/v1/services/{ECHO}/stream"
-    async with proxy_app(plain) as (http, _):
+    async with proxy_app(plain) as proxy:
+        http, as_ = proxy.http, proxy.as_
         answer = await http.post(stream, json={"count": 4}, headers=as_("user.vera"))
         assert answer.status_code == 200, answer.text
         assert answer.json() == {
@@ -342,7 +353,8 @@ async def test_a_service_that_does_not_list_its_operations(plain: Stack) -> None
             reply = {"ok": True, "result": {"did": operation}}
         return [json.dumps(reply).encode()]
 
-    async with proxy_app(plain) as (http, _):
+    async with proxy_app(plain) as proxy:
+        http, as_ = proxy.http, proxy.as_
         before = await http.get("/api/v1/services", headers=as_("user.vera"))
         assert "org.example.Foreign" not in [s["name"] for s in before.json()["services"]]
         worker = AsyncWorker(plain.endpoint, "org.example.Foreign", answer, heartbeat_interval=0.25)
@@ -374,7 +386,8 @@ async def test_a_service_that_does_not_list_its_operations(plain: Stack) -> None
 async def test_the_openapi_document_names_every_operation(plain: Stack) -> None:
     from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 
-    async with proxy_app(plain) as (http, _):
+    async with proxy_app(plain) as proxy:
+        http, as_ = proxy.http, proxy.as_
         answer = await http.get("/api/v1/openapi.json", headers=as_("user.vera"))
         assert answer.status_code == 200
         doc = answer.json()
@@ -393,7 +406,8 @@ async def test_the_openapi_document_names_every_operation(plain: Stack) -> None:
 
 
 async def test_health_and_metrics_from_the_logger(plain: Stack) -> None:
-    async with proxy_app(plain) as (http, _):
+    async with proxy_app(plain) as proxy:
+        http, as_ = proxy.http, proxy.as_
         health = await http.get("/api/v1/health", headers=as_("user.vera"))
         body = health.json()
         assert health.headers["content-type"] == "application/json"
@@ -414,23 +428,43 @@ async def test_health_and_metrics_from_the_logger(plain: Stack) -> None:
 
 
 async def test_the_catalogue_refreshes_from_startup_to_shutdown(plain: Stack) -> None:
-    async with proxy_app(plain) as (http, ctx):
-        for hook in ctx.startup:
-            await hook()
+    async with proxy_app(plain) as proxy:
+        http, as_, ctx = proxy.http, proxy.as_, proxy.ctx
+        starts = [h for h in ctx.startup if isinstance(getattr(h, "__self__", None), Catalogue)]
+        stops = [h for h in ctx.shutdown if isinstance(getattr(h, "__self__", None), Catalogue)]
+        assert len(starts) == len(stops) == 1
+        await starts[0]()
         tasks = [t for t in asyncio.all_tasks() if t.get_name() == "plantd-proxy-catalogue"]
         assert len(tasks) == 1
         answer = await http.get("/api/v1/services", headers=as_("user.vera"))
         assert STATE in [s["name"] for s in answer.json()["services"]]
-        for hook in reversed(ctx.shutdown):
-            await hook()
+        await stops[0]()
         assert tasks[0].done()
+
+
+async def test_a_browser_session_calls_with_its_csrf_token(plain: Stack) -> None:
+    """The cookie of a password login works on these routes as a token does; an unsafe call
+    without the session's anti-forgery token is refused before it reaches the route."""
+    async with proxy_app(plain) as proxy:
+        http = proxy.http
+        login = await http.post("/api/v1/login", json={"user": "eng", "password": PASSWORD})
+        assert login.status_code == 200, login.text
+        csrf = login.json()["csrf"]
+        echo = f"/api/v1/services/{ECHO}/echo"
+        assert (await http.get(echo, params={"a": "1"})).json() == {"result": {"a": 1}}
+        problem(await http.post(echo, json={"a": 1}), 403, "proxy.csrf")
+        posted = await http.post(echo, json={"a": 1}, headers={"X-CSRF-Token": csrf})
+        assert posted.json() == {"result": {"a": 1}}
+        http.cookies.clear()
+        problem(await http.get(echo), 401)
 
 
 @pytest.mark.stack(proxy={"request_timeout": 2.0}, broker={"request_expiry": 0.5})
 async def test_without_logger_or_broker(stack: Stack) -> None:
     """Nothing to ask: 503 problems, never a failure of the proxy's own."""
     stack.start_broker()
-    async with proxy_app(stack) as (http, _):
+    async with proxy_app(stack) as proxy:
+        http, as_ = proxy.http, proxy.as_
         problem(await http.get("/api/v1/metrics", headers=as_("user.vera")), 503, "proxy.no-logger")
         problem(await http.get("/api/v1/health", headers=as_("user.vera")), 503, "broker.no-worker")
         services = await http.get("/api/v1/services", headers=as_("user.vera"))
@@ -466,15 +500,10 @@ async def test_under_curve_every_call_is_the_persons(stack: Stack) -> None:
     stack.start_broker()
     start(stack, "state", "plantd.state", "--config", str(stack.config_dir))
     await asyncio.to_thread(wait_for_workers, stack.endpoint, STATE)
-    for principal, role in ROLES.items():
-        await asyncio.to_thread(stack.credentials, principal, (role,))
-    proxy = await asyncio.to_thread(stack.credentials, "service.proxy")  # made by keys init
-    config = load_config(stack.config_dir)
-    people = {p: person(config, p) for p in ROLES}
-    # vera as a proxy that believed her an engineer would see her: the broker still says no
-    people["forged"] = person(config, "user.vera", {"read", "operate", "configure"})
+    key = await asyncio.to_thread(stack.credentials, "service.proxy")  # made by keys init
     base = f"/api/v1/services/{STATE}"
-    async with proxy_app(stack, proxy, people) as (http, ctx):
+    async with proxy_app(stack, key) as proxy:
+        http, as_, ctx = proxy.http, proxy.as_, proxy.ctx
         assert ctx.delegate
         # the catalogue: the proxy's own key may list every service's operations
         services = (await http.get("/api/v1/services", headers=as_("user.vera"))).json()
@@ -496,11 +525,14 @@ async def test_under_curve_every_call_is_the_persons(stack: Stack) -> None:
         refused = await http.post(f"{base}/set", json={"scope": "curve.a", "key": "k", "value": 8},
                                   headers=as_("user.vera"))  # fmt: skip
         problem(refused, 403, "broker.denied")
-        forged = await http.post(f"{base}/set", json={"scope": "curve.a", "key": "k", "value": 9},
-                                 headers=as_("forged"))  # fmt: skip
-        body = problem(forged, 403, "broker.denied")
-        assert "user.vera" in body["detail"]  # the broker's own words: it judged vera
-        assert body["service"] == STATE
+        # a proxy that believed vera an engineer would pass her call on: the broker, judging
+        # her by her own roles, still says no
+        believed = person("user.vera", {"read", "operate", "configure"})
+        with pytest.raises(Problem) as forged:
+            await ctx.call(believed, STATE, "set", {"scope": "curve.a", "key": "k", "value": 9})
+        assert (forged.value.status, forged.value.code) == (403, "broker.denied")
+        assert forged.value.extra["service"] == STATE  # the broker's answer, not the proxy's
+        assert "user.vera may not call 'set'" in forged.value.detail
 
     def sets_by(principal: str, result: str) -> list[dict[str, Any]]:
         return [r for r in audit_records(stack.endpoint, principal)
