@@ -1,8 +1,11 @@
 """``GET /api/v1/stream`` end to end: a real broker's bus, a real publisher, the stream route on
 a real uvicorn server (port 0, read back) and a real HTTP client reading Server-Sent Events.
 
-The person is set by a stand-in for the auth middleware (the route only asks
-``_auth.require``); everything between the bus and the socket is the proxy's own.
+In the first tests the person is set by a stand-in for the auth middleware (the route only
+asks ``_auth.require``), so that the bus side can be driven by the test's own publisher;
+everything between the bus and the socket is the proxy's own. The last ones run against the
+whole thing: ``plantd-proxy`` under CURVE (``proxy_stack``), a person logged in with their
+password, and the demo's ``station`` module publishing its polls.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from plantd.proxy._context import ProxyContext, User
 from plantd.proxy._people import People
 from plantd.proxy._streams import StreamHub, hub_of, routes
 from tests.conftest import Stack
+
+from .conftest import ProxyStack
 
 pytestmark = [pytest.mark.timeout(60)]
 
@@ -214,3 +219,56 @@ async def test_every_client_of_a_topic_gets_the_same_events(stack: Stack) -> Non
         await until(lambda: hub.clients == 0, "the hub forgets clients that left")
     finally:
         publisher.close()
+
+
+def sse_events(answer: httpx.Response, count: int) -> list[dict[str, Any]]:
+    """The first ``count`` events (comments left out) of a synchronous SSE answer."""
+    events: list[dict[str, Any]] = []
+    event: dict[str, Any] = {}
+    for line in answer.iter_lines():
+        if line == "":
+            if event:
+                events.append(event)
+                if len(events) == count:
+                    break
+            event = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(": ")
+            event[name] = json.loads(value) if name == "data" else value
+    return events
+
+
+def test_a_viewer_follows_a_module_s_polls_through_plantd_proxy(proxy_stack: ProxyStack) -> None:
+    with (
+        contextlib.closing(proxy_stack.client("user.vera")) as http,
+        http.stream(
+            "GET", "/api/v1/stream", params=[("topic", "data.station."), ("topic", "event.")]
+        ) as answer,
+    ):
+        assert answer.status_code == 200
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        events = [e for e in sse_events(answer, 3) if e["event"] == "samples"]
+    assert events, "the station module polls every 200 ms: its batches must arrive"
+    for event in events:
+        assert event["data"]["topic"] == "data.station"
+        samples = event["data"]["samples"]
+        assert samples
+        for sample in samples:
+            assert sample["topic"] == f"data.station.{sample['point']}"
+            assert sample["quality"] in ("good", "uncertain", "bad")
+            assert isinstance(sample["seq"], int)
+            assert sample["seq"] >= 1
+            assert isinstance(sample["time"], float)
+    ids = [int(e["id"]) for e in events]
+    assert ids == sorted(ids)
+
+
+def test_the_stream_needs_a_person_and_good_topics(proxy_stack: ProxyStack) -> None:
+    with contextlib.closing(proxy_stack.client()) as nobody:
+        answer = nobody.get("/api/v1/stream", params={"topic": "data."})
+    assert answer.status_code == 401
+    assert answer.headers["content-type"] == "application/problem+json"
+    with contextlib.closing(proxy_stack.client("user.vera")) as http:
+        answer = http.get("/api/v1/stream", params={"topic": ["data.", "data. pump"]})
+    assert answer.status_code == 400
+    assert answer.json()["topic"] == "data. pump"
