@@ -30,7 +30,7 @@ from typing import Any, TypeVar, cast
 from plantd.client import AsyncClient
 from plantd.clock import Clock
 from plantd.config import ACCESS_LEVELS, Access
-from plantd.errors import PlantdError, ServiceError
+from plantd.errors import PlantdError, RemoteProtocolError, ServiceError
 from plantd.mdp import is_valid_service_name
 from plantd.service._codec import Json, decode_reply, encode_call
 
@@ -330,7 +330,9 @@ class Catalogue:
         return {info.name: info for info in found}
 
     async def _list(self, name: str) -> ServiceInfo:
-        """``name`` with its operations, or with none and a note saying why."""
+        """``name`` with its operations, or with none and a note saying why. A service that
+        did not answer in time (every worker busy, say) keeps the operations it listed before:
+        only an answer can change them."""
         now = self._clock.monotonic()
         try:
             reply = await self._client.request(
@@ -341,8 +343,14 @@ class Catalogue:
             )
         except ServiceError as exc:
             note = f"it does not list its operations ({exc.code}: {exc.message})"
-        except (PlantdError, ValueError) as exc:
+        except (ValueError, RemoteProtocolError) as exc:
+            note = f"its operations could not be read: {exc}"
+        except PlantdError as exc:  # no answer in time (RequestTimeout), or no way to ask
             note = f"its operations could not be listed: {exc}"
+            before = self._services.get(name)
+            if before is not None and before.operations is not None:
+                log.info("%s: %s (keeping those listed before)", name, note)
+                return replace(before, listed_at=now)
         log.info("%s: %s", name, note)
         return ServiceInfo(name, None, note=note, listed_at=now)
 

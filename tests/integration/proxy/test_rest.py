@@ -442,6 +442,44 @@ async def test_the_catalogue_refreshes_from_startup_to_shutdown(plain: Stack) ->
         assert tasks[0].done()
 
 
+async def test_a_slow_service_keeps_the_operations_it_listed(plain: Stack) -> None:
+    """A refresh while every worker of a service is busy (its ``operations`` not answered in
+    time) keeps what it listed before; a service that answers changes it."""
+    slow = asyncio.Event()
+    listing = [{"name": "ping", "doc": "Ping.", "streaming": False, "access": "read"}]
+
+    async def answer(request: Request) -> list[bytes]:
+        if slow.is_set():
+            await asyncio.sleep(2)
+        return [json.dumps({"ok": True, "result": listing}).encode()]
+
+    worker = AsyncWorker(plain.endpoint, "org.example.Slow", answer, heartbeat_interval=0.25)
+    serving = asyncio.create_task(worker.run())
+    try:
+        await asyncio.wait_for(worker.connected.wait(), 10)
+        async with AsyncClient(plain.endpoint, timeout=3.0, retries=0) as mdp:
+            catalogue = Catalogue(mdp, SYSTEM_CLOCK, timeout=0.5)
+            await catalogue.refresh()
+            assert catalogue.services["org.example.Slow"].operation("ping") is not None
+            slow.set()
+            await catalogue.refresh()
+            kept = catalogue.services["org.example.Slow"]
+            assert kept.operation("ping") is not None
+            assert kept.note is None
+            slow.clear()
+            listing = [{"name": "pong", "doc": "", "streaming": False, "access": "read"}]
+            await catalogue.current()
+            while catalogue.services["org.example.Slow"].workers.busy:  # the slow answer in hand
+                await asyncio.sleep(0.05)
+                await catalogue.current()
+            await catalogue.refresh()
+            changed = catalogue.services["org.example.Slow"]
+            assert [op.name for op in changed.operations or ()] == ["pong"]
+    finally:
+        worker.stop()
+        await serving
+
+
 async def test_a_browser_session_calls_with_its_csrf_token(plain: Stack) -> None:
     """The cookie of a password login works on these routes as a token does; an unsafe call
     without the session's anti-forgery token is refused before it reaches the route."""
