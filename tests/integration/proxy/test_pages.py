@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -263,12 +264,12 @@ class TestPagesOnTheStack:
     """Real people logged in to a real proxy (``proxy_stack``, tests/integration/proxy)."""
 
     def test_pages_for_a_viewer_and_login_without_a_session(self, proxy_stack: Any) -> None:
-        with proxy_stack.client() as nobody:
+        with closing(proxy_stack.client()) as nobody:
             answer = nobody.get("/points", follow_redirects=False)
             assert answer.status_code == 303
             assert answer.headers["location"] == "/login?next=%2Fpoints"
             assert "login-form" in testids(nobody.get("/login").text)
-        with proxy_stack.client("user.vera") as vera:
+        with closing(proxy_stack.client("user.vera")) as vera:
             csrf = vera.headers["X-CSRF-Token"]
             for path in PAGES:
                 answer = vera.get(path)
@@ -278,7 +279,7 @@ class TestPagesOnTheStack:
             assert "nav-audit" not in testids(vera.get("/").text)
 
     def test_an_admin_has_the_audit_page(self, proxy_stack: Any) -> None:
-        with proxy_stack.client("user.ada") as ada:
+        with closing(proxy_stack.client("user.ada")) as ada:
             assert "nav-audit" in testids(ada.get("/").text)
             answer = ada.get("/audit")
             assert answer.status_code == 200
@@ -293,7 +294,7 @@ class TestPagesOnTheStack:
             '<testcase name="b"><failure message="no flow">flow 0</failure></testcase>'
             "</testsuite></testsuites>"
         )
-        with proxy_stack.client("user.vera") as vera:
+        with closing(proxy_stack.client("user.vera")) as vera:
             check = vera.get("/api/v1/config/check").json()
             assert check["ok"] is True, check["problems"]
             listed = vera.get("/api/v1/hil/results").json()["results"]
