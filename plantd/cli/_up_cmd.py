@@ -1,9 +1,10 @@
 """``plant up``: the local appliance stack in the foreground, for a checkout or a demo.
 
 Starts the processes systemd starts on the appliance (the broker; then the state service, the
-logger, the historian, the Echo worker, the modules and the proxy with its web app), each as its own child process with the same
-``--config``, restarts any that dies (with capped backoff, as systemd's ``Restart=`` would),
-and stops them all in reverse order on Ctrl-C or SIGTERM.
+logger, the historian, the Echo worker, the modules and the proxy with its web app), each as
+its own child process with the same ``--config``, restarts any that dies (with capped
+backoff, as systemd's ``Restart=`` would), and stops them all in reverse order on Ctrl-C or
+SIGTERM.
 
 A child that exits 2 (``CONFIG_ERROR``: its file is wrong, a key is missing) would fail the
 same way again, so it is not restarted (systemd's ``RestartPreventExitStatus=2``): its error is
@@ -200,6 +201,9 @@ def _run_stack(config: PlantdConfig, config_args: list[str]) -> int:
         if made:
             where = config.security.keys_dir(config.source_dir)
             print(f"plant up: made {len(made)} key(s) in {where} (you: user.{login}, admin)")
+        web = _web_login(config, f"user.{login}")
+    else:
+        web = "  (the web app needs security.mode curve: its people are key-ring principals)\n"
     children = _stack(config_args, config.source_dir)
     stopping = threading.Event()
 
@@ -216,6 +220,7 @@ def _run_stack(config: PlantdConfig, config_args: list[str]) -> int:
         f"  {_plant(config_args)} mmi workers\n"
         f"  {_plant(config_args)} echo hello\n"
         + _demo_hints(children, config_args)
+        + web
         + "Ctrl-C stops everything.",
         flush=True,
     )
@@ -285,6 +290,30 @@ def _summary(children: list[_Child]) -> int:
     for child in stopped:
         print(f"plant up: stopped {child.name}: {child.stopped_because}", file=sys.stderr)
     return CONFIG_ERROR if stopped else 0
+
+
+def _web_login(config: PlantdConfig, principal: str) -> str:
+    """How to open the web app; the first time, a password made for you (there is no
+    default one: a checkout's stack gets a random one, shown once, kept only as a hash)."""
+    import secrets
+
+    from plantd.clock import SYSTEM_CLOCK
+    from plantd.proxy._accounts import Accounts
+
+    scheme = "https" if config.proxy.tls else "http"
+    url = f"{scheme}://{config.proxy.listen}/"
+    accounts = Accounts.from_config(config, SYSTEM_CLOCK)
+    try:
+        if accounts.has_password(principal):
+            return f"  web app: {url}  (log in as {principal.removeprefix('user.')})\n"
+        password = secrets.token_urlsafe(12)
+        accounts.set_password(principal, password)
+    finally:
+        accounts.close()
+    return (
+        f"  web app: {url}  log in as {principal.removeprefix('user.')}, password {password}\n"
+        f"    (made now, shown once; change it with plant proxy passwd {principal})\n"
+    )
 
 
 def _demo_hints(children: list[_Child], config_args: list[str]) -> str:
