@@ -103,7 +103,7 @@ async def get(client: httpx.AsyncClient, path: str, user: User | None = None) ->
     return await client.get(path, headers=headers)
 
 
-def testids(html: str) -> set[str]:
+def hooks_in(html: str) -> set[str]:
     return set(re.findall(r'data-testid="([^"]+)"', html))
 
 
@@ -125,7 +125,7 @@ class TestPagesInProcess:
         answer = await get(app_client, "/login?next=/points%3Fmodule%3Dstation")
 
         assert answer.status_code == 200
-        assert {"login-form", "login-user", "login-password", "login-submit"} <= testids(
+        assert {"login-form", "login-user", "login-password", "login-submit"} <= hooks_in(
             answer.text
         )
         assert 'data-next="/points?module=station"' in answer.text
@@ -162,33 +162,33 @@ class TestPagesInProcess:
         assert '<meta name="csrf-token" content="csrf-v">' in answer.text
         assert 'data-testid="user-name">vera<' in answer.text
         assert 'data-testid="user-role">viewer<' in answer.text
-        assert "logout-button" in testids(answer.text)
+        assert "logout-button" in hooks_in(answer.text)
 
     async def test_the_viewer_has_no_audit_link_and_the_audit_page_is_403(
         self, app_client: httpx.AsyncClient
     ) -> None:
-        assert "nav-audit" not in testids((await get(app_client, "/", VIEWER)).text)
-        assert "nav-audit" not in testids((await get(app_client, "/", OPERATOR)).text)
+        assert "nav-audit" not in hooks_in((await get(app_client, "/", VIEWER)).text)
+        assert "nav-audit" not in hooks_in((await get(app_client, "/", OPERATOR)).text)
 
         answer = await get(app_client, "/audit", VIEWER)
 
         assert answer.status_code == 403
-        assert "forbidden" in testids(answer.text)
+        assert "forbidden" in hooks_in(answer.text)
         assert "<strong>admin</strong> access" in answer.text
-        assert "audit-table" not in testids(answer.text)
+        assert "audit-table" not in hooks_in(answer.text)
 
     async def test_an_admin_sees_the_audit_page(self, app_client: httpx.AsyncClient) -> None:
-        assert "nav-audit" in testids((await get(app_client, "/", ADMIN)).text)
+        assert "nav-audit" in hooks_in((await get(app_client, "/", ADMIN)).text)
 
         answer = await get(app_client, "/audit", ADMIN)
 
         assert answer.status_code == 200
-        assert "audit-table" in testids(answer.text)
+        assert "audit-table" in hooks_in(answer.text)
 
     async def test_the_browser_test_hooks_are_on_their_pages(
         self, app_client: httpx.AsyncClient
     ) -> None:
-        points = testids((await get(app_client, "/points", OPERATOR)).text)
+        points = hooks_in((await get(app_client, "/points", OPERATOR)).text)
         assert {
             "points-table",
             "module-filter",
@@ -198,7 +198,7 @@ class TestPagesInProcess:
             "write-result",
             "stream-status",
         } <= points
-        assert "health-verdict" in testids((await get(app_client, "/", VIEWER)).text)
+        assert "health-verdict" in hooks_in((await get(app_client, "/", VIEWER)).text)
         trend = (await get(app_client, "/trend?topic=data.station.flow", VIEWER)).text
         assert re.search(
             r'<canvas id="trend-canvas" data-testid="trend-canvas" data-topic="data.station.flow"'
@@ -222,8 +222,8 @@ class TestPagesInProcess:
         assert "&lt;script&gt;alert(1)" in answer.text
 
         answer = await get(app_client, "/trend?topic=state.x", VIEWER)
-        assert "trend-canvas" not in testids(answer.text)
-        assert "trend-error" in testids(answer.text)
+        assert "trend-canvas" not in hooks_in(answer.text)
+        assert "trend-error" in hooks_in(answer.text)
 
     @pytest.mark.parametrize("path", [*PAGES, "/audit", "/login"])
     async def test_pages_obey_their_csp_and_name_only_files_that_exist(
@@ -268,7 +268,7 @@ class TestPagesOnTheStack:
             answer = nobody.get("/points", follow_redirects=False)
             assert answer.status_code == 303
             assert answer.headers["location"] == "/login?next=%2Fpoints"
-            assert "login-form" in testids(nobody.get("/login").text)
+            assert "login-form" in hooks_in(nobody.get("/login").text)
         with closing(proxy_stack.client("user.vera")) as vera:
             csrf = vera.headers["X-CSRF-Token"]
             for path in PAGES:
@@ -276,14 +276,14 @@ class TestPagesOnTheStack:
                 assert answer.status_code == 200, path
                 assert f'<meta name="csrf-token" content="{csrf}">' in answer.text
             assert vera.get("/audit").status_code == 403
-            assert "nav-audit" not in testids(vera.get("/").text)
+            assert "nav-audit" not in hooks_in(vera.get("/").text)
 
     def test_an_admin_has_the_audit_page(self, proxy_stack: Any) -> None:
         with closing(proxy_stack.client("user.ada")) as ada:
-            assert "nav-audit" in testids(ada.get("/").text)
+            assert "nav-audit" in hooks_in(ada.get("/").text)
             answer = ada.get("/audit")
             assert answer.status_code == 200
-            assert "audit-table" in testids(answer.text)
+            assert "audit-table" in hooks_in(answer.text)
 
     def test_config_check_and_hil_results(self, proxy_stack: Any) -> None:
         config = load_config(proxy_stack.stack.config_dir)
