@@ -64,7 +64,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 def build_app(ctx: ProxyContext) -> Starlette:
     """The whole proxy as one ASGI application over ``ctx``."""
     from plantd.proxy import _auth, _insight, _pages, _rest, _streams
-    from plantd.proxy._metrics import RequestMetrics
+    from plantd.proxy._metrics import RequestMetrics, track_streams
 
     routes = [
         *_auth.routes(ctx),
@@ -74,6 +74,8 @@ def build_app(ctx: ProxyContext) -> Starlette:
         *_pages.routes(ctx),
         Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
     ]
+    hub = _streams.hub_of(ctx)
+    track_streams(lambda: (hub.clients, hub.events_sent, hub.events_dropped))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

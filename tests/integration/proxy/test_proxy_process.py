@@ -69,15 +69,23 @@ def test_it_serves_on_the_port_it_got_and_answers_nobody_without_credentials(
     assert not record.exists()  # it removes what it wrote
 
 
-@pytest.mark.stack(proxy={"listen": "0.0.0.0:0"})
 def test_it_will_not_listen_off_loopback_without_tls(stack: Stack) -> None:
+    merge_into_config(stack.config_dir, {"proxy": {"listen": "0.0.0.0:0"}})
+    why = "proxy.listen: '0.0.0.0:0' is not on loopback: set tls_certificate and tls_key"
     done = subprocess.run(
         proxy_command(stack), capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 2
-    assert "proxy.listen: '0.0.0.0:0' is not on loopback: set tls_certificate and tls_key" in (
-        done.stderr
+    assert why in done.stderr
+    check = subprocess.run(
+        [sys.executable, "-m", "plantd.cli", "--config", str(stack.config_dir), "config", "check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
+    assert check.returncode != 0
+    assert why in check.stderr + check.stdout
 
 
 def test_a_taken_port_is_named(stack: Stack) -> None:
