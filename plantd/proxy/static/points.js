@@ -60,10 +60,17 @@
     return row;
   }
 
-  function insertSorted(row) {
+  function insertSorted(row) { // by topic; a binary search, as a plant may have thousands
     const body = document.getElementById("point-rows");
-    const after = [...body.children].find((tr) => tr.dataset.topic > row.topic);
-    body.insertBefore(row.tr, after || null);
+    const children = body.children;
+    let low = 0;
+    let high = children.length;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (children[middle].dataset.topic < row.topic) low = middle + 1;
+      else high = middle;
+    }
+    body.insertBefore(row.tr, children[low] || null);
   }
 
   function setWritable(row) {
