@@ -37,7 +37,8 @@ class ProxyConfig:
     one address within ``login_window``, further attempts are refused for the rest of the
     window (HTTP 429). Each stream client may fall ``stream_queue`` events behind before the
     oldest are dropped (and a gap is reported to it). ``hil_results`` is where the app looks
-    for ``plant hil run --json`` results (None: ``<paths.data>/hil``).
+    for HIL results, JUnit XML files (``plant hil run --junit DIR/NAME.xml``; None:
+    ``<paths.data>/hil``).
     """
 
     listen: str = "127.0.0.1:8080"

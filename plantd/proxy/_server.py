@@ -72,7 +72,11 @@ def build_app(ctx: ProxyContext) -> Starlette:
         *_streams.routes(ctx),
         *_insight.routes(ctx),
         *_pages.routes(ctx),
-        Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static"),
+        Mount(
+            "/static",
+            _LongLived(StaticFiles(directory=STATIC_DIR, check_dir=False)),
+            name="static",
+        ),
     ]
     hub = _streams.hub_of(ctx)
     track_streams(lambda: (hub.clients, hub.events_sent, hub.events_dropped))
@@ -127,6 +131,25 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     log.error("proxy: %s %s failed: %r", request.method, request.url.path, exc, exc_info=exc)
     problem = Problem(500, "the proxy failed to answer this request; its log says why")
     return problem_response(problem, request)
+
+
+class _LongLived:
+    """Static files may be cached for a year: the pages name them with ``?v=<hash of the
+    files>``, so a new version is a new URL."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_cached(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 200:
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"cache-control", b"public, max-age=31536000, immutable"),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_cached)
 
 
 class SecurityHeaders:
