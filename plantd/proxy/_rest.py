@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import json
 import logging
 import urllib.request
@@ -141,7 +142,11 @@ class _Api:
         asked = "application/openmetrics-text" if "openmetrics" in accept else "text/plain"
         try:
             media_type, body = await asyncio.to_thread(_fetch, url, asked)
-        except (OSError, ValueError) as exc:  # URLError, HTTPError and timeouts are OSErrors
+        except (
+            OSError,
+            ValueError,
+            http.client.HTTPException,
+        ) as exc:  # URLError, timeouts: OSError
             raise Problem(
                 503,
                 f"the logger's metrics at {url} could not be read: {exc}",
