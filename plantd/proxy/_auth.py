@@ -244,6 +244,8 @@ def routes(ctx: ProxyContext) -> list[BaseRoute]:
                 headers=_NO_STORE,
             )
         state.throttle.succeeded(principal, address)
+        if previous := request.cookies.get(COOKIE):  # a new login never keeps an old cookie
+            await asyncio.to_thread(state.accounts.close_session, previous)
         secret, session = await asyncio.to_thread(state.accounts.open_session, principal)
         log.info("login: %s from %s", principal, address, extra=fields)
         response = JSONResponse(

@@ -154,6 +154,18 @@ async def test_login_answers_who_and_sets_the_session_cookie(
     }
 
 
+async def test_a_new_login_ends_the_session_of_the_cookie_it_replaces(
+    client: httpx.AsyncClient,
+) -> None:
+    assert (await login(client, "alice")).status_code == 200
+    first = client.cookies[COOKIE]
+    assert (await login(client, "bob")).status_code == 200
+    assert client.cookies[COOKIE] != first
+    assert (await client.get("/api/v1/me")).json()["principal"] == "user.bob"
+    client.cookies.set(COOKIE, first)
+    assert (await client.get("/api/v1/me")).status_code == 401
+
+
 async def test_nobody_is_401_with_a_problem(client: httpx.AsyncClient) -> None:
     answer = await client.get("/api/v1/me")
     assert answer.status_code == 401
