@@ -4,6 +4,7 @@ manual clock."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -252,6 +253,17 @@ async def test_failed_logins_for_a_person_are_throttled_until_the_window_frees(
         assert (await login(client, "bob")).status_code == 200  # others are not held up
         await clock.advance(WINDOW - 30)
         assert (await login(client, "alice")).status_code == 200
+
+
+async def test_logins_sent_all_at_once_get_no_more_tries(ctx: ProxyContext) -> None:
+    """Each attempt is counted before its password is checked (in a thread): a burst of
+    guesses cannot all be checked before the first failure is recorded."""
+    async with connect(ctx, "192.0.2.40") as client:
+        answers = await asyncio.gather(
+            *(login(client, "alice", f"guess-number-{n}") for n in range(12))
+        )
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [401] * ATTEMPTS + [429] * (12 - ATTEMPTS)
 
 
 async def test_failed_logins_from_an_address_are_throttled(
