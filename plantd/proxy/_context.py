@@ -85,6 +85,20 @@ class ProxyContext:
             )
         return access
 
+    def request_body(
+        self, user: User, service: str, operation: str, params: dict[str, Json] | None
+    ) -> list[bytes]:
+        """The MDP body of a call for ``user`` (checked first; ``@principal`` first when
+        delegating); a 403 or 404 :class:`Problem` when it may not or cannot be made."""
+        self.check(user, service, operation)
+        try:
+            body = encode_call(operation, params)
+        except ValueError as exc:
+            raise Problem(404, str(exc), code="proxy.unknown-operation") from None
+        if self.delegate and not service.startswith("mmi."):
+            body = [b"@" + user.principal.encode(), *body]
+        return body
+
     async def call(
         self,
         user: User,
@@ -95,13 +109,7 @@ class ProxyContext:
         timeout: float | None = None,
     ) -> Json:
         """``operation`` on ``service`` for ``user``; a failure raises a :class:`Problem`."""
-        self.check(user, service, operation)
-        try:
-            body = encode_call(operation, params)
-        except ValueError as exc:
-            raise Problem(404, str(exc), code="proxy.unknown-operation") from None
-        if self.delegate and not service.startswith("mmi."):
-            body = [b"@" + user.principal.encode(), *body]
+        body = self.request_body(user, service, operation, params)
         wait = self.config.proxy.request_timeout if timeout is None else timeout
         try:
             reply = await self.client.request(service, *body, timeout=wait, retries=0)

@@ -10,6 +10,7 @@ sees what ``plant call`` would.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from starlette.requests import Request
@@ -145,9 +146,17 @@ def from_service_error(error: ServiceError) -> Problem:
     return Problem(status_of(error.code), error.message, code=error.code, service=error.service)
 
 
+class _ProblemJSON(JSONResponse):
+    """ASCII-escaped JSON: a service's message may hold anything, a lone surrogate too, and
+    an error answer must never fail to encode."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def problem_response(problem: Problem, request: Request | None = None) -> Response:
     instance = request.url.path if request is not None else None
-    return JSONResponse(
+    return _ProblemJSON(
         problem.as_dict(instance),
         status_code=problem.status,
         headers=problem.headers,

@@ -46,7 +46,7 @@ from plantd.proxy._catalogue import (
 from plantd.proxy._context import ProxyContext, User
 from plantd.proxy._openapi import REST_PATHS, document
 from plantd.proxy._problems import Problem, from_service_error
-from plantd.service._codec import Json, decode_reply, encode_call
+from plantd.service._codec import Json, decode_reply
 
 __all__ = [
     "HEALTH_SERVICE",
@@ -232,12 +232,10 @@ class _Api:
     async def _collect(
         self, user: User, service: str, operation: str, params: dict[str, Json]
     ) -> list[Json]:
-        """Every part of a streaming operation, called for ``user`` as ``ctx.call`` calls."""
+        """Every part of a streaming operation, called for ``user`` as ``ctx.call`` calls
+        (the same body: checked, and delegated)."""
         ctx = self.ctx
-        ctx.check(user, service, operation)
-        body = encode_call(operation, params)  # the name is checked: no ValueError
-        if ctx.delegate:
-            body = [b"@" + user.principal.encode(), *body]
+        body = ctx.request_body(user, service, operation, params)
         wait = ctx.config.proxy.request_timeout
         results: list[Json] = []
         size = 0
