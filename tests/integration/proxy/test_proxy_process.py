@@ -104,6 +104,14 @@ def test_a_taken_port_is_named(stack: Stack) -> None:
 
 @pytest.mark.stack(security={"mode": "curve"})
 def test_https_with_the_device_certificate(stack: Stack) -> None:
+    made = subprocess.run(
+        [sys.executable, "-m", "plantd.cli", "--config", str(stack.config_dir), "keys", "init"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
     config = load_config(stack.config_dir)
     keys = config.security.keys_dir(config.source_dir)
     certificate = keys / "tls" / "device.crt"
