@@ -52,6 +52,7 @@ from plantd.clock import Clock
 from plantd.proxy._auth import require
 from plantd.proxy._context import ProxyContext
 from plantd.proxy._events import KEEPALIVE, decode_message, gap_event
+from plantd.proxy._openapi import problems
 from plantd.proxy._problems import Problem
 from plantd.security import Credentials, secure
 from plantd.security._refusals import RefusalWatch
@@ -475,12 +476,10 @@ def routes(ctx: ProxyContext) -> list[BaseRoute]:
     return [Route("/api/v1/stream", stream, methods=["GET"], name="stream")]
 
 
-_PROBLEM = {"application/problem+json": {"schema": {"type": "object"}}}
-
 OPENAPI_PATHS: dict[str, Any] = {
     "/api/v1/stream": {
         "get": {
-            "operationId": "stream",
+            "operationId": "proxy.stream",
             "summary": "Follow bus topics as Server-Sent Events",
             "description": (
                 "A `text/event-stream` of every bus message whose topic starts with one of the "
@@ -492,7 +491,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "silence. `id` counts bus messages across the proxy. The stream never ends by "
                 "itself."
             ),
-            "tags": ["streams"],
+            "tags": ["proxy"],
             "x-plantd-access": "read",
             "parameters": [
                 {
@@ -523,9 +522,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                     "description": "The stream, until the client leaves or the proxy stops.",
                     "content": {"text/event-stream": {"schema": {"type": "string"}}},
                 },
-                "400": {"description": "No topic, too many, or a bad one.", "content": _PROBLEM},
-                "401": {"description": "Not logged in.", "content": _PROBLEM},
-                "403": {"description": "No read access.", "content": _PROBLEM},
+                **problems(400, 401, 403, 503),
             },
         }
     }
