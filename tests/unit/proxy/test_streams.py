@@ -481,6 +481,21 @@ async def test_a_client_that_stops_reading_holds_up_neither_the_hub_nor_the_othe
     assert streams.clients == 0
 
 
+async def test_a_client_that_leaves_while_a_write_to_it_hangs_is_removed(
+    ctx: ProxyContext, clock: ManualClock
+) -> None:
+    streams = hub_of(ctx)
+    conn = Connection(app(ctx), "topic=data.")
+    await clock.settle()
+    conn.gate.clear()
+    streams.dispatch([b"data.m", batch({"p": 1.0})])
+    await clock.advance(WRITE_INTERVAL)  # its task is now stuck in the write
+    conn.leave()
+    await asyncio.wait_for(conn.task, 5)
+    assert (streams.clients, streams.subscriptions) == (0, {})
+    assert streams.events_sent == 0
+
+
 async def test_stopping_the_hub_ends_every_stream(ctx: ProxyContext, clock: ManualClock) -> None:
     streams = hub_of(ctx)
     conn = Connection(app(ctx), "topic=data.")
