@@ -100,7 +100,8 @@ def test_live_table_follows_a_simulated_device(
     screen = open_page(DESKTOP)
     page = screen.page
     screen.log_in("user.otto", "/points")
-    row = page.locator(row_selector(SETPOINT))
+    expect(page.get_by_test_id("points-table")).to_be_visible()
+    row = page.get_by_test_id("points-table").locator(row_selector(SETPOINT))
     expect(row).to_be_visible()
     expect(row.get_by_test_id("point-value")).to_have_attribute("data-value", re.compile("."))
     expect(page.get_by_test_id("stream-status")).to_have_attribute("data-state", "live")
