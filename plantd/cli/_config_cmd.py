@@ -16,14 +16,10 @@ import yaml
 from plantd.cli._common import OUTPUT_OPTIONS, cli_config, emit
 from plantd.config import (
     CONFIG_FILE,
-    MODULES_DIR,
-    check_modules_dir,
     env_override_names,
-    load_config,
     resolve_config_dir,
     to_data,
 )
-from plantd.errors import ConfigError
 
 __all__ = ["register"]
 
@@ -52,26 +48,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from plantd.configcheck import check_directory
+
     explicit = Path(args.config) if args.config else None
-    config_dir = resolve_config_dir(explicit, args.environ)
-    problems: list[str] = []
-    try:
-        load_config(config_dir, args.environ)
-    except ConfigError as exc:
-        problems.extend(exc.problems)
-    checked: list[str] = []
-    if config_dir is not None and config_dir.is_dir():
-        config_dir = config_dir.absolute()
-        if (config_dir / CONFIG_FILE).exists():
-            checked.append(CONFIG_FILE)
-        modules, module_problems = check_modules_dir(config_dir)
-        checked.extend(f"{MODULES_DIR}/{module.name}" for module in modules)
-        problems.extend(module_problems)
-        if not module_problems:
-            problems.extend(_driver_problems(modules))
-        sinks, sink_problems = _check_sinks(config_dir)
-        checked.extend(sinks)
-        problems.extend(sink_problems)
+    check = check_directory(resolve_config_dir(explicit, args.environ), args.environ)
+    config_dir, problems, checked = check.config_dir, check.problems, check.files
     environment = env_override_names(args.environ)
     where = str(config_dir) if config_dir is not None else None
     if problems:
@@ -83,43 +64,6 @@ def run_check(args: argparse.Namespace) -> int:
     summary = {"ok": True, "config_dir": where, "files": checked, "environment": environment}
     emit(args, summary, _ok_line(config_dir, checked, environment))
     return 0
-
-
-def _driver_problems(modules: list[Path]) -> list[str]:
-    """Each module file read with its driver's full schema, as ``plant module run`` reads it."""
-    from plantd.module import load_driver, parse_module_file, read_driver_name
-
-    problems: list[str] = []
-    for path in modules:
-        try:
-            driver = load_driver(read_driver_name(path), source=str(path))
-            parse_module_file(path, driver.config_type)
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-    return problems
-
-
-def _check_sinks(config_dir: Path) -> tuple[list[str], list[str]]:
-    """Every ``sinks.d/*.yaml`` read as ``plant sink run`` reads it."""
-    from plantd.sinks import SINKS_DIR, load_sink
-
-    directory = config_dir / SINKS_DIR
-    if not directory.is_dir():
-        return [], []
-    try:
-        config = load_config(config_dir, {})
-    except ConfigError:
-        return [], []  # already reported; sinks need a valid plantd.yaml to be read
-    checked, problems = [], []
-    for path in sorted(directory.glob("*.yaml")):
-        if path.name.startswith("."):
-            continue
-        checked.append(f"{SINKS_DIR}/{path.name}")
-        try:
-            load_sink(config, path.stem)
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-    return checked, problems
 
 
 def _ok_line(config_dir: Path | None, files: list[str], environment: list[str]) -> str:

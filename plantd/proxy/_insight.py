@@ -29,8 +29,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from plantd.config import MODULES_DIR, check_modules_dir, load_config
-from plantd.errors import ConfigError
 from plantd.proxy._auth import require
 from plantd.proxy._context import ProxyContext
 from plantd.proxy._openapi import problems as problem_responses
@@ -80,29 +78,16 @@ def split_problem(text: str) -> dict[str, Any]:
 
 
 def check_config_dir(config_dir: Path | None) -> dict[str, Any]:
-    """What ``plant config check`` finds in ``config_dir`` (None: built-in defaults)."""
-    from plantd.cli._config_cmd import _check_sinks, _driver_problems
+    """What ``plant config check`` finds in ``config_dir`` (None: built-in defaults), without
+    the proxy's environment overrides (its environment is not the technician's shell)."""
+    from plantd.configcheck import check_directory
 
-    problems: list[str] = []
-    try:
-        load_config(config_dir, {})
-    except ConfigError as exc:
-        problems.extend(exc.problems)
-    files: list[str] = []
-    if config_dir is not None and config_dir.is_dir():
-        modules, module_problems = check_modules_dir(config_dir)
-        files.extend(f"{MODULES_DIR}/{path.name}" for path in modules)
-        problems.extend(module_problems)
-        if not module_problems:
-            problems.extend(_driver_problems(modules))
-        sinks, sink_problems = _check_sinks(config_dir)
-        files.extend(sinks)
-        problems.extend(sink_problems)
+    check = check_directory(config_dir, {})
     return {
-        "ok": not problems,
+        "ok": check.ok,
         "config_dir": str(config_dir) if config_dir is not None else None,
-        "files": files,
-        "problems": [split_problem(problem) for problem in problems],
+        "files": check.files,
+        "problems": [split_problem(problem) for problem in check.problems],
     }
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from plantd.errors import ServiceError
+from plantd.errors import PlantdError, ServiceError
 
 __all__ = [
     "PROBLEM_TYPE",
@@ -92,7 +92,7 @@ def status_of(code: str) -> int:
     return 502
 
 
-class Problem(Exception):
+class Problem(PlantdError):
     """An error answer. ``headers`` go with it (``WWW-Authenticate``, ``Retry-After``);
     ``extra`` members are added to the JSON object (RFC 9457 extension members)."""
 

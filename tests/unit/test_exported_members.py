@@ -21,9 +21,10 @@ PUBLIC = {
     "plantd.security": [
         "ACTIONS", "BROKER", "KINDS", "PUBLIC_SUFFIX", "REVOKED_DIR", "SECRET_SUFFIX",
         "SERVICES", "UNKNOWN_PRINCIPAL", "ZAP_ENDPOINT", "AuditAction", "AuditEvent",
-        "CallDecision", "Connections", "Credentials", "Entry", "Gatekeeper", "Grants",
-        "Identity", "KeyFile", "KeyRing", "KeySet", "Listed", "Policy", "answer",
-        "assume_identity", "check_principal", "current_identity", "fingerprint", "generate",
+        "CallDecision", "Connections", "Credentials", "DeviceCertificate", "Entry",
+        "Gatekeeper", "Grants", "Identity", "KeyFile", "KeyRing", "KeySet", "Listed", "Policy",
+        "answer", "assume_identity", "check_principal", "current_identity",
+        "ensure_device_certificate", "fingerprint", "generate",
         "kind_grants", "load_keyring", "local_principals", "principal_kind", "read_key_file",
         "secret_key_path", "secure", "service_identity", "use_identity", "user_identity",
         "write_key_file",

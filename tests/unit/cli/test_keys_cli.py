@@ -62,6 +62,7 @@ LOCAL = [
     "service.sim",
     "service.logger",
     "service.modules",
+    "service.proxy",
     "module.pump1",
 ]
 
@@ -74,12 +75,16 @@ def test_init_makes_every_key_then_has_nothing_to_do(
 ) -> None:
     assert plant(etc, "keys", "init", "--admin", "alice") == 0
     out, err = capsys.readouterr()
-    assert out.splitlines() == [
+    *made, certificate, where = out.splitlines()
+    assert made == [
         "broker: new key pair",
         *(f"{p}: new key pair" for p in LOCAL),
         "user.alice: new key pair",
-        f"(keys in {keys}, secrets in {secrets})",
     ]
+    assert certificate.startswith("tls: new device certificate for ")
+    assert "localhost, 127.0.0.1, ::1" in certificate
+    assert certificate.endswith(f"({keys / 'tls' / 'device.crt'})")
+    assert where == f"(keys in {keys}, secrets in {secrets})"
     assert err == ""
     ring = load_keyring(keys)
     assert set(ring.by_principal) == {*LOCAL, "user.alice"}
@@ -94,11 +99,10 @@ def test_init_json(
     etc: Path, keys: Path, secrets: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     report = plant_json(etc, capsys, "keys", "init")
-    assert report == {
-        "keys": str(keys),
-        "secrets": str(secrets),
-        "done": ["broker: new key pair", *(f"{p}: new key pair" for p in LOCAL)],
-    }
+    *made, certificate = report.pop("done")
+    assert report == {"keys": str(keys), "secrets": str(secrets)}
+    assert made == ["broker: new key pair", *(f"{p}: new key pair" for p in LOCAL)]
+    assert certificate.startswith("tls: new device certificate for ")
     assert plant_json(etc, capsys, "keys", "init")["done"] == []
 
 
