@@ -173,11 +173,16 @@ def _token_create(args: argparse.Namespace) -> int:
     finally:
         accounts.close()
     until = "never expires" if info.expires is None else f"expires {_when(info.expires)}"
-    emit(
-        args,
-        {**_token_fields(info), "token": secret},
-        f"token {info.id} for {principal} ({info.name}), {until}:\n{secret}\n"
-        "Keep it now: it is not shown again. Send it as: Authorization: Bearer <token>",
+    if args.json:
+        emit(args, {**_token_fields(info), "token": secret}, "")
+        return 0
+    # The secret alone on stdout, so that TOKEN=$(plant proxy token create …) works; what it
+    # is and how to keep it on stderr, where a person still reads it.
+    print(secret)
+    print(
+        f"token {info.id} for {principal} ({info.name}), {until}. Keep it now: it is not "
+        "shown again. Send it as: Authorization: Bearer <token>",
+        file=sys.stderr,
     )
     return 0
 
