@@ -7,7 +7,6 @@ Each section is a frozen dataclass whose defaults are the appliance defaults
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Annotated, Literal
 from plantd.config._historian import HistorianConfig
 from plantd.config._location import KeyPath
 from plantd.config._markers import INTERNAL, Check, Duration, Ge, Gt, Le, Size
+from plantd.config._network import is_loopback_host
 from plantd.config._observability import LoggerConfig, MetricsConfig
 from plantd.config._proxy import ProxyConfig
 from plantd.config._security import SecurityConfig
@@ -74,16 +74,7 @@ def is_loopback_endpoint(endpoint: str) -> bool:
     if scheme != "tcp":
         return True
     match = _TCP.fullmatch(rest)
-    return match is not None and _is_loopback(match["host"].strip("[]"))
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name or an interface name: it may not be loopback
+    return match is not None and is_loopback_host(match["host"].strip("[]"))
 
 
 Endpoint = Annotated[str, Check(endpoint_problem)]

@@ -6,7 +6,6 @@ In the config package for the same reason as ``historian:``: :class:`PlantdConfi
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,22 +13,14 @@ from typing import TYPE_CHECKING, Annotated
 
 from plantd.config._location import KeyPath
 from plantd.config._markers import Duration, Ge, Gt, Le, Size
+from plantd.config._network import parse_listen
 
 if TYPE_CHECKING:
     from plantd.config._model import PathsConfig
 
-__all__ = ["LoggerConfig", "MetricsConfig", "parse_listen"]
+__all__ = ["LoggerConfig", "MetricsConfig"]
 
 _DAY = 86_400.0
-_LISTEN = re.compile(r"(?P<host>\[[^\]]*\]|[^:\[\]]+):(?P<port>\d{1,5})", re.ASCII)
-
-
-def parse_listen(listen: str) -> tuple[str, int] | None:
-    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) as (host, port); None if it is not one."""
-    match = _LISTEN.fullmatch(listen)
-    if match is None or int(match["port"]) > 65_535:
-        return None
-    return match["host"].strip("[]"), int(match["port"])
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,6 @@ In the config package for the same reason as ``historian:``: :class:`PlantdConfi
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from plantd.config._location import KeyPath
 from plantd.config._markers import Duration, Ge, Gt, Le
-from plantd.config._observability import parse_listen
+from plantd.config._network import is_loopback_host, parse_listen
 
 if TYPE_CHECKING:
     from plantd.config._model import PathsConfig
@@ -81,7 +80,7 @@ class ProxyConfig:
                 ("listen",),
                 f"expected HOST:PORT (port 0 to 65535, 0 for any free port), got {self.listen!r}",
             )
-        elif not self.tls and not _is_loopback(address[0]):
+        elif not self.tls and not is_loopback_host(address[0]):
             yield (
                 ("listen",),
                 f"{self.listen!r} is not on loopback: set tls_certificate and tls_key first "
@@ -90,12 +89,3 @@ class ProxyConfig:
         if (self.tls_certificate is None) != (self.tls_key is None):
             missing = "tls_key" if self.tls_key is None else "tls_certificate"
             yield ((missing,), "tls_certificate and tls_key go together: set both or neither")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -15,11 +15,10 @@ import json
 import re
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -30,6 +29,7 @@ from plantd.security import use_identity, user_identity
 from plantd.testing import ManagedProcess, wait_for_workers
 from plantd.testing._processes import make_keys
 from tests.conftest import Stack, make_stack
+from tests.integration.observability.conftest import until
 
 ROOT = Path(__file__).resolve().parents[3]
 PLANT = ROOT / "hil" / "plants" / "pump-station.yaml"
@@ -40,20 +40,6 @@ PEOPLE = {
     "user.otto": ("operator", "otto-battery-staple-2"),
     "user.vera": ("viewer", "vera-tr0ub4dor-and-3"),
 }
-
-T = TypeVar("T")
-
-
-def until(condition: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
-    """The first true value of ``condition()``, polled until ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:g} s: {what}")
-        time.sleep(0.05)
 
 
 @dataclass
