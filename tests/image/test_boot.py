@@ -61,6 +61,10 @@ PROVISION = """\
 hostname: pump-station-3
 plantd:
   logging: {level: info}
+  proxy:  # the whole plantd.yaml is replaced: keep the web app on the network, over HTTPS
+    listen: "[::]:8443"
+    tls_certificate: /etc/plantd/keys/tls/device.crt
+    tls_key: /var/lib/plantd/secrets/device.tls_key
 modules:
   demo:
     driver: fake
