@@ -48,6 +48,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from plantd.config import ACCESS_LEVELS, Access
 from plantd.proxy._accounts import Accounts, SessionInfo, TokenInfo
 from plantd.proxy._context import ProxyContext, User
+from plantd.proxy._metrics import LOGINS
 from plantd.proxy._problems import Problem, problem_response
 from plantd.proxy._throttle import LoginThrottle
 
@@ -212,6 +213,7 @@ def routes(ctx: ProxyContext) -> list[BaseRoute]:
         fields = {"principal": principal, "address": address}
         wait = state.throttle.attempt(principal, address)
         if wait is not None:
+            LOGINS.labels("throttled").inc()
             log.warning(
                 "login throttled: %s from %s (retry in %d s)",
                 principal,
@@ -230,6 +232,7 @@ def routes(ctx: ProxyContext) -> list[BaseRoute]:
         roles = ctx.people.roles(principal)
         if not right or roles is None:
             why = "not an admitted person" if roles is None else "wrong password"
+            LOGINS.labels("refused").inc()
             log.warning(
                 "login failed: %s from %s (%s)",
                 principal,
@@ -247,6 +250,7 @@ def routes(ctx: ProxyContext) -> list[BaseRoute]:
         if previous := request.cookies.get(COOKIE):  # a new login never keeps an old cookie
             await asyncio.to_thread(state.accounts.close_session, previous)
         secret, session = await asyncio.to_thread(state.accounts.open_session, principal)
+        LOGINS.labels("ok").inc()
         log.info("login: %s from %s", principal, address, extra=fields)
         response = JSONResponse(
             {

@@ -31,6 +31,7 @@ from plantd.proxy._context import ProxyContext
 from plantd.proxy._people import RELOAD_INTERVAL, People
 from plantd.proxy._problems import Problem, problem_response
 from plantd.security import KeySet, use_identity
+from plantd.telemetry import REGISTRY
 from plantd.testing import ManualClock, capture_logs, write_config
 
 ATTEMPTS = 3
@@ -451,3 +452,19 @@ def test_the_openapi_paths_are_the_routes(ctx: ProxyContext) -> None:
                 assert status.isdigit()
                 assert response["description"]
     assert OPENAPI_PATHS["/api/v1/login"]["post"]["security"] == []
+
+
+# -- metrics ---------------------------------------------------------------------------------------
+
+
+def logins(result: str) -> float:
+    return REGISTRY.get_sample_value("plantd_proxy_logins_total", {"result": result}) or 0.0
+
+
+async def test_logins_are_counted_by_result(client: httpx.AsyncClient) -> None:
+    ok, refused = logins("ok"), logins("refused")
+    assert (await login(client, "alice", "not her password")).status_code == 401
+    assert (await login(client, "nobody-at-all", "whatever-it-is")).status_code == 401
+    assert (await login(client, "alice")).status_code == 200
+    assert logins("refused") == refused + 2
+    assert logins("ok") == ok + 1
