@@ -97,6 +97,10 @@ def ensure_device_certificate(
     wanted += [name for name in _LOOPBACK_NAMES if name not in wanted]
     certificate_pem, key_pem = _make(wanted, moment)
     _write(key_path, key_pem, 0o600, owner)
+    # The certificate is public, and its folder too: under plantd-keys' UMask=0077 a plain
+    # mkdir would leave it 0700 root, and the proxy (user plantd) could not read it.
+    certificate_path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(certificate_path.parent, 0o755)
     _write(certificate_path, certificate_pem, 0o644, None)
     x509.load_pem_x509_certificate(certificate_pem)  # what was written reads back
     return DeviceCertificate(certificate_path, key_path, tuple(wanted), made=True)

@@ -60,6 +60,18 @@ def test_a_self_signed_p256_certificate_for_the_device_names(dirs: tuple[Path, P
     assert b"PRIVATE" not in made.certificate.read_bytes()
 
 
+def test_the_certificate_folder_is_readable_whatever_the_umask(dirs: tuple[Path, Path]) -> None:
+    """plantd-keys runs with UMask=0077; the proxy, another user, must reach the certificate."""
+    keys, secrets = dirs
+    previous = os.umask(0o077)
+    try:
+        made = ensure_device_certificate(keys, secrets, ["plant-7"], now=NOW)
+    finally:
+        os.umask(previous)
+    assert mode(made.certificate.parent) == 0o755
+    assert mode(made.certificate) == 0o644
+
+
 def test_the_default_names_are_the_hostname_its_mdns_name_and_loopback() -> None:
     assert device_names("plant-7") == ["plant-7", "plant-7.local", "localhost", "127.0.0.1", "::1"]
     assert device_names("pi.example.com") == [
