@@ -40,6 +40,9 @@ async def run_proxy(config: PlantdConfig, environ: Mapping[str, str] | None = No
 
 
 def _serve(config: PlantdConfig, environ: dict[str, str], args: argparse.Namespace) -> int:
+    from plantd.proxy._server import check_tls
+
+    check_tls(config)  # a ConfigError: exit 2, named, not restarted
     asyncio.run(run_proxy(config, environ))
     return 0
 

@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import socket
+import ssl
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from plantd._runfiles import remove_run_record, write_run_record
 from plantd.config import PlantdConfig
+from plantd.errors import ConfigError
 from plantd.proxy._context import ProxyContext
 from plantd.proxy._problems import Problem, problem_response
 
@@ -51,6 +53,7 @@ __all__ = [
     "STATIC_DIR",
     "ProxyServer",
     "build_app",
+    "check_tls",
     "endpoints_path",
     "read_endpoints",
 ]
@@ -180,6 +183,28 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def check_tls(config: PlantdConfig) -> None:
+    """ConfigError naming the key when ``proxy.tls_certificate``/``tls_key`` cannot serve
+    (missing, unreadable, not PEM, not a pair): a fault no restart mends, so the service exits
+    2 (systemd does not restart it) instead of failing inside uvicorn every 2 s."""
+    settings = config.proxy
+    if settings.tls_certificate is None or settings.tls_key is None:
+        return
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(settings.tls_certificate, settings.tls_key)
+    except OSError as exc:
+        what = exc.strerror or str(exc)
+        if isinstance(exc, ssl.SSLError):
+            what = f"not a PEM certificate and its private key ({exc.reason or exc})"
+        raise ConfigError(
+            [
+                f"proxy.tls_certificate {settings.tls_certificate} / proxy.tls_key "
+                f"{settings.tls_key}: {what}"
+            ]
+        ) from None
 
 
 # -- the endpoints file ---------------------------------------------------------------------

@@ -138,3 +138,31 @@ def test_https_with_the_device_certificate(stack: Stack) -> None:
     assert answer.headers["strict-transport-security"].startswith("max-age=")
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{url}/api/v1/me")  # a self-signed certificate is not trusted by default
+
+
+@pytest.mark.parametrize("fault", ["missing", "not-pem"])
+def test_tls_files_that_cannot_serve_are_a_configuration_error(
+    stack: Stack, tmp_path: Path, fault: str
+) -> None:
+    certificate, key = tmp_path / "device.crt", tmp_path / "device.tls_key"
+    if fault == "not-pem":
+        certificate.write_text("not a certificate\n")
+        key.write_text("not a key\n")
+    merge_into_config(
+        stack.config_dir,
+        {
+            "proxy": {
+                "listen": "127.0.0.1:0",
+                "tls_certificate": str(certificate),
+                "tls_key": str(key),
+            }
+        },
+    )
+    done = subprocess.run(
+        proxy_command(stack), capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2  # systemd does not restart it: RestartPreventExitStatus=2
+    assert f"proxy.tls_certificate {certificate} / proxy.tls_key {key}: " in done.stderr
+    expected = "No such file or directory" if fault == "missing" else "not a PEM certificate"
+    assert expected in done.stderr
+    assert "Traceback" not in done.stderr
