@@ -61,7 +61,8 @@
       if (mine !== loading) return;
       const last = history.length ? history[history.length - 1].t : -Infinity;
       series = history.concat(series.filter((p) => p.t > last)); // live samples that came meanwhile
-      status.textContent = history.length + " samples from the historian" + (resolution === "minute" ? " (minute means)" : "");
+      const noun = history.length === 1 ? " sample" : " samples";
+      status.textContent = history.length + noun + " from the historian" + (resolution === "minute" ? " (minute means)" : "");
     } catch (err) {
       if (mine !== loading) return;
       status.textContent = "historian: " + Plantd.problemText(err);
