@@ -25,6 +25,11 @@ when the client disconnects or the hub stops; either way the client leaves the h
 subscriptions are released. A client that does
 not read blocks only its own task (the server's flow control), never the hub or the others.
 
+The audit trail's events (``event.audit.*``, published by the broker for every audited call
+and refusal) are as sensitive as the trail itself: a client of a person who may not query
+``org.plantd.Audit`` (only admins, by the built-in rules) never gets them, whatever prefix it
+asked for (``event.``, or none at all).
+
 The counters (:attr:`StreamHub.clients`, ``events_sent``, ``events_dropped``,
 ``bad_payloads``, ``messages``) are plain ints for the proxy's metrics; :func:`hub_of` gives
 the hub of a context.
@@ -74,6 +79,8 @@ KEEPALIVE_INTERVAL: Final = 15.0  # seconds of silence before a ": keepalive" co
 WRITE_INTERVAL: Final = 0.02  # seconds at least between two writes to one client
 MAX_TOPICS: Final = 32
 MAX_TOPIC_LENGTH: Final = 256
+AUDIT_TOPIC: Final = "event.audit."  # the broker publishes each audit record there
+AUDIT_SERVICE: Final = "org.plantd.Audit"
 _DRAIN: Final = 256  # bus messages taken in one go before the clients' tasks get a turn
 _CHECK_EVERY: Final = 1.0  # seconds of bus silence between looks at a refused CURVE key
 _OPENED: Final = b": stream open\n\n"  # flushes the headers: the client knows it is subscribed
@@ -85,9 +92,12 @@ log = logging.getLogger(__name__)
 class StreamClient:
     """One stream: its prefixes and the queue of encoded events the hub put there."""
 
-    def __init__(self, prefixes: tuple[str, ...], queue_size: int) -> None:
+    def __init__(
+        self, prefixes: tuple[str, ...], queue_size: int, *, sees_audit: bool = True
+    ) -> None:
         self.prefixes = prefixes
         self.queue_size = queue_size
+        self.sees_audit = sees_audit  # may it get the audit trail's events (event.audit.*)?
         self.sent = 0  # events handed to the connection
         self.dropped = 0  # events dropped, in all
         self.closed = False
@@ -177,11 +187,12 @@ class StreamHub:
         """ZeroMQ subscription → how many clients need it."""
         return dict(self._subscriptions)
 
-    def add(self, prefixes: tuple[str, ...]) -> StreamClient:
-        """A new client of ``prefixes`` (validated by :func:`parse_topics`)."""
+    def add(self, prefixes: tuple[str, ...], *, sees_audit: bool = True) -> StreamClient:
+        """A new client of ``prefixes`` (validated by :func:`parse_topics`); ``sees_audit``
+        False keeps ``event.audit.*`` from it, whatever its prefixes."""
         if self._stopped:
             raise Problem(503, "the proxy is shutting down", code="proxy.unavailable")
-        client = StreamClient(prefixes, self.queue_size)
+        client = StreamClient(prefixes, self.queue_size, sees_audit=sees_audit)
         self._clients.add(client)
         for prefix in prefixes:
             self._by_prefix.setdefault(prefix, set()).add(client)
@@ -235,6 +246,8 @@ class StreamHub:
             elif batch and prefix.startswith(inside):  # some points of the batch
                 for client in clients:
                     partial.setdefault(client, []).append(prefix)
+        if topic.startswith(AUDIT_TOPIC):  # who did what: only for who may read the audit
+            whole = {client for client in whole if client.sees_audit}
         if not whole and not partial:
             return 0  # another client's subscription brought it (data.pump10 for data.pump1)
         try:
@@ -390,16 +403,19 @@ class EventStream(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, hub: StreamHub, prefixes: tuple[str, ...]) -> None:
+    def __init__(
+        self, hub: StreamHub, prefixes: tuple[str, ...], *, sees_audit: bool = True
+    ) -> None:
         self.hub = hub
         self.prefixes = prefixes
+        self.sees_audit = sees_audit
         self.status_code = 200
         self.background = None
         # no-cache: a stream is never stored; X-Accel-Buffering: no reverse proxy holds it back
         self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        client = self.hub.add(self.prefixes)
+        client = self.hub.add(self.prefixes, sees_audit=self.sees_audit)
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             await send({"type": "http.response.body", "body": _OPENED, "more_body": True})
@@ -470,8 +486,12 @@ def routes(ctx: ProxyContext) -> list[BaseRoute]:
     hub = hub_of(ctx)
 
     async def stream(request: Request) -> Response:
-        require(request, "read")
-        return EventStream(hub, parse_topics(request.query_params.getlist("topic")))
+        user = require(request, "read")
+        # The audit trail's events are as sensitive as the trail: only those who may query
+        # org.plantd.Audit (admins, by the built-in rules) get them on a stream.
+        sees_audit = user.may(ctx.people.access_of(AUDIT_SERVICE, "query"))
+        topics = parse_topics(request.query_params.getlist("topic"))
+        return EventStream(hub, topics, sees_audit=sees_audit)
 
     return [Route("/api/v1/stream", stream, methods=["GET"], name="stream")]
 
@@ -488,8 +508,9 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "(`{topic, record}`: state., event., log., metrics. records), `gap` "
                 "(`{dropped: N}`: this client fell more than `proxy.stream_queue` events "
                 "behind and its oldest were dropped); a `: keepalive` comment after 15 s of "
-                "silence. `id` counts bus messages across the proxy. The stream never ends by "
-                "itself."
+                "silence. `id` counts bus messages across the proxy. The audit trail's events "
+                "(`event.audit.*`) reach only people who may query `org.plantd.Audit`. The "
+                "stream never ends by itself."
             ),
             "tags": ["proxy"],
             "x-plantd-access": "read",

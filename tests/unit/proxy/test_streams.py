@@ -40,6 +40,13 @@ from plantd.testing import ManualClock, write_config
 
 VIEWER = User("user.vera", frozenset({"viewer"}), frozenset({"read"}), "token", "t1")
 NOBODY_READS = User("user.nil", frozenset(), frozenset(), "token", "t2")
+ADMIN = User(
+    "user.ada",
+    frozenset({"admin"}),
+    frozenset({"read", "operate", "configure", "admin"}),
+    "token",
+    "t3",
+)
 STAMP = 1_800_000_000.25
 
 
@@ -214,6 +221,22 @@ def test_prefixes_select_topics_and_the_points_of_a_batch() -> None:
     assert points(stem) == [pump1, ["data.pump10.flow"]]
     assert points(other) == [["data.pump10.flow"]]
     assert taken(events) == []
+
+
+def test_the_audit_trails_events_reach_only_who_may_read_the_audit() -> None:
+    streams = hub()
+    admin = streams.add(("event.",), sees_audit=True)
+    viewer = streams.add(("event.",), sees_audit=False)
+    everything = streams.add(("",), sees_audit=False)
+    streams.dispatch([b"event.audit.call", encode_record({"principal": "user.otto"})])
+    streams.dispatch([b"event.sink.cloud.up", encode_record({"v": 1})])
+
+    def topics(client: Any) -> list[str]:
+        return [e["data"]["topic"] for e in taken(client)]
+
+    assert topics(admin) == ["event.audit.call", "event.sink.cloud.up"]
+    assert topics(viewer) == ["event.sink.cloud.up"]
+    assert topics(everything) == ["event.sink.cloud.up"]
 
 
 def test_a_prefix_longer_than_a_record_topic_does_not_match_it() -> None:
@@ -544,3 +567,19 @@ async def test_a_refused_stream_is_a_problem(
     if "bad%20one" in query:
         assert answer.json()["topic"] == "bad one"
     assert hub_of(ctx).clients == 0
+
+
+async def test_only_a_person_who_may_query_the_audit_gets_its_events(
+    ctx: ProxyContext, clock: ManualClock
+) -> None:
+    streams = hub_of(ctx)
+    viewer = Connection(app(ctx, VIEWER), "topic=event.")
+    admin = Connection(app(ctx, ADMIN), "topic=event.")
+    await clock.settle()
+    streams.dispatch([b"event.audit.call", encode_record({"principal": "user.otto"})])
+    await clock.advance(WRITE_INTERVAL)
+    assert [e["data"]["topic"] for e in admin.events()[1:]] == ["event.audit.call"]
+    assert viewer.events()[1:] == []
+    for conn in (viewer, admin):
+        conn.leave()
+        await asyncio.wait_for(conn.task, 5)
