@@ -22,7 +22,7 @@ from pathlib import Path
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-__all__ = ["connect", "migrate", "rollback", "transaction"]
+__all__ = ["connect", "connect_migrated", "migrate", "rollback", "transaction"]
 
 _BUSY_TIMEOUT_MS = 5000
 
@@ -55,6 +55,18 @@ def migrate(conn: sqlite3.Connection, migrations: Migrations) -> list[str]:
     if pending:
         migrations.apply(db)
     return pending
+
+
+def connect_migrated(path: Path, migrations: Migrations) -> sqlite3.Connection:
+    """:func:`connect` (writable), then :func:`migrate`; the connection is closed if either
+    fails (a store that cannot be brought up to date must not be half open)."""
+    conn = connect(path)
+    try:
+        migrate(conn, migrations)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 @contextmanager

@@ -46,7 +46,7 @@ from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from plantd._dbthread import DatabaseThread
-from plantd._sqlite import connect, migrate, transaction
+from plantd._sqlite import connect_migrated, transaction
 from plantd.clock import Clock
 from plantd.config import PlantdConfig
 
@@ -187,13 +187,7 @@ class Accounts:
         )
 
     def _open(self) -> sqlite3.Connection:
-        conn = connect(self.path)
-        try:
-            migrate(conn, MIGRATIONS)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        return connect_migrated(self.path, MIGRATIONS)
 
     def close(self) -> None:
         """Close the database (idempotent)."""

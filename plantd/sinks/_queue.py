@@ -59,7 +59,7 @@ from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from plantd._dbthread import DatabaseThread
-from plantd._sqlite import connect, migrate, transaction
+from plantd._sqlite import connect_migrated, transaction
 from plantd.bus import Sample, SampleValue, decode_batch, decode_sample, encode_batch, is_batch
 from plantd.sinks._lock import QueueLock
 
@@ -236,13 +236,7 @@ class DiskQueue:
             raise
 
     def _open(self) -> sqlite3.Connection:
-        conn = connect(self.path)
-        try:
-            migrate(conn, MIGRATIONS)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        return connect_migrated(self.path, MIGRATIONS)
 
     def _load(self, conn: sqlite3.Connection) -> None:
         self.counters.update(dict(conn.execute("SELECT name, value FROM counters")))
