@@ -35,6 +35,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from plantd.audit import AUDIT_SERVICE
 from plantd.config import Access
 from plantd.proxy._context import ProxyContext, User
 
@@ -107,7 +108,7 @@ def routes(ctx: ProxyContext) -> list[BaseRoute]:
     environment = _environment()
 
     def audit_access() -> Access:
-        return ctx.people.access_of("org.plantd.Audit", "query")
+        return ctx.people.access_of(AUDIT_SERVICE, "query")
 
     def render(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
         user: User | None = getattr(request.state, "user", None)

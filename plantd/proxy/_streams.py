@@ -51,6 +51,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from plantd._zmq import async_context
+from plantd.audit import AUDIT_SERVICE
 from plantd.bus._codec import BusDecodeError, is_batch
 from plantd.bus._sockets import _covering as zmq_subscription
 from plantd.clock import Clock
@@ -80,7 +81,6 @@ WRITE_INTERVAL: Final = 0.02  # seconds at least between two writes to one clien
 MAX_TOPICS: Final = 32
 MAX_TOPIC_LENGTH: Final = 256
 AUDIT_TOPIC: Final = "event.audit."  # the broker publishes each audit record there
-AUDIT_SERVICE: Final = "org.plantd.Audit"
 _DRAIN: Final = 256  # bus messages taken in one go before the clients' tasks get a turn
 _CHECK_EVERY: Final = 1.0  # seconds of bus silence between looks at a refused CURVE key
 _OPENED: Final = b": stream open\n\n"  # flushes the headers: the client knows it is subscribed
