@@ -77,6 +77,7 @@ class Policy:
         self._calls: dict[tuple[str | None, bytes, bytes], CallDecision] = {}
         self._serve: dict[tuple[str | None, bytes], bool] = {}
         self._publish: dict[tuple[str | None, bytes], bool] = {}
+        self._act_for: dict[tuple[str | None, str], str | None] = {}
 
     def admitted(self, principal: str) -> bool:
         """Whether ``principal`` holds an admitted key (the broker always does)."""
@@ -142,7 +143,19 @@ class Policy:
         )
 
     def check_act_for(self, principal: str | None, other: str) -> str | None:
-        """None if ``principal`` may call on behalf of ``other``, else why not."""
+        """None if ``principal`` may call on behalf of ``other``, else why not (cached, as
+        every decision: the proxy asks for each call it makes)."""
+        other = other[: _NAME_LIMIT * 2]  # a principal name is at most KIND. + 64
+        key = (principal, other)
+        if key in self._act_for:
+            return self._act_for[key]
+        refusal = self._decide_act_for(principal, other)
+        if len(self._act_for) >= _CACHE_LIMIT:
+            self._act_for.clear()
+        self._act_for[key] = refusal
+        return refusal
+
+    def _decide_act_for(self, principal: str | None, other: str) -> str | None:
         if not self.enforce:
             return None
         grants = None if principal is None else self.keyring.grants(principal)
