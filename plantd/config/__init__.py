@@ -28,6 +28,7 @@ from plantd.config._model import (
     BrokerConfig,
     BusConfig,
     ClientConfig,
+    ControlConfig,
     HistorianConfig,
     LoggerConfig,
     LoggingConfig,
@@ -45,6 +46,7 @@ from plantd.config._modules import (
     ModuleHeader,
     check_module_file,
     check_modules_dir,
+    reserved_by,
 )
 from plantd.config._schema import did_you_mean, parse_dataclass, to_data
 from plantd.config._security import (
@@ -70,6 +72,7 @@ __all__ = [
     "BusConfig",
     "Check",
     "ClientConfig",
+    "ControlConfig",
     "Duration",
     "Ge",
     "Gt",
@@ -100,6 +103,7 @@ __all__ = [
     "parse_dataclass",
     "parse_yaml",
     "read_yaml",
+    "reserved_by",
     "resolve_config_dir",
     "to_data",
 ]

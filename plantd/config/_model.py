@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
+from plantd.config._control import ControlConfig
 from plantd.config._historian import HistorianConfig
 from plantd.config._location import KeyPath
 from plantd.config._markers import INTERNAL, Check, Duration, Ge, Gt, Le, Size
@@ -25,6 +26,7 @@ __all__ = [
     "BrokerConfig",
     "BusConfig",
     "ClientConfig",
+    "ControlConfig",
     "HistorianConfig",
     "LoggerConfig",
     "LoggingConfig",
@@ -222,6 +224,7 @@ class PlantdConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    control: ControlConfig = field(default_factory=ControlConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     source_dir: Path | None = field(default=None, metadata=INTERNAL)
 

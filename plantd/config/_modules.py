@@ -25,6 +25,7 @@ __all__ = [
     "ModuleHeader",
     "check_module_file",
     "check_modules_dir",
+    "reserved_by",
 ]
 
 MODULES_DIR = "modules.d"
@@ -32,8 +33,14 @@ MODULES_DIR = "modules.d"
 # The name becomes the MDP service org.plantd.module.NAME, the unit plantd-module@NAME and the
 # bus topic prefix data.NAME., so it may not hold dots (they separate topic levels) or spaces.
 _MODULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*", re.ASCII)
-# Taken by the diagnostic Echo service (org.plantd.module.Echo), whose operations are reads.
-RESERVED_MODULE_NAMES = frozenset({"Echo"})
+# Taken by the diagnostic Echo service (org.plantd.module.Echo), whose operations are reads,
+# and by plantd-control's calculated points, published on data.calc.*.
+RESERVED_MODULE_NAMES = frozenset({"Echo", "calc"})
+
+
+def reserved_by(name: str) -> str:
+    """What has taken the reserved module name ``name``."""
+    return "plantd's Echo service" if name == "Echo" else "plantd-control's calculated points"
 
 
 def _driver_problem(driver: str) -> str | None:
@@ -59,7 +66,8 @@ def check_module_file(path: Path) -> list[str]:
         )
     elif path.stem in RESERVED_MODULE_NAMES:
         problems.append(
-            f"{path}: module name {path.stem!r} is taken by plantd's Echo service; rename the file"
+            f"{path}: module name {path.stem!r} is taken by {reserved_by(path.stem)}; "
+            "rename the file"
         )
     try:
         document = read_yaml(path)

@@ -43,6 +43,7 @@ from plantd.config import (
     ModuleHeader,
     parse_dataclass,
     read_yaml,
+    reserved_by,
 )
 from plantd.errors import ConfigError
 
@@ -61,7 +62,7 @@ M = TypeVar("M", bound="ModuleConfig")
 
 def _name_problem(name: str) -> str | None:
     if name in RESERVED_MODULE_NAMES:
-        return f"{name!r} is taken by plantd's Echo service; rename the file"
+        return f"{name!r} is taken by {reserved_by(name)}; rename the file"
     if _NAME.fullmatch(name):
         return None
     return f"expected letters, digits, '-' and '_' (it becomes a bus topic level), got {name!r}"

@@ -41,7 +41,7 @@ from plantd.security._tls import init_device_certificate
 __all__ = ["SERVICES", "KeySet", "Listed", "local_principals"]
 
 # The plantd services, each with a key of its own (the module host reports with "modules").
-SERVICES = ("state", "historian", "echo", "sim", "logger", "modules", "proxy")
+SERVICES = ("state", "historian", "echo", "sim", "logger", "modules", "proxy", "control")
 _FOLDERS = (("module", MODULES_DIR), ("sink", "sinks.d"))
 _PROBLEM = re.compile(r"(?P<path>.*?\.key)(?::\d+)?: (?P<why>.*)", re.DOTALL)
 

@@ -98,6 +98,13 @@ _SERVICES: dict[str, Grants] = {
     # broker checks and audits every such call as that person's); by itself it only learns
     # what each service offers, to build its routes.
     "proxy": Grants(call=(("*", "operations"),), act_for=("user.*",)),
+    # Alarms, calculated points and control loops (plantd-control): its loops and interlocks
+    # write to modules as an operator would, and every such write is audited as its own.
+    "control": Grants(
+        roles=frozenset({"operator"}),
+        serve=("org.plantd.Alarms", "org.plantd.Control"),
+        publish=("data.calc.", "event.alarm.", "event.control."),
+    ),
 }
 
 

@@ -20,6 +20,7 @@ def test_exports() -> None:
             "BusConfig",
             "Check",
             "ClientConfig",
+            "ControlConfig",
             "Duration",
             "Ge",
             "Gt",
@@ -50,6 +51,7 @@ def test_exports() -> None:
             "parse_dataclass",
             "parse_yaml",
             "read_yaml",
+            "reserved_by",
             "resolve_config_dir",
             "to_data",
         ]

@@ -70,7 +70,9 @@ def test_local_principals_are_the_services_modules_and_sinks(tmp_path: Path) -> 
         "sink.cloud",
     ]
     assert local_principals(None) == SERVICE_PRINCIPALS
-    assert SERVICES == ("state", "historian", "echo", "sim", "logger", "modules", "proxy")
+    assert SERVICES == (
+        "state", "historian", "echo", "sim", "logger", "modules", "proxy", "control"
+    )
 
 
 # -- init -----------------------------------------------------------------------------------------
