@@ -32,6 +32,7 @@ SERVICES = (
     "plantd-logger",
     "plantd-modules",
     "plantd-proxy",
+    "plantd-control",
 )
 MODULE = """\
 driver: fake

@@ -1,7 +1,8 @@
 """``plant up``: the local appliance stack in the foreground, for a checkout or a demo.
 
 Starts the processes systemd starts on the appliance (the broker; then the state service, the
-logger, the historian, the Echo worker, the modules and the proxy with its web app), each as
+logger, the historian, the Echo worker, the modules, plantd-control with its alarms and loops,
+and the proxy with its web app), each as
 its own child process with the same ``--config``, restarts any that dies (with capped
 backoff, as systemd's ``Restart=`` would), and stops them all in reverse order on Ctrl-C or
 SIGTERM.
@@ -130,6 +131,7 @@ def _stack(config_args: list[str], config_dir: Path | None) -> list[_Child]:
         _Child("echo", [*cli, "serve", "echo"]),
         *([_Child(f"modules {' '.join(hosted)}", [*cli, "module", "host"])] if hosted else []),
         *(_Child(f"module {name}", [*cli, "module", "run", name]) for name in isolated),
+        _Child("control", [python, "-m", "plantd.control", *config_args]),
         # Last: the web app is ready when the services it shows are.
         _Child("proxy", [python, "-m", "plantd.proxy", *config_args]),
     ]

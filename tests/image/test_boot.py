@@ -42,6 +42,7 @@ SERVICES = (
     "plantd-logger",
     "plantd-modules",
     "plantd-proxy",
+    "plantd-control",
 )
 # Whose secret keys the box holds, and who owns each (user.root: root's admin key for `plant`).
 SECRETS = {
@@ -51,6 +52,7 @@ SECRETS = {
     "service.logger": "plantd",
     "service.modules": "plantd",
     "service.proxy": "plantd",
+    "service.control": "plantd",
     "module.demo": "plantd",
     "user.root": "root",
 }

@@ -29,6 +29,7 @@ EXECUTABLES = (
     "plantd-logger",
     "plantd-sink",
     "plantd-proxy",
+    "plantd-control",
 )
 KEYS_INIT = "/usr/bin/flock /etc/plantd /opt/plantd/venv/bin/plant --config /etc/plantd keys init"
 MAX_EXPOSURE = 2.0
@@ -171,6 +172,7 @@ def test_the_module_host_with_every_worst_case_at_once_stays_at_most_2(
         "plantd-module@.service",
         "plantd-modules.service",
         "plantd-historian.service",
+        "plantd-control.service",
         "plantd-logger.service",
         "plantd-sink@.service",
     ],

@@ -32,4 +32,5 @@ ln -sf /opt/plantd/venv/bin/plant "$root/usr/local/bin/plant"
 echo "$PLANTD_IMAGE_VERSION" > "$root/opt/plantd/VERSION"
 
 systemctl --root="$root" enable plantd.target plantd-keys.service plantd-broker.service \
-    plantd-state.service plantd-historian.service plantd-logger.service plantd-proxy.service
+    plantd-state.service plantd-historian.service plantd-logger.service plantd-proxy.service \
+    plantd-control.service
