@@ -1,0 +1,218 @@
+"""Every configured alarm: samples and operator actions in, :class:`AlarmEvent` records out.
+
+Sans-IO: the process feeds it bus samples (``observe``), ticks it at :meth:`AlarmEngine.next_due`
+(on/off delays, shelve expiry), sets suppression from each alarm's evaluated ``suppress_when``,
+and passes operators' ack/shelve/unshelve through; it publishes each returned event on
+``event.alarm.<name>`` and hands the same events to the ``AlarmStore`` so the state outlives a
+restart (``AlarmEngine(alarms, store.load())``).
+
+Each alarm is an :class:`~plantd.control._alarm.Alarm` (the ISA-18.2 state machine) fed by a
+:class:`~plantd.control._conditions.Condition` (detection, deadband, delays). A snapshot is
+the record of an alarm's last transition (``transition`` None and ``seq`` 0 if it never had
+one); an event is a snapshot taken right after a transition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from plantd.bus import Sample, SampleValue
+from plantd.control._alarm import STATES, Alarm, AlarmError, State
+from plantd.control._alarm_config import AlarmConfig
+from plantd.control._conditions import Condition
+
+__all__ = ["RECORD_KEYS", "AlarmEngine", "AlarmEvent", "AlarmSnapshot"]
+
+RECORD_KEYS = (
+    "alarm", "point", "type", "priority", "message", "state", "active", "acknowledged",
+    "shelved", "shelved_until", "suppressed", "transition", "value", "limit", "time",
+    "sample_time", "by", "comment", "seq",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmSnapshot:
+    """An alarm's state as a record (the keys of ``event.alarm.<name>``)."""
+
+    alarm: str
+    point: str
+    type: str
+    priority: str
+    message: str
+    state: State
+    active: bool
+    acknowledged: bool
+    shelved: bool
+    shelved_until: float | None
+    suppressed: bool
+    transition: str | None
+    value: SampleValue
+    limit: float | None
+    time: float | None
+    sample_time: float | None
+    by: str
+    comment: str
+    seq: int
+
+    def to_record(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in RECORD_KEYS}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> AlarmSnapshot:
+        """The inverse of :meth:`to_record`; ValueError if ``record`` is not one."""
+        missing = [key for key in RECORD_KEYS if key not in record]
+        if missing:
+            raise ValueError(f"not an alarm record: missing {', '.join(missing)}")
+        if record["state"] not in STATES:
+            raise ValueError(f"not an alarm state: {record['state']!r}")
+        return cls(**{key: record[key] for key in RECORD_KEYS})
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmEvent(AlarmSnapshot):
+    """One transition of one alarm (``transition`` is always set)."""
+
+
+_S = TypeVar("_S", bound=AlarmSnapshot)
+
+
+@dataclass(slots=True)
+class _Entry:
+    config: AlarmConfig
+    alarm: Alarm
+    condition: Condition
+    time: float | None = None
+    transition: str | None = None
+    by: str = ""
+    comment: str = ""
+
+
+def _restore(config: AlarmConfig, snapshot: AlarmSnapshot | None) -> _Entry:
+    if snapshot is None:
+        alarm = Alarm(config.name, latch=config.latch)
+        return _Entry(config, alarm, Condition(config.detection))
+    alarm = Alarm(
+        config.name,
+        latch=config.latch,
+        state=snapshot.state,
+        shelved_until=snapshot.shelved_until,
+        suppressed=snapshot.suppressed,
+        seq=snapshot.seq,
+    )
+    condition = Condition(config.detection, active=alarm.condition)
+    condition.value, condition.sample_time = snapshot.value, snapshot.sample_time
+    entry = _Entry(config, alarm, condition, snapshot.time, snapshot.transition)
+    entry.by, entry.comment = snapshot.by, snapshot.comment
+    return entry
+
+
+class AlarmEngine:
+    def __init__(
+        self, alarms: Sequence[AlarmConfig], restored: Mapping[str, AlarmSnapshot] | None = None
+    ) -> None:
+        restored = restored or {}
+        self._entries = {a.name: _restore(a, restored.get(a.name)) for a in alarms}
+        self._by_point: dict[str, list[_Entry]] = {}
+        for entry in self._entries.values():
+            for point in entry.condition.inputs:
+                self._by_point.setdefault(point, []).append(entry)
+        self.inputs = frozenset(self._by_point)
+
+    # -- samples and time ----------------------------------------------------------------
+
+    def observe(self, point: str, sample: Sample, now: float) -> list[AlarmEvent]:
+        events: list[AlarmEvent] = []
+        for entry in self._by_point.get(point, ()):
+            changed = entry.condition.observe(point, sample, now)
+            if changed is not None:
+                self._note(events, entry, entry.alarm.condition_changed(changed), now)
+        return events
+
+    def tick(self, now: float) -> list[AlarmEvent]:
+        events: list[AlarmEvent] = []
+        for entry in self._entries.values():
+            changed = entry.condition.tick(now)
+            if changed is not None:
+                self._note(events, entry, entry.alarm.condition_changed(changed), now)
+            self._note(events, entry, entry.alarm.expire(now), now)
+        return events
+
+    def next_due(self) -> float | None:
+        due = [
+            t
+            for entry in self._entries.values()
+            for t in (entry.condition.next_due(), entry.alarm.shelved_until)
+            if t is not None
+        ]
+        return min(due, default=None)
+
+    # -- operators and suppression -------------------------------------------------------
+
+    def set_suppressed(self, name: str, suppressed: bool, now: float) -> list[AlarmEvent]:
+        entry = self._entry(name)
+        return self._note([], entry, entry.alarm.set_suppressed(suppressed), now)
+
+    def acknowledge(self, name: str, by: str, now: float, comment: str = "") -> list[AlarmEvent]:
+        entry = self._entry(name)
+        return self._note([], entry, entry.alarm.acknowledge(), now, by=by, comment=comment)
+
+    def shelve(
+        self, name: str, by: str, until: float, now: float, reason: str = ""
+    ) -> list[AlarmEvent]:
+        entry = self._entry(name)
+        return self._note([], entry, entry.alarm.shelve(until, now), now, by=by, comment=reason)
+
+    def unshelve(self, name: str, by: str, now: float) -> list[AlarmEvent]:
+        entry = self._entry(name)
+        return self._note([], entry, entry.alarm.unshelve(), now, by=by)
+
+    def snapshots(self) -> list[AlarmSnapshot]:
+        return [_snapshot(AlarmSnapshot, entry) for entry in self._entries.values()]
+
+    def _entry(self, name: str) -> _Entry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise AlarmError("alarm.unknown", f"no alarm named {name!r}") from None
+
+    def _note(
+        self,
+        events: list[AlarmEvent],
+        entry: _Entry,
+        transition: str | None,
+        now: float,
+        *,
+        by: str = "",
+        comment: str = "",
+    ) -> list[AlarmEvent]:
+        if transition is not None:
+            entry.time, entry.transition, entry.by, entry.comment = now, transition, by, comment
+            events.append(_snapshot(AlarmEvent, entry))
+        return events
+
+
+def _snapshot(cls: type[_S], entry: _Entry) -> _S:
+    alarm, config, condition = entry.alarm, entry.config, entry.condition
+    return cls(
+        alarm=config.name,
+        point=config.point,
+        type=config.type,
+        priority=config.priority,
+        message=config.message,
+        state=alarm.state,
+        active=alarm.active,
+        acknowledged=alarm.acknowledged,
+        shelved=alarm.shelved,
+        shelved_until=alarm.shelved_until,
+        suppressed=alarm.suppressed,
+        transition=entry.transition,
+        value=condition.value,
+        limit=config.limit,
+        time=entry.time,
+        sample_time=condition.sample_time,
+        by=entry.by,
+        comment=entry.comment,
+        seq=alarm.seq,
+    )
