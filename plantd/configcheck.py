@@ -2,8 +2,10 @@
 
 One function for ``plant config check`` and the web app's Config page
 (``GET /api/v1/config/check``): ``load_config`` (with the environment given), every module
-file read with its driver's full schema (as ``plant module run`` reads it), and every sink
-file (as ``plant sink run`` reads it); every problem at once. Here rather than in
+file read with its driver's full schema (as ``plant module run`` reads it), every sink
+file (as ``plant sink run`` reads it), and the alarms, calculations and loops of ``alarms.d/``,
+``calc.d/`` and ``control.d/`` (as ``plantd-control`` reads them, each point they name checked
+against the modules' points); every problem at once. Here rather than in
 ``plantd.config`` because it loads drivers and sink kinds, which the config package must not
 know about.
 """
@@ -50,26 +52,45 @@ def check_directory(config_dir: Path | None, environ: Mapping[str, str]) -> Dire
     modules, module_problems = check_modules_dir(config_dir)
     check.files.extend(f"{MODULES_DIR}/{module.name}" for module in modules)
     check.problems.extend(module_problems)
+    points: dict[str, list[str]] | None = None
     if not module_problems:
-        check.problems.extend(_driver_problems(modules))
+        driver_problems, points = _driver_problems(modules)
+        check.problems.extend(driver_problems)
     sinks, sink_problems = _check_sinks(config_dir)
     check.files.extend(sinks)
     check.problems.extend(sink_problems)
+    control_files, control_problems = _check_control(config_dir, points)
+    check.files.extend(control_files)
+    check.problems.extend(control_problems)
     return check
 
 
-def _driver_problems(modules: list[Path]) -> list[str]:
-    """Each module file read with its driver's full schema, as ``plant module run`` reads it."""
+def _check_control(
+    config_dir: Path, points: dict[str, list[str]] | None
+) -> tuple[list[str], list[str]]:
+    """``calc.d/``, ``alarms.d/`` and ``control.d/`` as ``plantd-control`` reads them, and
+    every point they name checked against the modules' points (when those could be read)."""
+    from plantd.control import check_plan
+
+    files, problems = check_plan(config_dir, modules=points)
+    return [str(path.relative_to(config_dir)) for path in files], problems
+
+
+def _driver_problems(modules: list[Path]) -> tuple[list[str], dict[str, list[str]] | None]:
+    """Each module file read with its driver's full schema, as ``plant module run`` reads it;
+    and every module's point names (None if any module could not be read)."""
     from plantd.module import load_driver, parse_module_file, read_driver_name
 
     problems: list[str] = []
+    points: dict[str, list[str]] = {}
     for path in modules:
         try:
             driver = load_driver(read_driver_name(path), source=str(path))
-            parse_module_file(path, driver.config_type)
+            module = parse_module_file(path, driver.config_type)
+            points[path.stem] = [point.name for _, point in module.points()]
         except ConfigError as exc:
             problems.extend(exc.problems)
-    return problems
+    return problems, (None if problems or not modules else points)
 
 
 def _check_sinks(config_dir: Path) -> tuple[list[str], list[str]]:

@@ -9,8 +9,8 @@ span files are checked:
   are named);
 - ``calc.NAME`` read anywhere (an alarm's point, a loop's measurement, any expression) is a
   calculation that exists;
-- with ``modules`` given (``plant config check`` passes the modules of ``modules.d/``), every
-  other point's module exists. The process itself does not ask: a HIL rig runs modules from
+- with ``modules`` given (``plant config check`` passes the modules of ``modules.d/`` and
+  their points), every other point is a point of a module that exists. The process itself does not ask: a HIL rig runs modules from
   files elsewhere, and a point that never comes is shown as never seen.
 
 Every problem is collected and raised as one :class:`ConfigError`, like plantd.yaml's.
@@ -18,12 +18,12 @@ Every problem is collected and raised as one :class:`ConfigError`, like plantd.y
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from plantd.config import parse_dataclass, read_yaml
+from plantd.config import did_you_mean, parse_dataclass, read_yaml
 from plantd.control._alarm_config import AlarmConfig, AlarmsFile
 from plantd.control._calc_config import CalcConfig, CalcFile
 from plantd.control._expr import compile_expression
@@ -79,7 +79,10 @@ class ControlPlan:
             yield interlock.output, f"interlock {interlock.name!r}"
 
 
-def load_plan(config_dir: Path | None, *, modules: Iterable[str] | None = None) -> ControlPlan:
+Modules = Mapping[str, Collection[str]]  # module name -> its point names
+
+
+def load_plan(config_dir: Path | None, *, modules: Modules | None = None) -> ControlPlan:
     """The plan in ``config_dir`` (an empty one without it); ConfigError lists every problem."""
     plan, problems = _read(config_dir, modules)
     if problems:
@@ -88,14 +91,14 @@ def load_plan(config_dir: Path | None, *, modules: Iterable[str] | None = None) 
 
 
 def check_plan(
-    config_dir: Path, *, modules: Iterable[str] | None = None
+    config_dir: Path, *, modules: Modules | None = None
 ) -> tuple[list[Path], list[str]]:
     """The plan's files under ``config_dir`` and every problem with them (``config check``)."""
     plan, problems = _read(config_dir, modules)
     return list(plan.files), problems
 
 
-def _read(config_dir: Path | None, modules: Iterable[str] | None) -> tuple[ControlPlan, list[str]]:
+def _read(config_dir: Path | None, modules: Modules | None) -> tuple[ControlPlan, list[str]]:
     if config_dir is None:
         return ControlPlan(), []
     problems: list[str] = []
@@ -126,7 +129,7 @@ def _read(config_dir: Path | None, modules: Iterable[str] | None) -> tuple[Contr
         files=tuple(files),
     )
     if not problems:
-        problems.extend(_references(plan, None if modules is None else set(modules)))
+        problems.extend(_references(plan, modules))
     return plan, problems
 
 
@@ -161,18 +164,28 @@ def _duplicates(kind: str, entries: list[tuple[Any, Path]]) -> Iterator[str]:
             seen[name] = path
 
 
-def _references(plan: ControlPlan, modules: set[str] | None) -> Iterator[str]:
+def _references(plan: ControlPlan, modules: Modules | None) -> Iterator[str]:
     calcs = {calc.name for calc in plan.calcs}
     for point, reader in plan.points_read():
         module, _, name = point.partition(".")
         if module == CALC_MODULE:
             if name not in calcs:
                 yield f"{reader} reads {point!r}, but there is no calculation {name!r} in calc.d/"
-        elif modules is not None and module not in modules:
-            yield f"{reader} reads {point!r}, but there is no module {module!r} in modules.d/"
+        elif modules is not None:
+            yield from _known(point, modules, f"{reader} reads")
     for point, writer in plan.points_written():
         module = point.partition(".")[0]
         if module == CALC_MODULE:
             yield f"{writer} writes {point!r}: a calculated point cannot be written"
-        elif modules is not None and module not in modules:
-            yield f"{writer} writes {point!r}, but there is no module {module!r} in modules.d/"
+        elif modules is not None:
+            yield from _known(point, modules, f"{writer} writes")
+
+
+def _known(point: str, modules: Modules, who: str) -> Iterator[str]:
+    module, _, name = point.partition(".")
+    points = modules.get(module)
+    if points is None:
+        yield f"{who} {point!r}, but there is no module {module!r} in modules.d/"
+    elif name not in points:
+        hint = did_you_mean(name, points)
+        yield f"{who} {point!r}, but module {module!r} has no point {name!r}{hint}"
