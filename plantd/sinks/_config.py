@@ -2,6 +2,7 @@
 
     type: KIND                     # the sink's kind: a name in the plantd.sinks entry points
     topics: ["data."]              # bus prefixes (or globs with *) to forward
+    events: ["event.alarm."]       # bus prefixes of event records to forward ([]: none)
     queue:   {max_bytes: 256MiB, max_age: 168h, drain_rate: 1000, …}
     repair:  {enabled: true, timeout: 60s}
     KIND:    {…}                   # the kind's own section, read by the kind's config_type
@@ -86,6 +87,9 @@ class SinkConfig:
     type: str
     """The kind: the name of its ``plantd.sinks`` entry point."""
     topics: tuple[str, ...] = ("data.",)
+    events: tuple[str, ...] = ("event.alarm.",)
+    """Bus prefixes of event records (``plantd.bus.Record``) to forward, queued with the
+    samples (docs/sinks.md, "Events"); ``[]`` forwards none."""
     queue: QueueConfig = field(default_factory=QueueConfig)
     repair: RepairConfig = field(default_factory=RepairConfig)
     reconnect_initial: Annotated[float, Duration, Gt(0)] = 0.5
@@ -98,6 +102,10 @@ class SinkConfig:
         for index, topic in enumerate(self.topics):
             if not topic.startswith("data"):
                 yield ("topics", index), f"a sink forwards samples (data.*), got {topic!r}"
+        for index, prefix in enumerate(self.events):
+            problem = _event_prefix_problem(prefix)
+            if problem is not None:
+                yield ("events", index), problem
         if self.reconnect_initial > self.reconnect_max:
             yield ("reconnect_initial",), "must not exceed reconnect_max"
 
@@ -105,6 +113,18 @@ class SinkConfig:
         if self.queue.path is not None:
             return self.queue.path
         return config.paths.data / "sinks" / f"{self.name}.queue.db"
+
+
+def _event_prefix_problem(prefix: str) -> str | None:
+    """Why ``prefix`` cannot name events to forward, or None: a literal prefix of
+    ``event.*`` topics (records), with no glob characters."""
+    if not prefix.startswith("event."):
+        return f"events are records on event.* topics, got {prefix!r}"
+    if any(char in prefix for char in "*?["):
+        return f"an events entry is a literal bus prefix (no globs), got {prefix!r}"
+    if not prefix.isascii() or any(char.isspace() for char in prefix):
+        return f"a bus prefix is ASCII without spaces, got {prefix!r}"
+    return None
 
 
 def sink_path(config: PlantdConfig, name: str) -> Path:

@@ -3,7 +3,10 @@
 Theory of operation. Children of one TaskGroup:
 
 - **intake**: subscribes to the sink's ``topics`` and offers each sample to the
-  :class:`IntakeState` (cursor per topic, gaps), which gathers them per module;
+  :class:`IntakeState` (cursor per topic, gaps), which gathers them per module; and, when
+  the upstream can take them (``deliver_events``), to the ``events`` prefixes: each record is
+  offered whole (a jump in its ``seq`` is logged, counted in ``events_missed`` and announced
+  on ``event.sink.NAME.lost``);
 - **commit**: every ``queue.commit_interval`` writes what was taken, with the cursors and
   gaps, to the disk queue in one transaction (a row per module's batch) — from then on it
   survives a kill -9. Past ``queue.max_bytes`` the oldest entries are dropped in that
@@ -14,7 +17,9 @@ Theory of operation. Children of one TaskGroup:
   samples) and, at most ``queue.drain_rate`` samples per second, backlog entries (at or below
   it, oldest first); delivers them and waits for the acknowledgement; only then deletes them
   from the queue. A failure closes the connection and starts over: the unacknowledged
-  entries are still queued;
+  entries are still queued. Queued event records go first, all of them in queue order
+  (no drain rate: they are few, and an alarm's transitions must arrive in order), each
+  delivery acknowledged before the samples' turn;
 - **repair**: asks the historian (``org.plantd.Historian`` ``samples``) for the samples of
   each open gap; closes the gap when every sample known to be missing is found, or after
   ``repair.timeout`` with the rest counted as lost (event ``event.sink.NAME.lost``);
@@ -42,7 +47,16 @@ import sqlite3
 import time
 from typing import Any
 
-from plantd.bus import BusPublisher, BusSubscriber, Sample, SampleValue, decode_sample
+from plantd.bus import (
+    BusDecodeError,
+    BusPublisher,
+    BusSubscriber,
+    Record,
+    Sample,
+    SampleValue,
+    decode_record,
+    decode_sample,
+)
 from plantd.client import AsyncClient
 from plantd.config import PlantdConfig
 from plantd.errors import RequestError
@@ -52,9 +66,15 @@ from plantd.sinks._config import SinkConfig
 from plantd.sinks._intake import IntakeState
 from plantd.sinks._kind import UpstreamContext
 from plantd.sinks._metrics import DROP_REASONS, track, untrack
-from plantd.sinks._queue import DiskQueue, Entry, Gap, entry_samples
+from plantd.sinks._queue import DiskQueue, Entry, EventEntry, Gap, entry_samples
 from plantd.sinks._registry import load_sink_kind
-from plantd.sinks._upstream import Outgoing, Upstream, UpstreamUnavailable, split_topic
+from plantd.sinks._upstream import (
+    Outgoing,
+    OutgoingEvent,
+    Upstream,
+    UpstreamUnavailable,
+    split_topic,
+)
 
 __all__ = ["Sink", "sink_service"]
 
@@ -82,6 +102,7 @@ class Sink:
             self.queue.gaps(),
             batch_size=settings.batch_size,
             max_pending=settings.max_pending,
+            event_cursors=self.queue.event_cursors(),
         )
         self._client: AsyncClient | None = None
         try:
@@ -89,6 +110,14 @@ class Sink:
         except BaseException:  # e.g. the kind's client library is missing: free queue and lock
             self.queue.close()
             raise
+        # Events go only to an upstream that can take them (``deliver_events``).
+        self.events: tuple[str, ...] = ()
+        if sink.events:
+            if hasattr(self.upstream, "deliver_events"):
+                self.events = sink.events
+            else:
+                log.info("sink %s: the %s kind forwards no events (%s ignored)", sink.name,
+                         sink.type, ", ".join(sink.events))  # fmt: skip
         self.worker = ServiceWorker(sink_service(self), config)
         self.connected = self.worker.connected  # registered at the broker: ready to serve
         self.started = time.time()
@@ -107,7 +136,10 @@ class Sink:
         sink = self.sink
         kind = load_sink_kind(sink.type, source=str(sink.source or sink.name))
         context = UpstreamContext(
-            queue=self.queue, latest=lambda: _latest(self.intake.cursors), write=self._write
+            queue=self.queue,
+            latest=lambda: _latest(self.intake.cursors),
+            write=self._write,
+            latest_events=lambda: _latest_events(self.intake.event_cursors),
         )
         try:
             return kind.make_upstream(sink, context)
@@ -127,7 +159,7 @@ class Sink:
         config = self.config
         subscriber = BusSubscriber(
             config.bus.backend,
-            sorted({_literal_prefix(t) for t in self.sink.topics}),
+            sorted({_literal_prefix(t) for t in self.sink.topics} | set(self.events)),
             high_water_mark=config.bus.high_water_mark,
         )
         self._publisher = BusPublisher(config.bus.frontend)
@@ -179,20 +211,31 @@ class Sink:
         globs = [t for t in self.sink.topics if any(c in t for c in "*?[")]
         prefixes = tuple(t for t in self.sink.topics if t not in globs)
         offer, receive, stopping = self.intake.offer, subscriber.receive_within, self._stopping
+        events = self.events
         # The subscriber already keeps only the literal prefixes: without globs, that is all.
         while not stopping.is_set():
             message = await receive(0.25)
             if message is None:
                 continue
             sample = message.payload
-            if type(sample) is not Sample:
-                continue
             topic = message.topic
+            if type(sample) is not Sample:
+                if type(sample) is Record and events and topic.startswith(events):
+                    self._offer_event(topic, sample)
+                continue
             if globs and not (
                 topic.startswith(prefixes) or any(fnmatch.fnmatchcase(topic, g) for g in globs)
             ):
                 continue
             offer(topic, sample, time.time())
+
+    def _offer_event(self, topic: str, record: Record) -> None:
+        gap = self.intake.offer_event(topic, record.fields)
+        if gap is not None:
+            log.warning("sink %s: %d event(s) of %s missed (seq %d after %d)", self.name,
+                        gap.missed, topic, gap.seq, gap.last)  # fmt: skip
+            self._event("lost", {"topic": topic, "lost": gap.missed, "repaired": 0,
+                                 "kind": "events"})  # fmt: skip
 
     async def _commits(self) -> None:
         while not await self._sleep(self.sink.queue.commit_interval):
@@ -202,6 +245,7 @@ class Sink:
         intake = self.intake.take()
         if not intake:
             return
+        events_dropped = self.queue.counters["events_dropped"]
         try:
             dropped = await self.queue.commit(intake)
         except sqlite3.Error as exc:
@@ -217,6 +261,13 @@ class Sink:
             return
         self._recovered("queue", "queue commits succeed again")
         self._queued.set()
+        events_dropped = self.queue.counters["events_dropped"] - events_dropped
+        if events_dropped:
+            self._event(
+                "dropped",
+                {"dropped": 0, "events": events_dropped, "reason": "max_bytes",
+                 "total": self.queue.counters["dropped"]},
+            )  # fmt: skip
         if dropped:
             self.dropped["full"] += dropped
             self._event(
@@ -233,12 +284,15 @@ class Sink:
 
     async def _trim(self) -> None:
         dropped = await self.queue.trim()
+        events = self.queue.trimmed_events
         if dropped:
             self.dropped["expired"] += dropped
-            self._event(
-                "dropped",
-                {"dropped": dropped, "total": self.queue.counters["dropped"], "reason": "max_age"},
-            )
+        if dropped or events:
+            fields = {"dropped": dropped, "total": self.queue.counters["dropped"],
+                      "reason": "max_age"}  # fmt: skip
+            if events:
+                fields["events"] = events
+            self._event("dropped", fields)
 
     # -- delivery ----------------------------------------------------------------------------
 
@@ -273,8 +327,16 @@ class Sink:
         # The backlog's token bucket, in samples: an entry is taken whole, so the bucket may
         # go into debt by up to one entry; it is paid back before the next backlog entry.
         tokens, refilled = float(size), time.monotonic()
+        # Events: every queued record in id order, those queued before this connect historical.
+        events_after, events_watermark = 0, queue.last_event_id
         while not self._stopping.is_set():
             self._queued.clear()
+            if self.events:
+                events = await queue.peek_events(events_after, size)
+                if events:
+                    await self._deliver_events(events, events_watermark)
+                    events_after = events[-1].id
+                    continue
             live = await queue.peek(live_after, size)
             backlog: list[Entry] = []
             if backlog_after < watermark:
@@ -304,11 +366,27 @@ class Sink:
                 if backlog_after >= watermark:  # the whole backlog is delivered
                     backlog_after = watermark = self.backlog_watermark = 0
 
-    async def _ack(self, entries: list[Entry], duplicates: int) -> None:
+    async def _deliver_events(self, events: list[EventEntry], watermark: int) -> None:
+        outgoing: list[OutgoingEvent] = []
+        for event in events:
+            try:
+                fields = decode_record(event.payload).fields
+            except BusDecodeError as exc:  # cannot happen to what the intake wrote; say so
+                log.warning("sink %s: queued event %d unreadable, skipped: %s", self.name,
+                            event.id, exc)  # fmt: skip
+                continue
+            outgoing.append(OutgoingEvent(event.topic, fields, event.id <= watermark))
+        deliver = self.upstream.deliver_events  # type: ignore[attr-defined]
+        duplicates = await deliver(outgoing) if outgoing else 0
+        await self._ack([], int(duplicates), events)
+
+    async def _ack(
+        self, entries: list[Entry], duplicates: int, events: list[EventEntry] | None = None
+    ) -> None:
         """Delete delivered entries; if the queue cannot (a full disk), they stay queued and
         are sent again after the next reconnect (duplicates, which at-least-once allows)."""
         try:
-            await self.queue.ack(entries, duplicates=duplicates)
+            await self.queue.ack(entries, duplicates=duplicates, events=events or ())
         except sqlite3.Error as exc:
             self._error("queue", f"queue ack failed (entries will be sent again): {exc}")
 
@@ -409,6 +487,12 @@ class Sink:
                 "backlog_watermark": self.backlog_watermark,
                 "pending_commit": self.intake.pending_samples,
                 "max_pending": self.intake.max_pending,
+                "events": queue.events,
+            },
+            "events": {
+                "prefixes": list(self.events),
+                "received": self.intake.events_received,
+                "topics": len(self.intake.event_cursors),
             },
             "received": self.intake.received,
             "open_gaps": len(self.intake.gaps),
@@ -445,6 +529,15 @@ def _latest(cursors: dict[str, tuple[Sample, bytes]]) -> dict[str, dict[str, Sam
         module, point = split_topic(topic)
         modules.setdefault(module, {})[point] = sample
     return modules
+
+
+def _latest_events(cursors: dict[str, tuple[int | None, bytes]]) -> dict[str, dict[str, Any]]:
+    """The last record taken of every event topic, by topic, from the event cursors."""
+    latest: dict[str, dict[str, Any]] = {}
+    for topic, (_, payload) in cursors.items():
+        with contextlib.suppress(BusDecodeError):
+            latest[topic] = decode_record(payload).fields
+    return latest
 
 
 def _literal_prefix(pattern: str) -> str:

@@ -27,16 +27,48 @@ longer than a batch can hold, is queued as a single sample.
       ``pending.dropped``. Cursors and gaps are kept whole (one per point at most), so the
       numbering stays right. Memory is then bounded by ``max_pending`` plus one
       commit interval of intake.
+
+Event records (the sink's ``events`` key: alarm transitions and the like) are taken whole,
+each as one entry of the queue's ``events`` table, in the order they came. Per event topic
+the cursor is the last record taken and its ``seq`` field:
+
+  E1  A record with no integer ``seq`` is taken; its topic has no numbering to check.
+  E2  ``seq == cursor + 1`` (or no cursor yet) is taken; ``seq > cursor + 1`` is taken and
+      the seqs in between are counted in ``events_missed`` and logged (not repaired: the
+      alarm history is the place to look them up). ``seq <= cursor``: the publisher's
+      numbering started again (its store was reset): taken, the cursor follows it. (The bus
+      never delivers a message twice, so it is no duplicate.)
+  E3  While commits fail, pending records are kept up to ``max_pending``; the oldest beyond
+      are dropped and counted in ``events_dropped``.
 """
 
 from __future__ import annotations
 
-from plantd.bus import Sample, encode_sample
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from plantd.bus import Sample, encode_record, encode_sample
 from plantd.sinks._queue import Gap, Intake, entry_count
 
-__all__ = ["IntakeState"]
+__all__ = ["EventGap", "IntakeState"]
+
+log = logging.getLogger(__name__)
 
 _NO_BATCH = ("", b"")
+
+
+@dataclass(frozen=True, slots=True)
+class EventGap:
+    """A jump in an event topic's numbering: the records between ``last`` and ``seq``."""
+
+    topic: str
+    last: int
+    seq: int
+
+    @property
+    def missed(self) -> int:
+        return self.seq - self.last - 1
 
 
 class IntakeState:
@@ -47,8 +79,11 @@ class IntakeState:
         *,
         batch_size: int = 500,
         max_pending: int = 100_000,
+        event_cursors: dict[str, tuple[int | None, bytes]] | None = None,
     ) -> None:
         self.cursors = dict(cursors)
+        self.event_cursors: dict[str, tuple[int | None, bytes]] = dict(event_cursors or {})
+        self.events_received = 0
         self.gaps: dict[str, Gap] = {gap.key: gap for gap in gaps}
         self.batch_size = batch_size
         self.max_pending = max_pending
@@ -76,6 +111,27 @@ class IntakeState:
         payload = encode_sample(sample)
         self.pending.cursors[topic] = self.cursors[topic] = (sample, payload)
         self._queue(topic, sample, payload)
+        return gap
+
+    def offer_event(self, topic: str, fields: dict[str, Any]) -> EventGap | None:
+        """Take one event record (rules E1, E2); returns the jump in its numbering, if any."""
+        self.events_received += 1
+        payload = encode_record(fields)
+        seq = fields.get("seq")
+        if type(seq) is not int:  # E1 (bool is no seq either)
+            seq = None
+        gap: EventGap | None = None
+        cursor = self.event_cursors.get(topic)
+        if seq is not None and cursor is not None and cursor[0] is not None:
+            last = cursor[0]
+            if seq > last + 1:
+                gap = EventGap(topic, last, seq)
+                self.pending.events_missed += gap.missed
+            elif seq <= last:
+                log.info("%s: seq went back from %d to %d (numbering restarted)", topic, last,
+                         seq)  # fmt: skip
+        self.pending.event_cursors[topic] = self.event_cursors[topic] = (seq, payload)
+        self.pending.events.append((topic, payload))
         return gap
 
     def _queue(self, topic: str, sample: Sample, payload: bytes | None = None) -> None:
@@ -130,6 +186,14 @@ class IntakeState:
         intake.closed_gaps.extend(newer.closed_gaps)
         intake.duplicates += newer.duplicates
         intake.dropped += newer.dropped
+        intake.events.extend(newer.events)
+        intake.event_cursors.update(newer.event_cursors)
+        intake.events_missed += newer.events_missed
+        intake.events_dropped += newer.events_dropped
+        excess = len(intake.events) - self.max_pending  # E3
+        if excess > 0:
+            del intake.events[:excess]
+            intake.events_dropped += excess
         self.pending = intake
         return self._drop_oldest()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from plantd.bus import Sample, SampleValue
 
@@ -19,10 +19,12 @@ if TYPE_CHECKING:
     from plantd.sinks._queue import DiskQueue
     from plantd.sinks._upstream import Upstream
 
-__all__ = ["Latest", "SinkKind", "UpstreamContext", "Write"]
+__all__ = ["Latest", "LatestEvents", "SinkKind", "UpstreamContext", "Write"]
 
 Latest = Callable[[], dict[str, dict[str, Sample]]]
 """The last sample taken of every point, by module then point name."""
+LatestEvents = Callable[[], dict[str, dict[str, Any]]]
+"""The last event record taken on every event topic, by topic (``event.alarm.<alarm>``)."""
 Write = Callable[[str, str, SampleValue], Awaitable[None]]
 """``write(module, point, value)``: the module's ``write`` operation, over the broker."""
 
@@ -37,6 +39,8 @@ class UpstreamContext:
     """The sink's disk queue (an upstream may keep a counter in it that outlives restarts)."""
     latest: Latest
     write: Write
+    latest_events: LatestEvents = dict
+    """The last record taken of every event topic (what a Sparkplug NBIRTH announces)."""
 
 
 @dataclass(frozen=True, slots=True)

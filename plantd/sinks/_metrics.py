@@ -15,6 +15,10 @@ across restarts (the queue file keeps it), so a restart is no counter reset.
 ``plantd_sink_dropped_total`` counts this process's drops by ``reason``: ``full`` (the oldest
 entries went for ``queue.max_bytes``), ``expired`` (older than ``queue.max_age``) and
 ``commit_failed`` (dropped from memory past ``queue.max_pending`` while commits failed).
+
+Event records (the sink's ``events`` key): ``plantd_sink_backlog_events`` (queued),
+``plantd_sink_events_delivered_total``, ``plantd_sink_events_dropped_total`` and
+``plantd_sink_events_missed_total`` (seqs skipped), all from the queue's persistent counters.
 """
 
 from __future__ import annotations
@@ -109,6 +113,26 @@ class _Families:
         self.connected = GaugeMetricFamily(
             "plantd_sink_connected", "1 if the upstream is connected, else 0", labels=sink
         )
+        self.backlog_events = GaugeMetricFamily(
+            "plantd_sink_backlog_events",
+            "Event records queued on disk, not yet delivered upstream",
+            labels=sink,
+        )
+        self.events_delivered = CounterMetricFamily(
+            "plantd_sink_events_delivered",
+            "Event records the upstream acknowledged (kept in the queue file across restarts)",
+            labels=sink,
+        )
+        self.events_dropped = CounterMetricFamily(
+            "plantd_sink_events_dropped",
+            "Event records dropped undelivered (queue full or too old, or while commits failed)",
+            labels=sink,
+        )
+        self.events_missed = CounterMetricFamily(
+            "plantd_sink_events_missed",
+            "Event records never received: jumps in an event topic's seq",
+            labels=sink,
+        )
         self.queue_bytes = GaugeMetricFamily(
             "plantd_sink_queue_bytes", "Bytes of the queued entries (as max_bytes counts them)",
             labels=sink,
@@ -122,6 +146,10 @@ class _Families:
             self.dropped,
             self.connected,
             self.queue_bytes,
+            self.backlog_events,
+            self.events_delivered,
+            self.events_dropped,
+            self.events_missed,
         ]
 
     def add(self, sink: Sink, now: float) -> None:
@@ -129,6 +157,13 @@ class _Families:
         queue = sink.queue
         length, size, oldest = queue.length, queue.bytes, queue.oldest
         delivered = queue.counters["delivered"]
+        events = queue.events
+        counters = queue.counters
+        events_delivered, events_dropped, events_missed = (
+            counters["events_delivered"],
+            counters["events_dropped"],
+            counters["events_missed"],
+        )
         dropped = dict(sink.dropped)
         connected = sink.upstream_connected
         age = max(0.0, now - oldest) if length > 0 and oldest > 0 else 0.0
@@ -140,6 +175,10 @@ class _Families:
             self.dropped.add_metric([name, reason], count)
         self.connected.add_metric([name], 1 if connected else 0)
         self.queue_bytes.add_metric([name], size)
+        self.backlog_events.add_metric([name], events)
+        self.events_delivered.add_metric([name], events_delivered)
+        self.events_dropped.add_metric([name], events_dropped)
+        self.events_missed.add_metric([name], events_missed)
 
 
 COLLECTOR = SinkCollector()

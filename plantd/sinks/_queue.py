@@ -17,13 +17,23 @@ Format: one SQLite file (WAL, ``synchronous=FULL``) owned by one thread:
     and its payload, the value a Sparkplug DBIRTH announces).
 ``gaps(key, topic, old_epoch, old_seq, new_epoch, new_seq, since, until, found)``
     Holes in a topic's numbering still to be filled from the historian.
+``events(id, topic, payload, queued)``
+    Event records (``event.*``, the sink's ``events`` key) on their way, FIFO by ``id``:
+    ``payload`` is the record in the bus encoding (kind ``J``). A table of their own, in the
+    same file and the same intake transaction as the samples: they are delivered strictly in
+    ``id`` order ahead of the samples' drain (they are few, and order matters to an alarm's
+    state upstream), and the full-queue policy drops samples before them.
+``event_cursors(topic, seq, payload)``
+    Per event topic, the last record taken (its ``seq``, for gap detection after a restart,
+    and the record, what a Sparkplug NBIRTH announces).
 ``<queue file>.lock``
     Held (``flock``) while the queue is open: one process per queue (``_lock``).
 ``metric_types(device, point, datatype)``
     Sparkplug only: each metric's datatype as first born; it never changes (``_sparkplug``).
 ``counters(name, value)``
     Totals that survive restarts: ``taken``, ``delivered``, ``dropped``, ``lost``,
-    ``repaired``, ``duplicates``, and the Sparkplug ``bdseq``.
+    ``repaired``, ``duplicates``, the Sparkplug ``bdseq``, and for events ``events_taken``,
+    ``events_delivered``, ``events_dropped`` and ``events_missed`` (seqs skipped).
 
 Every intake commit (:meth:`DiskQueue.commit`) writes the entries, the cursors and the gaps
 in one transaction: after a crash the queue and the cursors agree, so the gap between the
@@ -42,16 +52,17 @@ on the queue's thread: reading them never touches SQLite.
 Limits: past ``max_bytes`` (topic + payload + 24 bytes of row overhead per entry) the oldest
 entries are deleted in the same transaction as the entries that overflowed; entries queued
 longer than ``max_age`` go at the next :meth:`trim`. Both count in ``dropped`` (samples, not
-rows). Lengths and counters count samples; ``bytes`` counts rows' bytes.
+rows). Lengths and counters count samples; ``bytes`` counts rows' bytes (events' too).
+Events are dropped for ``max_bytes`` only once no sample is left to drop, and for
+``max_age`` like samples; either way they count in ``events_dropped``; ``events`` is how
+many are queued.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +71,32 @@ from sqlite_utils.migrations import Migrations
 
 from plantd._dbthread import DatabaseThread
 from plantd._sqlite import connect_migrated, transaction
-from plantd.bus import Sample, SampleValue, decode_batch, decode_sample, encode_batch, is_batch
+from plantd.bus import Sample, decode_sample
+from plantd.sinks._entries import (
+    Entry,
+    EventEntry,
+    Gap,
+    Intake,
+    entry_count,
+    entry_samples,
+)
 from plantd.sinks._lock import QueueLock
 
-__all__ = ["COUNTERS", "DiskQueue", "Entry", "Gap", "Intake", "entry_count", "entry_samples"]
+__all__ = [
+    "COUNTERS",
+    "DiskQueue",
+    "Entry",
+    "EventEntry",
+    "Gap",
+    "Intake",
+    "entry_count",
+    "entry_samples",
+]
 
 MIGRATIONS = Migrations("plantd.sinks.queue")
-COUNTERS = ("taken", "delivered", "dropped", "lost", "repaired", "duplicates", "bdseq")
+_FIRST_COUNTERS = ("taken", "delivered", "dropped", "lost", "repaired", "duplicates", "bdseq")
+EVENT_COUNTERS = ("events_taken", "events_delivered", "events_dropped", "events_missed")
+COUNTERS = _FIRST_COUNTERS + EVENT_COUNTERS
 _OVERHEAD = 24
 _SIZE = f"length(topic) + length(payload) + {_OVERHEAD}"
 
@@ -87,7 +117,7 @@ def _initial(db: Database) -> None:
         "found REAL NOT NULL) WITHOUT ROWID"
     )
     db.execute("CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
-    for name in COUNTERS:
+    for name in _FIRST_COUNTERS:  # as in 0001's time: later counters come with their migration
         db.execute("INSERT INTO counters (name, value) VALUES (?, 0)", (name,))
 
 
@@ -106,106 +136,19 @@ def _metric_types(db: Database) -> None:
     )
 
 
-BatchItem = tuple[bytes, SampleValue, float, int, int]
-"""A sample as a batch item (``plantd.bus.encode_batch``): the point's name prefixed by its
-length byte, the value, the timestamp, the quality and the seq."""
-
-_BATCH_COUNT = struct.Struct("<I")  # a batch payload's sample count, at offset 6
-
-
-def entry_count(payload: bytes) -> int:
-    """How many samples a queued payload holds: a batch's count, else 1 (a sample)."""
-    if is_batch(payload):
-        return int(_BATCH_COUNT.unpack_from(payload, 6)[0])
-    return 1
-
-
-def entry_samples(topic: str, payload: bytes) -> list[tuple[str, Sample]]:
-    """The samples a queued entry holds, each with its point topic."""
-    if not is_batch(payload):
-        return [(topic, decode_sample(payload))]
-    prefix = topic + "."
-    return [(prefix + name, sample) for name, sample in decode_batch(payload)[1]]
-
-
-@dataclass(frozen=True, slots=True)
-class Gap:
-    """Samples of ``topic`` missing between two taken ones: those of ``old_epoch`` after
-    ``old_seq``, and (when the publisher restarted in between) those of ``new_epoch`` before
-    ``new_seq``. With ``old_epoch == new_epoch`` it is the plain range between the two."""
-
-    topic: str
-    old_epoch: int
-    old_seq: int
-    new_epoch: int
-    new_seq: int
-    since: float
-    until: float
-    found: float
-
-    @property
-    def key(self) -> str:
-        return f"{self.topic}|{self.old_epoch}|{self.old_seq}|{self.new_epoch}|{self.new_seq}"
-
-    def wants(self, sample: Sample) -> bool:
-        if self.old_epoch == self.new_epoch:
-            return sample.epoch == self.old_epoch and self.old_seq < sample.seq < self.new_seq
-        if sample.epoch == self.old_epoch:
-            return sample.seq > self.old_seq
-        return sample.epoch == self.new_epoch and sample.seq < self.new_seq
-
-    def known_missing(self) -> set[int]:
-        """The seqs sure to be missing: the range in the same epoch, else 1..new_seq-1."""
-        if self.old_epoch == self.new_epoch:
-            return set(range(self.old_seq + 1, self.new_seq))
-        return set(range(1, self.new_seq))
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One queued row: a sample on its point topic, or a batch of ``count`` on a module's."""
-
-    id: int
-    topic: str
-    payload: bytes
-    count: int = 1
-
-
-@dataclass(slots=True)
-class Intake:
-    """What one intake commit writes (built by the forwarder between two commits).
-
-    ``entries`` are ``(topic, payload)`` bus messages, ready to queue: a sample on its point
-    topic, or a batch on ``data.<module>``. The intake gathers samples in ``batches``, by
-    ``(data.<module>, epoch)``, as batch items; :meth:`seal` turns them into entries.
-    """
-
-    entries: list[tuple[str, bytes]] = field(default_factory=list)
-    cursors: dict[str, tuple[Sample, bytes]] = field(default_factory=dict)
-    new_gaps: list[Gap] = field(default_factory=list)
-    closed_gaps: list[tuple[Gap, int, int]] = field(default_factory=list)  # (gap, repaired, lost)
-    duplicates: int = 0
-    dropped: int = 0
-    """Samples dropped from memory while commits failed (``IntakeState.restore``): never
-    taken, so they count in ``dropped`` only, with the next commit that succeeds."""
-    batches: dict[tuple[str, int], list[BatchItem]] = field(default_factory=dict)
-
-    def __bool__(self) -> bool:
-        return bool(
-            self.entries
-            or self.batches
-            or self.cursors
-            or self.new_gaps
-            or self.closed_gaps
-            or self.dropped
-        )
-
-    def seal(self, batch_size: int) -> None:
-        """Encode the gathered batches as entries of at most ``batch_size`` samples each."""
-        for (topic, epoch), items in self.batches.items():
-            for start in range(0, len(items), batch_size):
-                self.entries.append((topic, encode_batch(epoch, items[start : start + batch_size])))
-        self.batches = {}
+@MIGRATIONS(name="0004_events")
+def _events(db: Database) -> None:
+    """Event records (the ``events`` key) queued beside the samples, their cursors, counters."""
+    db.execute(
+        "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, "
+        "payload BLOB NOT NULL, queued REAL NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE event_cursors (topic TEXT PRIMARY KEY, seq INTEGER, "
+        "payload BLOB NOT NULL) WITHOUT ROWID"
+    )
+    for name in ("events_taken", "events_delivered", "events_dropped", "events_missed"):
+        db.execute("INSERT OR IGNORE INTO counters (name, value) VALUES (?, 0)", (name,))
 
 
 class DiskQueue:
@@ -223,8 +166,14 @@ class DiskQueue:
         self._clock = clock
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.length = 0
+        self.events = 0
+        """Event records queued."""
         self.bytes = 0
         self.last_id = 0
+        self.trimmed_events = 0
+        self.last_event_id = 0
+        """The newest event record's id (0: none queued since the queue was opened empty)."""
+        """Event records the last :meth:`trim` dropped (its return value counts samples)."""
         self.oldest = 0.0
         """When the oldest entry still queued was committed (wall clock); 0.0 if none."""
         self._lock = QueueLock(path)  # one process per queue (SinkAlreadyRunning)
@@ -244,7 +193,13 @@ class DiskQueue:
             f"SELECT coalesce(sum(count), 0), coalesce(sum({_SIZE}), 0), coalesce(max(id), 0) "
             "FROM entries"
         ).fetchone()
+        events, event_size, last_event = conn.execute(
+            f"SELECT count(*), coalesce(sum({_SIZE}), 0), coalesce(max(id), 0) FROM events"
+        ).fetchone()
+        self.last_event_id = int(last_event)
         self.length, self.bytes, self.last_id = int(length), int(size), int(last)
+        self.events = int(events)
+        self.bytes += int(event_size)
         self.oldest = _oldest(conn)
 
     # -- the state kept for the intake (read once at start) ----------------------------------
@@ -252,6 +207,14 @@ class DiskQueue:
     def cursors(self) -> dict[str, tuple[Sample, bytes]]:
         rows = self._db.call(lambda c: c.execute("SELECT topic, payload FROM cursors").fetchall())
         return {topic: (decode_sample(payload), bytes(payload)) for topic, payload in rows}
+
+    def event_cursors(self) -> dict[str, tuple[int | None, bytes]]:
+        """The last record taken per event topic: its ``seq`` (None if it has none) and its
+        payload (bus record encoding)."""
+        rows = self._db.call(
+            lambda c: c.execute("SELECT topic, seq, payload FROM event_cursors").fetchall()
+        )
+        return {topic: (seq, bytes(payload)) for topic, seq, payload in rows}
 
     def gaps(self) -> list[Gap]:
         rows = self._db.call(
@@ -300,7 +263,18 @@ class DiskQueue:
             conn.executemany(
                 "DELETE FROM gaps WHERE key = ?", [(g.key,) for g, _, _ in intake.closed_gaps]
             )
+            conn.executemany(
+                "INSERT INTO events (topic, payload, queued) VALUES (?, ?, ?)",
+                [(topic, payload, now) for topic, payload in intake.events],
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO event_cursors (topic, seq, payload) VALUES (?, ?, ?)",
+                [(topic, seq, payload) for topic, (seq, payload) in intake.event_cursors.items()],
+            )
+            counts["events_taken"] = len(intake.events)
+            counts["events_missed"] = intake.events_missed
             added = sum(len(t) + len(p) + _OVERHEAD for t, p in intake.entries)
+            added += sum(len(t) + len(p) + _OVERHEAD for t, p in intake.events)
             samples = sum(row[3] for row in rows)
             repaired = sum(r for _, r, _ in intake.closed_gaps)
             counts["taken"] = samples - repaired
@@ -308,18 +282,36 @@ class DiskQueue:
             counts["lost"] = sum(lost for _, _, lost in intake.closed_gaps)
             counts["duplicates"] = intake.duplicates
             length, size = self.length + samples, self.bytes + added
+            events = self.events + len(intake.events)
             if size > self.max_bytes:
                 dropped, freed = _drop_oldest(conn, size - self.max_bytes)
                 counts["dropped"] = dropped
                 length, size = length - dropped, size - freed
-            _add_counters(conn, {**counts, "dropped": counts["dropped"] + intake.dropped})
+            if size > self.max_bytes:  # no sample left to drop: the oldest events go
+                dropped, freed = _drop_oldest_events(conn, size - self.max_bytes)
+                counts["events_dropped"] = dropped
+                events, size = events - dropped, size - freed
+            _add_counters(
+                conn,
+                {
+                    **counts,
+                    "dropped": counts["dropped"] + intake.dropped,
+                    "events_dropped": counts["events_dropped"] + intake.events_dropped,
+                },
+            )
             last = conn.execute("SELECT coalesce(max(id), 0) FROM entries").fetchone()[0]
+            last_event = self.last_event_id
+            if intake.events:
+                last_event = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
             oldest = _oldest(conn) if rows or counts["dropped"] else self.oldest
         self.oldest = oldest
         self.length, self.bytes, self.last_id = length, size, max(self.last_id, int(last))
+        self.events = events
+        self.last_event_id = max(self.last_event_id, int(last_event))
         for name, value in counts.items():
             self.counters[name] += value
         self.counters["dropped"] += intake.dropped
+        self.counters["events_dropped"] += intake.events_dropped
         return counts["dropped"]
 
     async def trim(self) -> int:
@@ -337,11 +329,21 @@ class DiskQueue:
             if count:
                 conn.execute("DELETE FROM entries WHERE queued < ?", (cutoff,))
                 _add_counters(conn, {"dropped": count})
+            events, event_size = conn.execute(
+                f"SELECT count(*), coalesce(sum({_SIZE}), 0) FROM events WHERE queued < ?",
+                (cutoff,),
+            ).fetchone()
+            if events:
+                conn.execute("DELETE FROM events WHERE queued < ?", (cutoff,))
+                _add_counters(conn, {"events_dropped": events})
             oldest = _oldest(conn) if count else self.oldest
         self.oldest = oldest
         self.length -= count
-        self.bytes -= size
+        self.events -= events
+        self.bytes -= size + event_size
         self.counters["dropped"] += count
+        self.counters["events_dropped"] += events
+        self.trimmed_events = int(events)
         return int(count)
 
     # -- delivery ----------------------------------------------------------------------------
@@ -369,12 +371,36 @@ class DiskQueue:
 
         return await self._db.run(job)
 
-    async def ack(self, entries: Sequence[Entry], *, duplicates: int = 0) -> int:
-        """Delete delivered entries; returns how many samples were still there (not dropped
-        meanwhile)."""
-        return await self._db.run(lambda conn: self._ack(conn, entries, duplicates))
+    async def peek_events(self, after: int, limit: int) -> list[EventEntry]:
+        """The oldest queued event records with ``after < id``, at most ``limit``."""
 
-    def _ack(self, conn: sqlite3.Connection, entries: Sequence[Entry], duplicates: int) -> int:
+        def job(conn: sqlite3.Connection) -> list[EventEntry]:
+            rows = conn.execute(
+                "SELECT id, topic, payload FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                (after, max(1, limit)),
+            )
+            return [EventEntry(i, topic, bytes(payload)) for i, topic, payload in rows]
+
+        return await self._db.run(job)
+
+    async def ack(
+        self,
+        entries: Sequence[Entry],
+        *,
+        duplicates: int = 0,
+        events: Sequence[EventEntry] = (),
+    ) -> int:
+        """Delete delivered entries (and event records); returns how many samples were still
+        there (not dropped meanwhile)."""
+        return await self._db.run(lambda conn: self._ack(conn, entries, duplicates, events))
+
+    def _ack(
+        self,
+        conn: sqlite3.Connection,
+        entries: Sequence[Entry],
+        duplicates: int,
+        events: Sequence[EventEntry] = (),
+    ) -> int:
         # No fsync of its own (see the module's docstring): lost, it means a duplicate.
         conn.execute("PRAGMA synchronous = NORMAL")
         try:
@@ -392,11 +418,33 @@ class DiskQueue:
                     conn.execute(f"DELETE FROM entries WHERE id IN ({marks})", chunk)
                     removed += int(found[0])
                     size += int(found[1])
-                _add_counters(conn, {"delivered": removed, "duplicates": duplicates})
+                event_ids = [event.id for event in events]
+                removed_events = 0
+                for start in range(0, len(event_ids), 500):
+                    chunk = event_ids[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    found = conn.execute(
+                        f"SELECT count(*), coalesce(sum({_SIZE}), 0) FROM events "
+                        f"WHERE id IN ({marks})",
+                        chunk,
+                    ).fetchone()
+                    conn.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk)
+                    removed_events += int(found[0])
+                    size += int(found[1])
+                _add_counters(
+                    conn,
+                    {
+                        "delivered": removed,
+                        "duplicates": duplicates,
+                        "events_delivered": removed_events,
+                    },
+                )
                 oldest = _oldest(conn)
         finally:
             conn.execute("PRAGMA synchronous = FULL")
         self.length -= removed
+        self.events -= removed_events
+        self.counters["events_delivered"] += removed_events
         self.bytes -= size
         self.oldest = oldest
         self.counters["delivered"] += removed
@@ -451,6 +499,20 @@ def _oldest(conn: sqlite3.Connection) -> float:
     """When the first entry still queued was committed; 0.0 if none (one row, by key)."""
     row = conn.execute("SELECT queued FROM entries ORDER BY id LIMIT 1").fetchone()
     return float(row[0]) if row is not None else 0.0
+
+
+def _drop_oldest_events(conn: sqlite3.Connection, excess: int) -> tuple[int, int]:
+    """Delete the oldest event records until ``excess`` bytes are freed: (records, bytes)."""
+    dropped = freed = 0
+    last = 0
+    for event_id, size in conn.execute(f"SELECT id, {_SIZE} FROM events ORDER BY id").fetchall():
+        if freed >= excess:
+            break
+        last = event_id
+        dropped += 1
+        freed += size
+    conn.execute("DELETE FROM events WHERE id <= ?", (last,))
+    return dropped, freed
 
 
 def _drop_oldest(conn: sqlite3.Connection, excess: int) -> tuple[int, int]:

@@ -9,6 +9,11 @@ upstream may then see part of it twice — at-least-once).
 An upstream may also have ``async def serve_commands(self) -> None``: the sink runs it beside
 the delivery until it stops, for commands that come from upstream (it calls
 ``UpstreamContext.write``).
+
+Event records (the sink's ``events`` key, e.g. alarm transitions on ``event.alarm.*``) reach
+an upstream that has ``async def deliver_events(self, events: Sequence[OutgoingEvent]) ->
+int``, with the same contract as ``deliver`` (return once acknowledged, or raise
+:class:`UpstreamUnavailable`; returns duplicates). A kind without it forwards no events.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any, Protocol
 from plantd.bus import Sample
 from plantd.errors import PlantdError
 
-__all__ = ["Outgoing", "Upstream", "UpstreamUnavailable", "split_topic"]
+__all__ = ["Outgoing", "OutgoingEvent", "Upstream", "UpstreamUnavailable", "split_topic"]
 
 
 class UpstreamUnavailable(PlantdError):
@@ -34,6 +39,17 @@ class Outgoing:
 
     topic: str
     sample: Sample
+    historical: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingEvent:
+    """One queued event record on its way, on its bus topic (``event.alarm.<alarm>``):
+    ``fields`` is the record (a JSON object); ``historical`` when it was queued before the
+    connection it goes out on was made (the backlog)."""
+
+    topic: str
+    fields: dict[str, Any]
     historical: bool
 
 

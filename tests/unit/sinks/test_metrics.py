@@ -146,6 +146,10 @@ def test_the_process_collector_is_registered_and_names_the_catalogues_metrics() 
         "plantd_sink_dropped",
         "plantd_sink_connected",
         "plantd_sink_queue_bytes",
+        "plantd_sink_backlog_events",
+        "plantd_sink_events_delivered",
+        "plantd_sink_events_dropped",
+        "plantd_sink_events_missed",
     }
     assert set(DROP_REASONS) >= {"full", "expired"}
     # Collecting the process registry includes the sink families (no error with no sink).

@@ -73,7 +73,7 @@ def test_a_third_party_kind_is_read_with_its_own_section(
     # Its section is checked like any plantd config: the file, the line, the key path.
     config, path = write_sink(tmp_path, "type: memo\nmemo:\n  lable: x\n  keep: 0\nmqtt: {}\n")
     assert problems(config) == [
-        f"{path}:5: mqtt: unknown key (expected one of: type, topics, queue, repair, "
+        f"{path}:5: mqtt: unknown key (expected one of: type, topics, events, queue, repair, "
         "reconnect_initial, reconnect_max, status_interval, memo)",
         f"{path}:3: memo.lable: unknown key (did you mean 'label'?)",
         f"{path}:4: memo.keep: expected an integer >= 1, got 0",
