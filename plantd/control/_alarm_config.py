@@ -117,9 +117,6 @@ class AlarmConfig:
         if limit is None:
             yield (("limit",), f"required for type {self.type}")
             return
-        if not math.isfinite(limit):
-            yield (("limit",), f"expected a finite number, got {limit}")
-            return
         if self.type in ("rate", "deviation"):
             # |rate| and |pv - sp| are never negative: a clear point below 0 never comes
             if limit <= 0:
