@@ -46,23 +46,31 @@ Refusals (:class:`AlarmError`, ``.code``):
                                :data:`MAX_SHELVE` (30 days) from now
 
 ``seq`` counts every recorded transition of the alarm, from 1; a restored alarm carries it on.
+
+The records: :class:`AlarmSnapshot` is an alarm's state with the keys of an ``event.alarm.<name>``
+record (:data:`RECORD_KEYS`); :class:`AlarmEvent` is the snapshot taken right after a transition.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Final, Literal
+from dataclasses import dataclass
+from typing import Any, Final, Literal
 
+from plantd.bus import SampleValue
 from plantd.service import OperationError
 
 __all__ = [
     "EVENTS",
     "MAX_SHELVE",
+    "RECORD_KEYS",
     "STATES",
     "TRANSITIONS",
     "Alarm",
     "AlarmError",
+    "AlarmEvent",
+    "AlarmSnapshot",
     "State",
 ]
 
@@ -223,6 +231,56 @@ class Alarm:
             return None
         self.suppressed = suppressed
         return self._apply("suppress" if suppressed else "unsuppress")
+
+
+RECORD_KEYS = (
+    "alarm", "point", "type", "priority", "message", "state", "active", "acknowledged",
+    "shelved", "shelved_until", "suppressed", "transition", "value", "limit", "time",
+    "sample_time", "by", "comment", "seq",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmSnapshot:
+    """An alarm's state as a record (the keys of ``event.alarm.<name>``)."""
+
+    alarm: str
+    point: str
+    type: str
+    priority: str
+    message: str
+    state: State
+    active: bool
+    acknowledged: bool
+    shelved: bool
+    shelved_until: float | None
+    suppressed: bool
+    transition: str | None
+    value: SampleValue
+    limit: float | None
+    time: float | None
+    sample_time: float | None
+    by: str
+    comment: str
+    seq: int
+
+    def to_record(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in RECORD_KEYS}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> AlarmSnapshot:
+        """The inverse of :meth:`to_record`; ValueError if ``record`` is not one."""
+        missing = [key for key in RECORD_KEYS if key not in record]
+        if missing:
+            raise ValueError(f"not an alarm record: missing {', '.join(missing)}")
+        if record["state"] not in STATES:
+            raise ValueError(f"not an alarm state: {record['state']!r}")
+        return cls(**{key: record[key] for key in RECORD_KEYS})
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmEvent(AlarmSnapshot):
+    """One transition of one alarm (``transition`` is always set)."""
 
 
 def _state(name: str) -> State:

@@ -16,64 +16,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from plantd.bus import Sample, SampleValue
-from plantd.control._alarm import STATES, Alarm, AlarmError, State
+from plantd.bus import Sample
+from plantd.control._alarm import (
+    RECORD_KEYS,
+    Alarm,
+    AlarmError,
+    AlarmEvent,
+    AlarmSnapshot,
+)
 from plantd.control._alarm_config import AlarmConfig
 from plantd.control._conditions import Condition
 
-__all__ = ["RECORD_KEYS", "AlarmEngine", "AlarmEvent", "AlarmSnapshot"]
-
-RECORD_KEYS = (
-    "alarm", "point", "type", "priority", "message", "state", "active", "acknowledged",
-    "shelved", "shelved_until", "suppressed", "transition", "value", "limit", "time",
-    "sample_time", "by", "comment", "seq",
-)  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class AlarmSnapshot:
-    """An alarm's state as a record (the keys of ``event.alarm.<name>``)."""
-
-    alarm: str
-    point: str
-    type: str
-    priority: str
-    message: str
-    state: State
-    active: bool
-    acknowledged: bool
-    shelved: bool
-    shelved_until: float | None
-    suppressed: bool
-    transition: str | None
-    value: SampleValue
-    limit: float | None
-    time: float | None
-    sample_time: float | None
-    by: str
-    comment: str
-    seq: int
-
-    def to_record(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in RECORD_KEYS}
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> AlarmSnapshot:
-        """The inverse of :meth:`to_record`; ValueError if ``record`` is not one."""
-        missing = [key for key in RECORD_KEYS if key not in record]
-        if missing:
-            raise ValueError(f"not an alarm record: missing {', '.join(missing)}")
-        if record["state"] not in STATES:
-            raise ValueError(f"not an alarm state: {record['state']!r}")
-        return cls(**{key: record[key] for key in RECORD_KEYS})
-
-
-@dataclass(frozen=True, slots=True)
-class AlarmEvent(AlarmSnapshot):
-    """One transition of one alarm (``transition`` is always set)."""
-
+# The records and the error are defined in ``_alarm``; they are named here too, beside the
+# engine that makes them.
+__all__ = ["RECORD_KEYS", "AlarmEngine", "AlarmError", "AlarmEvent", "AlarmSnapshot"]
 
 _S = TypeVar("_S", bound=AlarmSnapshot)
 
