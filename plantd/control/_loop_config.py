@@ -121,15 +121,18 @@ class LoopConfig:
         return self.setpoint if isinstance(self.setpoint, str) else None
 
     def cross_check(self) -> Iterator[tuple[KeyPath, str]]:
-        if not self.output_min < self.output_max:
+        limits = self.output_min < self.output_max
+        if not limits:
             yield (
                 ("output_max",),
                 f"must be above output_min ({self.output_min:g}), got {self.output_max:g}",
             )
         if self.on_failure == "safe" and self.failure_output is None:
             yield (("failure_output",), "required when on_failure is 'safe'")
-        if self.failure_output is not None and not (
-            self.output_min <= self.failure_output <= self.output_max
+        if (
+            limits
+            and self.failure_output is not None
+            and not (self.output_min <= self.failure_output <= self.output_max)
         ):
             yield (
                 ("failure_output",),
