@@ -14,11 +14,12 @@ one); an event is a snapshot taken right after a transition.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from plantd.bus import Sample
+from plantd.bus import Sample, SampleValue
 from plantd.control._alarm import (
     RECORD_KEYS,
     Alarm,
@@ -166,7 +167,7 @@ def _snapshot(cls: type[_S], entry: _Entry) -> _S:
         shelved_until=alarm.shelved_until,
         suppressed=alarm.suppressed,
         transition=entry.transition,
-        value=condition.value,
+        value=_json_value(condition.value),
         limit=config.limit,
         time=entry.time,
         sample_time=condition.sample_time,
@@ -174,3 +175,10 @@ def _snapshot(cls: type[_S], entry: _Entry) -> _S:
         comment=entry.comment,
         seq=alarm.seq,
     )
+
+
+def _json_value(value: SampleValue) -> SampleValue:
+    """NaN and infinities are not JSON: a record carries them as null (no value)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

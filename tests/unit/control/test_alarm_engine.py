@@ -177,3 +177,21 @@ def test_a_snapshot_record_round_trips_and_a_bad_one_is_refused() -> None:
         AlarmSnapshot.from_record({"alarm": "x"})
     with pytest.raises(ValueError, match="state"):
         AlarmSnapshot.from_record({**snap.to_record(), "state": "confused"})
+
+
+def test_a_value_that_is_not_json_is_recorded_as_null() -> None:
+    e = engine(AlarmConfig(name="bad", point=P, type="bad-quality"))
+    (event,) = e.observe(P, Sample(float("nan"), 1.0, Quality.BAD), 1.0)
+    assert event.value is None
+    assert event.sample_time == 1.0
+
+
+def test_a_shelf_that_expired_while_the_process_was_down_expires_at_the_first_tick() -> None:
+    first = engine()
+    raise_it(first)
+    first.shelve("level-high", "bob", 100.0, 11.0)
+    second = engine(restored={s.alarm: s for s in first.snapshots()})
+    assert second.next_due() == 100.0
+    (expired,) = second.tick(5000.0)
+    assert (expired.transition, expired.seq) == ("shelve-expired", 3)
+    assert expired.state == "unacknowledged"
