@@ -10,6 +10,13 @@ Each alarm is an :class:`~plantd.control._alarm.Alarm` (the ISA-18.2 state machi
 :class:`~plantd.control._conditions.Condition` (detection, deadband, delays). A snapshot is
 the record of an alarm's last transition (``transition`` None and ``seq`` 0 if it never had
 one); an event is a snapshot taken right after a transition.
+
+Restoring (``restored``, from ``AlarmStore.load()``): an alarm takes its state, flags and ``seq``
+from its snapshot; a snapshot of an alarm no longer configured is ignored, and an alarm without
+one starts ``normal``. A restored active alarm is taken to still have its condition until a
+sample says otherwise (no second raise). A shelf that ran out while the process was down expires
+at the first tick. A suppression is kept only if the alarm still has a ``suppress_when`` (which
+the process evaluates again); without one nothing would ever lift it.
 """
 
 from __future__ import annotations
@@ -57,7 +64,8 @@ def _restore(config: AlarmConfig, snapshot: AlarmSnapshot | None) -> _Entry:
         latch=config.latch,
         state=snapshot.state,
         shelved_until=snapshot.shelved_until,
-        suppressed=snapshot.suppressed,
+        # only an alarm with a suppress_when is ever unsuppressed again (by the process)
+        suppressed=snapshot.suppressed and config.suppress_when is not None,
         seq=snapshot.seq,
     )
     condition = Condition(config.detection, active=alarm.condition)

@@ -195,3 +195,12 @@ def test_a_shelf_that_expired_while_the_process_was_down_expires_at_the_first_ti
     (expired,) = second.tick(5000.0)
     assert (expired.transition, expired.seq) == ("shelve-expired", 3)
     assert expired.state == "unacknowledged"
+
+
+def test_a_suppression_is_restored_only_while_the_alarm_has_a_suppress_when() -> None:
+    when = AlarmConfig(name="level-high", point=P, type="high", limit=4.5, suppress_when="x.y")
+    first = engine(when)
+    first.set_suppressed("level-high", True, 1.0)
+    saved = {s.alarm: s for s in first.snapshots()}
+    assert [s.suppressed for s in engine(when, restored=saved).snapshots()] == [True]
+    assert [s.suppressed for s in engine(HIGH, restored=saved).snapshots()] == [False]
