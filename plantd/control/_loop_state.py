@@ -60,6 +60,7 @@ class Loop:
         self.written: float | None = None
         self.force = True  # the next output is written whatever the deadband says
         self.urgent_at: float | None = None
+        self.in_flight = False  # a write was returned and write_done has not come back yet
         self.last_write_time: float | None = None
         self.last_write_error: str | None = None
         self.overruns = 0
@@ -133,7 +134,7 @@ class Loop:
         if self.start + self.tick * self.config.period > now:
             if urgent:  # a manual output set between ticks goes out at once
                 self.urgent_at = None
-                return self._manual_write()
+                return self._manual_write() if self.operator_mode == "manual" else None
             return None
         self.urgent_at = None
         self._schedule(now)
@@ -186,13 +187,18 @@ class Loop:
             return None
         return self._issue(self.output) if self.force or self.output != self.written else None
 
-    def _issue(self, value: float) -> float:
-        self.written, self.force = value, False
+    def _issue(self, value: float) -> float | None:
+        if self.in_flight:  # one write at a time; the next tick compares with this one
+            return None
+        self.written, self.force, self.in_flight = value, False, True
         return value
 
     def write_done(self, value: Any, error: str | None, now: float) -> list[dict[str, Any]]:
+        self.in_flight = False
         if error is None:
             self.last_write_time, self.last_write_error = now, None
+            if self.operator_mode == "manual" and self.output != self.written:
+                self.urgent_at = now  # the operator set another value meanwhile
             return []
         self.last_write_error, self.force = error, True  # sent again at the next tick
         event = self.event("write-failed", now, reason=error)

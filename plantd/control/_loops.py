@@ -34,7 +34,12 @@ or a failed write; in manual, whenever the manual output differs from the last o
 (an operator's value is never swallowed by the deadband). Before its first write a loop that
 has seen a sample of its own output point starts from that value (bumpless start). A write
 that fails gives a ``write-failed`` event and is sent again at the next tick (an interlock's
-after ``retry_interval``, while it still holds).
+after ``retry_interval``, while it still holds). One write per loop/interlock is in flight at
+a time: until its :meth:`~LoopEngine.write_done` comes back, no other is returned for it (the
+next tick compares with the value in flight), so every returned write must be answered.
+
+**Time.** ``now`` is wall time (Unix seconds, ``Clock.now()``): staleness compares it with
+the samples' source timestamps.
 
 **Events** (``event.control.<name>`` records). Loop: ``name, kind="loop", transition, time,
 mode, output, setpoint, reason, by``; transitions ``mode``, ``setpoint``, ``output``,
@@ -56,7 +61,7 @@ from plantd.control._loop_config import InterlockConfig, LoopConfig, split_point
 from plantd.control._loop_state import Loop, number
 from plantd.errors import ConfigError
 
-__all__ = ["LoopEngine", "Write"]
+__all__ = ["ControlError", "LoopEngine", "Write"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +82,7 @@ class _Held:
         self.config = config
         self.interlock = Interlock(config.name, config.output, config.safe_value, config.reset)
         self.write_due: float | None = None
+        self.in_flight = False
         self.last_write_time: float | None = None
         self.last_write_error: str | None = None
 
@@ -216,8 +222,8 @@ class LoopEngine:
         writes: list[Write] = []
         events: list[dict[str, Any]] = []
         for held in self._held.values():
-            if held.write_due is not None and held.write_due <= now:
-                held.write_due = None
+            if held.write_due is not None and held.write_due <= now and not held.in_flight:
+                held.write_due, held.in_flight = None, True
                 module, point = split_point(held.config.output)
                 writes.append(
                     Write(held.config.name, module, point, held.config.safe_value, "interlock")
@@ -230,7 +236,9 @@ class LoopEngine:
         return writes, events
 
     def next_due(self) -> float | None:
-        times = [h.write_due for h in self._held.values() if h.write_due is not None]
+        times = [
+            h.write_due for h in self._held.values() if h.write_due is not None and not h.in_flight
+        ]
         times += [loop.due() for loop in self._loops.values()]
         return min(times, default=None)
 
@@ -239,12 +247,14 @@ class LoopEngine:
         if write.kind == "loop":
             return self._loop(write.source).write_done(write.value, error, now)
         held = self._interlock(write.source)
+        held.in_flight = False
         if error is None:
             held.last_write_time, held.last_write_error = now, None
             return []
         held.last_write_error = error
         if held.interlock.holding:
-            held.write_due = now + self.retry_interval
+            retry = now + self.retry_interval
+            held.write_due = retry if held.write_due is None else min(held.write_due, retry)
         event = held.interlock.event("write-failed", now)
         event["reason"] = error
         return [event]

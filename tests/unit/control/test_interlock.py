@@ -13,6 +13,14 @@ from plantd.control._loops import LoopEngine, Write
 from plantd.errors import ConfigError
 
 
+def step(eng: LoopEngine, now: float) -> tuple[list[Write], list[dict[str, Any]]]:
+    """Step, and report every write as done at once (as the process does)."""
+    writes, events = eng.step(now)
+    for write in writes:
+        events += eng.write_done(write, None, now)
+    return writes, events
+
+
 def transitions(events: list[dict[str, Any]]) -> list[str]:
     return [event["transition"] for event in events]
 
@@ -68,6 +76,7 @@ def test_a_trip_writes_the_safe_value_at_once_and_retries_a_failed_write() -> No
     assert eng.next_due() == 10.0
     (write,), _ = eng.step(10.0)
     assert write == Write("pump-stop", "station", "pump_run", False, "interlock")
+    assert eng.next_due() is None  # in flight: nothing to do until it returns
     assert eng.step(10.5) == ([], [])
     (event,) = eng.write_done(write, "refused", 10.6)
     assert (event["transition"], event["reason"]) == ("write-failed", "refused")
@@ -89,8 +98,8 @@ def test_reset_while_the_condition_holds_is_refused_by_the_engine() -> None:
     assert info.value.code == "control.still-tripped"
     eng.set_condition("pump-stop", False, 3.0)
     assert transitions(eng.reset("pump-stop", "op", 4.0)) == ["reset"]
-    assert eng.step(5.0)[0] == [Write("pump-stop", "station", "pump_run", False, "interlock")]
-    assert eng.step(6.0) == ([], [])  # releasing writes nothing
+    assert step(eng, 5.0)[0] == [Write("pump-stop", "station", "pump_run", False, "interlock")]
+    assert step(eng, 6.0) == ([], [])  # releasing writes nothing
 
 
 LOOP = LoopConfig(
@@ -114,9 +123,9 @@ def level(eng: LoopEngine, value: float, now: float) -> None:
 def test_a_loop_tracks_while_an_interlock_holds_its_output_and_resumes_bumplessly() -> None:
     eng = LoopEngine([LOOP], [SPEED], 0.0)
     level(eng, 2.0, 0.0)
-    eng.step(0.0)
+    step(eng, 0.0)
     level(eng, 2.0, 1.0)
-    eng.step(1.0)
+    step(eng, 1.0)
     events = eng.set_condition("speed-stop", True, 1.5)
     assert transitions(events) == ["tripped", "tracking"]
     assert (events[1]["mode"], events[1]["reason"], events[1]["output"]) == (
@@ -124,11 +133,11 @@ def test_a_loop_tracks_while_an_interlock_holds_its_output_and_resumes_bumplessl
         "speed-stop",
         0.0,
     )
-    writes, _ = eng.step(1.5)
+    writes, _ = step(eng, 1.5)
     assert writes == [Write("speed-stop", "station", "speed", 0, "interlock")]
     for t in (2.0, 3.0, 4.0):
         level(eng, 2.0, t)
-        assert eng.step(t) == ([], [])  # the loop writes nothing while tracking
+        assert step(eng, t) == ([], [])  # the loop writes nothing while tracking
     loop_status = eng.status()[0]
     assert (loop_status["mode"], loop_status["output"], loop_status["interlock"]) == (
         "tracking",
@@ -143,10 +152,10 @@ def test_a_loop_tracks_while_an_interlock_holds_its_output_and_resumes_bumplessl
     assert transitions(events) == ["reset", "released"]
     assert events[1]["mode"] == "auto"
     level(eng, 2.0, 5.0)
-    (write,), _ = eng.step(5.0)
+    (write,), _ = step(eng, 5.0)
     assert write == Write("level", "station", "speed", pytest.approx(0.0))  # bumpless: from 0
     level(eng, 2.0, 6.0)
-    (write,), _ = eng.step(6.0)
+    (write,), _ = step(eng, 6.0)
     assert write.value == pytest.approx(2.0 / 4.0 * 1.0)  # then the integral moves on (Kp/Ti·e·dt)
 
 
@@ -163,7 +172,7 @@ def test_an_auto_reset_interlock_releases_the_loop_when_its_condition_clears() -
 def test_a_loop_in_manual_keeps_the_safe_value_after_release() -> None:
     eng = LoopEngine([LOOP], [SPEED], 0.0)
     eng.set_mode("level", "manual", "op", 0.0, output=40.0)
-    eng.step(0.0)
+    step(eng, 0.0)
     eng.set_condition("speed-stop", True, 0.5)
     eng.set_condition("speed-stop", False, 0.6)
     eng.reset("speed-stop", "op", 0.7)

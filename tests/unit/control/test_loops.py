@@ -35,6 +35,14 @@ def feed(eng: LoopEngine, value: object, now: float, quality: Quality = Quality.
     eng.observe("field.level", Sample(value, now, quality))  # type: ignore[arg-type]
 
 
+def step(eng: LoopEngine, now: float) -> tuple[list[Write], list[dict[str, Any]]]:
+    """Step, and report every write as done at once (as the process does)."""
+    writes, events = eng.step(now)
+    for write in writes:
+        events += eng.write_done(write, None, now)
+    return writes, events
+
+
 def transitions(events: list[dict[str, Any]]) -> list[str]:
     return [event["transition"] for event in events]
 
@@ -43,7 +51,7 @@ def test_a_p_loop_writes_its_output_to_the_module_point() -> None:
     eng = engine()
     assert eng.inputs == {"field.level", "station.speed"}
     feed(eng, 2.0, 100.0)
-    writes, events = eng.step(100.0)
+    writes, events = step(eng, 100.0)
     assert writes == [Write("level", "station", "speed", 2.0)]  # 2·(3 - 2)
     assert events == []
 
@@ -52,12 +60,12 @@ def test_the_schedule_does_not_drift_and_late_steps_count_overruns() -> None:
     eng = engine(loop(period=2.0))
     feed(eng, 3.0, 100.0)
     assert eng.next_due() == 100.0
-    eng.step(100.0)
+    step(eng, 100.0)
     assert eng.next_due() == 102.0
-    assert eng.step(101.9) == ([], [])  # not due: nothing runs
-    eng.step(102.7)  # a little late: the next tick stays on the grid
+    assert step(eng, 101.9) == ([], [])  # not due: nothing runs
+    step(eng, 102.7)  # a little late: the next tick stays on the grid
     assert eng.next_due() == 104.0
-    eng.step(109.5)  # ticks at 104, 106 and 108 missed: run once, skip two
+    step(eng, 109.5)  # ticks at 104, 106 and 108 missed: run once, skip two
     status = eng.status()[0]
     assert status["next_due"] == 110.0
     assert status["overruns"] == 2
@@ -67,22 +75,22 @@ def test_the_schedule_does_not_drift_and_late_steps_count_overruns() -> None:
 def test_writes_only_when_the_output_moves_beyond_the_deadband() -> None:
     eng = engine(loop(write_deadband=0.5))
     feed(eng, 2.0, 100.0)
-    assert [w.value for w in eng.step(100.0)[0]] == [2.0]
+    assert [w.value for w in step(eng, 100.0)[0]] == [2.0]
     feed(eng, 1.8, 101.0)  # output 2.4: moved 0.4
-    assert eng.step(101.0)[0] == []
+    assert step(eng, 101.0)[0] == []
     feed(eng, 1.7, 102.0)  # output 2.6: moved 0.6 from the last write
-    assert [w.value for w in eng.step(102.0)[0]] == [2.6]
+    assert [w.value for w in step(eng, 102.0)[0]] == [2.6]
     eng.set_mode("level", "auto", "op", 102.5)  # a mode change forces the next write
     feed(eng, 1.7, 103.0)
-    assert [w.value for w in eng.step(103.0)[0]] == [2.6]
+    assert [w.value for w in step(eng, 103.0)[0]] == [2.6]
 
 
 def test_an_unchanged_output_is_not_written_again() -> None:
     eng = engine()
     for t in (100.0, 101.0, 102.0):
         feed(eng, 2.0, t)
-    assert len(eng.step(100.0)[0]) == 1
-    assert eng.step(101.0)[0] == []
+    assert len(step(eng, 100.0)[0]) == 1
+    assert step(eng, 101.0)[0] == []
 
 
 def test_a_failed_write_gives_an_event_and_is_sent_again_next_period() -> None:
@@ -105,7 +113,7 @@ def test_a_failed_write_gives_an_event_and_is_sent_again_next_period() -> None:
 def test_manual_mode_writes_the_operator_output_at_once_and_only_then() -> None:
     eng = engine()
     feed(eng, 2.0, 100.0)
-    eng.step(100.0)
+    step(eng, 100.0)
     with pytest.raises(ControlError) as info:
         eng.set_output("level", 50.0, "op", 100.2)
     assert info.value.code == "control.not-manual"
@@ -113,12 +121,12 @@ def test_manual_mode_writes_the_operator_output_at_once_and_only_then() -> None:
     assert events[0]["mode"] == "manual"
     assert events[0]["by"] == "op"
     assert eng.next_due() == 100.3  # due at once, not at the next tick
-    assert [w.value for w in eng.step(100.3)[0]] == [40.0]
+    assert [w.value for w in step(eng, 100.3)[0]] == [40.0]
     assert eng.next_due() == 101.0
     feed(eng, 1.0, 101.0)
-    assert eng.step(101.0)[0] == []  # manual ignores the measurement
+    assert step(eng, 101.0)[0] == []  # manual ignores the measurement
     eng.set_output("level", 40.05, "op", 101.5)
-    assert [w.value for w in eng.step(101.5)[0]] == [40.05]
+    assert [w.value for w in step(eng, 101.5)[0]] == [40.05]
     with pytest.raises(ControlError) as info:
         eng.set_output("level", 101.0, "op", 101.6)
     assert info.value.code == "control.out-of-range"
@@ -128,10 +136,10 @@ def test_manual_to_auto_is_bumpless_through_the_engine() -> None:
     eng = engine(loop(ti=10.0))
     eng.set_mode("level", "manual", "op", 100.0, output=30.0)
     feed(eng, 2.0, 100.0)
-    eng.step(100.0)
+    step(eng, 100.0)
     eng.set_mode("level", "auto", "op", 100.5)
     feed(eng, 2.0, 101.0)
-    (write,), _ = eng.step(101.0)
+    (write,), _ = step(eng, 101.0)
     assert write.value == pytest.approx(30.0)
 
 
@@ -139,25 +147,25 @@ def test_auto_starts_bumplessly_from_the_output_points_last_value() -> None:
     eng = engine(loop(ti=10.0))
     eng.observe("station.speed", Sample(55.0, 99.0))
     feed(eng, 2.0, 100.0)
-    (write,), _ = eng.step(100.0)
+    (write,), _ = step(eng, 100.0)
     assert write.value == pytest.approx(55.0)
 
 
 def test_hold_on_failure_stops_writing_and_recovers_to_auto_bumplessly() -> None:
     eng = engine(loop(ti=10.0))
     feed(eng, 2.0, 100.0)
-    eng.step(100.0)
+    step(eng, 100.0)
     feed(eng, 2.0, 101.0)
-    (held,), _ = eng.step(101.0)
+    (held,), _ = step(eng, 101.0)
     feed(eng, 2.0, 102.0, Quality.BAD)
-    writes, events = eng.step(102.0)
+    writes, events = step(eng, 102.0)
     assert writes == []
     assert transitions(events) == ["failed"]
     assert events[0]["reason"] == "quality is bad"
     assert eng.status()[0]["mode"] == "failed"
-    assert eng.step(103.0) == ([], [])
+    assert step(eng, 103.0) == ([], [])
     feed(eng, 2.0, 104.0)
-    writes, events = eng.step(104.0)
+    writes, events = step(eng, 104.0)
     assert transitions(events) == ["recovered"]
     assert eng.status()[0]["mode"] == "auto"
     assert writes[0].value == pytest.approx(held.value)  # resumes from the held output
@@ -166,9 +174,9 @@ def test_hold_on_failure_stops_writing_and_recovers_to_auto_bumplessly() -> None
 def test_a_stale_measurement_is_a_failure() -> None:
     eng = engine(loop(stale_after=3.0))
     feed(eng, 2.0, 100.0)
-    eng.step(100.0)
-    assert eng.step(103.0) == ([], [])  # 3 s old: still fresh enough
-    writes, events = eng.step(104.0)
+    step(eng, 100.0)
+    assert step(eng, 103.0) == ([], [])  # 3 s old: still fresh enough
+    writes, events = step(eng, 104.0)
     assert (writes, transitions(events)) == ([], ["failed"])
     assert events[0]["reason"] == "stale: 4 s old"
 
@@ -182,29 +190,29 @@ def test_safe_on_failure_writes_the_failure_output_once() -> None:
     assert events[0]["reason"] == "not a number: 'broken'"
     assert eng.step(101.0) == ([], [])
     eng.write_done(writes[0], "timeout", 101.5)
-    assert [w.value for w in eng.step(102.0)[0]] == [5.0]  # retried after a failed write
-    assert eng.step(103.0) == ([], [])
+    assert [w.value for w in step(eng, 102.0)[0]] == [5.0]  # retried after a failed write
+    assert step(eng, 103.0) == ([], [])
 
 
 def test_manual_on_failure_switches_to_manual_and_stays_there() -> None:
     eng = engine(loop(on_failure="manual"))
     feed(eng, 2.0, 100.0)
-    eng.step(100.0)
+    step(eng, 100.0)
     feed(eng, 2.0, 101.0, Quality.UNCERTAIN)
-    writes, events = eng.step(101.0)
+    writes, events = step(eng, 101.0)
     assert writes == []
     assert (transitions(events), events[0]["mode"]) == (["failed"], "manual")
     feed(eng, 2.0, 102.0)
-    assert eng.step(102.0) == ([], [])
+    assert step(eng, 102.0) == ([], [])
     assert eng.status()[0]["mode"] == "manual"
     assert eng.status()[0]["output"] == 2.0
 
 
 def test_no_first_sample_becomes_a_failure_after_stale_after() -> None:
     eng = engine(loop(stale_after=2.0))
-    assert eng.step(100.0) == ([], [])
-    assert eng.step(101.0) == ([], [])
-    _, events = eng.step(102.0)
+    assert step(eng, 100.0) == ([], [])
+    assert step(eng, 101.0) == ([], [])
+    _, events = step(eng, 102.0)
     assert events[0]["reason"] == "no value yet"
 
 
@@ -212,10 +220,10 @@ def test_a_setpoint_from_a_point_is_followed_and_cannot_be_set_by_hand() -> None
     eng = engine(loop(setpoint="calc.level_sp"))
     assert "calc.level_sp" in eng.inputs
     feed(eng, 2.0, 100.0)
-    assert eng.step(100.0)[0] == []  # no setpoint yet
+    assert step(eng, 100.0)[0] == []  # no setpoint yet
     eng.observe("calc.level_sp", Sample(4.0, 100.5))
     feed(eng, 2.0, 101.0)
-    assert [w.value for w in eng.step(101.0)[0]] == [4.0]
+    assert [w.value for w in step(eng, 101.0)[0]] == [4.0]
     with pytest.raises(ControlError) as info:
         eng.set_setpoint("level", 1.0, "op", 101.5)
     assert info.value.code == "control.remote-setpoint"
@@ -224,11 +232,11 @@ def test_a_setpoint_from_a_point_is_followed_and_cannot_be_set_by_hand() -> None
 def test_setpoint_changes_ramp_and_are_reported() -> None:
     eng = engine(loop(setpoint_ramp=0.5))
     feed(eng, 3.0, 100.0)
-    eng.step(100.0)
+    step(eng, 100.0)
     (event,) = eng.set_setpoint("level", 5.0, "op", 100.5)
     assert (event["transition"], event["setpoint"], event["by"]) == ("setpoint", 5.0, "op")
     feed(eng, 3.0, 102.0)
-    eng.step(102.0)
+    step(eng, 102.0)
     status = eng.status()[0]
     assert (status["setpoint"], status["working_setpoint"]) == (5.0, 4.0)
 
@@ -258,3 +266,25 @@ def test_operator_requests_are_checked() -> None:
 def test_two_loops_writing_one_output_are_refused() -> None:
     with pytest.raises(ConfigError, match="written by more than one loop"):
         LoopEngine([loop(), loop(name="other")], [], 0.0)
+
+
+def test_one_write_at_a_time_then_the_latest_value() -> None:
+    eng = engine()
+    feed(eng, 2.0, 100.0)
+    (first,), _ = eng.step(100.0)
+    feed(eng, 1.0, 101.0)
+    assert eng.step(101.0) == ([], [])  # the first is still in flight
+    eng.write_done(first, None, 101.5)
+    feed(eng, 1.5, 102.0)
+    assert [w.value for w in eng.step(102.0)[0]] == [3.0]  # 2·(3 - 1.5), not the stale 4.0
+
+
+def test_a_manual_value_set_while_a_write_is_in_flight_goes_out_when_it_returns() -> None:
+    eng = engine()
+    eng.set_mode("level", "manual", "op", 100.0, output=10.0)
+    (first,), _ = eng.step(100.0)
+    eng.set_output("level", 20.0, "op", 100.2)
+    assert eng.step(100.2) == ([], [])
+    eng.write_done(first, None, 100.4)
+    assert eng.next_due() == 100.4
+    assert [w.value for w in eng.step(100.4)[0]] == [20.0]

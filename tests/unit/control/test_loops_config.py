@@ -79,6 +79,7 @@ def test_a_setpoint_may_be_a_point() -> None:
         ("action: reverse", "action: revers", "did you mean 'reverse'?"),
         ('when: "field.tank_level > 4.7"', 'when: "  "', "interlocks[0].when: expected an"),
         ("safe_value: false", "safe_value: [1]", "interlocks[0].safe_value: expected"),
+        ('when: "field.tank_level > 4.7"', 'when: "field.tank_level >"', ":21: interlocks[0].when"),
     ],
 )
 def test_problems_name_the_file_line_and_key(old: str, new: str, expected: str) -> None:
