@@ -29,7 +29,14 @@ from plantd.sinks._kind import SinkKind, UpstreamContext
 from plantd.sinks._lock import ALREADY_RUNNING, SinkAlreadyRunning
 from plantd.sinks._queue import DiskQueue, Gap, Intake
 from plantd.sinks._registry import ENTRY_POINT_GROUP, available_sink_kinds, load_sink_kind
-from plantd.sinks._upstream import Outgoing, Upstream, UpstreamUnavailable, split_topic
+from plantd.sinks._upstream import (
+    Outgoing,
+    OutgoingEvent,
+    Upstream,
+    UpstreamUnavailable,
+    event_json,
+    split_topic,
+)
 
 if TYPE_CHECKING:  # the built-in kinds' config types, still importable from here (below)
     from plantd.sinks.mqtt import MqttConfig, MqttSinkConfig, SparkplugConfig, TlsConfig, WillConfig
@@ -45,6 +52,7 @@ __all__ = [
     "MqttConfig",
     "MqttSinkConfig",
     "Outgoing",
+    "OutgoingEvent",
     "PostgresConfig",
     "PostgresSinkConfig",
     "QueueConfig",
@@ -60,6 +68,7 @@ __all__ = [
     "UpstreamUnavailable",
     "WillConfig",
     "available_sink_kinds",
+    "event_json",
     "list_sinks",
     "load_sink",
     "load_sink_kind",

@@ -84,6 +84,8 @@ class EventEntry:
     id: int
     topic: str
     payload: bytes
+    queued: float = 0.0
+    """When it was committed to the queue (wall clock)."""
 
 
 @dataclass(slots=True)

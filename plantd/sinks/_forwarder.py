@@ -375,7 +375,7 @@ class Sink:
                 log.warning("sink %s: queued event %d unreadable, skipped: %s", self.name,
                             event.id, exc)  # fmt: skip
                 continue
-            outgoing.append(OutgoingEvent(event.topic, fields, event.id <= watermark))
+            outgoing.append(OutgoingEvent(event.topic, fields, event.id <= watermark, event.queued))
         deliver = self.upstream.deliver_events  # type: ignore[attr-defined]
         duplicates = await deliver(outgoing) if outgoing else 0
         await self._ack([], int(duplicates), events)

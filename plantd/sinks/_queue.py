@@ -376,10 +376,12 @@ class DiskQueue:
 
         def job(conn: sqlite3.Connection) -> list[EventEntry]:
             rows = conn.execute(
-                "SELECT id, topic, payload FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                "SELECT id, topic, payload, queued FROM events WHERE id > ? ORDER BY id LIMIT ?",
                 (after, max(1, limit)),
             )
-            return [EventEntry(i, topic, bytes(payload)) for i, topic, payload in rows]
+            return [
+                EventEntry(i, topic, bytes(payload), queued) for i, topic, payload, queued in rows
+            ]
 
         return await self._db.run(job)
 

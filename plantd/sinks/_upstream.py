@@ -18,6 +18,8 @@ int``, with the same contract as ``deliver`` (return once acknowledged, or raise
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -25,7 +27,14 @@ from typing import Any, Protocol
 from plantd.bus import Sample
 from plantd.errors import PlantdError
 
-__all__ = ["Outgoing", "OutgoingEvent", "Upstream", "UpstreamUnavailable", "split_topic"]
+__all__ = [
+    "Outgoing",
+    "OutgoingEvent",
+    "Upstream",
+    "UpstreamUnavailable",
+    "event_json",
+    "split_topic",
+]
 
 
 class UpstreamUnavailable(PlantdError):
@@ -51,6 +60,8 @@ class OutgoingEvent:
     topic: str
     fields: dict[str, Any]
     historical: bool
+    queued: float = 0.0
+    """When the sink committed it to its queue (wall clock): a time for a record without one."""
 
 
 class Upstream(Protocol):
@@ -70,3 +81,18 @@ def split_topic(topic: str) -> tuple[str, str]:
     _, _, rest = topic.partition(".")
     module, _, point = rest.partition(".")
     return module, point
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # as plantd.bus.sample_to_json: "nan", "inf", "-inf"
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def event_json(fields: dict[str, Any]) -> str:
+    """A record as strict JSON text (NaN and infinities, which JSON has not, as strings)."""
+    return json.dumps(_finite(fields), separators=(",", ":"), allow_nan=False)

@@ -26,7 +26,9 @@ __all__ = [
 def _make_upstream(sink: MqttSinkConfig, context: UpstreamContext) -> Upstream:
     from plantd.sinks.mqtt._upstream import MqttUpstream  # paho: only when a sink runs
 
-    return MqttUpstream(sink, context.queue, context.latest, context.write)
+    return MqttUpstream(
+        sink, context.queue, context.latest, context.write, known_events=context.latest_events
+    )
 
 
 SINK_KIND = SinkKind(

@@ -13,6 +13,8 @@ from plantd.config import Check, Duration, Ge, Gt, KeyPath, Le
 from plantd.sinks._config import SinkConfig
 
 __all__ = [
+    "EVENT_TOPIC",
+    "EVENT_TOPIC_FIELDS",
     "MODULE_TOPIC",
     "MODULE_TOPIC_FIELDS",
     "PAYLOAD_FIELDS",
@@ -31,6 +33,8 @@ TOPIC_FIELDS = frozenset({"name", "module", "point", "topic"})
 MODULE_TOPIC_FIELDS = frozenset({"name", "module"})
 SAMPLE_TOPIC = "plantd/{module}/{point}"
 MODULE_TOPIC = "plantd/{module}"
+EVENT_TOPIC_FIELDS = frozenset({"name", "topic", "kind", "subject"})
+EVENT_TOPIC = "plantd/events/{kind}/{subject}"
 PAYLOAD_FIELDS = frozenset(
     {
         "name", "module", "point", "topic", "value", "value_json", "timestamp", "timestamp_ms",
@@ -135,6 +139,9 @@ class MqttConfig:
     """Default: ``plantd/{module}/{point}``; with ``batching: module``, ``plantd/{module}``."""
     payload: Annotated[str, _template_problem(PAYLOAD_FIELDS)] | None = None
     """A template for ``format: json``; default: a JSON object with every field."""
+    event_topic: Annotated[str, _template_problem(EVENT_TOPIC_FIELDS)] = EVENT_TOPIC
+    """``format: json``: the topic of an event record (``event.alarm.x``: ``{kind}`` is
+    ``alarm``, ``{subject}`` is ``x``); its payload is the record as a JSON object."""
     retain: bool = False
     will: WillConfig | None = field(default_factory=WillConfig)
     sparkplug: SparkplugConfig = field(default_factory=SparkplugConfig)

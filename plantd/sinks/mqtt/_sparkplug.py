@@ -24,6 +24,11 @@ with an alias announced in the DBIRTH). Session rules, in order:
       in ``untyped``) until its first value.
   S6  DCMD metrics become ``write`` calls on ``org.plantd.module.<device>`` (by name, or by
       alias through the last DBIRTH); NCMD ``Node Control/Rebirth`` = true asks for S2.
+  S8  The node's own metrics beyond ``bdSeq`` and the rebirth flag (the alarms, ``_alarms``)
+      are declared in the NBIRTH with a name, an alias and their last value, and sent in
+      NDATA by alias only. One that is not in the last NBIRTH (an alarm seen for the first
+      time) makes the whole node be born again (NBIRTH, then every DBIRTH: S2) before the
+      NDATA that holds it, since Sparkplug allows no new metric in NDATA.
 
 Protobuf field numbers are those of the Eclipse Tahu ``sparkplug_b.proto``.
 """
@@ -55,6 +60,7 @@ __all__ = [
     "DataType",
     "EdgeNode",
     "Metric",
+    "NodeValue",
     "Payload",
     "decode_payload",
     "encode_payload",
@@ -103,6 +109,17 @@ class Payload:
     timestamp: int | None = None
     metrics: list[Metric] = field(default_factory=list)
     seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeValue:
+    """A value of one of the node's own metrics (S8): its datatype is the caller's, fixed."""
+
+    name: str
+    datatype: DataType
+    value: SampleValue
+    timestamp: int  # ms since the Unix epoch
+    historical: bool = False
 
 
 def datatype_of(value: SampleValue) -> DataType:
@@ -293,6 +310,13 @@ class EdgeNode:
         self._aliases: dict[tuple[str, str], int] = {}
         self._born: dict[str, set[str]] = {}  # device -> its metrics in its last DBIRTH
         self._by_alias: dict[int, tuple[str, str]] = {}
+        self._node_aliases: dict[str, int] = {}  # the node's own metrics (S8)
+        self._node_born: set[str] = set()  # … in the last NBIRTH
+        self.node_metrics: dict[str, NodeValue] = {}  # … their last values, for a rebirth
+
+    def _new_alias(self) -> int:
+        """Aliases are unique across the node and its devices."""
+        return len(self._aliases) + len(self._node_aliases) + 1
 
     def topic(self, kind: str, device: str | None = None) -> str:
         base = f"{NAMESPACE}/{self.group}/{kind}/{self.node}"
@@ -307,14 +331,25 @@ class EdgeNode:
         bdseq = Metric(name="bdSeq", timestamp=now_ms, datatype=DataType.UINT64, value=self.bdseq)
         return self.topic("NDEATH"), encode_payload(Payload(now_ms, [bdseq]))
 
-    def birth(self, now_ms: int, devices: dict[str, dict[str, Sample]]) -> list[tuple[str, bytes]]:
-        """NBIRTH (seq 0) then a DBIRTH per device (S2)."""
+    def birth(
+        self,
+        now_ms: int,
+        devices: dict[str, dict[str, Sample]],
+        node: Iterable[NodeValue] = (),
+    ) -> list[tuple[str, bytes]]:
+        """NBIRTH (seq 0), with the node's own metrics ``node`` and those it had (S8), then
+        a DBIRTH per device (S2)."""
         self.seq = 0
         self._born.clear()
+        for value in node:
+            self.node_metrics[value.name] = value
         metrics = [
             Metric(name="bdSeq", timestamp=now_ms, datatype=DataType.UINT64, value=self.bdseq),
             Metric(name=REBIRTH, timestamp=now_ms, datatype=DataType.BOOLEAN, value=False),
         ]
+        for name in sorted(self.node_metrics):
+            metrics.append(self._node_metric(self.node_metrics[name], named=True))
+        self._node_born = set(self.node_metrics)
         out = [(self.topic("NBIRTH"), encode_payload(Payload(now_ms, metrics, 0)))]
         for device in sorted(devices):
             out.append(self._device_birth(now_ms, device, devices[device]))
@@ -352,7 +387,7 @@ class EdgeNode:
             return None
         alias = self._aliases.get((device, point))
         if alias is None:
-            alias = self._aliases[(device, point)] = len(self._aliases) + 1
+            alias = self._aliases[(device, point)] = self._new_alias()
             self._by_alias[alias] = (device, point)
         quality = sample.quality
         value = fit(datatype, sample.value)
@@ -410,6 +445,50 @@ class EdgeNode:
                 continue
             payload = Payload(now_ms, metrics, self._next_seq())
             out.append((self.topic("DDATA", device), encode_payload(payload)))
+        return out
+
+    def _node_metric(self, value: NodeValue, *, named: bool) -> Metric:
+        alias = self._node_aliases.get(value.name)
+        if alias is None:
+            alias = self._node_aliases[value.name] = self._new_alias()
+        return Metric(
+            name=value.name if named else None,
+            alias=alias,
+            timestamp=value.timestamp,
+            datatype=value.datatype,
+            value=value.value,
+            is_historical=value.historical and not named,
+        )
+
+    def node_data(
+        self,
+        now_ms: int,
+        values: Iterable[NodeValue],
+        devices: dict[str, dict[str, Sample]],
+    ) -> list[tuple[str, bytes]]:
+        """An NDATA of the node's own metrics, by alias (S8); the node is born again first
+        (NBIRTH and every DBIRTH, with ``devices``) if one of them is not in its last NBIRTH.
+        Live values become the last values a later birth announces; historical ones do not."""
+        values = list(values)
+        if not values:
+            return []
+        out: list[tuple[str, bytes]] = []
+        if any(value.name not in self._node_born for value in values):
+            newest: dict[str, NodeValue] = {}
+            for value in values:
+                if value.name not in self.node_metrics or not value.historical:
+                    newest[value.name] = NodeValue(
+                        value.name, value.datatype, value.value, value.timestamp
+                    )
+            out += self.birth(now_ms, devices, newest.values())
+        else:
+            for value in values:
+                if not value.historical:
+                    self.node_metrics[value.name] = value
+        metrics = [self._node_metric(value, named=False) for value in values]
+        out.append(
+            (self.topic("NDATA"), encode_payload(Payload(now_ms, metrics, self._next_seq())))
+        )
         return out
 
     def command(self, topic: str, data: bytes) -> list[Command]:

@@ -14,6 +14,13 @@ the sink, the broker and every subscriber about the same whether it holds one sa
 The will (``mqtt.will``) says ``offline`` on the sink's status topic; after each connect the
 sink publishes ``online`` there (both retained by default).
 
+Events (the sink's ``events`` key), plain: each record is one QoS 1 message on
+``mqtt.event_topic`` (fields ``{name}``, ``{topic}`` the bus topic, ``{kind}`` its second
+part, ``{subject}`` the rest: ``plantd/events/alarm/<alarm>`` by default), its payload the
+record as a JSON object, whatever the batching. Sparkplug: an alarm record becomes the node
+metrics of ``_alarms`` in an NDATA (rule S8); other records have no Sparkplug form and are
+acknowledged unsent (counted in ``events_skipped``).
+
 Sparkplug B: see ``_sparkplug`` for the session rules; commands are routed by
 :meth:`MqttUpstream.serve_commands`.
 """
@@ -31,15 +38,25 @@ from typing import Any
 
 from plantd.bus import Quality, Sample, SampleValue
 from plantd.sinks import DiskQueue, Outgoing, UpstreamUnavailable, split_topic
+from plantd.sinks._upstream import OutgoingEvent, event_json
+from plantd.sinks.mqtt._alarms import alarm_metrics, alarm_name, event_time_ms
 from plantd.sinks.mqtt._client import Message, MqttSession
 from plantd.sinks.mqtt._config import MqttSinkConfig
-from plantd.sinks.mqtt._sparkplug import REBIRTH, DataType, EdgeNode
+from plantd.sinks.mqtt._sparkplug import REBIRTH, DataType, EdgeNode, NodeValue
 
-__all__ = ["MqttUpstream", "render_payload", "render_topic", "sample_object"]
+__all__ = [
+    "MqttUpstream",
+    "alarm_values",
+    "render_event_topic",
+    "render_payload",
+    "render_topic",
+    "sample_object",
+]
 
 log = logging.getLogger(__name__)
 
 Known = Callable[[], dict[str, dict[str, Sample]]]
+KnownEvents = Callable[[], dict[str, dict[str, Any]]]
 Write = Callable[[str, str, SampleValue], Awaitable[None]]
 
 
@@ -68,6 +85,27 @@ def sample_object(point: str, sample: Sample) -> dict[str, Any]:
     }
 
 
+def render_event_topic(template: str, name: str, topic: str) -> str:
+    """``event.alarm.tank-high`` -> ``{kind}`` ``alarm``, ``{subject}`` ``tank-high``."""
+    _, _, rest = topic.partition(".")
+    kind, _, subject = rest.partition(".")
+    return template.format(name=name, topic=topic, kind=kind, subject=subject)
+
+
+def alarm_values(
+    topic: str, fields: dict[str, Any], now_ms: int, *, historical: bool = False
+) -> list[NodeValue]:
+    """The Sparkplug node metrics of an alarm record (``_alarms``); [] for another record."""
+    alarm = alarm_name(topic, fields)
+    if alarm is None:
+        return []
+    stamp = event_time_ms(fields, now_ms)
+    return [
+        NodeValue(metric, datatype, value, stamp, historical)
+        for metric, datatype, value in alarm_metrics(alarm, fields)
+    ]
+
+
 def render_payload(template: str | None, name: str, topic: str, sample: Sample) -> bytes:
     module, point = split_topic(topic)
     data = sample_object(f"{module}.{point}", sample)
@@ -90,8 +128,19 @@ def render_payload(template: str | None, name: str, topic: str, sample: Sample) 
 
 
 class MqttUpstream:
-    def __init__(self, sink: MqttSinkConfig, queue: DiskQueue, known: Known, write: Write) -> None:
+    def __init__(
+        self,
+        sink: MqttSinkConfig,
+        queue: DiskQueue,
+        known: Known,
+        write: Write,
+        *,
+        known_events: KnownEvents = dict,
+    ) -> None:
         self.sink = sink
+        self._known_events = known_events
+        self.events_sent = 0
+        self.events_skipped = 0
         self.settings = sink.mqtt
         self.queue = queue
         self._known = known
@@ -155,7 +204,7 @@ class MqttUpstream:
             if self._node is not None:
                 if settings.sparkplug.commands:
                     session.subscribe([self._node.topic("NCMD"), self._node.topic("DCMD") + "/+"])
-                births = self._node.birth(now_ms, self._known())
+                births = self._node.birth(now_ms, self._known(), self._alarms(now_ms))
                 await self._save_types()
                 await session.publish_all(
                     [(t, p, 1, False) for t, p in births], settings.ack_timeout
@@ -182,7 +231,7 @@ class MqttUpstream:
             messages = []
             if self._rebirth:
                 self._rebirth = False
-                births = self._node.birth(now_ms, self._known())
+                births = self._node.birth(now_ms, self._known(), self._alarms(now_ms))
                 messages += [(t, p, 1, False) for t, p in births]
             items = [(*split_topic(o.topic), o.sample, o.historical) for o in batch]
             data = self._node.data(now_ms, items, self._known())
@@ -193,6 +242,44 @@ class MqttUpstream:
         else:
             messages = self._sample_messages(batch)
         await session.publish_all(messages, settings.ack_timeout)
+        return 0
+
+    def _alarms(self, now_ms: int) -> list[NodeValue]:
+        """The node metrics of the last record of every alarm taken (what an NBIRTH says)."""
+        values: list[NodeValue] = []
+        for topic, fields in sorted(self._known_events().items()):
+            values += alarm_values(topic, fields, now_ms)
+        return values
+
+    async def deliver_events(self, events: Sequence[OutgoingEvent]) -> int:
+        """Publish event records (QoS 1) and wait for every PUBACK; see the module doc."""
+        session = self._session
+        if session is None or session.lost.is_set():
+            raise UpstreamUnavailable(session.reason if session else "not connected")
+        settings = self.settings
+        messages: list[Message]
+        skipped = 0
+        if self._node is not None:
+            now_ms = int(time.time() * 1000)
+            values: list[NodeValue] = []
+            for event in events:
+                found = alarm_values(event.topic, event.fields, now_ms,
+                                     historical=event.historical)  # fmt: skip
+                skipped += not found
+                values += found
+            messages = [
+                (t, p, 1, False) for t, p in self._node.node_data(now_ms, values, self._known())
+            ]
+        else:
+            template, name = settings.event_topic, self.sink.name
+            messages = [
+                (render_event_topic(template, name, event.topic), event_json(event.fields).encode(),
+                 1, settings.retain)
+                for event in events
+            ]  # fmt: skip
+        await session.publish_all(messages, settings.ack_timeout)
+        self.events_sent += len(events) - skipped
+        self.events_skipped += skipped
         return 0
 
     async def _save_types(self) -> None:
@@ -304,4 +391,6 @@ class MqttUpstream:
             "bdseq": self._node.bdseq if self._node else None,
             "mismatched": self._mismatched + (self._node.mismatched if self._node else 0),
             "untyped": self._untyped + (self._node.untyped if self._node else 0),
+            "events_sent": self.events_sent,
+            "events_skipped": self.events_skipped,
         }

@@ -4,11 +4,12 @@ docs/sinks.md."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
-from plantd.config import Check, Duration, Gt
+from plantd.config import Check, Duration, Gt, KeyPath
 from plantd.sinks._config import SinkConfig
 
 __all__ = ["PostgresConfig", "PostgresSinkConfig"]
@@ -29,12 +30,18 @@ class PostgresConfig:
     password_file: Path | None = None
     schema: Annotated[str, Check(_identifier_problem)] = "public"
     table: Annotated[str, Check(_identifier_problem)] = "plantd_samples"
+    events_table: Annotated[str, Check(_identifier_problem)] = "plantd_events"
+    """Where event records go (the sink's ``events`` key), one row each."""
     timescale: Literal["auto", "require", "never"] = "auto"
     """``auto``: a hypertable if the timescaledb extension is installed in the database;
     ``require``: refuse to run without it; ``never``: a plain table even with it."""
     source: str | None = None
     """The ``source`` column of every row; default: the sink's name."""
     connect_timeout: Annotated[float, Duration, Gt(0)] = 10.0
+
+    def cross_check(self) -> Iterator[tuple[KeyPath, str]]:
+        if self.events_table == self.table:
+            yield ("events_table",), "must differ from table (samples and events have their own)"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,20 +20,40 @@ queries by point and time). A delivery batch (every sample of it, live and backl
 COPied into a temporary table in one COPY and moved with ``INSERT … ON CONFLICT DO NOTHING``
 in one transaction: a batch sent again after a lost COMMIT acknowledgement adds nothing, so
 the table holds each sample once; how many rows were already there is reported as duplicates.
+
+Event records (the sink's ``events`` key) go to ``postgres.events_table``, one row each:
+
+    CREATE TABLE <events_table> (
+        time timestamptz NOT NULL,       -- the record's ``time``, else when the sink queued it
+        topic text NOT NULL,             -- event.alarm.<alarm>
+        kind text NOT NULL,              -- alarm (the topic's second part)
+        subject text NOT NULL,           -- <alarm> (the rest)
+        seq bigint,                      -- the record's ``seq``, if it has one
+        fields jsonb NOT NULL,           -- the whole record
+        source text NOT NULL,
+        digest text NOT NULL             -- sha256 of the record's canonical JSON
+    );
+    CREATE UNIQUE INDEX <events_table>_key ON <events_table> (source, topic, time, digest);
+
+inserted with ``ON CONFLICT DO NOTHING`` in one transaction per delivery: a record sent again
+is the same row, so it is stored once (and counted as a duplicate). A plain table always
+(events are few; no hypertable).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from plantd.sinks import Outgoing, UpstreamUnavailable, split_topic
+from plantd.sinks import Outgoing, OutgoingEvent, UpstreamUnavailable, event_json, split_topic
 from plantd.sinks.postgres._config import PostgresSinkConfig
 
 __all__ = ["PostgresUpstream"]
@@ -56,11 +76,18 @@ class PostgresUpstream:
         self.hypertable: bool | None = None
         self.connects = 0
         self.rows = 0
+        self.event_rows = 0
         self._points: dict[str, str] = {}  # bus topic -> "module.point"
         columns = sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
         self._copy = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(_STAGING), columns)
         self._move = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(
             self.table, columns, columns, sql.Identifier(_STAGING)
+        )
+
+    @property
+    def events_table(self) -> sql.Composed:
+        return sql.SQL("{}.{}").format(
+            sql.Identifier(self.settings.schema), sql.Identifier(self.settings.events_table)
         )
 
     @property
@@ -120,6 +147,18 @@ class PostgresUpstream:
             self.hypertable = installed and settings.timescale != "never"
             await conn.execute(
                 sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (time timestamptz NOT NULL, "
+                    "topic text NOT NULL, kind text NOT NULL, subject text NOT NULL, seq bigint, "
+                    "fields jsonb NOT NULL, source text NOT NULL, digest text NOT NULL)"
+                ).format(self.events_table)
+            )
+            await conn.execute(
+                sql.SQL(
+                    "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} (source, topic, time, digest)"
+                ).format(sql.Identifier(f"{settings.events_table}_key"), self.events_table)
+            )
+            await conn.execute(
+                sql.SQL(
                     "CREATE TEMPORARY TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS"
                 ).format(sql.Identifier(_STAGING), self.table)
             )
@@ -141,6 +180,44 @@ class PostgresUpstream:
             raise UpstreamUnavailable(f"PostgreSQL: {_first_line(exc)}") from exc
         self.rows += inserted
         return len(batch) - inserted
+
+    async def deliver_events(self, events: Sequence[OutgoingEvent]) -> int:
+        """Insert event records in one transaction (idempotent); returns those already there."""
+        conn = self._conn
+        if conn is None or conn.closed:
+            raise UpstreamUnavailable("PostgreSQL: not connected")
+        insert = sql.SQL(
+            "INSERT INTO {} (time, topic, kind, subject, seq, fields, source, digest) "
+            "VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s) ON CONFLICT DO NOTHING"
+        ).format(self.events_table)
+        inserted = 0
+        try:
+            async with conn.transaction(), conn.cursor() as cursor:
+                for event in events:
+                    await cursor.execute(insert, self._event_row(event))
+                    inserted += max(cursor.rowcount, 0)
+        except psycopg.Error as exc:
+            raise UpstreamUnavailable(f"PostgreSQL: {_first_line(exc)}") from exc
+        self.event_rows += inserted
+        return len(events) - inserted
+
+    def _event_row(self, event: OutgoingEvent) -> tuple[Any, ...]:
+        fields = event.fields
+        when = fields.get("time")
+        if not (isinstance(when, int | float) and not isinstance(when, bool)) or not (
+            math.isfinite(when) and 0 <= when < 253e9  # what a datetime holds
+        ):
+            when = event.queued
+        seq = fields.get("seq")
+        if not (type(seq) is int and -(2**63) <= seq < 2**63):
+            seq = None
+        _, _, rest = event.topic.partition(".")
+        kind, _, subject = rest.partition(".")
+        text = event_json(fields)
+        canonical = json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(canonical.encode()).hexdigest()
+        stamp = dt.datetime.fromtimestamp(when, dt.UTC)
+        return (stamp, event.topic, kind, subject, seq, text, self.source, digest)
 
     def _row(self, item: Outgoing) -> tuple[Any, ...]:
         sample = item.sample
@@ -182,6 +259,8 @@ class PostgresUpstream:
             "connected": self._conn is not None and not self._conn.closed,
             "connects": self.connects,
             "rows_inserted": self.rows,
+            "events_table": f"{self.settings.schema}.{self.settings.events_table}",
+            "event_rows_inserted": self.event_rows,
         }
 
 

@@ -19,10 +19,12 @@ def test_sinks_exports() -> None:
     assert sorted(plantd.sinks.__all__) == sorted(
         [
             "ALREADY_RUNNING", "ENTRY_POINT_GROUP", "SINKS_DIR", "DiskQueue", "Gap", "Intake",
-            "MqttConfig", "MqttSinkConfig", "Outgoing", "PostgresConfig", "PostgresSinkConfig",
+            "MqttConfig", "MqttSinkConfig", "Outgoing", "OutgoingEvent", "PostgresConfig",
+            "PostgresSinkConfig",
             "QueueConfig", "RepairConfig", "Sink", "SinkAlreadyRunning", "SinkConfig", "SinkKind",
             "SparkplugConfig", "TlsConfig", "Upstream", "UpstreamContext", "UpstreamUnavailable",
-            "WillConfig", "available_sink_kinds", "list_sinks", "load_sink", "load_sink_kind",
+            "WillConfig", "available_sink_kinds", "event_json", "list_sinks", "load_sink",
+            "load_sink_kind",
             "run_sink", "sink_path", "split_topic",
         ]
     )  # fmt: skip
