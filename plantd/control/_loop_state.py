@@ -98,7 +98,11 @@ class Loop:
         if point == self.config.measurement:
             self.pv = sample
         if point == self.config.setpoint_point and good is not None:
-            self.pid.setpoint, self.has_setpoint = good, True
+            if self.has_setpoint:
+                self.pid.setpoint = good
+            else:  # the first value: nothing to ramp from
+                self.pid.jump_setpoint(good)
+                self.has_setpoint = True
         if point == self.config.output and good is not None:
             self.readback = good
 
@@ -165,6 +169,8 @@ class Loop:
 
     def _fail(self, now: float, events: list[dict[str, Any]]) -> float | None:
         action = self.config.on_failure
+        if self.failure is None and self.written is not None:
+            self.output = self.written  # hold what the device has, not a value the deadband kept
         if action == "manual":
             self.operator_mode, self.force = "manual", False
             if self.output is not None:

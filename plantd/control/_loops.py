@@ -245,7 +245,14 @@ class LoopEngine:
     def write_done(self, write: Write, error: str | None, now: float) -> list[dict[str, Any]]:
         """The result of a write :meth:`step` returned (``error``: why it failed, or None)."""
         if write.kind == "loop":
-            return self._loop(write.source).write_done(write.value, error, now)
+            loop = self._loop(write.source)
+            events = loop.write_done(write.value, error, now)
+            if loop.tracking is not None:
+                # An interlock tripped while this write was in flight: it may have landed
+                # after the safe value, so the safe value goes out again.
+                held = self._held[loop.tracking]
+                held.write_due = now if held.write_due is None else min(held.write_due, now)
+            return events
         held = self._interlock(write.source)
         held.in_flight = False
         if error is None:

@@ -134,6 +134,10 @@ class Pid:
     def setpoint(self, value: float) -> None:
         self._ramp.target = value
 
+    def jump_setpoint(self, value: float) -> None:
+        """Set the target and the working setpoint at once (no ramp)."""
+        self._ramp.target = self._ramp.value = value
+
     @property
     def working_setpoint(self) -> float:
         """The ramped setpoint the error is computed from."""

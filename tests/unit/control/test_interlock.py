@@ -191,3 +191,16 @@ def test_unknown_interlocks_are_control_unknown() -> None:
     with pytest.raises(ControlError) as info:
         eng.set_condition("nope", True, 1.0)
     assert info.value.code == "control.unknown"
+
+
+def test_a_loop_write_in_flight_at_a_trip_makes_the_safe_value_go_out_again() -> None:
+    eng = LoopEngine([LOOP], [SPEED], 0.0)
+    level(eng, 2.0, 0.0)
+    (loop_write,), _ = eng.step(0.0)
+    eng.set_condition("speed-stop", True, 0.1)
+    (safe,), _ = eng.step(0.1)
+    assert safe.kind == "interlock"
+    eng.write_done(safe, None, 0.2)
+    eng.write_done(loop_write, None, 0.3)  # may have reached the device after the safe value
+    assert eng.next_due() == 0.3
+    assert eng.step(0.3)[0] == [safe]

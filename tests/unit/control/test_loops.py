@@ -288,3 +288,27 @@ def test_a_manual_value_set_while_a_write_is_in_flight_goes_out_when_it_returns(
     eng.write_done(first, None, 100.4)
     assert eng.next_due() == 100.4
     assert [w.value for w in eng.step(100.4)[0]] == [20.0]
+
+
+def test_a_remote_setpoints_first_value_is_not_ramped_to() -> None:
+    eng = engine(loop(setpoint="calc.level_sp", setpoint_ramp=0.1))
+    eng.observe("calc.level_sp", Sample(4.0, 100.0))
+    feed(eng, 2.0, 100.0)
+    step(eng, 100.0)
+    assert eng.status()[0]["working_setpoint"] == 4.0
+    eng.observe("calc.level_sp", Sample(5.0, 100.5))
+    feed(eng, 2.0, 101.0)
+    step(eng, 101.0)
+    status = eng.status()[0]
+    assert (status["setpoint"], status["working_setpoint"]) == (5.0, pytest.approx(4.1))
+
+
+def test_hold_keeps_the_value_last_written_not_one_the_deadband_kept_back() -> None:
+    eng = engine(loop(write_deadband=1.0))
+    feed(eng, 2.0, 100.0)
+    step(eng, 100.0)  # writes 2.0
+    feed(eng, 1.8, 101.0)
+    assert step(eng, 101.0)[0] == []  # 2.4 kept back
+    feed(eng, 1.8, 102.0, Quality.BAD)
+    _, events = step(eng, 102.0)
+    assert events[0]["output"] == 2.0
