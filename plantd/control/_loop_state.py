@@ -117,6 +117,8 @@ class Loop:
             self.problem = f"quality is {sample.quality.label}"
         elif number(sample.value) is None:
             self.problem = f"not a number: {sample.value!r}"
+        elif not math.isfinite(sample.timestamp):
+            self.problem = f"stale: no usable timestamp ({sample.timestamp!r})"
         elif now - sample.timestamp > self.config.stale_after:
             self.problem = f"stale: {now - sample.timestamp:g} s old"
         return None if self.problem is not None or sample is None else number(sample.value)

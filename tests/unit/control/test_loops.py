@@ -312,3 +312,22 @@ def test_hold_keeps_the_value_last_written_not_one_the_deadband_kept_back() -> N
     feed(eng, 1.8, 102.0, Quality.BAD)
     _, events = step(eng, 102.0)
     assert events[0]["output"] == 2.0
+
+
+@pytest.mark.parametrize(
+    "value", [None, "text", {"a": 1}, [1], float("nan"), float("inf"), 10**400]
+)
+def test_a_measurement_that_is_no_finite_number_is_a_failure_not_a_crash(value: object) -> None:
+    eng = engine()
+    feed(eng, value, 100.0)
+    writes, events = step(eng, 100.0)
+    assert (writes, transitions(events)) == ([], ["failed"])
+    assert events[0]["reason"].startswith("not a number")
+    assert eng.status()[0]["pv"] is None
+
+
+def test_a_sample_without_a_usable_timestamp_counts_as_stale() -> None:
+    eng = engine()
+    eng.observe("field.level", Sample(2.0, float("nan")))
+    _, events = step(eng, 100.0)
+    assert events[0]["reason"].startswith("stale")
