@@ -331,3 +331,15 @@ def test_a_sample_without_a_usable_timestamp_counts_as_stale() -> None:
     eng.observe("field.level", Sample(2.0, float("nan")))
     _, events = step(eng, 100.0)
     assert events[0]["reason"].startswith("stale")
+
+
+def test_ticks_stay_on_the_grid_over_many_periods() -> None:
+    eng = engine(loop(period=0.1), now=1000.0)
+    for _ in range(10_000):
+        due = eng.next_due()
+        assert due is not None
+        feed(eng, 3.0, due)
+        step(eng, due + 0.05)  # every step a little late, never a whole period
+    status = eng.status()[0]
+    assert status["next_due"] == 1000.0 + 10_000 * 0.1
+    assert (status["periods"], status["overruns"]) == (10_000, 0)
