@@ -1,12 +1,6 @@
-"""Calculated points: :class:`Formula` (a bound expression) and :class:`CalcEngine`.
+"""Calculated points: :class:`CalcEngine` runs the ``calc.d`` calcs.
 
-A :class:`Formula` keeps the latest sample of each input and the state of each stateful call
-site. :meth:`Formula.observe` takes every new sample of an input: it updates the latest value and
-feeds the stateful calls whose argument reads that input (innermost first, so
-``avg_over(rate(c.n), 1m)`` averages the rate just updated). :meth:`Formula.evaluate` walks the
-tree with the latest values; the rules of results are in ``_expr``'s docstring.
-
-:class:`CalcEngine` runs the ``calc.d`` calcs, each a formula whose result is the point
+Each calc is a formula (a bound expression, see ``_expr``) whose result is the point
 ``calc.NAME``. Rules:
 
 - A calc may read another (``calc.b``); the calcs are evaluated in dependency order, so one
@@ -26,177 +20,18 @@ tree with the latest values; the rules of results are in ``_expr``'s docstring.
 from __future__ import annotations
 
 import math
-import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from plantd.bus import Quality, Sample
+from plantd.bus import Sample
 from plantd.config import did_you_mean
 from plantd.control._calc_config import CalcConfig
-from plantd.control._expr import (
-    Binary,
-    Bool,
-    Call,
-    Compare,
-    Duration,
-    Expression,
-    ExpressionError,
-    IfElse,
-    Node,
-    Num,
-    Point,
-    Text,
-    Unary,
-    compile_expression,
-)
-from plantd.control._functions import PURE, State, make_state
+from plantd.control._expr import Expression, ExpressionError, Formula, compile_expression
 from plantd.errors import ConfigError
 
-__all__ = ["CalcEngine", "Formula"]
+__all__ = ["CalcEngine", "Formula"]  # Formula lives in _expr; here too for old imports
 
 _CALC = "calc."
-
-_ARITHMETIC: dict[str, Callable[[float, float], float]] = {
-    "+": operator.add,
-    "-": operator.sub,
-    "*": operator.mul,
-    "/": operator.truediv,
-    "%": operator.mod,
-    "**": math.pow,  # never a complex number: (-8) ** 0.5 raises ValueError
-}
-_COMPARE: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-    "==": operator.eq,
-    "!=": operator.ne,
-}
-
-
-class _Bad(Exception):
-    """The result is not a number: evaluation stops, the result is BAD."""
-
-
-class Formula:
-    """One bound expression with its own state (see the module docstring)."""
-
-    def __init__(self, expression: Expression) -> None:
-        self.expression = expression
-        self.inputs = expression.inputs
-        self._latest: dict[str, Sample] = {}
-        self._states: list[State] = [
-            make_state(call.name, tuple(a.seconds for a in call.args if isinstance(a, Duration)))
-            for call in expression.calls
-        ]
-        self._feeds: dict[str, list[Call]] = {}
-        for call in expression.calls:  # innermost first
-            for point in call.reads:
-                self._feeds.setdefault(point, []).append(call)
-        self._quality = Quality.GOOD
-        self._now = 0.0
-
-    def observe(self, point: str, sample: Sample) -> None:
-        """Take a new sample of input ``point`` (other points are ignored)."""
-        if point not in self.inputs:
-            return
-        self._latest[point] = sample
-        for call in self._feeds.get(point, ()):
-            if all(name in self._latest for name in call.reads):
-                value, quality = self._run(call.args[0], sample.timestamp)
-                self._states[call.site].push(sample.timestamp, value, quality)
-
-    def evaluate(self, now: float) -> Sample | None:
-        """The result at ``now``; None while some input has never been seen."""
-        if len(self._latest) < len(self.inputs):
-            return None
-        value, quality = self._run(self.expression.root, now)
-        if self.expression.time_driven or not self._latest:
-            timestamp = now
-        else:
-            timestamp = max(sample.timestamp for sample in self._latest.values())
-        if isinstance(value, float) and math.isnan(value):
-            return Sample(value, timestamp, Quality.BAD)
-        return Sample(value, timestamp, quality)
-
-    def _run(self, node: Node, now: float) -> tuple[float | bool, Quality]:
-        self._quality, self._now = Quality.GOOD, now
-        try:
-            value = self._eval(node)
-        except _Bad:
-            return math.nan, Quality.BAD
-        return value, self._quality
-
-    def _eval(self, node: Node) -> float | bool:
-        match node:
-            case Num(value=value) | Bool(value=value):
-                return value
-            case Point(name=name):
-                return self._read(name)
-            case Unary(op="not", operand=operand):
-                return not self._eval(operand)
-            case Unary(op=op, operand=operand):
-                value = float(self._eval(operand))
-                return -value if op == "-" else value
-            case Binary(op="and", left=left, right=right):
-                return bool(self._eval(left)) and bool(self._eval(right))
-            case Binary(op="or", left=left, right=right):
-                return bool(self._eval(left)) or bool(self._eval(right))
-            case Binary(op=op, left=left, right=right):
-                return _finite(_ARITHMETIC[op], float(self._eval(left)), float(self._eval(right)))
-            case Compare(ops=ops, operands=operands):
-                return self._compare(ops, operands)
-            case IfElse(condition=condition, then=then, other=other):
-                return self._eval(then) if self._eval(condition) else self._eval(other)
-            case Call():
-                return self._call(node)
-        raise _Bad  # Duration/Text never reach here: the parser keeps them in arguments
-
-    def _read(self, name: str) -> float | bool:
-        sample = self._latest[name]
-        self._quality = max(self._quality, sample.quality)
-        value = sample.value
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int | float):
-            try:
-                number = float(value)
-            except OverflowError:
-                raise _Bad from None
-            if math.isfinite(number):
-                return number
-        raise _Bad
-
-    def _compare(self, ops: tuple[str, ...], operands: tuple[Node, ...]) -> bool:
-        left = self._eval(operands[0])
-        for op, node in zip(ops, operands[1:], strict=True):
-            right = self._eval(node)
-            if not _COMPARE[op](left, right):
-                return False
-            left = right
-        return True
-
-    def _call(self, call: Call) -> float:
-        if call.site >= 0:
-            value, quality = self._states[call.site].result(self._now)
-            self._quality = max(self._quality, quality)
-            if not math.isfinite(value):
-                raise _Bad
-            return value
-        args: list[Any] = [
-            arg.value if isinstance(arg, Text) else float(self._eval(arg)) for arg in call.args
-        ]
-        return _finite(PURE[call.name], *args)
-
-
-def _finite(function: Callable[..., float], *args: Any) -> float:
-    try:
-        result = float(function(*args))
-    except (ArithmeticError, ValueError):  # x / 0, sqrt(-1), overflow
-        raise _Bad from None
-    if not math.isfinite(result):
-        raise _Bad
-    return result
 
 
 class CalcEngine:
@@ -210,7 +45,7 @@ class CalcEngine:
             if (count := sum(calc.name == name for calc in calcs)) > 1
         ]
         expressions: dict[str, Expression] = {}
-        for calc in self.configs.values():
+        for calc in calcs:
             try:
                 expressions[calc.name] = compile_expression(calc.expr)
             except ExpressionError as exc:
@@ -253,7 +88,7 @@ class CalcEngine:
             if name not in self._changed and (due is None or now < due):
                 continue
             self._changed.discard(name)
-            if due is not None:
+            if due is not None and now >= due:
                 period = self.configs[name].period or 0.0
                 self._due[name] = due + period if now < due + period else now + period
             sample = self._formulas[name].evaluate(now)

@@ -19,8 +19,10 @@ points are reported by exception: a quiet point has not changed), so the sample 
 window counts from the window's start, and ``avg_over`` is the time-weighted average. A window
 keeps at most :data:`MAX_WINDOW_SAMPLES` samples; beyond that the oldest are dropped, the window
 then covers less than its width, and its result is UNCERTAIN until the dropped samples would have
-left the window anyway. The quality is the worst of the samples in the window; a BAD sample in
-the window makes the result BAD until it leaves.
+left the window anyway. A NaN value (the argument was BAD) is a gap: it counts for nothing, and
+makes the result UNCERTAIN while it is in the window (a NaN before the first number is not
+kept). Otherwise the quality is the worst of the samples in the window; a window with no number
+in it is BAD.
 
 ``integral(x, unit)`` is a totaliser since the formula was bound: ``∫ x dt / unit`` by the
 trapezoid rule between samples, and the last value held from its sample up to ``now`` (so the
@@ -36,26 +38,66 @@ reset (or wrapped), so that interval counts ``v2`` (counted up from zero), never
 from __future__ import annotations
 
 import math
+import operator
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from plantd.bus import Quality
 from plantd.control._units import convert
+from plantd.errors import PlantdError
 
 __all__ = [
+    "COMPARISONS",
     "FUNCTIONS",
     "MAX_WINDOW_SAMPLES",
+    "OPERATORS",
     "PURE",
+    "NotANumber",
     "Signature",
     "State",
+    "finite",
     "make_state",
 ]
 
 MAX_WINDOW_SAMPLES = 10_000
 
 NAN = math.nan
+
+OPERATORS: dict[str, Callable[[float, float], float]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "%": operator.mod,
+    "**": math.pow,  # never a complex number: (-8) ** 0.5 raises ValueError
+}
+COMPARISONS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+
+class NotANumber(PlantdError):
+    """A value that is not a finite number: evaluation stops and the result is BAD (raised and
+    caught inside a formula's evaluation only)."""
+
+
+def finite(function: Callable[..., float], *args: Any) -> float:
+    """``function(*args)``, or NotANumber if it fails (``x / 0``, ``sqrt(-1)``, an overflow) or
+    is not finite."""
+    try:
+        result = float(function(*args))
+    except (ArithmeticError, ValueError):
+        raise NotANumber from None
+    if not math.isfinite(result):
+        raise NotANumber
+    return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +208,8 @@ class _Window:
         self.lost_until = -math.inf  # newest timestamp dropped because of the cap
 
     def push(self, timestamp: float, value: float, quality: Quality) -> None:
+        if not self.samples and math.isnan(value):
+            return  # nothing to mark as a gap yet (e.g. rate() before its second sample)
         if self.samples and timestamp <= self.samples[-1][0]:
             return
         self.samples.append((timestamp, value, quality))
@@ -185,28 +229,32 @@ class _Window:
         end = max(now, self.samples[-1][0])
         start = end - self.width
         self._prune(start)
-        quality = max(q for _, _, q in self.samples)
-        if self.lost_until > start:
-            quality = max(quality, Quality.UNCERTAIN)
-        values = [v for _, v, _ in self.samples]
-        if any(math.isnan(v) for v in values):
+        usable = [(t, v, q) for t, v, q in self.samples if not math.isnan(v)]
+        if not usable:
             return NAN, Quality.BAD
+        quality = max(q for _, _, q in usable)
+        if len(usable) < len(self.samples) or self.lost_until > start:
+            quality = max(quality, Quality.UNCERTAIN)  # a gap in the window
         if self.kind == "min_over":
-            return min(values), quality
+            return min(v for _, v, _ in usable), quality
         if self.kind == "max_over":
-            return max(values), quality
+            return max(v for _, v, _ in usable), quality
         return self._average(start, end), quality
 
     def _average(self, start: float, end: float) -> float:
+        """Time-weighted: each value counts from its sample (or the start) to the next sample
+        (or the end); the intervals of NaN samples count nothing."""
         area = covered = 0.0
         samples = list(self.samples)
         for index, (timestamp, value, _) in enumerate(samples):
             begin = max(timestamp, start)
             until = samples[index + 1][0] if index + 1 < len(samples) else end
-            if until > begin:
+            if until > begin and not math.isnan(value):
                 area += value * (until - begin)
                 covered += until - begin
-        return area / covered if covered > 0 else samples[-1][1]
+        if covered > 0:
+            return area / covered
+        return next(v for _, v, _ in reversed(samples) if not math.isnan(v))
 
 
 class _Integral:

@@ -76,7 +76,9 @@ def conversion_problem(from_unit: str, to_unit: str) -> str | None:
     """None if ``from_unit`` converts to ``to_unit``, else what is wrong."""
     for name in (from_unit, to_unit):
         if name not in UNITS:
-            return f"unknown unit {name!r}{did_you_mean(name, UNITS)}"
+            same = [unit for unit in UNITS if unit.lower() == name.lower()]  # "degc", "KW"
+            hint = f" (did you mean {same[0]!r}?)" if same else did_you_mean(name, UNITS)
+            return f"unknown unit {name!r}{hint}"
     source, target = UNITS[from_unit], UNITS[to_unit]
     if source.dimension != target.dimension:
         return (
