@@ -2,8 +2,9 @@
 
 Text is read by a tokenizer and a precedence-climbing parser into a tree of frozen dataclasses
 (this module); :meth:`Expression.bind` gives a :class:`Formula` that evaluates by walking the
-tree. Nothing hands user text to Python's ``eval``/``exec``/
-``compile``/``ast``.
+tree. Nothing hands user text to Python's ``eval``, ``exec``, ``compile`` or ``ast``. The tree is
+at most :data:`MAX_DEPTH` deep in nesting; a long flat chain (``1+1+…``) is bounded by
+:data:`MAX_LENGTH`, so evaluating recurses at most about 500 levels.
 
 The language, loosest binding first (as in Python)::
 
@@ -353,7 +354,9 @@ class _Parser:
         node = self.primary()
         if self.at("**"):
             token = self.take()
+            self.nested(token)  # 2 ** 2 ** 2 … recurses to the right
             node = Binary("**", self.number(node), self.number(self.unary()), token.column)
+            self.depth -= 1
         return node
 
     def primary(self) -> Node:
