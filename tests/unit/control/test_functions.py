@@ -201,3 +201,34 @@ def test_arity_messages() -> None:
     assert FUNCTIONS["integral"].arity_problem(1) is None
     assert FUNCTIONS["integral"].arity_problem(3) == "integral() takes 1 to 2 arguments, got 3"
     assert FUNCTIONS["max"].arity_problem(9) is None
+
+
+@given(
+    st.floats(min_value=-1e6, max_value=1e6),
+    st.lists(st.floats(min_value=0.001, max_value=100), min_size=1, max_size=30),
+    st.floats(min_value=0.1, max_value=1000),
+)
+def test_windows_of_a_constant_give_the_constant(
+    value: float, gaps: list[float], width: float
+) -> None:
+    states = [make_state(name, (width,)) for name in ("avg_over", "min_over", "max_over")]
+    t = 0.0
+    for gap in gaps:
+        t += gap
+        for state in states:
+            state.push(t, value, GOOD)
+    for state in states:
+        result, quality = state.result(t + width / 2)
+        assert result == pytest.approx(value)
+        assert quality is GOOD
+
+
+@given(st.lists(st.floats(min_value=-1e3, max_value=1e3), min_size=2, max_size=30))
+def test_the_average_lies_between_the_minimum_and_the_maximum(values: list[float]) -> None:
+    states = [make_state(name, (10.0,)) for name in ("avg_over", "min_over", "max_over")]
+    for index, value in enumerate(values):
+        for state in states:
+            state.push(float(index), value, GOOD)
+    now = float(len(values))
+    average, low, high = (state.result(now)[0] for state in states)
+    assert low - 1e-9 <= average <= high + 1e-9
