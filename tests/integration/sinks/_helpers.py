@@ -123,7 +123,8 @@ class MqttCollector:
                 prefix = message.topic.split("/")[1]
                 counter = self.seen.setdefault(prefix, Counter())
                 for item in data if isinstance(data, list) else [data]:
-                    counter[(item["point"], item["seq"])] += 1
+                    if "point" in item and "epoch" in item:  # a sample (not an event record)
+                        counter[(item["point"], item["seq"])] += 1
 
     def count(self, prefix: str) -> int:
         with self.lock:
