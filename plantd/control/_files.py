@@ -10,8 +10,9 @@ span files are checked:
 - ``calc.NAME`` read anywhere (an alarm's point, a loop's measurement, any expression) is a
   calculation that exists;
 - with ``modules`` given (``plant config check`` passes the modules of ``modules.d/`` and
-  their points), every other point is a point of a module that exists. The process itself does not ask: a HIL rig runs modules from
-  files elsewhere, and a point that never comes is shown as never seen.
+  their points), every other point is a point of a module that exists. The process itself
+  does not ask: a HIL rig runs modules from files elsewhere, and a point that never comes is
+  shown as never seen.
 
 Every problem is collected and raised as one :class:`ConfigError`, like plantd.yaml's.
 """
@@ -70,7 +71,6 @@ class ControlPlan:
             for point in compile_expression(interlock.when).inputs:
                 yield point, f"interlock {interlock.name!r}"
 
-
     def points_written(self) -> Iterator[tuple[str, str]]:
         """Every point the plan's loops and interlocks write, with who writes it."""
         for loop in self.loops:
@@ -90,9 +90,7 @@ def load_plan(config_dir: Path | None, *, modules: Modules | None = None) -> Con
     return plan
 
 
-def check_plan(
-    config_dir: Path, *, modules: Modules | None = None
-) -> tuple[list[Path], list[str]]:
+def check_plan(config_dir: Path, *, modules: Modules | None = None) -> tuple[list[Path], list[str]]:
     """The plan's files under ``config_dir`` and every problem with them (``config check``)."""
     plan, problems = _read(config_dir, modules)
     return list(plan.files), problems

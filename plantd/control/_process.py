@@ -45,8 +45,8 @@ from plantd.control import _metrics
 from plantd.control._alarm import AlarmEvent
 from plantd.control._alarm_engine import AlarmEngine
 from plantd.control._alarm_store import AlarmStore
-from plantd.control._calc import CalcEngine
-from plantd.control._expr import Formula, compile_expression
+from plantd.control._calc import CalcEngine, Formula
+from plantd.control._expr import compile_expression
 from plantd.control._files import CALC_MODULE, ControlPlan
 from plantd.control._loops import LoopEngine, Write
 from plantd.control._recorder import Recorder
@@ -96,7 +96,7 @@ class ControlProcess:
         self._alarm_inputs = self.alarms.inputs
         self._loop_inputs = self.loops.inputs
         self.recorder = Recorder(self.store, self._publish_alarm_event)
-        self.writes_in_flight: set[str] = set()
+        self.writes_in_flight: set[tuple[str, str]] = set()
         self.lateness: deque[float] = deque(maxlen=_LATENESS_KEPT)
         self.started = now
         self.samples_taken = 0
@@ -111,9 +111,7 @@ class ControlProcess:
         """The bus topics to subscribe to: every point read that is not its own (calc.*)."""
         points = set(self._calc_inputs) | set(self._alarm_inputs) | set(self._loop_inputs)
         points.update(self._condition_readers)
-        return sorted(
-            _DATA + point for point in points if point.partition(".")[0] != CALC_MODULE
-        )
+        return sorted(_DATA + point for point in points if point.partition(".")[0] != CALC_MODULE)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -142,7 +140,7 @@ class ControlProcess:
         finally:
             subscriber.close()
             publisher.close()
-            self._client.close()
+            await self._client.aclose()
             self.store.close()
 
     async def _engine_loop(
@@ -223,10 +221,8 @@ class ControlProcess:
             _metrics.LOOP_LATENESS.observe(lateness)
         writes, events = self.loops.step(now)
         self.publish_control_events(events)
-        for write in writes:
-            if write.source in self.writes_in_flight:
-                continue  # one at a time per output: the loop writes again on its next period
-            self.writes_in_flight.add(write.source)
+        for write in writes:  # the engine asks for one at a time per loop and interlock
+            self.writes_in_flight.add((write.kind, write.source))
             tasks.create_task(self._write(write))
 
     def _apply_condition(self, condition: tuple[str, str], now: float) -> None:
@@ -261,7 +257,7 @@ class ControlProcess:
             error = str(exc)
             _metrics.WRITES.labels(result="failed").inc()
         finally:
-            self.writes_in_flight.discard(write.source)
+            self.writes_in_flight.discard((write.kind, write.source))
         self.publish_control_events(self.loops.write_done(write, error, self.clock.now()))
 
     # -- events ------------------------------------------------------------------------------
@@ -274,7 +270,9 @@ class ControlProcess:
 
     def publish_control_events(self, events: Sequence[dict[str, Any]]) -> None:
         for event in events:
-            log.info("control: %s %s %s", event.get("kind"), event.get("name"), event.get("transition"))
+            log.info(
+                "control: %s %s %s", event.get("kind"), event.get("name"), event.get("transition")
+            )
             if self._publisher is not None:
                 self._publisher.publish_record(f"event.control.{event['name']}", event)
 
@@ -317,7 +315,7 @@ def _true(result: Sample | None) -> bool:
     if result is None:
         return False
     value = result.value
-    return isinstance(value, bool | int | float) and bool(value) and value == value  # not NaN
+    return isinstance(value, bool | int | float) and bool(value) and not math.isnan(value)
 
 
 _Condition = tuple[str, str]  # ("suppress", alarm) or ("trip", interlock)

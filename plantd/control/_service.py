@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from plantd.control._alarm_engine import AlarmError
 from plantd.control._loops import ControlError
 from plantd.errors import PlantdError
 from plantd.service import (
@@ -63,13 +62,8 @@ def _mapped(exc: PlantdError) -> OperationError:
 
 
 def alarms_service(process: ControlProcess) -> ServiceDefinition:
+    # The alarm engine's errors (AlarmError) are OperationErrors: answered with their code.
     definition = ServiceDefinition(ALARMS_SERVICE, "Alarms: current state, acknowledge, shelve.")
-
-    def engine_call(func: Any, *args: Any) -> Any:
-        try:
-            return func(*args)
-        except AlarmError as exc:
-            raise _mapped(exc) from exc
 
     @definition.operation("list", access="read")
     async def _list(params: Params) -> Json:
@@ -85,15 +79,7 @@ def alarms_service(process: ControlProcess) -> ServiceDefinition:
             raise OperationError(
                 "bad-request", f"params.priority: expected one of {_PRIORITIES}, got {priority!r}"
             )
-        records = [snapshot.to_record() for snapshot in process.alarms.snapshots()]
-        if state == "active":
-            records = [r for r in records if r["active"]]
-        elif state == "unacknowledged":
-            records = [r for r in records if not r["acknowledged"]]
-        if priority is not None:
-            records = [r for r in records if r["priority"] == priority]
-        records.sort(key=lambda r: (_PRIORITIES.index(r["priority"]), -(r["time"] or 0)))
-        return records
+        return _listed(process, state, priority)
 
     @definition.operation("ack", access="operate")
     async def _ack(params: Params) -> Json:
@@ -107,7 +93,7 @@ def alarms_service(process: ControlProcess) -> ServiceDefinition:
         now, by = process.clock.now(), _caller()
         events = []
         for name in names:
-            events.extend(engine_call(process.alarms.acknowledge, name, by, now, comment))
+            events.extend(process.alarms.acknowledge(name, by, now, comment))
         await _stored(process, events)
         return [event.to_record() for event in events]
 
@@ -120,7 +106,7 @@ def alarms_service(process: ControlProcess) -> ServiceDefinition:
             raise OperationError("alarm.bad-duration", f"duration {duration} is not finite")
         reason = optional_text(params, "reason") or ""
         now = process.clock.now()
-        events = engine_call(process.alarms.shelve, name, _caller(), now + duration, now, reason)
+        events = process.alarms.shelve(name, _caller(), now + duration, now, reason)
         await _stored(process, events)
         return [event.to_record() for event in events]
 
@@ -128,7 +114,7 @@ def alarms_service(process: ControlProcess) -> ServiceDefinition:
     async def _unshelve(params: Params) -> Json:
         """End the shelving of ``alarm``."""
         name = param(params, "alarm", str)
-        events = engine_call(process.alarms.unshelve, name, _caller(), process.clock.now())
+        events = process.alarms.unshelve(name, _caller(), process.clock.now())
         await _stored(process, events)
         return [event.to_record() for event in events]
 
@@ -149,6 +135,19 @@ def alarms_service(process: ControlProcess) -> ServiceDefinition:
         return await process.store.history(since=since, until=until, alarm=alarm, limit=limit)
 
     return definition
+
+
+def _listed(process: ControlProcess, state: str, priority: str | None) -> Json:
+    """The alarms in ``state`` (and of ``priority``), most urgent and newest first."""
+    records = [snapshot.to_record() for snapshot in process.alarms.snapshots()]
+    if state == "active":
+        records = [r for r in records if r["active"]]
+    elif state == "unacknowledged":
+        records = [r for r in records if not r["acknowledged"]]
+    if priority is not None:
+        records = [r for r in records if r["priority"] == priority]
+    records.sort(key=lambda r: (_PRIORITIES.index(r["priority"]), -(r["time"] or 0)))
+    return records
 
 
 async def _stored(process: ControlProcess, events: list[Any]) -> None:
@@ -188,7 +187,12 @@ def control_service(process: ControlProcess) -> ServiceDefinition:
             "loops": [entry for entry in status if entry.get("kind", "loop") == "loop"],
             "interlocks": [entry for entry in status if entry.get("kind") == "interlock"],
             "calc": [
-                {"name": calc.name, "expr": calc.expr, "unit": calc.unit, "point": f"calc.{calc.name}"}
+                {
+                    "name": calc.name,
+                    "expr": calc.expr,
+                    "unit": calc.unit,
+                    "point": f"calc.{calc.name}",
+                }
                 for calc in process.plan.calcs
             ],
             "status": process.status(),
@@ -199,7 +203,9 @@ def control_service(process: ControlProcess) -> ServiceDefinition:
         """Put ``loop`` in ``mode`` auto or manual (manual with an ``output`` if given)."""
         loop, mode = param(params, "loop", str), param(params, "mode", str)
         if mode not in ("auto", "manual"):
-            raise OperationError("bad-request", f"params.mode: expected 'auto' or 'manual', got {mode!r}")
+            raise OperationError(
+                "bad-request", f"params.mode: expected 'auto' or 'manual', got {mode!r}"
+            )
         output = number(params, "output") if params.get("output") is not None else None
         now = process.clock.now()
         return engine_call(process.loops.set_mode, loop, mode, _caller(), now, output=output)

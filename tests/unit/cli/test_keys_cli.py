@@ -63,6 +63,7 @@ LOCAL = [
     "service.logger",
     "service.modules",
     "service.proxy",
+    "service.control",
     "module.pump1",
 ]
 
