@@ -24,7 +24,7 @@ from plantd.control._alarm import AlarmError, AlarmEvent, AlarmSnapshot
 from plantd.control._alarm_config import AlarmConfig, AlarmsFile
 from plantd.control._alarm_engine import AlarmEngine
 from plantd.control._alarm_store import AlarmStore, AlarmStoreError
-from plantd.control._calc import CalcEngine, Formula
+from plantd.control._calc import CalcEngine
 from plantd.control._calc_config import CalcConfig, CalcFile
 from plantd.control._expr import (
     Expression,
@@ -40,6 +40,7 @@ from plantd.control._files import (
     check_plan,
     load_plan,
 )
+from plantd.control._formula import Formula
 from plantd.control._loop_config import ControlFile, InterlockConfig, LoopConfig
 from plantd.control._loops import ControlError, LoopEngine, Write
 from plantd.control._pid import Pid, PidTuning

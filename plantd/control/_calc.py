@@ -26,10 +26,11 @@ from typing import Any
 from plantd.bus import Sample
 from plantd.config import did_you_mean
 from plantd.control._calc_config import CalcConfig
-from plantd.control._expr import Expression, ExpressionError, Formula, compile_expression
+from plantd.control._expr import Expression, ExpressionError, compile_expression
+from plantd.control._formula import Formula
 from plantd.errors import ConfigError
 
-__all__ = ["CalcEngine", "Formula"]  # Formula lives in _expr; here too for old imports
+__all__ = ["CalcEngine", "Formula"]  # Formula lives in _formula; here too for old imports
 
 _CALC = "calc."
 

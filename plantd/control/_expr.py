@@ -1,10 +1,11 @@
 """The expression language of calculated points, alarm suppression and interlock conditions.
 
 Text is read by a tokenizer and a precedence-climbing parser into a tree of frozen dataclasses
-(this module); :meth:`Expression.bind` gives a :class:`Formula` that evaluates by walking the
-tree. Nothing hands user text to Python's ``eval``, ``exec``, ``compile`` or ``ast``. The tree is
-at most :data:`MAX_DEPTH` deep in nesting; a long flat chain (``1+1+…``) is bounded by
-:data:`MAX_LENGTH`, so evaluating recurses at most about 500 levels.
+(this module); :meth:`Expression.bind` gives a :class:`~plantd.control._formula.Formula` that
+evaluates by walking the tree (``_formula``, with the evaluation rules). Nothing hands user text
+to Python's ``eval``, ``exec``, ``compile`` or ``ast``. The tree is at most :data:`MAX_DEPTH`
+deep in nesting; a long flat chain (``1+1+…``) is bounded by :data:`MAX_LENGTH`, so evaluating
+recurses at most about 500 levels.
 
 The language, loosest binding first (as in Python)::
 
@@ -26,44 +27,28 @@ no space before the unit) and quoted text appear only where a function takes the
 
 Every error names what was wrong and its column (1-based). Texts longer than
 :data:`MAX_LENGTH` or nested deeper than :data:`MAX_DEPTH` are refused.
-
-Evaluation (:class:`Formula`): every value computed must be finite, else the result is
-``Sample(nan, …, BAD)``; so is a result that reads an input which is not a number (text, None,
-JSON, NaN, ±inf) or a function that cannot answer (``sqrt(-1)``, ``x / 0``, ``rate`` before two
-samples). The quality is the worst quality of the inputs read (and of the stateful functions
-read). The timestamp is ``now`` if the expression uses a time-driven function (``avg_over``,
-``min_over``, ``max_over``, ``integral``), else the newest timestamp of its inputs.
 """
 
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, TypeAlias
+from typing import TYPE_CHECKING, NoReturn, TypeAlias
 
-from plantd.bus import Quality, Sample
-from plantd.control._functions import (
-    COMPARISONS,
-    FUNCTIONS,
-    OPERATORS,
-    PURE,
-    NotANumber,
-    State,
-    finite,
-    make_state,
-)
+from plantd.control._functions import FUNCTIONS
 from plantd.control._units import conversion_problem
 from plantd.errors import PlantdError
+
+if TYPE_CHECKING:
+    from plantd.control._formula import Formula
 
 __all__ = [
     "MAX_DEPTH",
     "MAX_LENGTH",
     "Expression",
     "ExpressionError",
-    "Formula",
     "Node",
     "compile_expression",
     "expression_problem",
@@ -477,6 +462,12 @@ class Expression:
 
     def bind(self) -> Formula:
         """A fresh formula with its own state for every stateful call site."""
+        # Imported here, not at the top: _formula imports this module's tree and Expression, so
+        # a top-level import either way would be a cycle that works only in one import order.
+        # Deferring it to the call keeps _expr importable on its own (the config checks only
+        # need expression_problem) and the dependency one-way at import time.
+        from plantd.control._formula import Formula
+
         return Formula(self)
 
 
@@ -498,121 +489,3 @@ def expression_problem(text: str) -> str | None:
     except ExpressionError as exc:
         return f"invalid expression {text!r}: {exc}"
     return None
-
-
-class Formula:
-    """One bound expression with its own state: the latest sample of each input, and the state of
-    each stateful call site.
-
-    :meth:`observe` takes every new sample of an input: it keeps it as the latest value and feeds
-    the stateful calls whose argument reads that input (innermost first, so
-    ``avg_over(rate(c.n), 1m)`` averages the rate just updated). :meth:`evaluate` walks the tree
-    with the latest values (rules in the module docstring).
-    """
-
-    def __init__(self, expression: Expression) -> None:
-        self.expression = expression
-        self.inputs = expression.inputs
-        self._latest: dict[str, Sample] = {}
-        self._states: list[State] = [
-            make_state(call.name, tuple(a.seconds for a in call.args if isinstance(a, Duration)))
-            for call in expression.calls
-        ]
-        self._feeds: dict[str, list[Call]] = {}
-        for call in expression.calls:  # innermost first
-            for point in call.reads:
-                self._feeds.setdefault(point, []).append(call)
-        self._quality = Quality.GOOD
-        self._now = 0.0
-
-    def observe(self, point: str, sample: Sample) -> None:
-        """Take a new sample of input ``point`` (other points are ignored)."""
-        if point not in self.inputs:
-            return
-        self._latest[point] = sample
-        for call in self._feeds.get(point, ()):
-            if all(name in self._latest for name in call.reads):
-                value, quality = self._run(call.args[0], sample.timestamp)
-                self._states[call.site].push(sample.timestamp, value, quality)
-
-    def evaluate(self, now: float) -> Sample | None:
-        """The result at ``now``; None while some input has never been seen."""
-        if len(self._latest) < len(self.inputs):
-            return None
-        value, quality = self._run(self.expression.root, now)
-        if self.expression.time_driven or not self._latest:
-            timestamp = now
-        else:
-            timestamp = max(sample.timestamp for sample in self._latest.values())
-        if isinstance(value, float) and math.isnan(value):
-            return Sample(value, timestamp, Quality.BAD)
-        return Sample(value, timestamp, quality)
-
-    def _run(self, node: Node, now: float) -> tuple[float | bool, Quality]:
-        self._quality, self._now = Quality.GOOD, now
-        try:
-            value = self._eval(node)
-        except NotANumber:
-            return math.nan, Quality.BAD
-        return value, self._quality
-
-    def _eval(self, node: Node) -> float | bool:
-        match node:
-            case Num(value=value) | Bool(value=value):
-                return value
-            case Point(name=name):
-                return self._read(name)
-            case Unary(op="not", operand=operand):
-                return not self._eval(operand)
-            case Unary(op=op, operand=operand):
-                value = float(self._eval(operand))
-                return -value if op == "-" else value
-            case Binary(op="and", left=left, right=right):
-                return bool(self._eval(left)) and bool(self._eval(right))
-            case Binary(op="or", left=left, right=right):
-                return bool(self._eval(left)) or bool(self._eval(right))
-            case Binary(op=op, left=left, right=right):
-                return finite(OPERATORS[op], float(self._eval(left)), float(self._eval(right)))
-            case Compare(ops=ops, operands=operands):
-                return self._compare(ops, operands)
-            case IfElse(condition=condition, then=then, other=other):
-                return self._eval(then) if self._eval(condition) else self._eval(other)
-            case Call():
-                return self._call(node)
-        raise NotANumber  # Duration/Text never reach here: the parser keeps them in arguments
-
-    def _read(self, name: str) -> float | bool:
-        sample = self._latest[name]
-        self._quality = max(self._quality, sample.quality)
-        value = sample.value
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int | float):
-            try:
-                number = float(value)
-            except OverflowError:
-                raise NotANumber from None
-            if math.isfinite(number):
-                return number
-        raise NotANumber
-
-    def _compare(self, ops: tuple[str, ...], operands: tuple[Node, ...]) -> bool:
-        left = self._eval(operands[0])
-        for op, node in zip(ops, operands[1:], strict=True):
-            right = self._eval(node)
-            if not COMPARISONS[op](left, right):
-                return False
-            left = right
-        return True
-
-    def _call(self, call: Call) -> float:
-        if call.site >= 0:
-            value, quality = self._states[call.site].result(self._now)
-            self._quality = max(self._quality, quality)
-            if not math.isfinite(value):
-                raise NotANumber
-            return value
-        args: list[Any] = [
-            arg.value if isinstance(arg, Text) else float(self._eval(arg)) for arg in call.args
-        ]
-        return finite(PURE[call.name], *args)
