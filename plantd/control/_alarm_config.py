@@ -16,6 +16,7 @@ from typing import Annotated, Final, Literal
 
 from plantd.config import Check, Duration, Ge, KeyPath
 from plantd.control._conditions import Detection
+from plantd.control._names import name_problem
 
 __all__ = ["ALARM_TYPES", "PRIORITIES", "AlarmConfig", "AlarmType", "AlarmsFile", "Priority"]
 
@@ -29,14 +30,7 @@ ALARM_TYPES: Final = (
 PRIORITIES: Final = ("low", "medium", "high", "urgent")
 _WITH_LIMIT: Final = frozenset({"high", "high-high", "low", "low-low", "rate", "deviation"})
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", re.ASCII)
 _POINT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\.[^\s.][^\s]*", re.ASCII)
-
-
-def name_problem(name: str) -> str | None:
-    if _NAME.fullmatch(name):
-        return None
-    return f"expected a name of 1-64 letters, digits, '_' or '-' (not first), got {name!r}"
 
 
 def point_problem(point: str) -> str | None:

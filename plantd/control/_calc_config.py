@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Annotated
 
 from plantd.config import Check, Duration, Gt
 from plantd.control._expr import expression_problem
+from plantd.control._names import NAME_PATTERN, name_problem
 
+# NAME_PATTERN and name_problem live in _names (shared with alarms, loops and interlocks); they
+# are exported here too because callers import them from this module.
 __all__ = ["NAME_PATTERN", "CalcConfig", "CalcFile", "name_problem"]
-
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-"""Names of calcs, alarms, loops and interlocks (each is a bus topic level)."""
-
-
-def name_problem(name: str) -> str | None:
-    """None for a good name, else what is wrong (for ``Check(name_problem)``)."""
-    if NAME_PATTERN.fullmatch(name):
-        return None
-    return (
-        "expected 1 to 64 letters, digits, '_' and '-', starting with a letter or digit, "
-        f"got {name!r}"
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from plantd.config import Check, Duration, Ge, Gt, KeyPath
+from plantd.control._names import NAME_PATTERN
 
 __all__ = [
     "ControlFile",
@@ -42,14 +43,17 @@ __all__ = [
     "split_point",
 ]
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", re.ASCII)
 _LEVEL = r"[A-Za-z0-9][A-Za-z0-9_-]*"
 _POINT = re.compile(rf"{_LEVEL}\.{_LEVEL}", re.ASCII)
 
 
 def name_problem(name: str) -> str | None:
-    """None for a valid loop/interlock name, else the problem."""
-    if _NAME.fullmatch(name):
+    """None for a valid loop/interlock name, else the problem.
+
+    The rule is the shared one (``_names``); only the wording differs, as
+    tests/unit/control/test_loops_config.py pins it ("expected 1-64 letters").
+    """
+    if NAME_PATTERN.fullmatch(name):
         return None
     return (
         "expected 1-64 letters, digits, '-' and '_' (starting with a letter or digit), "
