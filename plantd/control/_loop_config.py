@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from plantd.config import Check, Duration, Ge, Gt, KeyPath
-from plantd.control._names import NAME_PATTERN
+from plantd.control._names import name_problem
 
 __all__ = [
     "ControlFile",
@@ -45,20 +45,6 @@ __all__ = [
 
 _LEVEL = r"[A-Za-z0-9][A-Za-z0-9_-]*"
 _POINT = re.compile(rf"{_LEVEL}\.{_LEVEL}", re.ASCII)
-
-
-def name_problem(name: str) -> str | None:
-    """None for a valid loop/interlock name, else the problem.
-
-    The rule is the shared one (``_names``); only the wording differs, as
-    tests/unit/control/test_loops_config.py pins it ("expected 1-64 letters").
-    """
-    if NAME_PATTERN.fullmatch(name):
-        return None
-    return (
-        "expected 1-64 letters, digits, '-' and '_' (starting with a letter or digit), "
-        f"got {name!r}"
-    )
 
 
 def point_problem(name: str) -> str | None:

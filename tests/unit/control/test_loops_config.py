@@ -75,7 +75,7 @@ def test_a_setpoint_may_be_a_point() -> None:
         ("output: station.speed_setpoint", "output: calc.x", "calculated points cannot be written"),
         ("measurement: field.tank_level", "measurement: x y", "loops[0].measurement: expected"),
         ("setpoint: 3", "setpoint: not a point", "loops[0].setpoint: expected a number or"),
-        ("name: tank-level", "name: tank level", "loops[0].name: expected 1-64 letters"),
+        ("name: tank-level", "name: tank level", "loops[0].name: expected 1 to 64 letters"),
         ("action: reverse", "action: revers", "did you mean 'reverse'?"),
         ('when: "field.tank_level > 4.7"', 'when: "  "', "interlocks[0].when: expected an"),
         ("safe_value: false", "safe_value: [1]", "interlocks[0].safe_value: expected"),
