@@ -40,11 +40,13 @@ from plantd import __version__
 from plantd._entry import CONFIG_ERROR
 from plantd._parent import follow_parent
 from plantd.cli import (
+    _alarms_cmd,
     _audit_cmd,
     _broker_cmd,
     _bus_cmd,
     _call_cmd,
     _config_cmd,
+    _control_cmd,
     _health_cmd,
     _historian_cmd,
     _keys_cmd,
@@ -97,6 +99,8 @@ _SUBCOMMANDS = (
     _state_cmd,
     _bus_cmd,
     _historian_cmd,
+    _alarms_cmd,
+    _control_cmd,
     _sink_cmd,
     _config_cmd,
     _keys_cmd,
