@@ -20,7 +20,7 @@ Every problem is collected and raised as one :class:`ConfigError`, like plantd.y
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -48,6 +48,7 @@ class ControlPlan:
     loops: tuple[LoopConfig, ...] = ()
     interlocks: tuple[InterlockConfig, ...] = ()
     files: tuple[Path, ...] = ()
+    sources: Mapping[str, Path] = field(default_factory=dict)  # "alarm 'x'" -> its file
 
     @property
     def empty(self) -> bool:
@@ -125,6 +126,16 @@ def _read(config_dir: Path | None, modules: Modules | None) -> tuple[ControlPlan
         loops=tuple(loop for loop, _ in loops),
         interlocks=tuple(interlock for interlock, _ in interlocks),
         files=tuple(files),
+        sources={
+            f"{kind} {entry.name!r}": path
+            for kind, entries in (
+                ("calc", calcs),
+                ("alarm", alarms),
+                ("loop", loops),
+                ("interlock", interlocks),
+            )
+            for entry, path in entries
+        },
     )
     if not problems:
         problems.extend(_references(plan, modules))
@@ -164,19 +175,27 @@ def _duplicates(kind: str, entries: list[tuple[Any, Path]]) -> Iterator[str]:
 
 def _references(plan: ControlPlan, modules: Modules | None) -> Iterator[str]:
     calcs = {calc.name for calc in plan.calcs}
-    for point, reader in plan.points_read():
+    for point, what in plan.points_read():
+        reader = _placed(plan, what, what.partition(" (")[0])
         module, _, name = point.partition(".")
         if module == CALC_MODULE:
             if name not in calcs:
                 yield f"{reader} reads {point!r}, but there is no calculation {name!r} in calc.d/"
         elif modules is not None:
             yield from _known(point, modules, f"{reader} reads")
-    for point, writer in plan.points_written():
+    for point, what in plan.points_written():
+        writer = _placed(plan, what, what)
         module = point.partition(".")[0]
         if module == CALC_MODULE:
             yield f"{writer} writes {point!r}: a calculated point cannot be written"
         elif modules is not None:
             yield from _known(point, modules, f"{writer} writes")
+
+
+def _placed(plan: ControlPlan, text: str, entry: str) -> str:
+    """``text`` prefixed with the file that defines ``entry`` ("alarm 'x'")."""
+    where = plan.sources.get(entry)
+    return f"{where}: {text}" if where else text
 
 
 def _known(point: str, modules: Modules, who: str) -> Iterator[str]:
