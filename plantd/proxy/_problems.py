@@ -50,6 +50,17 @@ _BY_CODE = {
     "module.device-fault": 502,
     "module.not-writable": 409,
     "audit.unavailable": 503,
+    "alarm.unknown": 404,
+    "alarm.not-acknowledgeable": 409,
+    "alarm.not-shelved": 409,
+    "alarm.not-stored": 503,
+    "control.unknown": 404,
+    "control.out-of-range": 400,
+    "control.not-manual": 409,
+    "control.interlocked": 409,
+    "control.remote-setpoint": 409,
+    "control.still-tripped": 409,
+    "control.not-tripped": 409,
 }
 _BY_SUFFIX = (
     ("bad-request", 400),
