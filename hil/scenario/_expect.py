@@ -62,6 +62,8 @@ class Probe(Protocol):
 
 def unmet(expect: Expect, obs: Observation) -> str | None:
     """None if ``obs`` meets the conditions of ``expect``, else why not."""
+    if expect.alarm is not None:
+        return _alarm_unmet(expect, obs.value)
     value, quality = obs.value, obs.quality
     if expect.quality is not None and quality != expect.quality:
         return f"quality {quality}"
@@ -82,6 +84,36 @@ def unmet(expect: Expect, obs: Observation) -> str | None:
     return None
 
 
+def _alarm_unmet(expect: Expect, record: Any) -> str | None:
+    """An alarm record (``event.alarm.*`` keys) against state/active/shelved/suppressed."""
+    if not isinstance(record, dict):
+        return "no alarm record"
+    wanted = {
+        "state": expect.state,
+        "active": expect.active,
+        "shelved": expect.shelved,
+        "suppressed": expect.suppressed,
+    }
+    wrong = [
+        f"{key} {show(record.get(key))}"
+        for key, value in wanted.items()
+        if value is not None and record.get(key) != value
+    ]
+    return ", ".join(wrong) or None
+
+
+def describe_alarm(record: Any) -> str:
+    """``unacknowledged (active, shelved; raised at 4.62)``: an alarm record in brief."""
+    if not isinstance(record, dict):
+        return show(record)
+    flags = [flag for flag in ("active", "shelved", "suppressed") if record.get(flag)]
+    transition = record.get("transition")
+    if transition:
+        value = record.get("value")
+        flags.append(f"{transition}" + (f" at {show(value)}" if value is not None else ""))
+    return f"{record.get('state')}" + (f" ({', '.join(flags)})" if flags else "")
+
+
 def _equal(found: Any, wanted: Any, tolerance: float) -> bool:
     numbers = (int, float)
     if isinstance(found, bool) or isinstance(wanted, bool):
@@ -94,6 +126,8 @@ def _equal(found: Any, wanted: Any, tolerance: float) -> bool:
 def show(value: Any) -> str:
     if value is None:
         return "no value"
+    if isinstance(value, dict) and "alarm" in value and "state" in value:
+        return describe_alarm(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from hil.scenario._control_files import ControlFiles, load_control_files
 from hil.scenario._params import (
     PARAMETERS,
     case_label,
@@ -27,6 +28,8 @@ from hil.sim import SimDevice, SimFile, load_sim_file
 from hil.sim._checks import fault_misfits, heal_misfits
 from plantd.config import KeyPath, Locator, did_you_mean, parse_dataclass, read_yaml
 from plantd.errors import ConfigError
+
+CALC_MODULE = "calc"  # calculated points are calc.NAME (plantd-control's calc.d/)
 
 __all__ = ["LoadedScenario", "ModuleInfo", "load_scenario", "load_scenarios"]
 
@@ -44,6 +47,8 @@ class LoadedScenario:
     scenario: Scenario
     simulators: tuple[SimFile, ...]
     modules: dict[str, ModuleInfo]
+    control: ControlFiles | None = None
+    """The plan of ``stack.control`` (None without such files)."""
 
     @property
     def name(self) -> str:
@@ -137,9 +142,16 @@ def _load_one(
                 problems.extend(exc.problems)
                 continue
             modules[info.name] = info
+    control: ControlFiles | None = None
+    if scenario.stack is not None and scenario.stack.control and not problems:
+        points = {name: info.points for name, info in modules.items()}
+        try:
+            control = load_control_files(scenario.stack.control, points)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
-    loaded = LoadedScenario(scenario, tuple(simulators), modules)
+    loaded = LoadedScenario(scenario, tuple(simulators), modules, control)
     locator = Locator(str(path), lines)
     problems = [locator.problem(key, message) for key, message in _references(loaded)]
     if problems:
@@ -197,15 +209,51 @@ def _references(loaded: LoadedScenario) -> Iterator[tuple[KeyPath, str]]:
                     yield (*where, "heal", *key), why
         if step.write is not None:
             yield from _module_point(loaded, step.write.point, (*where, "write", "point"))
+        if step.alarm is not None:
+            at_alarm: KeyPath = (*where, "alarm", step.alarm.operation)
+            yield from _control_name(loaded, "alarm", step.alarm.alarm, at_alarm)
+        if step.control is not None:
+            kind, name = step.control.target
+            at_control: KeyPath = (*where, "control", step.control.operation)
+            if kind == "loop":
+                at_control = (*at_control, "loop")
+            yield from _control_name(loaded, kind, name, at_control)
         if step.expect is not None:
             kind, name = step.expect.target()
             at: KeyPath = (*where, "expect", kind)
-            if kind == "device":
+            if kind == "alarm":
+                yield from _control_name(loaded, "alarm", name, at)
+            elif kind == "device":
                 yield from _device_point(devices, name, at)
             else:
                 yield from _module_point(loaded, name, at)
             if kind == "stored" and scenario.stack is not None and not scenario.stack.state:
                 yield at, "stored values need the state service (stack.state is false)"
+
+
+def _control_name(
+    loaded: LoadedScenario, kind: str, name: str, at: KeyPath
+) -> Iterator[tuple[KeyPath, str]]:
+    """An alarm, loop or interlock of the ``stack.control`` files."""
+    if loaded.scenario.stack is None:
+        return  # a stack that runs elsewhere (--attach): its plan is not known here
+    if loaded.control is None:
+        yield at, f"no {kind} {name!r}: the scenario has no stack.control files"
+        return
+    known = {
+        "alarm": loaded.control.alarms,
+        "loop": loaded.control.loops,
+        "interlock": loaded.control.interlocks,
+    }[kind]
+    if name not in known:
+        listed = ", ".join(sorted(known)) or "none"
+        yield (
+            at,
+            (
+                f"no {kind} {name!r} in stack.control{did_you_mean(name, known)} "
+                f"(the {kind}s: {listed})"
+            ),
+        )
 
 
 def _device(devices: dict[str, set[str]], name: str, at: KeyPath) -> Iterator[tuple[KeyPath, str]]:
@@ -232,6 +280,12 @@ def _module_point(loaded: LoadedScenario, text: str, at: KeyPath) -> Iterator[tu
     assert parts is not None
     module, point = parts
     info = loaded.modules.get(module)
+    if module == CALC_MODULE and info is None:
+        calcs = loaded.control.calcs if loaded.control is not None else frozenset()
+        if point not in calcs:
+            hint = did_you_mean(point, calcs)
+            yield at, f"no calculation {point!r} in stack.control's calc files{hint}"
+        return
     if info is None:
         yield at, f"no module {module!r} in stack.modules{did_you_mean(module, loaded.modules)}"
     elif point not in info.points:

@@ -1,36 +1,51 @@
 """Watching plantd from the outside: every sample on the bus, and values in the state service.
 
-:class:`BusRecorder` subscribes to ``data.`` before the modules start (so their first samples
-are not lost to a late subscription), keeps every sample per point with the time it arrived,
-feeds the trace, and wakes the expectations waiting on it. :class:`BusProbe` and
-:class:`StateProbe` are the :class:`~hil.scenario._expect.Probe` s expectations read.
+:class:`BusRecorder` subscribes to ``data.`` and ``event.alarm.`` before the modules start (so
+their first samples are not lost to a late subscription), keeps every sample per point and
+every alarm event per alarm with the time it arrived, feeds the trace (an alarm as
+``alarm.NAME``, its state as the value), and wakes the expectations waiting on it.
+:class:`BusProbe`, :class:`AlarmProbe` and :class:`StateProbe` are the
+:class:`~hil.scenario._expect.Probe` s expectations read.
+
+An alarm's probe starts from ``org.plantd.Alarms list`` (the state when the step begins: an
+alarm that never changed has sent no event, and a stack the rig did not start may hold alarms
+raised before) and then takes every ``event.alarm.NAME`` record — each transition, so a state
+that lasts less than a poll is still seen.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from hil.scenario._expect import Observation
 from hil.scenario._trace import Trace
-from plantd.bus import BusSubscriber, Sample
+from plantd.bus import BusSubscriber, Record, Sample
 
-__all__ = ["BusProbe", "BusRecorder", "StateProbe"]
+__all__ = ["ALARM_EVENTS", "AlarmProbe", "BusProbe", "BusRecorder", "StateProbe"]
+
+ALARM_EVENTS = "event.alarm."
 
 
 class BusRecorder:
     def __init__(self, endpoint: str, trace: Trace, clock: Callable[[], float]) -> None:
-        self.subscriber = BusSubscriber(endpoint, ["data."])
+        self.subscriber = BusSubscriber(endpoint, ["data.", ALARM_EVENTS])
         self.trace = trace
         self.clock = clock
         self.history: dict[str, list[Observation]] = {}
         """Samples per ``MODULE.POINT``, oldest first, with the scenario time they arrived."""
+        self.alarms: dict[str, list[Observation]] = {}
+        """Alarm event records per alarm name, oldest first (the record as the value)."""
         self._arrived = asyncio.Event()
 
     async def run(self) -> None:
         while True:
             message = await self.subscriber.receive()
             sample = message.payload
+            if isinstance(sample, Record) and message.topic.startswith(ALARM_EVENTS):
+                self._alarm(message.topic.removeprefix(ALARM_EVENTS), sample.fields)
+                continue
             if not isinstance(sample, Sample):
                 continue
             name = message.topic.removeprefix("data.")
@@ -40,6 +55,13 @@ class BusRecorder:
             self.trace.add(t, "bus", name, sample.value, quality)
             self._arrived.set()
             self._arrived = asyncio.Event()
+
+    def _alarm(self, name: str, fields: dict[str, Any]) -> None:
+        t = self.clock()
+        self.alarms.setdefault(name, []).append(Observation(t, fields))
+        self.trace.add(t, "bus", f"alarm.{name}", fields.get("state"), "")
+        self._arrived.set()
+        self._arrived = asyncio.Event()
 
     async def wait(self, timeout: float) -> None:
         event = self._arrived
@@ -68,6 +90,38 @@ class BusProbe:
         new = history[self._next :]
         self._next = len(history)
         return new
+
+    async def wait(self, timeout: float) -> None:
+        await self.recorder.wait(timeout)
+
+
+class AlarmProbe:
+    """One alarm's state: as listed when the step begins, then each event."""
+
+    def __init__(
+        self,
+        recorder: BusRecorder,
+        name: str,
+        fetch: Callable[[], Awaitable[Observation | None]],
+    ) -> None:
+        self.what = f"alarm {name}"
+        self.recorder = recorder
+        self.name = name
+        self._fetch = fetch
+        self._next = len(recorder.alarms.get(name, []))
+        self._listed: Observation | None = None
+
+    async def prime(self) -> None:
+        """The state now (events that come during the call are taken after it: each is a
+        state that held at some moment, so taking one twice changes nothing)."""
+        self._listed = await self._fetch()
+
+    def take(self) -> list[Observation]:
+        events = self.recorder.alarms.get(self.name, [])
+        new = events[self._next :]
+        self._next = len(events)
+        listed, self._listed = self._listed, None
+        return ([listed] if listed is not None else []) + new
 
     async def wait(self, timeout: float) -> None:
         await self.recorder.wait(timeout)

@@ -6,7 +6,9 @@
 
 Order of events: the simulators start (free ports and a private run directory for a throwaway
 stack); the bus recorder subscribes; the broker starts, then the state service and the modules
-at once, and the rig waits until each has registered its service. The scenario clock starts
+at once, and the rig waits until each has registered its service; then ``plantd-control`` if
+the scenario has ``stack.control`` files (copied into a throwaway stack's ``alarms.d/``,
+``calc.d/``, ``control.d/``; from ``--config DIR``, DIR's own are used). The scenario clock starts
 and the steps run one after the other. After a failed expectation the remaining steps are
 skipped (``keep_going: true`` runs them). Whatever happens, the stack is stopped (modules first)
 and the simulators last; the processes' logs are kept in the result.
@@ -30,15 +32,17 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from hil.scenario._control_files import install_control_files
 from hil.scenario._expect import Observation, Outcome, PolledProbe, Probe, check_expect
 from hil.scenario._load import LoadedScenario
-from hil.scenario._observe import BusProbe, BusRecorder, StateProbe
+from hil.scenario._observe import AlarmProbe, BusProbe, BusRecorder, StateProbe
 from hil.scenario._result import ScenarioResult, StepResult
 from hil.scenario._schema import Step, split_name
 from hil.scenario._stack import RigStack
 from hil.scenario._trace import Trace
 from hil.sim import SimError, SimRunner
 from plantd.client import AsyncClient
+from plantd.control import ALARMS_SERVICE, CONTROL_SERVICE
 from plantd.errors import ConfigError, RequestError, ServiceError
 from plantd.service import call_async
 from plantd.state import StateClient
@@ -232,12 +236,15 @@ class _Rig:
                 if info.device is not None:
                     endpoint = self.sims[info.device].binding(info.device).describe()
                 stack.add_module(info.name, info.path, endpoint)
+            if self.loaded.control is not None:
+                install_control_files(self.loaded.control, stack.config_dir)
         exits.push_async_callback(self._teardown, "stopping the plantd stack", stack.stop)
         config = stack.config
         self.recorder = BusRecorder(config.bus.backend, self.trace, self.now)
         exits.push_async_callback(self._teardown, "closing the bus recorder", self.recorder.close)
         state = self.scenario.stack.state if self.scenario.stack is not None else True
-        await stack.start([info.name for info in modules], state=state)
+        control = self.loaded.control is not None
+        await stack.start([info.name for info in modules], state=state, control=control)
         self.client = await exits.enter_async_context(
             AsyncClient.from_config(config.broker.endpoint, config.client)
         )
@@ -312,6 +319,13 @@ class _Rig:
             return Outcome(True, "")
         if step.write is not None:
             return await self._write(step)
+        if step.alarm is not None:
+            action = step.alarm
+            return await self._call(ALARMS_SERVICE, action.operation, action.params(), action.error)
+        if step.control is not None:
+            request = step.control
+            service, operation = CONTROL_SERVICE, request.operation
+            return await self._call(service, operation, request.params(), request.error)
         assert step.expect is not None
         probe = await self._probe(step)
         return await check_expect(step.expect, probe, self.now)
@@ -332,9 +346,42 @@ class _Rig:
             return Outcome(False, f"write accepted ({result}), expected {step.write.error}")
         return Outcome(True, f"wrote {result.get('value')!r}")
 
+    async def _call(
+        self, service: str, operation: str, params: dict[str, Any], error: str | None
+    ) -> Outcome:
+        """An alarm or control request; with ``error``, it must be refused with that code."""
+        try:
+            await call_async(self._client(), service, operation, params)
+        except ServiceError as exc:
+            if error == exc.code:
+                return Outcome(True, f"refused as expected: {exc.message}")
+            expected = f" (expected {error})" if error else ""
+            raise _StepError(f"{operation} refused: {exc.code}: {exc.message}{expected}") from None
+        if error is not None:
+            return Outcome(False, f"{operation} accepted, expected {error}")
+        return Outcome(True, "done")
+
+    async def _alarm_probe(self, name: str) -> Probe:
+        if self.recorder is None:
+            raise SimError("expectations on alarms need a plantd stack")
+        client = self._client()
+
+        async def fetch() -> Observation | None:
+            listed = await call_async(client, ALARMS_SERVICE, "list", {})
+            records = [r for r in listed if isinstance(r, dict) and r.get("alarm") == name]
+            if not records:
+                raise _StepError(f"org.plantd.Alarms lists no alarm {name!r}")
+            return Observation(self.now(), records[0])
+
+        probe = AlarmProbe(self.recorder, name, fetch)
+        await probe.prime()
+        return probe
+
     async def _probe(self, step: Step) -> Probe:
         assert step.expect is not None
         kind, name = step.expect.target()
+        if kind == "alarm":
+            return await self._alarm_probe(name)
         if kind == "device":
             device, point = _parts(name)
             runner = self.sims[device]
@@ -384,14 +431,13 @@ class _Rig:
         kind, name = step.expect.target()
         if kind == "device" or self.stack is None:
             return ""
-        module = _parts(name)[0]
-        text = self.stack.logs().get(f"module-{module}", "")
+        module = "control" if kind == "alarm" else _parts(name)[0]
+        if module == "calc":
+            module = "control"
+        process = module if module == "control" else f"module-{module}"
+        text = self.stack.logs().get(process, "")
         lines = [line for line in text.splitlines() if " WARNING " in line or " ERROR " in line]
-        return (
-            ("\nmodule " + module + " log (warnings):\n  " + "\n  ".join(lines[-5:]))
-            if lines
-            else ""
-        )
+        return (f"\n{process} log (warnings):\n  " + "\n  ".join(lines[-5:])) if lines else ""
 
 
 def _normalised(path: Path | str) -> Path:

@@ -30,10 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from hil.scenario._control_steps import ALARM_STATES, AlarmAction, ControlAction
 from hil.sim import Fault, Heal
 from plantd.config import INTERNAL, Duration, Ge, Gt, KeyPath, did_you_mean
 
 __all__ = [
+    "ALARM_STATES",
+    "TARGETS",
     "WINDOW_CONDITIONS",
     "WRITE_ERRORS",
     "Expect",
@@ -49,7 +52,9 @@ __all__ = [
 
 Scalar = float | int | bool | str
 QualityName = Literal["good", "uncertain", "bad"]
-ACTIONS = ("wait", "set", "inject", "heal", "write", "expect")
+ACTIONS = ("wait", "set", "inject", "heal", "write", "alarm", "control", "expect")
+AlarmState = Literal["normal", "unacknowledged", "acknowledged", "returned"]
+_ALARM_FLAGS = ("state", "active", "shelved", "suppressed")
 
 
 def split_name(text: str) -> tuple[str, str] | None:
@@ -77,6 +82,10 @@ class StackSpec:
     modules: tuple[ModuleBinding, ...] = ()
     state: bool = True
     """Start the state service (needed by ``stored`` expectations)."""
+    control: tuple[Path, ...] = ()
+    """Files for ``plantd-control`` (relative to the scenario), each put in the stack's
+    ``alarms.d/``, ``calc.d/`` or ``control.d/`` by its top-level key (``alarms``; ``calc``;
+    ``loops``/``interlocks``); with any, ``plantd-control`` starts after the modules."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,6 +165,7 @@ class Rate:
 
 
 WINDOW_CONDITIONS = ("rising", "falling", "stable", "rate")
+TARGETS = ("point", "stored", "device", "alarm")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,6 +177,14 @@ class Expect:
     ``org.plantd.module.MODULE``)."""
     device: str | None = None
     """``DEVICE.POINT``: the value in a simulator (what plantd wrote to the device)."""
+    alarm: str | None = None
+    """An alarm of ``plantd-control``: its state (``org.plantd.Alarms list`` when the step
+    begins, then every ``event.alarm.NAME``), judged with ``state``, ``active``, ``shelved``,
+    ``suppressed``."""
+    state: AlarmState | None = None
+    active: bool | None = None
+    shelved: bool | None = None
+    suppressed: bool | None = None
     value: Scalar | None = None
     tolerance: Annotated[float, Ge(0)] = 0.0
     min: float | None = None
@@ -200,8 +218,8 @@ class Expect:
         return self.rising or self.falling or self.stable is not None or self.rate is not None
 
     def target(self) -> tuple[str, str]:
-        """(kind, dotted name): kind is ``point``, ``stored`` or ``device``."""
-        for kind in ("point", "stored", "device"):
+        """(kind, name): kind is ``point``, ``stored``, ``device`` or ``alarm``."""
+        for kind in TARGETS:
             name = getattr(self, kind)
             if name is not None:
                 return kind, name
@@ -209,6 +227,14 @@ class Expect:
 
     def describe(self) -> str:
         kind, name = self.target()
+        if kind == "alarm":
+            wanted: list[str] = [self.state] if self.state is not None else []
+            for flag in _ALARM_FLAGS[1:]:
+                given = getattr(self, flag)
+                if given is not None:
+                    wanted.append(flag if given else f"not {flag}")
+            hold = f", then for {self.hold:g} s" if self.hold else ""
+            return f"alarm {name} {', '.join(wanted)} within {self.within:g} s{hold}"
         where = {"point": "", "stored": "stored ", "device": "device "}[kind]
         parts = [f"{where}{name}"]
         if self.value is not None:
@@ -235,11 +261,17 @@ class Expect:
         return " ".join(parts) + ("; a fresh sample" if self.fresh else "") + f" {bound}"
 
     def cross_check(self) -> Iterator[tuple[KeyPath, str]]:
-        targets = [k for k in ("point", "stored", "device") if getattr(self, k) is not None]
+        targets = [k for k in TARGETS if getattr(self, k) is not None]
         if len(targets) != 1:
-            yield (), "an expectation looks at one of point, stored or device"
+            yield (), "an expectation looks at one of point, stored, device or alarm"
             return
         kind = targets[0]
+        flags = [flag for flag in _ALARM_FLAGS if getattr(self, flag) is not None]
+        if kind == "alarm":
+            yield from self._check_alarm(flags)
+            return
+        if flags:
+            yield (flags[0],), f"{flags[0]} is a condition on an alarm (alarm: NAME)"
         yield from _dotted(kind, getattr(self, kind), "DEVICE" if kind == "device" else "MODULE")
         conditions = (self.value, self.min, self.max, self.quality)
         if all(c is None for c in conditions) and not self.fresh and not self.windowed:
@@ -255,6 +287,18 @@ class Expect:
             yield (kind,), "a simulated value has no quality; quality/fresh/allow_bad do not apply"
         if self.min is not None and self.max is not None and self.min > self.max:
             yield ("max",), f"max {self.max:g} is below min {self.min:g}"
+
+    def _check_alarm(self, flags: list[str]) -> Iterator[tuple[KeyPath, str]]:
+        if not flags:
+            yield ("alarm",), "an alarm expectation needs state, active, shelved or suppressed"
+        others = ["value", "min", "max", "quality", "over", "rate", "stable"]
+        given = [key for key in others if getattr(self, key) is not None]
+        given += [key for key in ("rising", "falling", "fresh", "allow_bad") if getattr(self, key)]
+        if given:
+            yield (
+                (given[0],),
+                f"{given[0]} does not apply to an alarm (state, active, shelved, suppressed do)",
+            )
 
     def _check_window(self) -> Iterator[tuple[KeyPath, str]]:
         if self.windowed and self.over is None:
@@ -276,6 +320,8 @@ class Step:
     inject: Fault | None = None
     heal: Heal | None = None
     write: WriteValue | None = None
+    alarm: AlarmAction | None = None
+    control: ControlAction | None = None
     expect: Expect | None = None
 
     @property
@@ -300,6 +346,10 @@ class Step:
         if self.write is not None:
             refused = f" (refused: {self.write.error})" if self.write.error else ""
             return f"write {self.write.point} = {_show(self.write.value)}{refused}"
+        if self.alarm is not None:
+            return self.alarm.describe()
+        if self.control is not None:
+            return self.control.describe()
         assert self.expect is not None, action
         return f"expect {self.expect.describe()}"
 

@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from plantd.config import PlantdConfig, check_module_file, load_config
+from plantd.control import ALARMS_SERVICE, CONTROL_SERVICE
 from plantd.errors import ConfigError
 from plantd.security import use_identity, user_identity
 from plantd.state import SERVICE_NAME as STATE_SERVICE
@@ -132,8 +133,11 @@ class RigStack:
             raise ConfigError([f"module {name} (from {source}), rewritten for the rig:", *problems])
         return target
 
-    async def start(self, modules: Sequence[str], *, state: bool) -> None:
-        """Broker, then the state service and every module at once; wait until all serve."""
+    async def start(self, modules: Sequence[str], *, state: bool, control: bool = False) -> None:
+        """Broker, then the state service and every module at once; wait until all serve.
+        With ``control``, then ``plantd-control`` (its loops write to the modules, its alarms
+        and calculations read them), until it serves ``org.plantd.Alarms`` and
+        ``org.plantd.Control``."""
         if self.attach:
             return
         if self.throwaway:
@@ -147,6 +151,13 @@ class RigStack:
         for name in modules:
             process = self._spawn(f"module-{name}", ["plantd.cli", "module", "run", name])
             services.append((f"org.plantd.module.{name}", process))
+        await self._serving(services)
+        if control:
+            process = self._spawn("control", ["plantd.control"])
+            await self._serving([(ALARMS_SERVICE, process), (CONTROL_SERVICE, process)])
+
+    async def _serving(self, services: Sequence[tuple[str, ManagedProcess]]) -> None:
+        endpoint = self.config.broker.endpoint
         for service, process in services:
             try:
                 await asyncio.to_thread(wait_for_workers, endpoint, service, 1, 30.0)
@@ -164,7 +175,8 @@ class RigStack:
         return process
 
     async def stop(self) -> None:
-        """Modules first, then the state service, then the broker (SIGTERM, then SIGKILL)."""
+        """plantd-control and the modules first, then the state service, then the broker
+        (SIGTERM, then SIGKILL)."""
         for process in reversed(self.processes):
             if process.running() and process.process is not None:
                 process.process.terminate()
