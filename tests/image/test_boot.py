@@ -266,6 +266,52 @@ def test_the_web_app_serves_https_with_the_device_certificate(appliance: Applian
     assert answer["anonymous"] == 401  # nothing without credentials
 
 
+CONTROL_FILES = {
+    "alarms.d/demo.yaml": (
+        "alarms:\n"
+        "  - {name: demo-count, point: demo.count, type: high, limit: 0, priority: high,\n"
+        "     message: the demo counter counts}\n"
+    ),
+    "calc.d/demo.yaml": 'calc:\n  - {name: doubled, expr: "demo.level * 2"}\n',
+}
+
+
+def test_alarms_and_calculated_points_run_on_the_box(appliance: Appliance) -> None:
+    """docs/control.md on the appliance: files in alarms.d/ and calc.d/, plantd-control
+    restarted, an alarm raised from the demo module's samples and acknowledged (as root),
+    a calculated point in the historian."""
+    sh = appliance.sh
+    for name, text in CONTROL_FILES.items():
+        sh(f"printf %s {shlex.quote(text)} > /etc/plantd/{name}")
+    try:
+        assert "Config OK" in appliance.plant("config", "check")
+        sh("systemctl restart plantd-control")
+        assert appliance.show("plantd-control", "ActiveState", "NRestarts") == {
+            "ActiveState": "active",
+            "NRestarts": "0",
+        }, sh("journalctl -b -u plantd-control --no-pager | tail -n 20")
+        deadline = time.monotonic() + 120
+        while True:
+            (alarm,) = json.loads(appliance.plant("call", "org.plantd.Alarms", "list"))
+            if alarm["state"] == "unacknowledged" or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        assert (alarm["alarm"], alarm["state"]) == ("demo-count", "unacknowledged"), alarm
+        acked = json.loads(
+            appliance.plant("call", "org.plantd.Alarms", "ack", '{"alarm": "demo-count"}')
+        )
+        assert (acked[0]["state"], acked[0]["by"]) == ("acknowledged", "user.root")
+        while True:
+            rows = appliance.plant("history", "calc.doubled", "--since", "5m", check=False)
+            if "calc.doubled" in rows or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        assert "calc.doubled" in rows, rows
+    finally:
+        sh("rm -f /etc/plantd/alarms.d/demo.yaml /etc/plantd/calc.d/demo.yaml")
+        sh("systemctl restart plantd-control", check=False)
+
+
 def test_the_journal_has_plantds_own_fields(appliance: Appliance) -> None:
     records = [
         json.loads(line)
