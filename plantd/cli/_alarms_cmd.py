@@ -406,7 +406,8 @@ def alarm_table(records: Sequence[Mapping[str, Any]], now: float) -> str:
 
 def _who(record: Mapping[str, Any]) -> str:
     by, comment = record.get("by") or "", record.get("comment") or ""
-    return " ".join(part for part in (f"by {by}" if by else "", repr(comment) if comment else ""))
+    parts = (f"by {by}" if by else "", repr(comment) if comment else "")
+    return " ".join(part for part in parts if part)
 
 
 def history_table(records: Sequence[Mapping[str, Any]], now: float) -> str:
