@@ -38,6 +38,7 @@ from starlette.routing import BaseRoute, Route
 from plantd.audit import AUDIT_SERVICE
 from plantd.config import Access
 from plantd.proxy._context import ProxyContext, User
+from plantd.proxy._control_pages import alarm_values, control_values
 
 __all__ = ["SECURITY_HEADERS", "routes", "safe_next"]
 
@@ -58,6 +59,8 @@ SECURITY_HEADERS = {
 _NAV = (
     ("/", "Dashboard", "dashboard"),
     ("/points", "Points", "points"),
+    ("/alarms", "Alarms", "alarms"),
+    ("/control", "Control", "control"),
     ("/state", "State", "state"),
     ("/logs", "Logs", "logs"),
     ("/config", "Config", "config"),
@@ -185,6 +188,16 @@ def routes(ctx: ProxyContext) -> list[BaseRoute]:
         Route(
             "/trend",
             page("trend.html", "Trend", "points", values=trend_values),
+            methods=["GET"],
+        ),
+        Route(
+            "/alarms",
+            page("alarms.html", "Alarms", "alarms", values=alarm_values(ctx)),
+            methods=["GET"],
+        ),
+        Route(
+            "/control",
+            page("control.html", "Control", "control", values=control_values(ctx)),
             methods=["GET"],
         ),
         Route("/state", page("state.html", "State", "state", values=state_values), methods=["GET"]),

@@ -3,7 +3,9 @@
 ``proxy_stack`` (one per test module: starting it costs a few seconds) runs, from one CURVE
 config directory: the broker; the pump station simulator (``plant sim run``, its Modbus ports
 chosen by the system); the state service, the historian and the logger; the ``station``
-module (the demo's PLC module, pointed at the simulator's port) in the module host; and
+module (the demo's PLC module, pointed at the simulator's port) in the module host;
+``plantd-control`` with the alarms, calculation, loop and interlock of :data:`CONTROL_PLAN`
+(on the station's points; the loop starts in manual, so nothing writes the PLC unasked); and
 ``plantd-proxy`` on port 0, its URL read back from its endpoints file. Three people are
 admitted with web passwords: ``user.ada`` (admin), ``user.otto`` (operator) and
 ``user.vera`` (viewer). Everything is waited for by what it says, never by sleeping.
@@ -34,6 +36,74 @@ from tests.integration.observability.conftest import until
 ROOT = Path(__file__).resolve().parents[3]
 PLANT = ROOT / "hil" / "plants" / "pump-station.yaml"
 STATION = ROOT / "config" / "local" / "modules.d" / "station.yaml"
+
+# plantd-control's files (config dir/<kind>.d/test.yaml), on the station module's points. The
+# speed setpoint alarm is raised by `plant sim set pump-station plc.speed_setpoint 90`.
+CONTROL_PLAN = {
+    "alarms": """\
+alarms:
+  - name: speed-setpoint-high
+    point: station.speed_setpoint
+    type: high
+    limit: 80
+    deadband: 1
+    priority: high
+    message: Speed setpoint above 80 %
+  - name: motor-current-high
+    point: station.motor_current
+    type: high
+    limit: 1000
+    priority: urgent
+    message: Motor current far too high
+""",
+    "calc": """\
+calc:
+  - name: speed_half
+    expr: "station.pump_speed / 2"
+    unit: "%"
+    period: 1s
+""",
+    "control": """\
+loops:
+  - name: speed
+    measurement: station.pump_speed
+    output: station.speed_setpoint
+    setpoint: 50
+    period: 1s
+    kp: 0.5
+    ti: 10s
+    action: reverse
+    output_min: 0
+    output_max: 100
+    mode: manual
+    stale_after: 10s
+    on_failure: hold
+interlocks:
+  - name: speed-limit
+    when: "station.speed_setpoint > 99"
+    output: station.alarm_reset
+    safe_value: false
+    reset: manual
+""",
+}
+
+# Until the built-in policy grades org.plantd.Alarms and org.plantd.Control (an operation no
+# rule matches needs admin), the stack's config gives their actions to operators and their
+# reads to everyone, as the services themselves declare them.
+CONTROL_OPERATIONS = [
+    {"service": "org.plantd.Alarms", "operations": ["list", "history"], "access": "read"},
+    {
+        "service": "org.plantd.Alarms",
+        "operations": ["ack", "shelve", "unshelve"],
+        "access": "operate",
+    },
+    {"service": "org.plantd.Control", "operations": ["list"], "access": "read"},
+    {
+        "service": "org.plantd.Control",
+        "operations": ["mode", "setpoint", "output", "reset"],
+        "access": "operate",
+    },
+]
 
 PEOPLE = {
     "user.ada": ("admin", "ada-correct-horse-1"),
@@ -134,6 +204,13 @@ def write_station(stack: Stack, port: int) -> None:
     (modules / "station.yaml").write_text(text)
 
 
+def write_control_plan(stack: Stack) -> None:
+    for kind, text in CONTROL_PLAN.items():
+        folder = stack.config_dir / f"{kind}.d"
+        folder.mkdir(exist_ok=True)
+        (folder / "test.yaml").write_text(text)
+
+
 def set_passwords(stack: Stack) -> None:
     for principal, (role, password) in PEOPLE.items():
         stack.credentials(principal, (role,))
@@ -156,7 +233,7 @@ def proxy_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyStack
     base = tmp_path_factory.mktemp("proxy")
     stack = make_stack(
         base,
-        security={"mode": "curve"},
+        security={"mode": "curve", "operations": CONTROL_OPERATIONS},
         proxy={"listen": "127.0.0.1:0"},
         historian={"batch_interval": "100ms"},
     )
@@ -173,7 +250,10 @@ def proxy_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyStack
         start(stack, "historian", "plantd.historian", "--config", config_dir)
         start(stack, "logger", "plantd.logger", "--config", config_dir)
         start(stack, "modules", "plantd.cli", "--config", config_dir, "module", "host")
-        for service in ("org.plantd.State", "org.plantd.Historian", "org.plantd.Logger"):
+        write_control_plan(stack)
+        start(stack, "control", "plantd.control", "--config", config_dir)
+        services = ("org.plantd.State", "org.plantd.Historian", "org.plantd.Logger")
+        for service in (*services, "org.plantd.Alarms", "org.plantd.Control"):
             wait_for_workers(stack.endpoint, service)
         wait_for_workers(stack.endpoint, "org.plantd.module.station")
         set_passwords(stack)
