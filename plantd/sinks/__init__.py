@@ -115,10 +115,11 @@ async def run_sink(
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     sink = Sink(config, load_sink(config, name))
     log.info(
-        "sink %s (%s): topics %s, queue %s (%d entries waiting)",
+        "sink %s (%s): topics %s, events %s, queue %s (%d entries waiting)",
         name,
         sink.sink.type,
         ", ".join(sink.sink.topics),
+        ", ".join(sink.events) or "none",
         sink.queue.path,
         sink.queue.length,
     )

@@ -228,11 +228,7 @@ class MqttUpstream:
         messages: list[Message]
         if self._node is not None:
             now_ms = int(time.time() * 1000)
-            messages = []
-            if self._rebirth:
-                self._rebirth = False
-                births = self._node.birth(now_ms, self._known(), self._alarms(now_ms))
-                messages += [(t, p, 1, False) for t, p in births]
+            messages = self._asked_rebirth(now_ms)
             items = [(*split_topic(o.topic), o.sample, o.historical) for o in batch]
             data = self._node.data(now_ms, items, self._known())
             messages += [(t, p, 1, False) for t, p in data]
@@ -243,6 +239,14 @@ class MqttUpstream:
             messages = self._sample_messages(batch)
         await session.publish_all(messages, settings.ack_timeout)
         return 0
+
+    def _asked_rebirth(self, now_ms: int) -> list[Message]:
+        """The births an NCMD rebirth asked for (S2, S6), once; [] if none was asked."""
+        if self._node is None or not self._rebirth:
+            return []
+        self._rebirth = False
+        births = self._node.birth(now_ms, self._known(), self._alarms(now_ms))
+        return [(t, p, 1, False) for t, p in births]
 
     def _alarms(self, now_ms: int) -> list[NodeValue]:
         """The node metrics of the last record of every alarm taken (what an NBIRTH says)."""
@@ -267,9 +271,10 @@ class MqttUpstream:
                                      historical=event.historical)  # fmt: skip
                 skipped += not found
                 values += found
-            messages = [
-                (t, p, 1, False) for t, p in self._node.node_data(now_ms, values, self._known())
-            ]
+            messages = self._asked_rebirth(now_ms)
+            data = self._node.node_data(now_ms, values, self._known())
+            messages += [(t, p, 1, False) for t, p in data]
+            await self._save_types()  # a rebirth's DBIRTHs may have fixed datatypes (S7)
         else:
             template, name = settings.event_topic, self.sink.name
             messages = [

@@ -145,23 +145,29 @@ class PostgresUpstream:
                     (f"{settings.schema}.{settings.table}",),
                 )
             self.hypertable = installed and settings.timescale != "never"
-            await conn.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {} (time timestamptz NOT NULL, "
-                    "topic text NOT NULL, kind text NOT NULL, subject text NOT NULL, seq bigint, "
-                    "fields jsonb NOT NULL, source text NOT NULL, digest text NOT NULL)"
-                ).format(self.events_table)
-            )
-            await conn.execute(
-                sql.SQL(
-                    "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} (source, topic, time, digest)"
-                ).format(sql.Identifier(f"{settings.events_table}_key"), self.events_table)
-            )
+            if self.sink.events:
+                await self._prepare_events(conn)
             await conn.execute(
                 sql.SQL(
                     "CREATE TEMPORARY TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS"
                 ).format(sql.Identifier(_STAGING), self.table)
             )
+
+    async def _prepare_events(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """The events table and its unique index (only for a sink that forwards events)."""
+        settings = self.settings
+        await conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (time timestamptz NOT NULL, "
+                "topic text NOT NULL, kind text NOT NULL, subject text NOT NULL, seq bigint, "
+                "fields jsonb NOT NULL, source text NOT NULL, digest text NOT NULL)"
+            ).format(self.events_table)
+        )
+        await conn.execute(
+            sql.SQL(
+                "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} (source, topic, time, digest)"
+            ).format(sql.Identifier(f"{settings.events_table}_key"), self.events_table)
+        )
 
     async def deliver(self, batch: Sequence[Outgoing]) -> int:
         conn = self._conn

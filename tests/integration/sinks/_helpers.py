@@ -123,7 +123,7 @@ class MqttCollector:
                 prefix = message.topic.split("/")[1]
                 counter = self.seen.setdefault(prefix, Counter())
                 for item in data if isinstance(data, list) else [data]:
-                    if "point" in item and "epoch" in item:  # a sample (not an event record)
+                    if "alarm" not in item:  # a sample (an alarm record is counted apart)
                         counter[(item["point"], item["seq"])] += 1
 
     def count(self, prefix: str) -> int:

@@ -54,6 +54,7 @@ reconnect_initial: 200ms
 reconnect_max: 1s
 queue: {{drain_rate: 5000}}
 repair: {{timeout: 30s}}
+events: []  # samples only here (tests/integration/sinks/test_events.py has the events)
 postgres:
   dsn: "host=127.0.0.1 port={port} dbname=test user=postgres"
   table: {table}
