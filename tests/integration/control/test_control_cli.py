@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import select
+import signal
 import subprocess
 import sys
 import textwrap
@@ -256,6 +258,35 @@ def test_alarms_watch_prints_each_transition(tank: Tank, stack: Stack) -> None:
     assert {record["alarm"] for record in records} == {"tank-low"}
     assert {record["transition"] for record in records} <= {"shelved", "unshelved"}
     assert records[1]["seq"] == records[0]["seq"] + 1
+
+
+def test_ctrl_c_ends_a_watch_with_status_0(tank: Tank, stack: Stack) -> None:
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "plantd.cli", "--config", str(stack.config_dir), "alarms", "watch"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert watch.stdout is not None
+        deadline = time.monotonic() + 20
+        while not select.select([watch.stdout], [], [], 0)[0]:
+            assert time.monotonic() < deadline, "plant alarms watch printed nothing"
+            assert watch.poll() is None, watch.stderr.read() if watch.stderr else ""
+            tank.ask(ALARMS_SERVICE, "shelve", {"alarm": "tank-low", "duration": 60})
+            tank.ask(ALARMS_SERVICE, "unshelve", {"alarm": "tank-low"})
+        line = watch.stdout.readline()
+        watch.send_signal(signal.SIGINT)
+        _, err = watch.communicate(timeout=10)
+    finally:
+        watch.kill()
+    assert watch.returncode == 0, err
+    assert "Traceback" not in err
+    assert line.split()[1:4] in (
+        ["LOW", "tank-low", "shelved"],
+        ["LOW", "tank-low", "unshelved"],
+    )
+    assert "by local" in line
 
 
 def test_control_list_mode_setpoint_output_and_reset(tank: Tank, plant: Run) -> None:
