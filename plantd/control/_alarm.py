@@ -265,7 +265,9 @@ class AlarmSnapshot:
     seq: int
 
     def to_record(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in RECORD_KEYS}
+        record = {key: getattr(self, key) for key in RECORD_KEYS}
+        record["by"] = self.by or None  # a transition nobody made (raised, cleared): null
+        return record
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> AlarmSnapshot:
@@ -275,7 +277,9 @@ class AlarmSnapshot:
             raise ValueError(f"not an alarm record: missing {', '.join(missing)}")
         if record["state"] not in STATES:
             raise ValueError(f"not an alarm state: {record['state']!r}")
-        return cls(**{key: record[key] for key in RECORD_KEYS})
+        return cls(
+            **{key: record[key] for key in RECORD_KEYS if key != "by"}, by=record["by"] or ""
+        )
 
 
 @dataclass(frozen=True, slots=True)
