@@ -35,7 +35,7 @@ def test_a_raise_is_one_event_with_every_record_key() -> None:
         "message": "Tank level high", "state": "unacknowledged", "active": True,
         "acknowledged": False, "shelved": False, "shelved_until": None, "suppressed": False,
         "transition": "raised", "value": 5.0, "limit": 4.5, "time": 10.0, "sample_time": 9.5,
-        "by": "", "comment": "", "seq": 1,
+        "by": None, "comment": "", "seq": 1,
     }  # fmt: skip
     assert raise_it(e, 11.0) == []
 
