@@ -94,7 +94,7 @@
   }
 
   function actions(record) {
-    const cell = el("td", { class: "actions-cell" });
+    const cell = el("div", { class: "actions-cell" });
     if (waiting(record)) {
       cell.append(actionButton("Acknowledge", "alarm-ack", may.ack, "ack", (event) => acknowledge([record.alarm], event.target)));
     }
@@ -126,7 +126,7 @@
       el("td", { class: "time", "data-testid": "alarm-since", title: (r.transition || "") + (r.by ? " by " + r.by : "") }, formatWhen(r.time)),
       el("td", { class: "message-cell" }, r.message || ""),
       el("td", { "data-testid": "alarm-flags" }, flags(r)),
-      actions(r));
+      el("td", {}, actions(r)));
     tr.hidden = !visible(r);
   }
 

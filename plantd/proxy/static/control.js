@@ -60,11 +60,11 @@
         ramping ? el("div", { class: "hint" }, "ramping, now " + fmt(loop.working_setpoint)) : null),
       el("td", { class: "num", "data-testid": "loop-output" }, fmt(loop.output), el("div", { class: "hint" }, loop.output_point)),
       el("td", { class: "time", "data-testid": "loop-last-write" }, write),
-      el("td", { class: "actions-cell" },
+      el("td", {}, el("div", { class: "actions-cell" },
         button(manual ? "Auto…" : "Manual…", "loop-mode-button", may.mode, "mode", () => ask({ kind: "mode", loop, mode: target })),
         button("Setpoint…", "loop-setpoint-button", may.setpoint, "setpoint", () => ask({ kind: "setpoint", loop })),
         button("Output…", "loop-output-button", may.output, "output", () => ask({ kind: "output", loop }),
-          !manual, "Only a loop in manual takes an output")));
+          !manual, "Only a loop in manual takes an output"))));
   }
 
   function interlockRow(lock) {
@@ -77,9 +77,9 @@
       el("td", { "data-testid": "interlock-condition" }, el("code", {}, lock.when || ""), " → " + condition),
       el("td", {}, lock.output + " = " + fmt(lock.safe_value), el("div", { class: "hint" }, "reset: " + lock.reset)),
       el("td", { class: "time" }, typeof lock.tripped_at === "number" ? Plantd.formatTime(lock.tripped_at) : "—"),
-      el("td", { class: "actions-cell" },
+      el("td", {}, el("div", { class: "actions-cell" },
         button("Reset…", "interlock-reset-button", may.reset, "reset", () => ask({ kind: "reset", lock }),
-          !awaiting, lock.state === "tripped" ? "Its condition still holds: nothing to reset yet" : "Not tripped")));
+          !awaiting, lock.state === "tripped" ? "Its condition still holds: nothing to reset yet" : "Not tripped"))));
   }
 
   function calcRow(calc) {

@@ -19,7 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.proxy.conftest import ProxyStack, until
+from tests.integration.observability.conftest import until
+from tests.integration.proxy.conftest import ProxyStack
 from tests.integration.proxy.test_pages import (
     ADMIN,
     OPERATOR,
