@@ -42,6 +42,8 @@ _PROGRAMS = {
     "org.plantd.Historian": "plantd-historian",
     "org.plantd.Logger": "plantd-logger",
     "org.plantd.Health": "plantd-logger",
+    "org.plantd.Alarms": "plantd-control",
+    "org.plantd.Control": "plantd-control",
     "org.plantd.Audit": "plantd-broker with security.audit enabled",
     "org.plantd.module.Echo": "plant serve echo",
 }

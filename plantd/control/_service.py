@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from plantd.control._alarm import AlarmError
 from plantd.control._loops import ControlError
 from plantd.errors import PlantdError
 from plantd.service import (
@@ -90,11 +91,7 @@ def alarms_service(process: ControlProcess) -> ServiceDefinition:
         if not names or not all(isinstance(name, str) for name in names):
             raise OperationError("bad-request", "params.alarms: expected a list of alarm names")
         comment = optional_text(params, "comment") or ""
-        now, by = process.clock.now(), _caller()
-        events = []
-        for name in names:
-            events.extend(process.alarms.acknowledge(name, by, now, comment))
-        await _stored(process, events)
+        events = await _acknowledge(process, names, comment)
         return [event.to_record() for event in events]
 
     @definition.operation("shelve", access="operate")
@@ -135,6 +132,35 @@ def alarms_service(process: ControlProcess) -> ServiceDefinition:
         return await process.store.history(since=since, until=until, alarm=alarm, limit=limit)
 
     return definition
+
+
+async def _acknowledge(process: ControlProcess, names: list[str], comment: str) -> list[Any]:
+    """Acknowledge every alarm of ``names``; the events, once stored.
+
+    Names are checked first, so that a list with one typo changes nothing. Of several alarms,
+    one acknowledged meanwhile (by someone else) is no reason to refuse the rest; one alone is
+    answered with why.
+    """
+    known = {snapshot.alarm for snapshot in process.alarms.snapshots()}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise OperationError("alarm.unknown", f"no alarm {', '.join(map(repr, unknown))}")
+    now, by = process.clock.now(), _caller()
+    events: list[Any] = []
+    for name in names:
+        try:
+            events.extend(process.alarms.acknowledge(name, by, now, comment))
+        except AlarmError as exc:
+            if len(names) == 1 or exc.code != "alarm.not-acknowledgeable":
+                await _stored(process, events)
+                raise
+    await _stored(process, events)
+    return events
+
+
+def _json_number(value: Any) -> Any:
+    """NaN and infinities are not JSON: a value that is not a finite number is null."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _listed(process: ControlProcess, state: str, priority: str | None) -> Json:
@@ -187,13 +213,8 @@ def control_service(process: ControlProcess) -> ServiceDefinition:
             "loops": [entry for entry in status if entry.get("kind", "loop") == "loop"],
             "interlocks": [entry for entry in status if entry.get("kind") == "interlock"],
             "calc": [
-                {
-                    "name": calc.name,
-                    "expr": calc.expr,
-                    "unit": calc.unit,
-                    "point": f"calc.{calc.name}",
-                }
-                for calc in process.plan.calcs
+                {**row, "point": f"calc.{row['name']}", "value": _json_number(row["value"])}
+                for row in process.calc.status()
             ],
             "status": process.status(),
         }

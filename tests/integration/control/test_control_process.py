@@ -33,6 +33,11 @@ alarms:
     deadband: 0.1
     priority: high
     message: Tank level high
+  - name: tank-high-high
+    point: tank.level
+    type: high-high
+    limit: 4.6
+    priority: urgent
 """
 CALC = """\
 calc:
@@ -171,7 +176,7 @@ async def test_an_alarm_is_raised_acknowledged_and_its_state_survives_kill_9(pla
     plant.control.start()
     await asyncio.to_thread(wait_for_workers, plant.stack.endpoint, "org.plantd.Alarms")
     listed = await plant.call("org.plantd.Alarms", "list", {})
-    (alarm,) = listed
+    (alarm,) = [entry for entry in listed if entry["alarm"] == "tank-high"]
     assert (alarm["state"], alarm["active"], alarm["seq"]) == ("acknowledged", True, 2)
     with pytest.raises(ServiceError) as refused:
         await plant.call("org.plantd.Alarms", "ack", {"alarm": "tank-high"})
@@ -181,6 +186,25 @@ async def test_an_alarm_is_raised_acknowledged_and_its_state_survives_kill_9(pla
     assert (cleared.result()["state"], cleared.result()["seq"]) == ("normal", 3)
     history = await plant.call("org.plantd.Alarms", "history", {"alarm": "tank-high"})
     assert [event["transition"] for event in history] == ["cleared", "acknowledged", "raised"]
+
+
+async def test_acknowledging_several_refuses_a_typo_whole_and_skips_one_already_done(
+    plant: Plant,
+) -> None:
+    plant.level(4.7)
+    await plant.next_on("event.alarm.tank-high-high", transition="raised")
+    with pytest.raises(ServiceError) as refused:
+        await plant.call("org.plantd.Alarms", "ack", {"alarms": ["tank-high", "tank-hgih"]})
+    assert (refused.value.code, "'tank-hgih'" in refused.value.message) == (
+        "alarm.unknown",
+        True,
+    )
+    unacknowledged = await plant.call("org.plantd.Alarms", "list", {"state": "unacknowledged"})
+    assert [entry["alarm"] for entry in unacknowledged] == ["tank-high-high", "tank-high"]
+    await plant.call("org.plantd.Alarms", "ack", {"alarm": "tank-high"})
+    both = await plant.call("org.plantd.Alarms", "ack", {"alarms": ["tank-high", "tank-high-high"]})
+    assert [event["alarm"] for event in both] == ["tank-high-high"]
+    assert await plant.call("org.plantd.Alarms", "list", {"state": "unacknowledged"}) == []
 
 
 async def test_an_unknown_alarm_is_named(plant: Plant) -> None:
@@ -196,6 +220,13 @@ async def test_a_calculated_point_carries_its_input_quality(plant: Plant) -> Non
     sample = good.result()
     assert isinstance(sample, Sample)
     assert (sample.value, sample.quality) == (30.0, Quality.GOOD)
+    (calc,) = (await plant.call("org.plantd.Control", "list", {}))["calc"]
+    assert (calc["point"], calc["value"], calc["quality"], calc["unit"]) == (
+        "calc.volume",
+        30.0,
+        "good",
+        "m³",
+    )
     plant.level(2.5, Quality.BAD)
     while True:
         sample = await plant.next_on("data.calc.volume")
