@@ -144,7 +144,7 @@ async def _acknowledge(process: ControlProcess, names: list[str], comment: str) 
     known = {snapshot.alarm for snapshot in process.alarms.snapshots()}
     unknown = [name for name in names if name not in known]
     if unknown:
-        raise OperationError("alarm.unknown", f"no alarm {', '.join(map(repr, unknown))}")
+        raise OperationError("alarm.unknown", f"no alarm named {', '.join(map(repr, unknown))}")
     now, by = process.clock.now(), _caller()
     events: list[Any] = []
     for name in names:
