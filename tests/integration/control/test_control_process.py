@@ -279,3 +279,18 @@ def test_a_wrong_file_stops_the_start_naming_file_and_line(stack: Stack) -> None
     assert control.process is not None
     assert control.process.wait(timeout=30) == 2
     assert "alarms.d/plant.yaml:5: alarms[0].limit" in control.log_text()
+
+
+async def test_a_lost_bus_fails_the_loop_and_its_return_brings_it_back(plant: Plant) -> None:
+    """The broker (bus and MDP) dies: no samples come, the loop goes to its failure action;
+    the broker comes back: samples again, the loop recovers and writes again."""
+    await until(lambda: len(plant.writes) >= 2, lambda: plant.level(3.5))
+    broker = plant.stack.processes[0]
+    broker.kill()
+    await until(lambda: "loop level failed" in plant.control.log_text(), lambda: None)
+    broker.start()
+    plant.stack.broker_started(broker)
+    recovered = lambda: "loop level recovered" in plant.control.log_text()  # noqa: E731
+    await until(recovered, lambda: plant.level(3.5), timeout=20)
+    written = len(plant.writes)
+    await until(lambda: len(plant.writes) > written, lambda: plant.level(3.5))
