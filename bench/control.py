@@ -483,10 +483,22 @@ def _write_figures(writes: dict[str, list[float]]) -> dict[str, float]:
     }
 
 
-def control_run(stack: Stack, variant: str, cpu: str | None, warmup: float, seconds: float) -> Any:
-    """One plantd-control process with ``variant``'s plan; its figures over one window."""
+def control_run(
+    stack: Stack,
+    variant: str,
+    cpu: str | None,
+    warmup: float,
+    seconds: float,
+    *,
+    profile: Path | None = None,
+) -> Any:
+    """One plantd-control process with ``variant``'s plan; its figures over one window.
+
+    With ``profile``, the process runs under cProfile, which writes there when it exits.
+    """
     config_dir = stack.variant_dir(variant)
-    argv = pinned([sys.executable, "-m", "plantd.control", "--config", str(config_dir)], cpu)
+    python = [sys.executable] + ([] if profile is None else ["-m", "cProfile", "-o", str(profile)])
+    argv = pinned([*python, "-m", "plantd.control", "--config", str(config_dir)], cpu)
     with Children() as children:
         started = time.monotonic()
         control = children.add(
@@ -656,6 +668,19 @@ def report(results: dict[str, list[dict[str, float]]]) -> list[Figure | Ratio]:
     return figures
 
 
+def print_profile(path: Path, figures: dict[str, float]) -> None:
+    """The top of a cProfile of plantd-control (its whole life: start-up, warm-up, window)."""
+    import pstats
+
+    print(
+        f"\nprofile of one more full run under cProfile ({path}; CPU in the window "
+        f"{figures['cores']:.3f} cores with the profiler's overhead):"
+    )
+    stats = pstats.Stats(str(path))
+    stats.sort_stats("tottime").print_stats(20)
+    stats.sort_stats("cumulative").print_stats("plantd", 25)
+
+
 # -- main ---------------------------------------------------------------------------------------
 
 
@@ -667,6 +692,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=None)
     parser.add_argument("--seconds", type=float, default=None, help="measured window")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="then one more full run under cProfile, stats written to this file, top printed",
+    )
     args = parser.parse_args(argv)
     repeat = args.repeat or (1 if args.quick else 3)
     seconds = args.seconds or (3.0 if args.quick else 10.0)
@@ -709,6 +740,9 @@ def main(argv: list[str] | None = None) -> int:
 
             outcomes = interleaved([runner(v) for v in variants], repeat)
             figures = report(dict(zip(variants, outcomes, strict=True)))
+            if args.profile is not None:
+                profiled = control_run(stack, "full", cpu, warmup, seconds, profile=args.profile)
+                print_profile(args.profile, profiled)
             stack.plant.send(("stop",))
             stack.observer.send(("stop",))
     except BenchError as exc:
