@@ -60,6 +60,9 @@ log = logging.getLogger(__name__)
 STATUS_TOPIC = "event.control.status"
 _DATA = "data."
 _BURST = 1000  # samples taken at most before the engines run (a long burst must not starve them)
+# Conditions (suppress_when, interlocks' when) are evaluated when an input changes, and at least
+# this often, so that one using a window or a rate follows time while its inputs are quiet.
+_CONDITIONS_EVERY = 1.0
 _LATENESS_KEPT = 4096  # recent loop lateness figures, for status (p99 over the last ones)
 
 
@@ -92,6 +95,7 @@ class ControlProcess:
             + [(("trip", name), formula) for name, formula in self._trips.items()]
         )
         self._changed_conditions: set[tuple[str, str]] = set()
+        self._conditions_due = now
         self._calc_inputs = self.calc.inputs
         self._alarm_inputs = self.alarms.inputs
         self._loop_inputs = self.loops.inputs
@@ -210,6 +214,13 @@ class ControlProcess:
                 )
             for name, sample in results:
                 self._feed(f"{CALC_MODULE}.{name}", sample, now, calc=False)
+        if now >= self._conditions_due:  # time-driven functions move while inputs are quiet
+            self._conditions_due = now + _CONDITIONS_EVERY
+            self._changed_conditions.update(
+                condition
+                for readers in self._condition_readers.values()
+                for condition, _ in readers
+            )
         for condition in sorted(self._changed_conditions):
             self._apply_condition(condition, now)
         self._changed_conditions.clear()
