@@ -7,8 +7,9 @@ and ``plantd-proxy``.
 What a person does, through the pages only: watch an alarm raised on the simulator appear on
 the open Alarms page without a reload, acknowledge it and see its state change and the header
 badge count it down, find the acknowledgement in the history; as a viewer, see the badge on
-another page and be refused the acknowledgement in words (403); switch the loop to auto
-through the confirmation dialog. Screenshots at 1366×768 and 360×640 (conftest.py says where).
+another page and be refused the acknowledgement in words (403); shelve (duration, reason),
+unshelve and acknowledge all shown through their dialogs; switch the loop to auto through the
+confirmation dialog. Screenshots at 1366×768 and 360×640 (conftest.py says where).
 
 How long an alarm takes to appear is measured in the page (a MutationObserver notes
 ``Date.now()`` when the row shows the raised state) and reported, not asserted: every wait
@@ -186,6 +187,58 @@ def test_a_viewer_sees_the_badge_and_is_refused_the_acknowledgement(
         expect(row).to_have_attribute("data-state", "unacknowledged")
         screen.shoot("ack-refused")
         assert alarm_state(operator)["state"] == "unacknowledged"
+    finally:
+        quiet(proxy_stack, operator)
+
+
+def test_shelve_unshelve_and_acknowledge_all_go_through_their_dialogs(
+    open_page: Opener, proxy_stack: ProxyStack, operator: httpx.Client
+) -> None:
+    quiet(proxy_stack, operator)
+    screen = open_page(DESKTOP)
+    page = screen.page
+    screen.log_in("user.otto", "/alarms?view=all")
+    dialog = page.get_by_test_id("alarm-dialog")
+    row = page.locator(row_selector("motor-current-high"))
+    expect(row).to_be_visible()
+
+    row.get_by_test_id("alarm-shelve").click()
+    expect(dialog).to_be_visible()
+    dialog.get_by_test_id("alarm-shelve-duration").select_option("3600")
+    dialog.get_by_test_id("alarm-shelve-reason").fill("current transmitter under repair")
+    summary = dialog.get_by_test_id("alarm-dialog-summary")
+    expect(summary).to_contain_text("“motor-current-high”")
+    expect(summary).to_contain_text("1 hour")
+    expect(summary).to_contain_text("current transmitter under repair")
+    screen.shoot("shelve-confirm")
+    dialog.get_by_test_id("alarm-dialog-confirm").click()
+    expect(dialog.get_by_test_id("alarm-dialog-result")).to_have_attribute("data-status", "ok")
+    dialog.get_by_test_id("alarm-dialog-close").click()
+    expect(row).to_have_attribute("data-shelved", "true")
+    expect(row.get_by_test_id("alarm-flags")).to_contain_text("shelved until")
+    until_shelved = alarm_state(operator, "motor-current-high")["shelved_until"]
+    assert 3500 < until_shelved - time.time() <= 3600
+    screen.shoot("shelved")
+
+    row.get_by_test_id("alarm-unshelve").click()
+    expect(dialog.get_by_test_id("alarm-dialog-summary")).to_contain_text("Unshelve alarm")
+    dialog.get_by_test_id("alarm-dialog-confirm").click()
+    expect(dialog.get_by_test_id("alarm-dialog-result")).to_have_attribute("data-status", "ok")
+    dialog.get_by_test_id("alarm-dialog-close").click()
+    expect(row).to_have_attribute("data-shelved", "false")
+
+    try:
+        raise_alarm(proxy_stack, operator)
+        page.get_by_test_id("alarm-view-unacknowledged").click()
+        raised = page.locator(row_selector(ALARM))
+        expect(raised).to_have_attribute("data-state", "unacknowledged")
+        page.get_by_test_id("alarm-ack-all").click()
+        expect(dialog.get_by_test_id("alarm-dialog-summary")).to_contain_text(f"“{ALARM}”")
+        dialog.get_by_test_id("alarm-dialog-confirm").click()
+        expect(dialog.get_by_test_id("alarm-dialog-result")).to_have_attribute("data-status", "ok")
+        dialog.get_by_test_id("alarm-dialog-close").click()
+        expect(raised).to_have_attribute("data-state", "acknowledged")
+        expect(raised).to_be_hidden()  # no longer unacknowledged: out of this view
     finally:
         quiet(proxy_stack, operator)
 
