@@ -85,7 +85,7 @@ class TestAlarmPagesInProcess:
     async def test_the_pages_mark_what_the_persons_levels_cover(
         self, app_client: httpx.AsyncClient, user: Any, may: str
     ) -> None:
-        # The default policy: no rule names these services' actions, so they need admin.
+        # An admin holds every level, a viewer only read: whatever the policy asks for acts.
         alarms = (await get(app_client, "/alarms", user)).text
         control = (await get(app_client, "/control", user)).text
         for name in ("ack", "shelve", "unshelve"):
