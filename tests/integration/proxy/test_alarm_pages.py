@@ -85,7 +85,7 @@ class TestAlarmPagesInProcess:
     async def test_the_pages_mark_what_the_persons_levels_cover(
         self, app_client: httpx.AsyncClient, user: Any, may: str
     ) -> None:
-        # An admin holds every level, a viewer only read: whatever the policy asks for acts.
+        # An admin holds every level, a viewer only read: true whatever level the policy asks.
         alarms = (await get(app_client, "/alarms", user)).text
         control = (await get(app_client, "/control", user)).text
         for name in ("ack", "shelve", "unshelve"):
