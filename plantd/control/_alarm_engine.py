@@ -86,6 +86,10 @@ class AlarmEngine:
             for point in entry.condition.inputs:
                 self._by_point.setdefault(point, []).append(entry)
         self.inputs = frozenset(self._by_point)
+        # Alarms with time of their own to keep (a delay running, a shelving to expire): only
+        # these are ticked, so a tick costs what is pending, not every alarm configured. At
+        # first all of them, so that restored ones settle.
+        self._timed: dict[str, _Entry] = dict(self._entries)
 
     # -- samples and time ----------------------------------------------------------------
 
@@ -95,21 +99,23 @@ class AlarmEngine:
             changed = entry.condition.observe(point, sample, now)
             if changed is not None:
                 self._note(events, entry, entry.alarm.condition_changed(changed), now)
+            self._track(entry)
         return events
 
     def tick(self, now: float) -> list[AlarmEvent]:
         events: list[AlarmEvent] = []
-        for entry in self._entries.values():
+        for entry in list(self._timed.values()):
             changed = entry.condition.tick(now)
             if changed is not None:
                 self._note(events, entry, entry.alarm.condition_changed(changed), now)
             self._note(events, entry, entry.alarm.expire(now), now)
+            self._track(entry)
         return events
 
     def next_due(self) -> float | None:
         due = [
             t
-            for entry in self._entries.values()
+            for entry in self._timed.values()
             for t in (entry.condition.next_due(), entry.alarm.shelved_until)
             if t is not None
         ]
@@ -157,7 +163,19 @@ class AlarmEngine:
         if transition is not None:
             entry.time, entry.transition, entry.by, entry.comment = now, transition, by, comment
             events.append(_snapshot(AlarmEvent, entry))
+        self._track(entry)
         return events
+
+    def _track(self, entry: _Entry) -> None:
+        condition = entry.condition
+        if (
+            condition.next_due() is not None
+            or entry.alarm.shelved_until is not None
+            or condition.raw != condition.active
+        ):
+            self._timed[entry.config.name] = entry
+        else:
+            self._timed.pop(entry.config.name, None)
 
 
 def _snapshot(cls: type[_S], entry: _Entry) -> _S:
