@@ -3,8 +3,9 @@
  * The list is asked for every 2 s (a loop's process value and output move all the time) and at
  * once, 100 ms after the last of a burst, when an `event.control.` record arrives (a mode
  * change, a trip, a reset, a failed write), so a change made anywhere shows without waiting.
- * Calculated points' values come live from the stream (`data.calc`, one batch per evaluation);
- * a calculation that has not been evaluated since the page opened shows "—".
+ * Calculated points' values come live from the stream (`data.calc`, one batch per evaluation)
+ * and from the list (each calculation's last result); whichever is newer is shown, and "—"
+ * until a calculation has a result at all.
  *
  * Every change goes through one dialog: for a setpoint or a manual output, the value first;
  * then a confirmation naming exactly what changes (which loop, from what to what, and what
@@ -84,7 +85,10 @@
 
   function calcRow(calc) {
     let entry = calcs.get(calc.point);
-    if (entry) return entry.row;
+    if (entry) {
+      latest(entry, calc);
+      return entry.row;
+    }
     const cells = {
       value: el("td", { class: "num value", "data-testid": "calc-value" }, "—"),
       quality: el("td", { "data-testid": "calc-quality" }),
@@ -93,9 +97,16 @@
     const row = el("tr", { "data-testid": "calc-row", "data-point": calc.point },
       el("td", {}, el("a", { href: "/trend?topic=" + encodeURIComponent("data." + calc.point) }, calc.point)),
       el("td", {}, el("code", {}, calc.expr)), cells.value, cells.quality, cells.age);
+    if (calc.description) row.title = calc.description;
     entry = { row, cells, time: null, unit: calc.unit || "" };
     calcs.set(calc.point, entry);
+    latest(entry, calc);
     return row;
+  }
+
+  function latest(entry, calc) { // the list's last result, unless the stream brought a newer one
+    if (typeof calc.timestamp !== "number" || (entry.time !== null && calc.timestamp <= entry.time)) return;
+    showCalc(entry, { value: calc.value, quality: calc.quality, time: calc.timestamp });
   }
 
   function showCalc(entry, sample) {
