@@ -90,6 +90,12 @@ BUILTIN_OPERATIONS: tuple[OperationRule, ...] = (
     OperationRule("org.plantd.module.Echo", ("*",), "read"),  # the diagnostic echo service
     OperationRule("org.plantd.module.*", ("points", "read", "status"), "read"),
     OperationRule("org.plantd.module.*", ("*",), "operate"),  # writes, a driver's own commands
+    # Alarms and control (plantd-control): operators acknowledge, shelve, change modes and
+    # setpoints and reset interlocks, as they write to modules; anyone who may look reads.
+    OperationRule("org.plantd.Alarms", ("list", "history"), "read"),
+    OperationRule("org.plantd.Alarms", ("*",), "operate"),
+    OperationRule("org.plantd.Control", ("list",), "read"),
+    OperationRule("org.plantd.Control", ("*",), "operate"),
     OperationRule("*", _READS, "read"),
     OperationRule("org.plantd.State", ("*",), "configure"),
     OperationRule("org.plantd.sim.*", ("*",), "configure"),  # fault injection on a HIL rig

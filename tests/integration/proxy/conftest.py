@@ -87,23 +87,6 @@ interlocks:
 """,
 }
 
-# Until the built-in policy grades org.plantd.Alarms and org.plantd.Control (an operation no
-# rule matches needs admin), the stack's config gives their actions to operators and their
-# reads to everyone, as the services themselves declare them.
-CONTROL_OPERATIONS = [
-    {"service": "org.plantd.Alarms", "operations": ["list", "history"], "access": "read"},
-    {
-        "service": "org.plantd.Alarms",
-        "operations": ["ack", "shelve", "unshelve"],
-        "access": "operate",
-    },
-    {"service": "org.plantd.Control", "operations": ["list"], "access": "read"},
-    {
-        "service": "org.plantd.Control",
-        "operations": ["mode", "setpoint", "output", "reset"],
-        "access": "operate",
-    },
-]
 
 PEOPLE = {
     "user.ada": ("admin", "ada-correct-horse-1"),
@@ -233,7 +216,7 @@ def proxy_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyStack
     base = tmp_path_factory.mktemp("proxy")
     stack = make_stack(
         base,
-        security={"mode": "curve", "operations": CONTROL_OPERATIONS},
+        security={"mode": "curve"},
         proxy={"listen": "127.0.0.1:0"},
         historian={"batch_interval": "100ms"},
     )

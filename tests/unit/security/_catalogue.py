@@ -13,6 +13,7 @@ from typing import Any
 from hil.sim._control import sim_service
 from plantd.audit import audit_service
 from plantd.config import Access
+from plantd.control import alarms_service, control_service
 from plantd.historian._service import historian_service
 from plantd.logger._health import HealthReport, health_service
 from plantd.logger._service import logger_service
@@ -61,6 +62,8 @@ def _definitions() -> list[ServiceDefinition]:
         audit_service(Path("/nonexistent/audit.db")),
         logger_service(_nothing, _nothing),
         health_service(lambda: HealthReport(())),
+        alarms_service(SimpleNamespace()),  # type: ignore[arg-type]
+        control_service(SimpleNamespace()),  # type: ignore[arg-type]
     ]
 
 

@@ -71,7 +71,14 @@ def test_local_principals_are_the_services_modules_and_sinks(tmp_path: Path) -> 
     ]
     assert local_principals(None) == SERVICE_PRINCIPALS
     assert SERVICES == (
-        "state", "historian", "echo", "sim", "logger", "modules", "proxy", "control"
+        "state",
+        "historian",
+        "echo",
+        "sim",
+        "logger",
+        "modules",
+        "proxy",
+        "control",
     )
 
 

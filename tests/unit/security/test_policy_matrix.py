@@ -68,6 +68,8 @@ def test_every_plantd_service_is_in_the_matrix() -> None:
         "org.plantd.Audit",
         "org.plantd.Logger",
         "org.plantd.Health",
+        "org.plantd.Alarms",
+        "org.plantd.Control",
     ]
     assert "start-pump" in DEFINITIONS[2].operations
     assert sum(len(declared(d)) for d in DEFINITIONS) == len(OPERATION_CELLS)
