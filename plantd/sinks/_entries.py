@@ -10,7 +10,16 @@ from dataclasses import dataclass, field
 
 from plantd.bus import Sample, SampleValue, decode_batch, decode_sample, encode_batch, is_batch
 
-__all__ = ["BatchItem", "Entry", "EventEntry", "Gap", "Intake", "entry_count", "entry_samples"]
+__all__ = [
+    "BatchItem",
+    "Entry",
+    "EventEntry",
+    "EventGap",
+    "Gap",
+    "Intake",
+    "entry_count",
+    "entry_samples",
+]
 
 BatchItem = tuple[bytes, SampleValue, float, int, int]
 """A sample as a batch item (``plantd.bus.encode_batch``): the point's name prefixed by its
@@ -86,6 +95,28 @@ class EventEntry:
     payload: bytes
     queued: float = 0.0
     """When it was committed to the queue (wall clock)."""
+    historical: bool = False
+    """Found by a repair (from the alarm history): older than what was delivered live."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventGap:
+    """Records of an event topic missing between two taken ones: the seqs between ``last``
+    and ``seq`` (taken at ``since`` and ``until``, the records' ``time``), found at ``found``."""
+
+    topic: str
+    last: int
+    seq: int
+    since: float
+    until: float
+    found: float
+
+    @property
+    def key(self) -> str:
+        return f"{self.topic}|{self.last}|{self.seq}"
+
+    def known_missing(self) -> set[int]:
+        return set(range(self.last + 1, self.seq))
 
 
 @dataclass(slots=True)
@@ -109,14 +140,22 @@ class Intake:
     events: list[tuple[str, bytes]] = field(default_factory=list)
     """Event records taken: ``(topic, payload)`` in the bus record encoding, in order."""
     event_cursors: dict[str, tuple[int | None, bytes]] = field(default_factory=dict)
+    repaired_events: list[tuple[str, bytes]] = field(default_factory=list)
+    """Event records found for a gap (queued as historical)."""
+    new_event_gaps: list[EventGap] = field(default_factory=list)
+    closed_event_gaps: list[tuple[EventGap, int, int]] = field(default_factory=list)
+    """``(gap, repaired, lost)``: the lost count in ``events_missed``."""
     events_missed: int = 0
-    """Event seqs skipped (a jump in an event topic's numbering), counted, not repaired."""
+    """Event seqs never found (a gap closed with records still missing)."""
     events_dropped: int = 0
     """Event records dropped from memory while commits failed (past ``max_pending``)."""
 
     def __bool__(self) -> bool:
         return bool(
             self.events
+            or self.repaired_events
+            or self.new_event_gaps
+            or self.closed_event_gaps
             or self.event_cursors
             or self.events_missed
             or self.events_dropped

@@ -5,8 +5,7 @@ Theory of operation. Children of one TaskGroup:
 - **intake**: subscribes to the sink's ``topics`` and offers each sample to the
   :class:`IntakeState` (cursor per topic, gaps), which gathers them per module; and, when
   the upstream can take them (``deliver_events``), to the ``events`` prefixes: each record is
-  offered whole (a jump in its ``seq`` is logged, counted in ``events_missed`` and announced
-  on ``event.sink.NAME.lost``);
+  offered whole (a jump in its ``seq`` opens an event gap, see **repair**);
 - **commit**: every ``queue.commit_interval`` writes what was taken, with the cursors and
   gaps, to the disk queue in one transaction (a row per module's batch) — from then on it
   survives a kill -9. Past ``queue.max_bytes`` the oldest entries are dropped in that
@@ -22,7 +21,10 @@ Theory of operation. Children of one TaskGroup:
   delivery acknowledged before the samples' turn;
 - **repair**: asks the historian (``org.plantd.Historian`` ``samples``) for the samples of
   each open gap; closes the gap when every sample known to be missing is found, or after
-  ``repair.timeout`` with the rest counted as lost (event ``event.sink.NAME.lost``);
+  ``repair.timeout`` with the rest counted as lost (event ``event.sink.NAME.lost``). Event
+  gaps the same way, from the alarm history (``org.plantd.Alarms`` ``history``) for
+  ``event.alarm.*`` topics (records found are queued as historical); another topic's gap
+  has nowhere to be filled from and is counted in ``events_missed`` at once;
 - **status**: publishes :meth:`Sink.status` on ``event.sink.NAME.status`` every
   ``status_interval``; the service ``org.plantd.sink.NAME`` answers ``status``;
 - **metrics**: while it runs, the sink is tracked by ``plantd.sinks._metrics`` (its backlog,
@@ -39,7 +41,6 @@ is a few microseconds; the queue's and the delivery's are per batch.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import fnmatch
 import logging
@@ -55,19 +56,18 @@ from plantd.bus import (
     Sample,
     SampleValue,
     decode_record,
-    decode_sample,
 )
 from plantd.client import AsyncClient
 from plantd.config import PlantdConfig
-from plantd.errors import RequestError
 from plantd.runtime import set_within
 from plantd.service import ServiceDefinition, ServiceWorker, call_async
 from plantd.sinks._config import SinkConfig
 from plantd.sinks._intake import IntakeState
 from plantd.sinks._kind import UpstreamContext
 from plantd.sinks._metrics import DROP_REASONS, track, untrack
-from plantd.sinks._queue import DiskQueue, Entry, EventEntry, Gap, entry_samples
+from plantd.sinks._queue import DiskQueue, Entry, EventEntry, entry_samples
 from plantd.sinks._registry import load_sink_kind
+from plantd.sinks._repair import Repairer
 from plantd.sinks._upstream import (
     Outgoing,
     OutgoingEvent,
@@ -80,8 +80,6 @@ __all__ = ["Sink", "sink_service"]
 
 log = logging.getLogger(__name__)
 
-HISTORIAN = "org.plantd.Historian"
-_REPAIR_RETRY = 0.5
 _TRIM_EVERY = 10.0
 
 
@@ -103,6 +101,7 @@ class Sink:
             batch_size=settings.batch_size,
             max_pending=settings.max_pending,
             event_cursors=self.queue.event_cursors(),
+            event_gaps=self.queue.event_gaps(),
         )
         self._client: AsyncClient | None = None
         try:
@@ -171,7 +170,10 @@ class Sink:
                 tasks.create_task(self._intake(subscriber))
                 tasks.create_task(self._commits())
                 tasks.create_task(self._delivery())
-                tasks.create_task(self._repairs())
+                repairer = Repairer(
+                    self.name, self.intake, self.sink.repair, lambda: self._client, self._stopping
+                )
+                tasks.create_task(repairer.run())
                 tasks.create_task(self._every(self.sink.status_interval, self._publish_status))
                 tasks.create_task(self._every(_TRIM_EVERY, self._trim))
                 tasks.create_task(self.worker.run())
@@ -230,12 +232,9 @@ class Sink:
             offer(topic, sample, time.time())
 
     def _offer_event(self, topic: str, record: Record) -> None:
-        gap = self.intake.offer_event(topic, record.fields)
+        gap = self.intake.offer_event(topic, record.fields, time.time())
         if gap is not None:
-            log.warning("sink %s: %d event(s) of %s missed (seq %d after %d)", self.name,
-                        gap.missed, topic, gap.seq, gap.last)  # fmt: skip
-            self._event("lost", {"topic": topic, "lost": gap.missed, "repaired": 0,
-                                 "kind": "events"})  # fmt: skip
+            log.info("sink %s: %s jumped from seq %d to %d", self.name, topic, gap.last, gap.seq)
 
     async def _commits(self) -> None:
         while not await self._sleep(self.sink.queue.commit_interval):
@@ -281,6 +280,10 @@ class Sink:
         for gap, repaired, lost in intake.closed_gaps:
             if lost:
                 self._event("lost", {"topic": gap.topic, "lost": lost, "repaired": repaired})
+        for event_gap, repaired, lost in intake.closed_event_gaps:
+            if lost:
+                self._event("lost", {"topic": event_gap.topic, "lost": lost,
+                                     "repaired": repaired, "kind": "events"})  # fmt: skip
 
     async def _trim(self) -> None:
         dropped = await self.queue.trim()
@@ -375,7 +378,8 @@ class Sink:
                 log.warning("sink %s: queued event %d unreadable, skipped: %s", self.name,
                             event.id, exc)  # fmt: skip
                 continue
-            outgoing.append(OutgoingEvent(event.topic, fields, event.id <= watermark, event.queued))
+            historical = event.historical or event.id <= watermark
+            outgoing.append(OutgoingEvent(event.topic, fields, historical, event.queued))
         deliver = self.upstream.deliver_events  # type: ignore[attr-defined]
         duplicates = await deliver(outgoing) if outgoing else 0
         await self._ack([], int(duplicates), events)
@@ -389,54 +393,6 @@ class Sink:
             await self.queue.ack(entries, duplicates=duplicates, events=events or ())
         except sqlite3.Error as exc:
             self._error("queue", f"queue ack failed (entries will be sent again): {exc}")
-
-    # -- repair ------------------------------------------------------------------------------
-
-    async def _repairs(self) -> None:
-        settings = self.sink.repair
-        while not await self._sleep(_REPAIR_RETRY):
-            reachable = settings.enabled
-            for gap in list(self.intake.gaps.values()):
-                if self._stopping.is_set():
-                    return
-                if reachable:
-                    reachable = await self._repair(gap, settings.timeout)
-                elif not settings.enabled or time.time() - gap.found >= settings.timeout:
-                    # No historian this round: only give up on what is past its timeout.
-                    self.intake.close_gap(gap, [], len(gap.known_missing()))
-
-    async def _repair(self, gap: Gap, timeout: float) -> bool:
-        """One attempt at ``gap``; False if the historian did not answer."""
-        _, point = gap.topic.split(".", 1)
-        found: list[Sample] = []
-        try:
-            assert self._client is not None
-            reply = await call_async(
-                self._client,
-                HISTORIAN,
-                "samples",
-                {"point": point, "since": gap.since, "until": gap.until},
-                timeout=5.0,
-                retries=0,
-            )
-            found = [decode_sample(base64.b64decode(item)) for item in reply]
-        except RequestError as exc:
-            reason, reachable = str(exc), False
-        else:
-            reason, reachable = "not in the historian", True
-        wanted = sorted(
-            {(s.epoch, s.seq): s for s in found if gap.wants(s)}.values(),
-            key=lambda s: (s.timestamp, s.seq),
-        )
-        missing = gap.known_missing() - {s.seq for s in wanted if s.epoch == gap.new_epoch}
-        if missing and time.time() - gap.found < timeout:
-            return reachable  # try again later: the historian may not have them yet
-        if missing:
-            log.warning(
-                "sink %s: %d sample(s) of %s lost (%s)", self.name, len(missing), gap.topic, reason
-            )
-        self.intake.close_gap(gap, wanted, len(missing))
-        return reachable
 
     # -- commands from upstream (UpstreamContext.write) ---------------------------------------
 
@@ -496,6 +452,7 @@ class Sink:
             },
             "received": self.intake.received,
             "open_gaps": len(self.intake.gaps),
+            "open_event_gaps": len(self.intake.event_gaps),
             # Drops from memory reach the persistent counter with the next commit; count them now.
             "counters": {**queue.counters, "dropped": dropped},
             "upstream": self.upstream.status(),

@@ -34,41 +34,30 @@ the cursor is the last record taken and its ``seq`` field:
 
   E1  A record with no integer ``seq`` is taken; its topic has no numbering to check.
   E2  ``seq == cursor + 1`` (or no cursor yet) is taken; ``seq > cursor + 1`` is taken and
-      the seqs in between are counted in ``events_missed`` and logged (not repaired: the
-      alarm history is the place to look them up). ``seq <= cursor``: the publisher's
+      opens an :class:`EventGap` for the seqs in between. ``seq <= cursor``: the publisher's
       numbering started again (its store was reset): taken, the cursor follows it. (The bus
       never delivers a message twice, so it is no duplicate.)
   E3  While commits fail, pending records are kept up to ``max_pending``; the oldest beyond
       are dropped and counted in ``events_dropped``.
+  E4  A gap is closed by :meth:`IntakeState.close_event_gap` with the records found for it
+      (from the alarm history: queued as historical, counted in ``events_repaired``; they
+      never move the cursor) and the count still missing (``events_missed``).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import math
 from typing import Any
 
-from plantd.bus import Sample, encode_record, encode_sample
-from plantd.sinks._queue import Gap, Intake, entry_count
+from plantd.bus import BusDecodeError, Sample, decode_record, encode_record, encode_sample
+from plantd.sinks._queue import EventGap, Gap, Intake, entry_count
 
 __all__ = ["EventGap", "IntakeState"]
 
 log = logging.getLogger(__name__)
 
 _NO_BATCH = ("", b"")
-
-
-@dataclass(frozen=True, slots=True)
-class EventGap:
-    """A jump in an event topic's numbering: the records between ``last`` and ``seq``."""
-
-    topic: str
-    last: int
-    seq: int
-
-    @property
-    def missed(self) -> int:
-        return self.seq - self.last - 1
 
 
 class IntakeState:
@@ -80,7 +69,9 @@ class IntakeState:
         batch_size: int = 500,
         max_pending: int = 100_000,
         event_cursors: dict[str, tuple[int | None, bytes]] | None = None,
+        event_gaps: list[EventGap] | None = None,
     ) -> None:
+        self.event_gaps: dict[str, EventGap] = {gap.key: gap for gap in event_gaps or ()}
         self.cursors = dict(cursors)
         self.event_cursors: dict[str, tuple[int | None, bytes]] = dict(event_cursors or {})
         self.events_received = 0
@@ -113,8 +104,8 @@ class IntakeState:
         self._queue(topic, sample, payload)
         return gap
 
-    def offer_event(self, topic: str, fields: dict[str, Any]) -> EventGap | None:
-        """Take one event record (rules E1, E2); returns the jump in its numbering, if any."""
+    def offer_event(self, topic: str, fields: dict[str, Any], now: float) -> EventGap | None:
+        """Take one event record (rules E1, E2); returns the gap it opened, if any."""
         self.events_received += 1
         payload = encode_record(fields)
         seq = fields.get("seq")
@@ -125,14 +116,26 @@ class IntakeState:
         if seq is not None and cursor is not None and cursor[0] is not None:
             last = cursor[0]
             if seq > last + 1:
-                gap = EventGap(topic, last, seq)
-                self.pending.events_missed += gap.missed
+                since = _record_time(cursor[1])
+                until = _record_time(payload)
+                gap = EventGap(topic, last, seq, since, until, now)
+                self.event_gaps[gap.key] = gap
+                self.pending.new_event_gaps.append(gap)
             elif seq <= last:
                 log.info("%s: seq went back from %d to %d (numbering restarted)", topic, last,
                          seq)  # fmt: skip
         self.pending.event_cursors[topic] = self.event_cursors[topic] = (seq, payload)
         self.pending.events.append((topic, payload))
         return gap
+
+    def close_event_gap(self, gap: EventGap, found: list[dict[str, Any]], lost: int) -> None:
+        """Rule E4: take the records found for ``gap`` (historical) and forget the gap."""
+        if self.event_gaps.pop(gap.key, None) is None:
+            return
+        for fields in found:
+            self.pending.repaired_events.append((gap.topic, encode_record(fields)))
+        self.pending.closed_event_gaps.append((gap, len(found), lost))
+        self.pending.events_missed += lost
 
     def _queue(self, topic: str, sample: Sample, payload: bytes | None = None) -> None:
         """Add ``sample`` to its module's batch (or, if it cannot be in one, as an entry)."""
@@ -187,6 +190,9 @@ class IntakeState:
         intake.duplicates += newer.duplicates
         intake.dropped += newer.dropped
         intake.events.extend(newer.events)
+        intake.repaired_events.extend(newer.repaired_events)
+        intake.new_event_gaps.extend(newer.new_event_gaps)
+        intake.closed_event_gaps.extend(newer.closed_event_gaps)
         intake.event_cursors.update(newer.event_cursors)
         intake.events_missed += newer.events_missed
         intake.events_dropped += newer.events_dropped
@@ -209,6 +215,17 @@ class IntakeState:
         self.pending_samples -= dropped
         self.pending.dropped += dropped
         return dropped
+
+
+def _record_time(payload: bytes) -> float:
+    """A record's ``time`` field (Unix seconds), 0.0 if it has none."""
+    try:
+        when = decode_record(payload).fields.get("time")
+    except BusDecodeError:
+        return 0.0
+    if isinstance(when, int | float) and not isinstance(when, bool) and math.isfinite(when):
+        return float(when)
+    return 0.0
 
 
 def _batch_name(topic: str) -> tuple[str, bytes]:

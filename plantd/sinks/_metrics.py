@@ -18,7 +18,7 @@ entries went for ``queue.max_bytes``), ``expired`` (older than ``queue.max_age``
 
 Event records (the sink's ``events`` key): ``plantd_sink_backlog_events`` (queued),
 ``plantd_sink_events_delivered_total``, ``plantd_sink_events_dropped_total`` and
-``plantd_sink_events_missed_total`` (seqs skipped), all from the queue's persistent counters.
+``plantd_sink_events_missed_total`` (seqs never found), all from the queue's persistent counters.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ class _Families:
         )
         self.events_missed = CounterMetricFamily(
             "plantd_sink_events_missed",
-            "Event records never received: jumps in an event topic's seq",
+            "Event records never received: seqs of an event topic not found in the alarm history",
             labels=sink,
         )
         self.queue_bytes = GaugeMetricFamily(

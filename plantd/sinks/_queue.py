@@ -26,6 +26,9 @@ Format: one SQLite file (WAL, ``synchronous=FULL``) owned by one thread:
 ``event_cursors(topic, seq, payload)``
     Per event topic, the last record taken (its ``seq``, for gap detection after a restart,
     and the record, what a Sparkplug NBIRTH announces).
+``event_gaps(key, topic, last, seq, since, until, found)``
+    Holes in an event topic's numbering still to be filled from the alarm history; records
+    found for them are queued with ``events.historical`` set.
 ``<queue file>.lock``
     Held (``flock``) while the queue is open: one process per queue (``_lock``).
 ``metric_types(device, point, datatype)``
@@ -33,7 +36,8 @@ Format: one SQLite file (WAL, ``synchronous=FULL``) owned by one thread:
 ``counters(name, value)``
     Totals that survive restarts: ``taken``, ``delivered``, ``dropped``, ``lost``,
     ``repaired``, ``duplicates``, the Sparkplug ``bdseq``, and for events ``events_taken``,
-    ``events_delivered``, ``events_dropped`` and ``events_missed`` (seqs skipped).
+    ``events_delivered``, ``events_dropped``, ``events_repaired`` and ``events_missed``
+    (seqs never found).
 
 Every intake commit (:meth:`DiskQueue.commit`) writes the entries, the cursors and the gaps
 in one transaction: after a crash the queue and the cursors agree, so the gap between the
@@ -75,6 +79,7 @@ from plantd.bus import Sample, decode_sample
 from plantd.sinks._entries import (
     Entry,
     EventEntry,
+    EventGap,
     Gap,
     Intake,
     entry_count,
@@ -87,6 +92,7 @@ __all__ = [
     "DiskQueue",
     "Entry",
     "EventEntry",
+    "EventGap",
     "Gap",
     "Intake",
     "entry_count",
@@ -95,7 +101,13 @@ __all__ = [
 
 MIGRATIONS = Migrations("plantd.sinks.queue")
 _FIRST_COUNTERS = ("taken", "delivered", "dropped", "lost", "repaired", "duplicates", "bdseq")
-EVENT_COUNTERS = ("events_taken", "events_delivered", "events_dropped", "events_missed")
+EVENT_COUNTERS = (
+    "events_taken",
+    "events_delivered",
+    "events_dropped",
+    "events_missed",
+    "events_repaired",
+)
 COUNTERS = _FIRST_COUNTERS + EVENT_COUNTERS
 _OVERHEAD = 24
 _SIZE = f"length(topic) + length(payload) + {_OVERHEAD}"
@@ -149,6 +161,18 @@ def _events(db: Database) -> None:
     )
     for name in ("events_taken", "events_delivered", "events_dropped", "events_missed"):
         db.execute("INSERT OR IGNORE INTO counters (name, value) VALUES (?, 0)", (name,))
+
+
+@MIGRATIONS(name="0005_event_repair")
+def _event_repair(db: Database) -> None:
+    """Event gaps to fill from the alarm history; found records are queued as historical."""
+    db.execute("ALTER TABLE events ADD COLUMN historical INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        "CREATE TABLE event_gaps (key TEXT PRIMARY KEY, topic TEXT NOT NULL, "
+        "last INTEGER NOT NULL, seq INTEGER NOT NULL, since REAL NOT NULL, until REAL NOT NULL, "
+        "found REAL NOT NULL) WITHOUT ROWID"
+    )
+    db.execute("INSERT OR IGNORE INTO counters (name, value) VALUES ('events_repaired', 0)")
 
 
 class DiskQueue:
@@ -216,6 +240,14 @@ class DiskQueue:
         )
         return {topic: (seq, bytes(payload)) for topic, seq, payload in rows}
 
+    def event_gaps(self) -> list[EventGap]:
+        rows = self._db.call(
+            lambda c: c.execute(
+                "SELECT topic, last, seq, since, until, found FROM event_gaps ORDER BY found"
+            ).fetchall()
+        )
+        return [EventGap(*row) for row in rows]
+
     def gaps(self) -> list[Gap]:
         rows = self._db.call(
             lambda c: c.execute(
@@ -264,17 +296,31 @@ class DiskQueue:
                 "DELETE FROM gaps WHERE key = ?", [(g.key,) for g, _, _ in intake.closed_gaps]
             )
             conn.executemany(
-                "INSERT INTO events (topic, payload, queued) VALUES (?, ?, ?)",
-                [(topic, payload, now) for topic, payload in intake.events],
+                "INSERT INTO events (topic, payload, queued, historical) VALUES (?, ?, ?, ?)",
+                [(topic, payload, now, 0) for topic, payload in intake.events]
+                + [(topic, payload, now, 1) for topic, payload in intake.repaired_events],
+            )
+            conn.executemany(
+                "INSERT OR IGNORE INTO event_gaps (key, topic, last, seq, since, until, found) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(g.key, g.topic, g.last, g.seq, g.since, g.until, g.found)
+                 for g in intake.new_event_gaps],
+            )  # fmt: skip
+            conn.executemany(
+                "DELETE FROM event_gaps WHERE key = ?",
+                [(g.key,) for g, _, _ in intake.closed_event_gaps],
             )
             conn.executemany(
                 "INSERT OR REPLACE INTO event_cursors (topic, seq, payload) VALUES (?, ?, ?)",
                 [(topic, seq, payload) for topic, (seq, payload) in intake.event_cursors.items()],
             )
             counts["events_taken"] = len(intake.events)
+            counts["events_repaired"] = len(intake.repaired_events)
             counts["events_missed"] = intake.events_missed
             added = sum(len(t) + len(p) + _OVERHEAD for t, p in intake.entries)
-            added += sum(len(t) + len(p) + _OVERHEAD for t, p in intake.events)
+            added += sum(
+                len(t) + len(p) + _OVERHEAD for t, p in intake.events + intake.repaired_events
+            )
             samples = sum(row[3] for row in rows)
             repaired = sum(r for _, r, _ in intake.closed_gaps)
             counts["taken"] = samples - repaired
@@ -282,7 +328,7 @@ class DiskQueue:
             counts["lost"] = sum(lost for _, _, lost in intake.closed_gaps)
             counts["duplicates"] = intake.duplicates
             length, size = self.length + samples, self.bytes + added
-            events = self.events + len(intake.events)
+            events = self.events + len(intake.events) + len(intake.repaired_events)
             if size > self.max_bytes:
                 dropped, freed = _drop_oldest(conn, size - self.max_bytes)
                 counts["dropped"] = dropped
@@ -301,7 +347,7 @@ class DiskQueue:
             )
             last = conn.execute("SELECT coalesce(max(id), 0) FROM entries").fetchone()[0]
             last_event = self.last_event_id
-            if intake.events:
+            if intake.events or intake.repaired_events:
                 last_event = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
             oldest = _oldest(conn) if rows or counts["dropped"] else self.oldest
         self.oldest = oldest
@@ -376,11 +422,13 @@ class DiskQueue:
 
         def job(conn: sqlite3.Connection) -> list[EventEntry]:
             rows = conn.execute(
-                "SELECT id, topic, payload, queued FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                "SELECT id, topic, payload, queued, historical FROM events WHERE id > ? "
+                "ORDER BY id LIMIT ?",
                 (after, max(1, limit)),
             )
             return [
-                EventEntry(i, topic, bytes(payload), queued) for i, topic, payload, queued in rows
+                EventEntry(i, topic, bytes(payload), queued, bool(historical))
+                for i, topic, payload, queued, historical in rows
             ]
 
         return await self._db.run(job)

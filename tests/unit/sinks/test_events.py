@@ -127,7 +127,9 @@ def test_a_queue_file_from_before_events_is_migrated(tmp_path: Path) -> None:
         conn.execute("DROP TABLE events")
         conn.execute("DROP TABLE event_cursors")
         conn.execute("DELETE FROM counters WHERE name LIKE 'events_%'")
-        conn.execute("DELETE FROM _sqlite_migrations WHERE name = '0004_events'")
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name IN ('0004_events', "
+                     "'0005_event_repair')")  # fmt: skip
+        conn.execute("DROP TABLE event_gaps")
     queue = DiskQueue(path, max_bytes=10**6, max_age=3600)
     try:
         assert (queue.length, queue.events, queue.counters["taken"]) == (1, 0, 1)
@@ -170,29 +172,63 @@ async def test_the_full_queue_drops_samples_before_events(tmp_path: Path) -> Non
 
 def test_intake_event_rules() -> None:
     state = IntakeState({}, [], max_pending=100)
-    assert state.offer_event(TOPIC, record(1)) is None  # E2, first
-    assert state.offer_event(TOPIC, record(2)) is None
-    gap = state.offer_event(TOPIC, record(5))
+    assert state.offer_event(TOPIC, record(1), 0) is None  # E2, first
+    assert state.offer_event(TOPIC, record(2), 0) is None
+    gap = state.offer_event(TOPIC, record(5), 50.0)
     assert gap is not None
-    assert (gap.last, gap.seq, gap.missed) == (2, 5, 2)
-    assert state.offer_event(TOPIC, record(1)) is None  # numbering restarted: taken
-    assert state.offer_event("event.control.loop1", {"name": "loop1"}) is None  # E1
-    assert state.offer_event("event.control.loop1", {"name": "loop1"}) is None
+    assert (gap.last, gap.seq, gap.since, gap.until, gap.found) == (2, 5, 1002.0, 1005.0, 50.0)
+    assert gap.known_missing() == {3, 4}
+    assert state.offer_event(TOPIC, record(1), 0) is None  # numbering restarted: taken
+    assert state.offer_event("event.control.loop1", {"name": "loop1"}, 0) is None  # E1
+    assert state.offer_event("event.control.loop1", {"name": "loop1"}, 0) is None
+    state.close_event_gap(gap, [record(3)], lost=1)  # E4
+    state.close_event_gap(gap, [], lost=0)  # closing twice does nothing
     intake = state.take()
     assert [json.loads(p[2:])["seq"] for t, p in intake.events if t == TOPIC] == [1, 2, 5, 1]
     assert len(intake.events) == 6
-    assert intake.events_missed == 2
-    assert intake.event_cursors[TOPIC][0] == 1
+    assert [json.loads(p[2:])["seq"] for _, p in intake.repaired_events] == [3]
+    assert [g.key for g in intake.new_event_gaps] == [gap.key]
+    assert [(r, lost) for _, r, lost in intake.closed_event_gaps] == [(1, 1)]
+    assert intake.events_missed == 1
+    assert intake.event_cursors[TOPIC][0] == 1  # a found record never moves the cursor
     assert intake.event_cursors["event.control.loop1"][0] is None
     assert state.events_received == 6
+    assert not state.event_gaps
+
+
+async def test_event_gaps_and_repaired_records_survive_a_reopen(tmp_path: Path) -> None:
+    queue = DiskQueue(tmp_path / "q.db", max_bytes=10**6, max_age=3600)
+    state = IntakeState({}, [], event_cursors=queue.event_cursors())
+    state.offer_event(TOPIC, record(1), 0)
+    state.offer_event(TOPIC, record(4), 10.0)
+    queue.commit_now(state.take())
+    queue.close()
+    queue = DiskQueue(tmp_path / "q.db", max_bytes=10**6, max_age=3600)
+    try:
+        state = IntakeState({}, [], event_cursors=queue.event_cursors(),
+                            event_gaps=queue.event_gaps())  # fmt: skip
+        (gap,) = state.event_gaps.values()
+        assert (gap.known_missing(), gap.found) == ({2, 3}, 10.0)
+        state.close_event_gap(gap, [record(2)], lost=1)
+        queue.commit_now(state.take())
+        assert queue.event_gaps() == []
+        counters = queue.counters
+        assert (counters["events_taken"], counters["events_repaired"]) == (2, 1)
+        assert counters["events_missed"] == 1
+        entries = await queue.peek_events(0, 10)
+        assert [(decode_record(e.payload).fields["seq"], e.historical) for e in entries] == [
+            (1, False), (4, False), (2, True),
+        ]  # fmt: skip
+    finally:
+        queue.close()
 
 
 def test_pending_events_are_bounded_while_commits_fail() -> None:
     state = IntakeState({}, [], max_pending=100)
     for seq in range(1, 151):
-        state.offer_event(TOPIC, record(seq))
+        state.offer_event(TOPIC, record(seq), 0)
     failed = state.take()
-    state.offer_event(TOPIC, record(151))
+    state.offer_event(TOPIC, record(151), 0)
     state.restore(failed)  # E3: at most max_pending kept, the oldest dropped
     pending = state.take()
     assert len(pending.events) == 100
