@@ -27,6 +27,7 @@ __all__ = [
     "ALARM_STATES",
     "CONTROL_ERRORS",
     "AlarmAction",
+    "AuditMatch",
     "ControlAction",
     "LoopMode",
     "LoopSetpoint",
@@ -63,6 +64,39 @@ def error_problems(error: str | None) -> Iterator[tuple[KeyPath, str]]:
             f"no alarm/control error {error!r}{did_you_mean(error, CONTROL_ERRORS)}; "
             f"a call is refused with one of: {', '.join(CONTROL_ERRORS)}",
         )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditMatch:
+    """An audit record the broker published (``event.audit.*``): every key given must match."""
+
+    principal: str | None = None
+    """Who (``service.control``, ``user.ada``)."""
+    target: str | None = None
+    """The service and operation (``org.plantd.module.station write``)."""
+    result: str | None = None
+    """``ok``, ``denied`` or an error code."""
+    detail: str | None = None
+    """Text the call's params contain (``"pump_run"``)."""
+
+    def unmet(self, record: dict[str, Any]) -> str | None:
+        wrong = [
+            f"{key} {record.get(key)!r}"
+            for key in ("principal", "target", "result")
+            if getattr(self, key) is not None and record.get(key) != getattr(self, key)
+        ]
+        if self.detail is not None and self.detail not in str(record.get("detail", "")):
+            wrong.append(f"detail {str(record.get('detail', ''))[:60]!r}")
+        return ", ".join(wrong) or None
+
+    def describe(self) -> str:
+        given = [f"{key} {getattr(self, key)}" for key in ("principal", "target", "result")]
+        given += [f"detail ~ {self.detail!r}"] if self.detail is not None else []
+        return ", ".join(part for part in given if not part.endswith(" None"))
+
+    def cross_check(self) -> Iterator[tuple[KeyPath, str]]:
+        if all(getattr(self, key) is None for key in ("principal", "target", "result", "detail")):
+            yield (), "an audit expectation needs principal, target, result or detail"
 
 
 @dataclass(frozen=True, kw_only=True)

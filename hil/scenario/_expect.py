@@ -64,6 +64,8 @@ def unmet(expect: Expect, obs: Observation) -> str | None:
     """None if ``obs`` meets the conditions of ``expect``, else why not."""
     if expect.alarm is not None:
         return _alarm_unmet(expect, obs.value)
+    if expect.audit is not None:
+        return expect.audit.unmet(obs.value) if isinstance(obs.value, dict) else "no record"
     value, quality = obs.value, obs.quality
     if expect.quality is not None and quality != expect.quality:
         return f"quality {quality}"
@@ -128,6 +130,8 @@ def show(value: Any) -> str:
         return "no value"
     if isinstance(value, dict) and "alarm" in value and "state" in value:
         return describe_alarm(value)
+    if isinstance(value, dict) and "principal" in value and "target" in value:
+        return f"{value['principal']} {value['target']} {value.get('result')}"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):

@@ -23,7 +23,7 @@ from hil.scenario._params import (
     placeholder_problems,
     substitute,
 )
-from hil.scenario._schema import Scalar, Scenario, split_name
+from hil.scenario._schema import Scalar, Scenario, Step, split_name
 from hil.sim import SimDevice, SimFile, load_sim_file
 from hil.sim._checks import fault_misfits, heal_misfits
 from plantd.config import KeyPath, Locator, did_you_mean, parse_dataclass, read_yaml
@@ -209,15 +209,7 @@ def _references(loaded: LoadedScenario) -> Iterator[tuple[KeyPath, str]]:
                     yield (*where, "heal", *key), why
         if step.write is not None:
             yield from _module_point(loaded, step.write.point, (*where, "write", "point"))
-        if step.alarm is not None:
-            at_alarm: KeyPath = (*where, "alarm", step.alarm.operation)
-            yield from _control_name(loaded, "alarm", step.alarm.alarm, at_alarm)
-        if step.control is not None:
-            kind, name = step.control.target
-            at_control: KeyPath = (*where, "control", step.control.operation)
-            if kind == "loop":
-                at_control = (*at_control, "loop")
-            yield from _control_name(loaded, kind, name, at_control)
+        yield from _control_steps(loaded, step, where)
         if step.expect is not None:
             kind, name = step.expect.target()
             at: KeyPath = (*where, "expect", kind)
@@ -225,10 +217,25 @@ def _references(loaded: LoadedScenario) -> Iterator[tuple[KeyPath, str]]:
                 yield from _control_name(loaded, "alarm", name, at)
             elif kind == "device":
                 yield from _device_point(devices, name, at)
-            else:
+            elif kind != "audit":  # an audit record: any the broker writes
                 yield from _module_point(loaded, name, at)
             if kind == "stored" and scenario.stack is not None and not scenario.stack.state:
                 yield at, "stored values need the state service (stack.state is false)"
+
+
+def _control_steps(
+    loaded: LoadedScenario, step: Step, where: KeyPath
+) -> Iterator[tuple[KeyPath, str]]:
+    """The alarm, loop or interlock an ``alarm``/``control`` step names."""
+    if step.alarm is not None:
+        at_alarm: KeyPath = (*where, "alarm", step.alarm.operation)
+        yield from _control_name(loaded, "alarm", step.alarm.alarm, at_alarm)
+    if step.control is not None:
+        kind, name = step.control.target
+        at_control: KeyPath = (*where, "control", step.control.operation)
+        if kind == "loop":
+            at_control = (*at_control, "loop")
+        yield from _control_name(loaded, kind, name, at_control)
 
 
 def _control_name(

@@ -1,11 +1,11 @@
 """Watching plantd from the outside: every sample on the bus, and values in the state service.
 
-:class:`BusRecorder` subscribes to ``data.`` and ``event.alarm.`` before the modules start (so
-their first samples are not lost to a late subscription), keeps every sample per point and
-every alarm event per alarm with the time it arrived, feeds the trace (an alarm as
-``alarm.NAME``, its state as the value), and wakes the expectations waiting on it.
-:class:`BusProbe`, :class:`AlarmProbe` and :class:`StateProbe` are the
-:class:`~hil.scenario._expect.Probe` s expectations read.
+:class:`BusRecorder` subscribes to ``data.``, ``event.alarm.`` and ``event.audit.`` before the
+modules start (so their first samples are not lost to a late subscription), keeps every sample
+per point, every alarm event per alarm and every audit record with the time it arrived, feeds
+the trace (an alarm as ``alarm.NAME``, its state as the value), and wakes the expectations
+waiting on it. :class:`BusProbe`, :class:`AlarmProbe`, :class:`AuditProbe` and
+:class:`StateProbe` are the :class:`~hil.scenario._expect.Probe` s expectations read.
 
 An alarm's probe starts from ``org.plantd.Alarms list`` (the state when the step begins: an
 alarm that never changed has sent no event, and a stack the rig did not start may hold alarms
@@ -23,20 +23,31 @@ from hil.scenario._expect import Observation
 from hil.scenario._trace import Trace
 from plantd.bus import BusSubscriber, Record, Sample
 
-__all__ = ["ALARM_EVENTS", "AlarmProbe", "BusProbe", "BusRecorder", "StateProbe"]
+__all__ = [
+    "ALARM_EVENTS",
+    "AUDIT_EVENTS",
+    "AlarmProbe",
+    "AuditProbe",
+    "BusProbe",
+    "BusRecorder",
+    "StateProbe",
+]
 
 ALARM_EVENTS = "event.alarm."
+AUDIT_EVENTS = "event.audit."
 
 
 class BusRecorder:
     def __init__(self, endpoint: str, trace: Trace, clock: Callable[[], float]) -> None:
-        self.subscriber = BusSubscriber(endpoint, ["data.", ALARM_EVENTS])
+        self.subscriber = BusSubscriber(endpoint, ["data.", ALARM_EVENTS, AUDIT_EVENTS])
         self.trace = trace
         self.clock = clock
         self.history: dict[str, list[Observation]] = {}
         """Samples per ``MODULE.POINT``, oldest first, with the scenario time they arrived."""
         self.alarms: dict[str, list[Observation]] = {}
         """Alarm event records per alarm name, oldest first (the record as the value)."""
+        self.audit: list[Observation] = []
+        """The broker's audit records (``event.audit.*``), oldest first."""
         self._arrived = asyncio.Event()
 
     async def run(self) -> None:
@@ -45,6 +56,10 @@ class BusRecorder:
             sample = message.payload
             if isinstance(sample, Record) and message.topic.startswith(ALARM_EVENTS):
                 self._alarm(message.topic.removeprefix(ALARM_EVENTS), sample.fields)
+                continue
+            if isinstance(sample, Record) and message.topic.startswith(AUDIT_EVENTS):
+                self.audit.append(Observation(self.clock(), sample.fields))
+                self._wake()
                 continue
             if not isinstance(sample, Sample):
                 continue
@@ -60,6 +75,9 @@ class BusRecorder:
         t = self.clock()
         self.alarms.setdefault(name, []).append(Observation(t, fields))
         self.trace.add(t, "bus", f"alarm.{name}", fields.get("state"), "")
+        self._wake()
+
+    def _wake(self) -> None:
         self._arrived.set()
         self._arrived = asyncio.Event()
 
@@ -122,6 +140,24 @@ class AlarmProbe:
         self._next = len(events)
         listed, self._listed = self._listed, None
         return ([listed] if listed is not None else []) + new
+
+    async def wait(self, timeout: float) -> None:
+        await self.recorder.wait(timeout)
+
+
+class AuditProbe:
+    """The broker's audit records: every one since the scenario began, then each new one (a
+    call is audited when it ends, often before the step that looks for it)."""
+
+    def __init__(self, recorder: BusRecorder) -> None:
+        self.what = "the audit trail"
+        self.recorder = recorder
+        self._next = 0
+
+    def take(self) -> list[Observation]:
+        new = self.recorder.audit[self._next :]
+        self._next = len(self.recorder.audit)
+        return new
 
     async def wait(self, timeout: float) -> None:
         await self.recorder.wait(timeout)

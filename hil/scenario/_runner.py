@@ -35,7 +35,7 @@ from typing import Any, Literal
 from hil.scenario._control_files import install_control_files
 from hil.scenario._expect import Observation, Outcome, PolledProbe, Probe, check_expect
 from hil.scenario._load import LoadedScenario
-from hil.scenario._observe import AlarmProbe, BusProbe, BusRecorder, StateProbe
+from hil.scenario._observe import AlarmProbe, AuditProbe, BusProbe, BusRecorder, StateProbe
 from hil.scenario._result import ScenarioResult, StepResult
 from hil.scenario._schema import Step, split_name
 from hil.scenario._stack import RigStack
@@ -382,6 +382,10 @@ class _Rig:
         kind, name = step.expect.target()
         if kind == "alarm":
             return await self._alarm_probe(name)
+        if kind == "audit":
+            if self.recorder is None:
+                raise SimError("expectations on the audit trail need a plantd stack")
+            return AuditProbe(self.recorder)
         if kind == "device":
             device, point = _parts(name)
             runner = self.sims[device]
@@ -429,7 +433,7 @@ class _Rig:
         """For a failed expectation on a module: the end of that module's log."""
         assert step.expect is not None
         kind, name = step.expect.target()
-        if kind == "device" or self.stack is None:
+        if kind in ("device", "audit") or self.stack is None:
             return ""
         module = "control" if kind == "alarm" else _parts(name)[0]
         if module == "calc":

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from hil.scenario._control_steps import ALARM_STATES, AlarmAction, ControlAction
+from hil.scenario._control_steps import ALARM_STATES, AlarmAction, AuditMatch, ControlAction
 from hil.sim import Fault, Heal
 from plantd.config import INTERNAL, Duration, Ge, Gt, KeyPath, did_you_mean
 
@@ -165,7 +165,7 @@ class Rate:
 
 
 WINDOW_CONDITIONS = ("rising", "falling", "stable", "rate")
-TARGETS = ("point", "stored", "device", "alarm")
+TARGETS = ("point", "stored", "device", "alarm", "audit")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,6 +181,9 @@ class Expect:
     """An alarm of ``plantd-control``: its state (``org.plantd.Alarms list`` when the step
     begins, then every ``event.alarm.NAME``), judged with ``state``, ``active``, ``shelved``,
     ``suppressed``."""
+    audit: AuditMatch | None = None
+    """A record of the broker's audit trail (``event.audit.*``, every one since the scenario
+    began): who called what, with what result."""
     state: AlarmState | None = None
     active: bool | None = None
     shelved: bool | None = None
@@ -221,12 +224,16 @@ class Expect:
         """(kind, name): kind is ``point``, ``stored``, ``device`` or ``alarm``."""
         for kind in TARGETS:
             name = getattr(self, kind)
+            if isinstance(name, AuditMatch):
+                return kind, name.describe()
             if name is not None:
                 return kind, name
         raise AssertionError("cross_check guarantees one target")
 
     def describe(self) -> str:
         kind, name = self.target()
+        if kind == "audit":
+            return f"an audit record: {name} within {self.within:g} s"
         if kind == "alarm":
             wanted: list[str] = [self.state] if self.state is not None else []
             for flag in _ALARM_FLAGS[1:]:
@@ -267,8 +274,8 @@ class Expect:
             return
         kind = targets[0]
         flags = [flag for flag in _ALARM_FLAGS if getattr(self, flag) is not None]
-        if kind == "alarm":
-            yield from self._check_alarm(flags)
+        if kind in ("alarm", "audit"):
+            yield from self._check_alarm(kind, flags)
             return
         if flags:
             yield (flags[0],), f"{flags[0]} is a condition on an alarm (alarm: NAME)"
@@ -288,17 +295,19 @@ class Expect:
         if self.min is not None and self.max is not None and self.min > self.max:
             yield ("max",), f"max {self.max:g} is below min {self.min:g}"
 
-    def _check_alarm(self, flags: list[str]) -> Iterator[tuple[KeyPath, str]]:
-        if not flags:
+    def _check_alarm(self, kind: str, flags: list[str]) -> Iterator[tuple[KeyPath, str]]:
+        """An alarm (``state``, ``active``, ``shelved``, ``suppressed``) or an audit record
+        (its own keys): the conditions of points do not apply."""
+        if kind == "alarm" and not flags:
             yield ("alarm",), "an alarm expectation needs state, active, shelved or suppressed"
+        if kind == "audit" and flags:
+            yield (flags[0],), f"{flags[0]} is a condition on an alarm (alarm: NAME)"
         others = ["value", "min", "max", "quality", "over", "rate", "stable"]
         given = [key for key in others if getattr(self, key) is not None]
         given += [key for key in ("rising", "falling", "fresh", "allow_bad") if getattr(self, key)]
         if given:
-            yield (
-                (given[0],),
-                f"{given[0]} does not apply to an alarm (state, active, shelved, suppressed do)",
-            )
+            what = "an alarm (state, active, shelved, suppressed do)" if kind == "alarm" else ""
+            yield (given[0],), f"{given[0]} does not apply to {what or 'an audit record'}"
 
     def _check_window(self) -> Iterator[tuple[KeyPath, str]]:
         if self.windowed and self.over is None:

@@ -1,8 +1,9 @@
 """The rig's plantd-control forms report what goes wrong, as every step does: an alarm state
-that never comes, a calculated point that is wrong, a control call expected to be refused that
-is accepted (each a ``<failure>``), and a call refused that should not have been, or refused
-with another code (each an ``<error>``) — in the JUnit XML, the summary and the exit status,
-from one run of the real command line against the real stack (plantd-control included)."""
+that never comes, a calculated point that is wrong, an audit record nobody wrote, a control
+call expected to be refused that is accepted (each a ``<failure>``), and a call refused that
+should not have been, or refused with another code (each an ``<error>``) — in the JUnit XML,
+the summary and the exit status, from one run of the real command line against the real stack
+(plantd-control included)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,10 @@ steps:
     expect: {{alarm: tank-level-high, state: normal, active: false, within: 2s}}
   - name: a calculated point that is wrong
     expect: {{point: calc.tank_volume, min: 1000, within: 1s}}
+  - name: an audit record nobody wrote
+    expect:
+      audit: {{principal: user.nobody, target: org.plantd.module.station write}}
+      within: 1s
 """
 
 
@@ -71,7 +76,7 @@ def test_control_forms_fail_as_failures_and_errors(tmp_path: Path) -> None:
             if kinds
             else ("passed", None, "")
         )
-    assert set(outcomes) == {"01", "03", "04", "05", "06", "07", "08"}, outcomes
+    assert set(outcomes) == {"01", "03", "04", "05", "06", "07", "08", "09"}, outcomes
     assert outcomes["01"][0] == "passed"
     assert outcomes["03"][:2] == ("failure", "ExpectationNotMet")
     assert outcomes["03"][2].startswith("alarm tank-level-high: not met within 2 s; state 'normal'")
@@ -85,5 +90,7 @@ def test_control_forms_fail_as_failures_and_errors(tmp_path: Path) -> None:
     assert outcomes["08"][:2] == ("failure", "ExpectationNotMet")
     assert outcomes["08"][2].startswith("data.calc.tank_volume: not met within 1 s; value 29.")
     assert "below 1000" in outcomes["08"][2]
-    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("7", "3", "2")
-    assert "FAILED: 2 of 4 expectations met" in run.stdout, run.stdout
+    assert outcomes["09"][:2] == ("failure", "ExpectationNotMet")
+    assert outcomes["09"][2].startswith("the audit trail: not met within 1 s; principal ")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("8", "4", "2")
+    assert "FAILED: 2 of 5 expectations met" in run.stdout, run.stdout

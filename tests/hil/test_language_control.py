@@ -143,6 +143,8 @@ def test_forms_that_do_not_fit_are_refused(tmp_path: Path) -> None:
   - alarm: {ack: tank-level-high, duration: 5s}
   - alarm: {ack: tank-level-high, error: alarm.nope}
   - control: {reset: pump-stop-high-level, setpoint: {loop: tank-level, value: 3}}
+  - expect: {audit: {}}
+  - expect: {audit: {principal: service.control}, min: 1}
 """,
     )
     found = "\n".join(problems(path))
@@ -157,6 +159,8 @@ def test_forms_that_do_not_fit_are_refused(tmp_path: Path) -> None:
         ":14: steps[6].alarm.error: no alarm/control error 'alarm.nope'",
         ":15: steps[7].control: a control step is one of mode, setpoint, output, reset "
         "(found: setpoint, reset)",
+        ":16: steps[8].expect.audit: an audit expectation needs principal, target, result or",
+        ":17: steps[9].expect.min: min does not apply to an audit record",
     ):
         assert expected in found, found
 
