@@ -11,10 +11,12 @@ From a shell: ``plant hil run SCENARIO.yaml [--junit FILE] [--trace DIR] [--conf
 The file format is in :mod:`hil.scenario._schema` and ``docs/hil.md``. Inside:
 
     _schema   the scenario file's dataclasses
+    _control_steps  alarm and control steps (plantd-control), audit record matches
+    _control_files  stack.control: plantd-control's files, placed and checked
     _load     reading it with its simulator and module files; names checked across them
     _params   parametrised files: one scenario per case of ``parameters``
     _stack    the plantd processes (throwaway, from a config directory, or attached)
-    _observe  the bus recorder and the state probe
+    _observe  the bus recorder (samples, alarm events, audit records) and the probes
     _expect   expectations: within, hold, fresh, windows (rising, stable…); what failed and why
     _runner   the run: simulators, stack, steps, teardown
     _trace    what was seen over time; CSV

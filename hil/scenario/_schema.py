@@ -14,12 +14,16 @@
       - wait: 1s
 
 A step is one of ``wait``, ``set`` (a simulated value by hand), ``inject``/``heal`` (faults, see
-:class:`hil.sim.Fault`), ``write`` (through plantd) and ``expect``; it may carry a ``name`` for
-the report. An expectation looks at one of: ``point`` (``MODULE.POINT`` as published on the bus),
-``stored`` (``MODULE.POINT`` as saved in the state service) or ``device`` (``DEVICE.POINT`` in a
-simulator), with conditions ``value`` (± ``tolerance``), ``min``, ``max`` and ``quality`` on
-each sample, and ``rising``, ``falling``, ``stable`` and ``rate`` over a window of ``over``
-seconds. It must come true ``within`` its time bound, and then stay true for ``hold`` if given.
+:class:`hil.sim.Fault`), ``write`` (through plantd), ``alarm`` and ``control`` (requests to
+plantd-control, :mod:`hil.scenario._control_steps`) and ``expect``; it may carry a ``name`` for
+the report. An expectation looks at one of: ``point`` (``MODULE.POINT`` as published on the bus;
+``calc.NAME`` for a calculated point), ``stored`` (``MODULE.POINT`` as saved in the state
+service) or ``device`` (``DEVICE.POINT`` in a simulator), with conditions ``value``
+(± ``tolerance``), ``min``, ``max`` and ``quality`` on each sample, and ``rising``, ``falling``,
+``stable`` and ``rate`` over a window of ``over`` seconds; or ``alarm`` (``NAME``: its
+``state``, ``active``, ``shelved``, ``suppressed``), or ``audit`` (a record of the broker's
+audit trail). It must come true ``within`` its time bound, and then stay true for ``hold`` if
+given. ``stack.control`` lists plantd-control's files (:mod:`hil.scenario._control_files`).
 """
 
 from __future__ import annotations
