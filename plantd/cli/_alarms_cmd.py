@@ -22,7 +22,6 @@ A refusal prints ``plant: CODE: MESSAGE`` on stderr (``--json``: ``{"ok": false,
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import json
 import math
@@ -33,6 +32,7 @@ from typing import Any
 
 from plantd.cli._audit_cmd import parse_when
 from plantd.cli._common import OUTPUT_OPTIONS, cli_config, client_for, emit
+from plantd.cli._follow import follow_records
 from plantd.config._units import parse_duration
 from plantd.errors import ServiceError, UsageError
 
@@ -293,37 +293,17 @@ def _history(args: argparse.Namespace) -> int:
 
 def _watch(args: argparse.Namespace) -> int:
     config = cli_config(args)
-    try:
-        return asyncio.run(_follow(args, config.bus.backend))
-    except KeyboardInterrupt:  # Ctrl-C ends a watch: that is no error
-        return 0
-
-
-async def _follow(args: argparse.Namespace, endpoint: str) -> int:
-    from plantd.bus import BusSubscriber, Record
-
-    topic = f"event.alarm.{args.name}" if args.name else "event.alarm."
-    subscriber = BusSubscriber(endpoint, [topic])
-    shown = 0
-    try:
-        while not args.count or shown < args.count:
-            message = await subscriber.receive()
-            if not isinstance(message.payload, Record):
-                continue
-            if args.name and message.topic != topic:
-                continue  # a longer alarm name that shares the prefix
-            record = message.payload.fields
-            shown += 1
-            line = (
-                json.dumps(record, sort_keys=True)
-                if args.json
-                else transition_line(record, time.time())
-            )
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
-    finally:
-        subscriber.close()
-    return 0
+    return follow_records(
+        config.bus.backend,
+        f"event.alarm.{args.name}" if args.name else "event.alarm.",
+        exact=bool(args.name),
+        count=args.count,
+        line=lambda record: (
+            json.dumps(record, sort_keys=True)
+            if args.json
+            else transition_line(record, time.time())
+        ),
+    )
 
 
 # -- formatting (pure: records and an explicit now in, text out) ------------------------------

@@ -10,16 +10,15 @@ it names a zone). ``follow`` prints each record as the broker publishes it on
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import json
 import math
-import sys
 import time
 from typing import Any
 
 from plantd.cli._call_cmd import client_for
 from plantd.cli._common import OUTPUT_OPTIONS, cli_config, emit
+from plantd.cli._follow import follow_records
 from plantd.config._units import parse_duration
 from plantd.errors import UsageError
 
@@ -183,50 +182,35 @@ def _cut(text: str) -> str:
 
 def _follow(args: argparse.Namespace) -> int:
     config = cli_config(args)
-    try:
-        return asyncio.run(_follow_bus(args, config.bus.backend))
-    except KeyboardInterrupt:
-        return 0
-
-
-async def _follow_bus(args: argparse.Namespace, endpoint: str) -> int:
-    from plantd.bus import BusSubscriber, Record
-
     topic = f"event.audit.{args.action}" if args.action else "event.audit."
-    subscriber = BusSubscriber(endpoint, [topic])
-    shown = 0
-    try:
-        while not args.count or shown < args.count:
-            message = await subscriber.receive()
-            if not isinstance(message.payload, Record):
-                continue
-            if args.action and message.topic != topic:
-                continue  # a longer action name that shares the prefix
-            record = message.payload.fields
-            if args.principal and record.get("principal") != args.principal:
-                continue
-            if args.result and record.get("result") != args.result:
-                continue
-            shown += 1
-            if args.json:
-                line = json.dumps(record, sort_keys=True)
-            else:
-                line = "  ".join(
-                    [
-                        _stamp(float(record.get("time", 0.0))),
-                        str(record.get("principal", "")),
-                        str(record.get("action", "")),
-                        str(record.get("target", "")),
-                        str(record.get("result", "")),
-                        f"×{record.get('count', 1)}",
-                        _cut(str(record.get("detail", ""))),
-                    ]
-                ).rstrip()
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
-    finally:
-        subscriber.close()
-    return 0
+    return follow_records(
+        config.bus.backend,
+        topic,
+        exact=bool(args.action),
+        count=args.count,
+        line=lambda record: _audit_line(args, record),
+    )
+
+
+def _audit_line(args: argparse.Namespace, record: dict[str, Any]) -> str | None:
+    """A followed record's line, or None when ``--principal``/``--result`` leave it out."""
+    if args.principal and record.get("principal") != args.principal:
+        return None
+    if args.result and record.get("result") != args.result:
+        return None
+    if args.json:
+        return json.dumps(record, sort_keys=True)
+    return "  ".join(
+        [
+            _stamp(float(record.get("time", 0.0))),
+            str(record.get("principal", "")),
+            str(record.get("action", "")),
+            str(record.get("target", "")),
+            str(record.get("result", "")),
+            f"×{record.get('count', 1)}",
+            _cut(str(record.get("detail", ""))),
+        ]
+    ).rstrip()
 
 
 def _verify(args: argparse.Namespace) -> int:

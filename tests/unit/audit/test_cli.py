@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 
 import pytest
 
@@ -94,3 +95,20 @@ def test_the_table_prints_oldest_first_and_says_when_more_match() -> None:
     assert lines[2].endswith("…")
     assert "older records match" in lines[3]
     assert _table([], more=False) == "(no audit records match)"
+
+
+def test_a_followed_record_is_left_out_by_principal_and_result_filters() -> None:
+    from plantd.cli._audit_cmd import _audit_line
+
+    record = {"time": 0.0, "principal": "user.ada", "action": "call", "result": "denied",
+              "target": "org.plantd.State set", "detail": "x"}  # fmt: skip
+    args = argparse.Namespace(principal="user.bob", result=None, json=False)
+    assert _audit_line(args, record) is None
+    args = argparse.Namespace(principal=None, result="ok", json=False)
+    assert _audit_line(args, record) is None
+    args = argparse.Namespace(principal="user.ada", result="denied", json=True)
+    assert _audit_line(args, record) == json.dumps(record, sort_keys=True)
+    args = argparse.Namespace(principal=None, result=None, json=False)
+    line = _audit_line(args, record)
+    assert line is not None
+    assert "user.ada  call  org.plantd.State set  denied  ×1  x" in line
