@@ -1,11 +1,11 @@
 """Watching plantd from the outside: every sample on the bus, and values in the state service.
 
-:class:`BusRecorder` subscribes to ``data.``, ``event.alarm.`` and ``event.audit.`` before the
-modules start (so their first samples are not lost to a late subscription), keeps every sample
-per point, every alarm event per alarm and every audit record with the time it arrived, feeds
-the trace (an alarm as ``alarm.NAME``, its state as the value), and wakes the expectations
-waiting on it. :class:`BusProbe`, :class:`AlarmProbe`, :class:`AuditProbe` and
-:class:`StateProbe` are the :class:`~hil.scenario._expect.Probe` s expectations read.
+:class:`BusRecorder` subscribes to ``data.`` and ``event.alarm.`` before the modules start (so
+their first samples are not lost to a late subscription), keeps every sample per point and
+every alarm event per alarm with the time it arrived, feeds the trace (an alarm as
+``alarm.NAME``, its state as the value), and wakes the expectations waiting on it.
+:class:`BusProbe`, :class:`AlarmProbe`, :class:`AuditProbe` and :class:`StateProbe` are the
+:class:`~hil.scenario._expect.Probe` s expectations read.
 
 An alarm's probe starts from ``org.plantd.Alarms list`` (the state when the step begins: an
 alarm that never changed has sent no event, and a stack the rig did not start may hold alarms
@@ -25,7 +25,6 @@ from plantd.bus import BusSubscriber, Record, Sample
 
 __all__ = [
     "ALARM_EVENTS",
-    "AUDIT_EVENTS",
     "AlarmProbe",
     "AuditProbe",
     "BusProbe",
@@ -34,20 +33,17 @@ __all__ = [
 ]
 
 ALARM_EVENTS = "event.alarm."
-AUDIT_EVENTS = "event.audit."
 
 
 class BusRecorder:
     def __init__(self, endpoint: str, trace: Trace, clock: Callable[[], float]) -> None:
-        self.subscriber = BusSubscriber(endpoint, ["data.", ALARM_EVENTS, AUDIT_EVENTS])
+        self.subscriber = BusSubscriber(endpoint, ["data.", ALARM_EVENTS])
         self.trace = trace
         self.clock = clock
         self.history: dict[str, list[Observation]] = {}
         """Samples per ``MODULE.POINT``, oldest first, with the scenario time they arrived."""
         self.alarms: dict[str, list[Observation]] = {}
         """Alarm event records per alarm name, oldest first (the record as the value)."""
-        self.audit: list[Observation] = []
-        """The broker's audit records (``event.audit.*``), oldest first."""
         self._arrived = asyncio.Event()
 
     async def run(self) -> None:
@@ -56,10 +52,6 @@ class BusRecorder:
             sample = message.payload
             if isinstance(sample, Record) and message.topic.startswith(ALARM_EVENTS):
                 self._alarm(message.topic.removeprefix(ALARM_EVENTS), sample.fields)
-                continue
-            if isinstance(sample, Record) and message.topic.startswith(AUDIT_EVENTS):
-                self.audit.append(Observation(self.clock(), sample.fields))
-                self._wake()
                 continue
             if not isinstance(sample, Sample):
                 continue
@@ -146,21 +138,42 @@ class AlarmProbe:
 
 
 class AuditProbe:
-    """The broker's audit records: every one since the scenario began, then each new one (a
-    call is audited when it ends, often before the step that looks for it)."""
+    """The broker's audit records since the scenario began (``org.plantd.Audit query``, every
+    ``interval`` seconds): each one once, oldest first. The audit store, not the bus: its
+    records are what the broker keeps, and a call is audited when it ends, often before the
+    step that looks for it."""
 
-    def __init__(self, recorder: BusRecorder) -> None:
+    def __init__(
+        self,
+        fetch: Callable[[], Awaitable[list[dict[str, Any]]]],
+        clock: Callable[[], float],
+        *,
+        interval: float = 0.25,
+    ) -> None:
         self.what = "the audit trail"
-        self.recorder = recorder
-        self._next = 0
+        self._fetch = fetch
+        self._clock = clock
+        self.interval = interval
+        self._seen: set[Any] = set()
+        self._new: list[Observation] = []
+
+    async def prime(self) -> None:
+        await self._poll()
+
+    async def _poll(self) -> None:
+        for record in sorted(await self._fetch(), key=lambda r: r.get("id") or 0):
+            key = record.get("id")
+            if key not in self._seen:
+                self._seen.add(key)
+                self._new.append(Observation(self._clock(), record))
 
     def take(self) -> list[Observation]:
-        new = self.recorder.audit[self._next :]
-        self._next = len(self.recorder.audit)
+        new, self._new = self._new, []
         return new
 
     async def wait(self, timeout: float) -> None:
-        await self.recorder.wait(timeout)
+        await asyncio.sleep(min(self.interval, max(0.0, timeout)))
+        await self._poll()
 
 
 class StateProbe:

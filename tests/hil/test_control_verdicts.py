@@ -91,6 +91,6 @@ def test_control_forms_fail_as_failures_and_errors(tmp_path: Path) -> None:
     assert outcomes["08"][2].startswith("data.calc.tank_volume: not met within 1 s; value 29.")
     assert "below 1000" in outcomes["08"][2]
     assert outcomes["09"][:2] == ("failure", "ExpectationNotMet")
-    assert outcomes["09"][2].startswith("the audit trail: not met within 1 s; principal ")
+    assert outcomes["09"][2].startswith("the audit trail: not met within 1 s; principal '")
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("8", "4", "2")
     assert "FAILED: 2 of 5 expectations met" in run.stdout, run.stdout

@@ -117,7 +117,9 @@ steps:
     joined = "\n".join(found)
     assert "scenario.yaml:6: steps[0].inject.delay: fault slow needs delay" in joined
     assert "steps[3].expect.device: a simulated value has no quality" in joined
-    assert "steps[5]: a step is one of wait, set, inject, heal, write, expect" in joined
+    assert (
+        "steps[5]: a step is one of wait, set, inject, heal, write, alarm, control, expect"
+    ) in joined
     # the rest is checked once the file itself is valid
     text = "\n".join(
         line
