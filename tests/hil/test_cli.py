@@ -103,10 +103,11 @@ def test_plant_up_starts_the_demo_plant_and_its_modules() -> None:
         "historian",
         "echo",
         "modules field meter station",  # one module host for all three
+        "control",
         "proxy",
     ]
     sim = children[1].argv
     assert sim[-3:] == ["sim", "run", str(config / "sim.d" / "pump-station.yaml")]
-    assert children[-2].argv[-2:] == ["module", "host"]
+    assert children[-3].argv[-2:] == ["module", "host"]
     hints = _up_cmd._demo_hints(children, ["--config", str(config)])
     assert "module write station speed_setpoint 90" in hints
