@@ -21,7 +21,9 @@ one TaskGroup:
 - the **recorder** commits alarm events to the alarm store (current state and history, one
   transaction per burst) and only then publishes them on ``event.alarm.<name>``: an event a
   subscriber saw is on disk, and an acknowledgement is answered only once it is;
-- the **status** task publishes ``event.control.status`` every ``control.status_interval``.
+- the **status** task publishes ``event.control.status`` every ``control.status_interval``;
+- **priming** asks the modules once for the last values of the points read, so that nothing
+  waits for a quiet point's next change (``_priming``).
 
 The MDP services (``org.plantd.Alarms``, ``org.plantd.Control``, see ``_service``) run as
 workers of their own beside this process and call its methods, which change the engines
@@ -49,6 +51,7 @@ from plantd.control._calc import CalcEngine, Formula
 from plantd.control._expr import compile_expression
 from plantd.control._files import CALC_MODULE, ControlPlan
 from plantd.control._loops import LoopEngine, Write
+from plantd.control._priming import prime
 from plantd.control._recorder import Recorder
 from plantd.errors import PlantdError
 from plantd.service import call_async
@@ -104,6 +107,8 @@ class ControlProcess:
         self.lateness: deque[float] = deque(maxlen=_LATENESS_KEPT)
         self.started = now
         self.samples_taken = 0
+        self.primed = 0  # points whose start value came from their module (``_priming``)
+        self._seen: set[str] = set()  # points with a sample from the bus
         self._publisher: BusPublisher | None = None
         self._client: AsyncClient | None = None
         self._stopping = asyncio.Event()
@@ -145,6 +150,8 @@ class ControlProcess:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self.recorder.run(self._stopping))
                 tasks.create_task(self._status_loop(publisher))
+                if prefixes:
+                    tasks.create_task(self._prime([p[len(_DATA) :] for p in prefixes]))
                 await self._engine_loop(subscriber if prefixes else None, tasks)
         finally:
             subscriber.close()
@@ -194,7 +201,27 @@ class ControlProcess:
         if type(sample) is not Sample:
             return
         self.samples_taken += 1
+        self._seen.add(point)
         self._feed(point, sample, self.clock.now(), calc=True)
+
+    async def _prime(self, points: list[str]) -> None:
+        """Start values from the modules (``_priming``), then a step at once."""
+        assert self._client is not None
+
+        def take(point: str, sample: Sample) -> None:
+            self._seen.add(point)
+            self._feed(point, sample, self.clock.now(), calc=True)
+
+        self.primed = await prime(
+            self._client,
+            points,
+            take,
+            self._seen.__contains__,
+            timeout=self.config.control.write_timeout,
+            clock=self.clock.monotonic,
+        )
+        log.info("control: %d of %d points primed from their modules", self.primed, len(points))
+        self.wake()
 
     def _feed(self, point: str, sample: Sample, now: float, *, calc: bool) -> None:
         if calc and point in self._calc_inputs:
@@ -313,6 +340,7 @@ class ControlProcess:
         return {
             "up_since": self.started,
             "samples_taken": self.samples_taken,
+            "points_primed": self.primed,
             "calculations": len(self.plan.calcs),
             "alarms": len(snapshots),
             "alarms_active": sum(1 for alarm in snapshots if alarm["active"]),

@@ -79,9 +79,17 @@ class Plant:
     events: BusSubscriber
     client: AsyncClient
     writes: list[tuple[str, Any]] = field(default_factory=list)
+    readings: dict[str, Json] = field(default_factory=dict)  # what the module's read answers
 
     def level(self, value: float, quality: Quality = Quality.GOOD) -> None:
-        self.publisher.publish_batch("data.tank", [("level", value, _now(), quality)])
+        stamp = _now()
+        self.publisher.publish_batch("data.tank", [("level", value, stamp, quality)])
+        self.readings["level"] = {"value": value, "quality": quality.label, "timestamp": stamp}
+
+    async def restart_control(self) -> None:
+        self.control.kill()
+        self.control.start()
+        await asyncio.to_thread(wait_for_workers, self.stack.endpoint, "org.plantd.Alarms")
 
     async def call(self, service: str, operation: str, params: dict[str, Json]) -> Json:
         return await call_async(self.client, service, operation, params, timeout=5.0)
@@ -115,8 +123,12 @@ def write_plan(config_dir: Path, **files: str) -> None:
         (folder / "plant.yaml").write_text(textwrap.dedent(text))
 
 
-def tank_module(writes: list[tuple[str, Any]]) -> ServiceDefinition:
+def tank_module(writes: list[tuple[str, Any]], readings: dict[str, Json]) -> ServiceDefinition:
     definition = ServiceDefinition("org.plantd.module.tank", "the test's tank")
+
+    @definition.operation("read", access="read")
+    async def _read(params: Params) -> Json:
+        return {name: readings[name] for name in param(params, "points", list) if name in readings}
 
     @definition.operation("write", access="operate")
     async def _write(params: Params) -> Json:
@@ -132,7 +144,8 @@ async def plant(stack: Stack) -> AsyncIterator[Plant]:
     write_plan(stack.config_dir, alarms=ALARMS, calc=CALC, control=CONTROL)
     config = load_config(stack.config_dir)
     writes: list[tuple[str, Any]] = []
-    worker = ServiceWorker(tank_module(writes), config)
+    readings: dict[str, Json] = {}
+    worker = ServiceWorker(tank_module(writes, readings), config)
     worker_task = asyncio.create_task(worker.run())
     bus = stack.settings["bus"]
     events = BusSubscriber(bus["backend"], ["event.alarm.", "event.control.", "data.calc."])
@@ -146,7 +159,7 @@ async def plant(stack: Stack) -> AsyncIterator[Plant]:
         for service in ("org.plantd.Alarms", "org.plantd.Control", "org.plantd.module.tank"):
             await asyncio.to_thread(wait_for_workers, stack.endpoint, service)
         await publisher.wait_for_subscribers()
-        yield Plant(stack, control, publisher, events, client, writes)
+        yield Plant(stack, control, publisher, events, client, writes, readings)
     finally:
         worker.stop()
         await asyncio.wait_for(worker_task, 10)
@@ -172,9 +185,7 @@ async def test_an_alarm_is_raised_acknowledged_and_its_state_survives_kill_9(pla
     assert acked[0]["state"] == "acknowledged"
     assert acked[0]["comment"] == "seen"
     # Acknowledged means on disk: a kill -9 right after the answer keeps it.
-    plant.control.kill()
-    plant.control.start()
-    await asyncio.to_thread(wait_for_workers, plant.stack.endpoint, "org.plantd.Alarms")
+    await plant.restart_control()
     listed = await plant.call("org.plantd.Alarms", "list", {})
     (alarm,) = [entry for entry in listed if entry["alarm"] == "tank-high"]
     assert (alarm["state"], alarm["active"], alarm["seq"]) == ("acknowledged", True, 2)
@@ -294,3 +305,14 @@ async def test_a_lost_bus_fails_the_loop_and_its_return_brings_it_back(plant: Pl
     await until(recovered, lambda: plant.level(3.5), timeout=20)
     written = len(plant.writes)
     await until(lambda: len(plant.writes) > written, lambda: plant.level(3.5))
+
+
+async def test_start_values_are_asked_of_the_module_not_waited_for(plant: Plant) -> None:
+    """A point that does not change publishes nothing: a restarted plantd-control asks the
+    module for it, so its calculation is there at once."""
+    plant.readings["level"] = {"value": 2.5, "quality": "good", "timestamp": _now()}
+    await plant.restart_control()
+    sample = await plant.next_on("data.calc.volume")  # no bus sample of tank.level at all
+    assert (sample.value, sample.quality) == (30.0, Quality.GOOD)
+    status = await plant.call("org.plantd.Control", "list", {})
+    assert status["status"]["points_primed"] == 1
