@@ -431,15 +431,17 @@ def test_plant_up_runs_one_host_and_each_isolated_module_alone(tmp_path: Path) -
     children = _up_cmd._stack(["--config", str(config)], config)
     assert [child.name for child in children] == [
         "broker", "state", "logger", "historian", "echo", "modules a b c", "module opc",
-        "proxy",
+        "control", "proxy",
     ]  # fmt: skip
-    assert children[-3].argv[-2:] == ["module", "host"]
-    assert children[-2].argv[-3:] == ["module", "run", "opc"]
+    assert children[-4].argv[-2:] == ["module", "host"]
+    assert children[-3].argv[-3:] == ["module", "run", "opc"]
     only_isolated = tmp_path / "other"
     (only_isolated / "modules.d").mkdir(parents=True)
     (only_isolated / "modules.d" / "opc.yaml").write_text(pump(1.0) + "isolated: true\n")
     names = [c.name for c in _up_cmd._stack(["--config", str(only_isolated)], only_isolated)]
-    assert names == ["broker", "state", "logger", "historian", "echo", "module opc", "proxy"]
+    assert names == [
+        "broker", "state", "logger", "historian", "echo", "module opc", "control", "proxy",
+    ]  # fmt: skip
 
 
 # -- only the drivers it needs --------------------------------------------------------------------

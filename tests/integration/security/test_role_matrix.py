@@ -38,6 +38,8 @@ SERVERS = {
     "org.plantd.sim.rig": "service.sim",
     "org.plantd.Logger": "service.logger",
     "org.plantd.Health": "service.logger",
+    "org.plantd.Alarms": "service.control",
+    "org.plantd.Control": "service.control",
 }
 STUB_REPLY = json.dumps({"ok": True, "result": "served"}).encode()
 
