@@ -58,6 +58,15 @@ def _status(args: argparse.Namespace) -> int:
         f"repaired {counters['repaired']:,}, duplicates {counters['duplicates']:,}",
         f"gaps        {status['open_gaps']} open",
     ]
+    if status.get("events", {}).get("prefixes"):
+        lines += [
+            f"events      {', '.join(status['events']['prefixes'])}: "
+            f"{queue.get('events', 0):,} queued, taken {counters.get('events_taken', 0):,}, "
+            f"delivered {counters.get('events_delivered', 0):,}, "
+            f"dropped {counters.get('events_dropped', 0):,}, "
+            f"missed {counters.get('events_missed', 0):,}, "
+            f"{status.get('open_event_gaps', 0)} gaps open",
+        ]
     emit(args, status, "\n".join(lines))
     return 0
 

@@ -17,6 +17,8 @@ import asyncio
 import itertools
 import json
 import secrets
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -138,6 +140,12 @@ def test_plain_mqtt_events_survive_an_outage_and_a_kill(stack: Stack) -> None:
         assert counters["events_taken"] >= 16
         assert status["queue"]["events"] == 0
         assert status["events"]["prefixes"] == ["event.alarm."]
+        shown = subprocess.run(
+            [sys.executable, "-m", "plantd.cli", "--config", str(stack.config_dir), "sink",
+             "status", "up"], capture_output=True, text=True, timeout=30, check=True,
+        ).stdout  # fmt: skip
+        assert "events      event.alarm.: 0 queued" in shown
+        assert "missed 2" in shown
         assert status["upstream"]["events_sent"] >= 1
     finally:
         publisher.close()
