@@ -37,6 +37,19 @@ async def drained(driver: GpioDriver, name: str, raw_edges: int) -> None:
     raise AssertionError(f"{name}: saw {driver.status()['raw_edges'][name]} of {raw_edges} edges")
 
 
+async def quiet(driver: GpioDriver, name: str) -> None:
+    """Wait until the watcher of ``name`` has seen no new edge for 0.2 s."""
+    last, still = -1, 0
+    for _ in range(500):
+        seen = driver.status()["raw_edges"][name]
+        still = still + 1 if seen == last else 0
+        if still >= 20:
+            return
+        last = seen
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{name}: edges still coming after 5 s")
+
+
 async def test_the_driver_is_registered() -> None:
     assert load_driver("gpio") is GpioDriver
 
@@ -84,10 +97,19 @@ async def test_each_bounce_burst_is_exactly_one_event(driver: GpioDriver, rig: R
             rig.bounce(1, False, edges=4, spacing=0.0005)  # a glitch that settles back
             edges += 4
             await rig.settle(0.05)
-            await drained(driver, "door", edges)
+            if rig.virtual:
+                await drained(driver, "door", edges)
+            else:
+                # A kernel may drop edges of a burst this fast when its line's event buffer
+                # fills before the watcher reads it (seen in CI under QEMU TCG, the CPU
+                # emulated, beside a loaded host: 24 of 25): the count is exact on the
+                # simulated chip only; here the watcher must have taken what the kernel gave,
+                # never more, and the debounced events must be right.
+                await quiet(driver, "door")
             await rig.settle(0.05)
             assert events == [True, False, True]
-            assert driver.status()["raw_edges"]["door"] == edges
+            seen = driver.status()["raw_edges"]["door"]
+            assert seen == edges if rig.virtual else 0 < seen <= edges
             rig.set_input(2, True)  # anything after the glitch is the next event on the stream
             assert "door" not in await anext(stream)
     finally:
