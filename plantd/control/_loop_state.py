@@ -152,7 +152,8 @@ class Loop:
             return None
         if self.operator_mode == "manual":
             if self.output is None and self.readback is not None:
-                self.output = self.written = self.readback  # it is there already
+                self.output = self.written = self.readback  # it is there already:
+                self.force = False  # a manual loop at start writes nothing nobody asked for
             if self.output is not None:
                 self.pid.track(self.output, pv, now)
             return self._manual_write()

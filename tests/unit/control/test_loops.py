@@ -343,3 +343,15 @@ def test_ticks_stay_on_the_grid_over_many_periods() -> None:
     status = eng.status()[0]
     assert status["next_due"] == 1000.0 + 10_000 * 0.1
     assert (status["periods"], status["overruns"]) == (10_000, 0)
+
+
+def test_a_manual_loop_at_start_takes_its_output_from_the_device_and_writes_nothing() -> None:
+    eng = engine(loop(mode="manual"))
+    eng.observe("station.speed", Sample(45.0, 100.0))  # what the module has (primed at start)
+    feed(eng, 2.0, 100.0)
+    for now in (100.0, 101.0, 102.0):
+        assert step(eng, now)[0] == []
+    (status,) = eng.status()
+    assert (status["mode"], status["output"]) == ("manual", 45.0)
+    eng.set_output("level", 50.0, "user.otto", 102.5)
+    assert step(eng, 102.5)[0] == [Write("level", "station", "speed", 50.0)]
