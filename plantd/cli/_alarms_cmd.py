@@ -31,7 +31,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from plantd.cli._audit_cmd import parse_when
-from plantd.cli._common import OUTPUT_OPTIONS, cli_config, client_for, emit
+from plantd.cli._common import (
+    OUTPUT_OPTIONS,
+    add_client_options,
+    cli_config,
+    client_for,
+    emit,
+    refused,
+)
 from plantd.cli._follow import follow_records
 from plantd.config._units import parse_duration
 from plantd.errors import ServiceError, UsageError
@@ -78,7 +85,7 @@ def register(sub: Any) -> None:
     ack.add_argument("names", nargs="*", metavar="NAME", help="the alarms to acknowledge")
     ack.add_argument("--all", action="store_true", help="every unacknowledged alarm")
     ack.add_argument("--comment", default="", metavar="TEXT", help="recorded with the ack")
-    _client_options(ack, argparse.SUPPRESS)
+    add_client_options(ack, argparse.SUPPRESS)
     ack.set_defaults(run=_ack)
 
     shelve = actions.add_parser(
@@ -89,12 +96,12 @@ def register(sub: Any) -> None:
         "--for", dest="duration", required=True, metavar="DURATION", help="90s, 15m, 2h (≤ 30d)"
     )
     shelve.add_argument("--reason", default="", metavar="TEXT", help="recorded with it")
-    _client_options(shelve, argparse.SUPPRESS)
+    add_client_options(shelve, argparse.SUPPRESS)
     shelve.set_defaults(run=_shelve)
 
     unshelve = actions.add_parser("unshelve", parents=[OUTPUT_OPTIONS], help="end a shelving")
     unshelve.add_argument("name", metavar="NAME")
-    _client_options(unshelve, argparse.SUPPRESS)
+    add_client_options(unshelve, argparse.SUPPRESS)
     unshelve.set_defaults(run=_unshelve)
 
     history = actions.add_parser(
@@ -104,7 +111,7 @@ def register(sub: Any) -> None:
     history.add_argument("--since", default="1h", help="a duration back (1h) or an ISO time")
     history.add_argument("--until", help="same forms as --since (default: now)")
     history.add_argument("--limit", type=int, default=100, metavar="N", help="the newest N")
-    _client_options(history, argparse.SUPPRESS)
+    add_client_options(history, argparse.SUPPRESS)
     history.set_defaults(run=_history)
 
     watch = actions.add_parser(
@@ -129,30 +136,10 @@ def _add_list_options(parser: argparse.ArgumentParser, default: Any) -> None:
         help="only alarms not acknowledged",
     )
     parser.add_argument("--priority", choices=PRIORITIES, default=given(None))
-    _client_options(parser, default)
-
-
-def _client_options(parser: argparse.ArgumentParser, default: Any) -> None:
-    """``--timeout``/``--retries`` (as :func:`plantd.cli.add_client_options`); SUPPRESS below
-    ``alarms`` keeps one given before the action (``plant alarms --timeout 5 ack X``)."""
-    parser.add_argument(
-        "--timeout", type=float, default=default, help="seconds per attempt (client.timeout)"
-    )
-    parser.add_argument(
-        "--retries", type=int, default=default, help="attempts after a timeout (client.retries)"
-    )
+    add_client_options(parser, default)
 
 
 # -- running the actions ---------------------------------------------------------------------
-
-
-def _refused(args: argparse.Namespace, exc: ServiceError) -> int:
-    """A service's refusal, as every ``plant`` command shows one: exit 1."""
-    if args.json:
-        emit(args, {"ok": False, "error": {"code": exc.code, "message": exc.message}}, "")
-    else:
-        print(f"plant: {exc.code}: {exc.message}", file=sys.stderr)
-    return 1
 
 
 def _calling(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -160,7 +147,7 @@ def _calling(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
         try:
             return run(args)
         except ServiceError as exc:
-            return _refused(args, exc)
+            return refused(args, exc)
 
     return wrapped
 
@@ -206,7 +193,7 @@ def _ack(args: argparse.Namespace) -> int:
         else:
             names = list(dict.fromkeys(args.names))
     except ServiceError as exc:
-        return _refused(args, exc)
+        return refused(args, exc)
     events: list[dict[str, Any]] = []
     errors: list[dict[str, str]] = []
     with client_for(args) as client:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from plantd.client import Client
 from plantd.config import PlantdConfig, load_config, resolve_config_dir
-from plantd.errors import NoBroker, NoWorker, PlantdError
+from plantd.errors import NoBroker, NoWorker, PlantdError, ServiceError
 from plantd.logs import configure_logging
 from plantd.security import assume_identity, use_identity, user_identity
 
@@ -93,11 +93,26 @@ def exit_status(exc: PlantdError) -> int:
     return 1
 
 
-def add_client_options(parser: argparse.ArgumentParser) -> None:
+def add_client_options(parser: argparse.ArgumentParser, default: object = None) -> None:
     """Add ``--timeout`` and ``--retries`` (read by :func:`client_for`) to a command that calls
-    a service."""
-    parser.add_argument("--timeout", type=float, help="seconds per attempt (client.timeout)")
-    parser.add_argument("--retries", type=int, help="attempts after a timeout (client.retries)")
+    a service. ``default=argparse.SUPPRESS`` on an action's parser keeps a value given before
+    the action (``plant alarms --timeout 5 ack X``)."""
+    parser.add_argument(
+        "--timeout", type=float, default=default, help="seconds per attempt (client.timeout)"
+    )
+    parser.add_argument(
+        "--retries", type=int, default=default, help="attempts after a timeout (client.retries)"
+    )
+
+
+def refused(args: argparse.Namespace, exc: ServiceError) -> int:
+    """A service's refusal as ``plant alarms``/``plant control`` show it: ``plant: CODE:
+    MESSAGE`` on stderr (``--json``: the error object on stdout); exit 1."""
+    if args.json:
+        emit(args, {"ok": False, "error": {"code": exc.code, "message": exc.message}}, "")
+    else:
+        print(f"plant: {exc.code}: {exc.message}", file=sys.stderr)
+    return 1
 
 
 def client_for(args: argparse.Namespace) -> Client:

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from plantd.cli._alarms_cmd import stamp
-from plantd.cli._common import OUTPUT_OPTIONS, client_for, emit
+from plantd.cli._common import OUTPUT_OPTIONS, add_client_options, client_for, emit, refused
 from plantd.errors import ServiceError
 
 __all__ = ["CONTROL_SERVICE", "change_lines", "control_tables", "finite_number", "register"]
@@ -54,14 +53,14 @@ def register(sub: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _client_options(control, None)
+    add_client_options(control, None)
     control.set_defaults(run=_list)
     actions = control.add_subparsers(dest="control_command", metavar="ACTION")
     # SUPPRESS below `control`: a --timeout given before the action is kept.
     listing = actions.add_parser(
         "list", parents=[OUTPUT_OPTIONS], help="loops, interlocks and calculations (default)"
     )
-    _client_options(listing, argparse.SUPPRESS)
+    add_client_options(listing, argparse.SUPPRESS)
     listing.set_defaults(run=_list)
 
     mode = actions.add_parser("mode", parents=[OUTPUT_OPTIONS], help="put a loop in auto or manual")
@@ -70,36 +69,27 @@ def register(sub: Any) -> None:
     mode.add_argument(
         "--output", type=finite_number, metavar="V", help="the output to start from (manual)"
     )
-    _client_options(mode, argparse.SUPPRESS)
+    add_client_options(mode, argparse.SUPPRESS)
     mode.set_defaults(run=_mode)
 
     setpoint = actions.add_parser("setpoint", parents=[OUTPUT_OPTIONS], help="a loop's setpoint")
     setpoint.add_argument("loop", metavar="LOOP")
     setpoint.add_argument("value", type=finite_number, metavar="V")
-    _client_options(setpoint, argparse.SUPPRESS)
+    add_client_options(setpoint, argparse.SUPPRESS)
     setpoint.set_defaults(run=_setpoint)
 
     output = actions.add_parser("output", parents=[OUTPUT_OPTIONS], help="a manual loop's output")
     output.add_argument("loop", metavar="LOOP")
     output.add_argument("value", type=finite_number, metavar="V")
-    _client_options(output, argparse.SUPPRESS)
+    add_client_options(output, argparse.SUPPRESS)
     output.set_defaults(run=_output)
 
     reset = actions.add_parser(
         "reset", parents=[OUTPUT_OPTIONS], help="release a tripped interlock (condition gone)"
     )
     reset.add_argument("interlock", metavar="INTERLOCK")
-    _client_options(reset, argparse.SUPPRESS)
+    add_client_options(reset, argparse.SUPPRESS)
     reset.set_defaults(run=_reset)
-
-
-def _client_options(parser: argparse.ArgumentParser, default: Any) -> None:
-    parser.add_argument(
-        "--timeout", type=float, default=default, help="seconds per attempt (client.timeout)"
-    )
-    parser.add_argument(
-        "--retries", type=int, default=default, help="attempts after a timeout (client.retries)"
-    )
 
 
 def _call(args: argparse.Namespace, operation: str, params: dict[str, Any]) -> int:
@@ -111,11 +101,7 @@ def _call(args: argparse.Namespace, operation: str, params: dict[str, Any]) -> i
             read = operation == "list"
             result = call(client, CONTROL_SERVICE, operation, params, idempotent=read)
     except ServiceError as exc:
-        if args.json:
-            emit(args, {"ok": False, "error": {"code": exc.code, "message": exc.message}}, "")
-        else:
-            print(f"plant: {exc.code}: {exc.message}", file=sys.stderr)
-        return 1
+        return refused(args, exc)
     now = time.time()
     if operation == "list":
         emit(args, result, control_tables(result, now))
