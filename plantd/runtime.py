@@ -29,8 +29,13 @@ async def run_until_signal(
     environ: Mapping[str, str] | None = None,
     description: str = "",
     announce: Callable[[], None] | None = None,
+    reload: Callable[[], None] | None = None,
 ) -> None:
     """Run every service as a child task until SIGTERM/SIGINT, then stop them in order.
+
+    ``reload`` is called on SIGHUP (``systemctl reload``), on the event loop: it re-reads what
+    the process can take without a restart and must not block (start a task for slow work).
+    Without it SIGHUP is ignored, rather than ending the process (the signal's default).
 
     ``announce`` is called once the signal handlers are in place: whatever tells another
     program that this one is up (lines it reads, then SIGTERM) goes there, or a signal sent
@@ -49,6 +54,7 @@ async def run_until_signal(
     watchdog = Watchdog(notifier, environ or {})
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _reloader(reload))
     try:
         if announce is not None:
             announce()
@@ -67,9 +73,25 @@ async def run_until_signal(
             for helper in helpers:
                 helper.cancel()  # a cancelled child does not fail the group
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         notifier.close()
+
+
+def _reloader(reload: Callable[[], None] | None) -> Callable[[], None]:
+    """The SIGHUP handler: ``reload``, logged; a failure is logged, never the process's end."""
+
+    def on_sighup() -> None:
+        if reload is None:
+            log.info("SIGHUP: nothing here to reload (restart to apply changes)")
+            return
+        log.info("SIGHUP: reloading the configuration")
+        try:
+            reload()
+        except Exception:  # a reload that fails leaves the running configuration as it was
+            log.exception("reload failed; running on with the configuration as it was")
+
+    return on_sighup
 
 
 async def _announce_ready(
