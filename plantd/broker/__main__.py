@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from plantd._entry import CONFIG_ERROR, service_main
-from plantd.config import PlantdConfig
+from plantd.config import PlantdConfig, load_config
 from plantd.logs import configure_logging
 
 if TYPE_CHECKING:
@@ -26,7 +26,8 @@ def serve(config: PlantdConfig, environ: dict[str, str]) -> int:
     """Run the broker in the foreground (shared by ``plantd-broker`` and ``plant broker``).
 
     Under systemd: READY=1 once the endpoints are bound, WATCHDOG=1 from the routing loop
-    itself, and a STATUS line with the worker and queue figures every few seconds.
+    itself, and a STATUS line with the worker and queue figures every few seconds. SIGHUP
+    re-reads ``plantd.yaml`` and the keys (:mod:`plantd.broker._reload`).
     """
     import time
 
@@ -63,7 +64,9 @@ def serve(config: PlantdConfig, environ: dict[str, str]) -> int:
         return CONFIG_ERROR
     if trail is not None:
         trail.start(server.bus.internal_endpoint if server.bus else None, INTERNAL_ENDPOINT)
-    server.install_signal_handlers()
+    # SIGHUP (``systemctl reload``): plantd.yaml read again from where it came, with the same
+    # environment; the routing loop applies what can change live (plantd.broker._reload).
+    server.install_signal_handlers(lambda: load_config(config.source_dir, environ))
     notifier.ready(status=f"routing on {server.endpoint}")
     log.info("file descriptor limit: %d", fd_limit)
     next_status = 0.0

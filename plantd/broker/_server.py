@@ -25,6 +25,11 @@ about a microsecond more per message. When the keys change, the Gatekeeper posts
 ring and wakes the loop, which builds a new policy, disconnects revoked workers, cuts revoked
 connections (here and on the bus) and records the change in the audit trail.
 
+Reload (SIGHUP, ``systemctl reload``): the handler only sets a flag and wakes the loop, which
+re-reads ``plantd.yaml`` between batches and applies what can change live
+(:mod:`plantd.broker._reload`); a file with problems is logged and changes nothing. It also
+re-reads the keys directory at once, rather than at the Gatekeeper's next poll.
+
 The process also binds :data:`INTERNAL_ENDPOINT` (inproc): the broker's own ``org.plantd.Audit``
 worker connects there, without a handshake, as the ``broker`` principal.
 """
@@ -47,9 +52,10 @@ import zmq
 
 from plantd.broker import _metrics
 from plantd.broker._bus import ZAP_BACKEND, ZAP_FRONTEND, BusProxy
+from plantd.broker._reload import merge
 from plantd.broker._resources import release_free_memory
 from plantd.config import PlantdConfig
-from plantd.errors import SecurityError
+from plantd.errors import ConfigError, SecurityError
 from plantd.mdp import Broker
 from plantd.security import (
     BROKER,
@@ -63,7 +69,7 @@ from plantd.security import (
 from plantd.security._audit_event import UNKNOWN_PRINCIPAL, AuditEvent
 from plantd.security._connections import sender_principal
 from plantd.security._handshakes import MONITORED_EVENTS, HandshakeMonitor, drain_monitor
-from plantd.security._keyring import changes
+from plantd.security._keyring import changes, load_keyring
 
 __all__ = ["INTERNAL_ENDPOINT", "BrokerServer"]
 
@@ -120,6 +126,8 @@ class BrokerServer:
         self._posted_lock = threading.Lock()
         self._connections = Connections()
         self._refusals_seen = 0  # refusals of large or oversized messages, when last trimmed
+        self._reread: Callable[[], PlantdConfig] | None = None  # plantd.yaml, for SIGHUP
+        self._reload_requested = False
         self.core: Broker | None = None
         self.endpoint = config.broker.endpoint
         """The MDP endpoint as bound (a wildcard's real port), once :meth:`bind` returned."""
@@ -248,13 +256,29 @@ class BrokerServer:
         with contextlib.suppress(OSError):  # full: run() is already waking
             self._wake_w.send(b"\0")
 
-    def install_signal_handlers(self) -> None:
+    def request_reload(self, reread: Callable[[], PlantdConfig]) -> None:
+        """Re-read the configuration with ``reread`` (it raises ConfigError on a bad file)
+        and the keys, in the routing loop at its next wake-up; safe from a signal handler."""
+        self._reread = reread
+        self._reload_requested = True
+        self._wake()
+
+    def install_signal_handlers(self, reread: Callable[[], PlantdConfig] | None = None) -> None:
+        """SIGTERM and SIGINT stop; SIGHUP reloads with ``reread`` (ignored without one)."""
+
         def handle(signum: int, frame: FrameType | None) -> None:
             log.info("received %s, stopping", signal.Signals(signum).name)
             self.stop()
 
+        def reload(signum: int, frame: FrameType | None) -> None:
+            if reread is None:
+                log.info("SIGHUP: nothing here to reload (restart to apply changes)")
+            else:
+                self.request_reload(reread)
+
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
+        signal.signal(signal.SIGHUP, reload)
 
     def run(
         self, on_idle: Callable[[], None] | None = None, *, wake_every: float | None = None
@@ -290,6 +314,9 @@ class BrokerServer:
                     now = self._route(router, core, now, send, clock)
                 if self._wake_r.fileno() in ready:
                     self._drain_wakeups()
+                    if self._reload_requested:
+                        self._reload_requested = False
+                        self._reload(core, router)
                     for message in self._apply_keyring(core, now):
                         send(message)
                 if self._monitor is not None and self._monitor in ready:
@@ -375,6 +402,74 @@ class BrokerServer:
             self._refusals_seen = refusals
             core.queued_bytes_peak = core.queued_bytes
             release_free_memory()
+
+    def _reload(self, core: Broker, router: zmq.Socket[bytes]) -> None:
+        """SIGHUP: the live settings of a re-read ``plantd.yaml`` into the core, the sockets
+        and the policy; a file with problems changes nothing. Never raises: a reload that
+        fails leaves the broker routing as it was."""
+        try:
+            self._reload_config(core, router)
+        except Exception:  # the supervisor edge: keep routing with what we have
+            log.exception("SIGHUP: reload failed; running on with the settings as they were")
+        try:
+            self._reread_keys()
+        except Exception:
+            log.exception("SIGHUP: could not re-read the keys; keeping the previous ones")
+
+    def _reload_config(self, core: Broker, router: zmq.Socket[bytes]) -> None:
+        assert self._reread is not None
+        try:
+            read = self._reread()
+        except ConfigError as exc:
+            log.error(
+                "SIGHUP: the configuration has problems; nothing applied, running on with "
+                "the settings as they were:\n%s",
+                exc,
+            )
+            return
+        running = self._as_bound(self.config)
+        merged = merge(running, read)
+        for line in merged.restart:
+            log.warning("SIGHUP: %s: needs a restart, not applied", line)
+        if not merged.changed:
+            log.info("SIGHUP: no setting that applies live has changed")
+            return
+        self.config = merged.config
+        core.config = merged.config.broker
+        # New connections only: libzmq copies socket options into a connection as it opens.
+        router.maxmsgsize = max(4 * merged.config.broker.max_message_bytes, _MIN_FRAME_CAP)
+        if self.secure and merged.config.security != running.security:
+            core.set_policy(self.policy())
+            if self._bus is not None:
+                self._bus.update(self.policy(), ())
+        for line in merged.applied:
+            log.info("SIGHUP: applied %s", line)
+
+    def _as_bound(self, config: PlantdConfig) -> PlantdConfig:
+        """``config`` with the endpoints as bound (a wildcard's real port), as a re-read
+        finds them in the endpoints file."""
+        bus = config.bus
+        if self._bus is not None:
+            bus = dataclasses.replace(bus, frontend=self._bus.frontend, backend=self._bus.backend)
+        broker = dataclasses.replace(config.broker, endpoint=self.endpoint)
+        return dataclasses.replace(config, broker=broker, bus=bus)
+
+    def _reread_keys(self) -> None:
+        """Read the keys directory now (the Gatekeeper polls it by file times and sizes,
+        which a copy within the same instant could slip past); a change is applied as the
+        Gatekeeper's own are, by :meth:`_apply_keyring`."""
+        gatekeeper = self._gatekeeper
+        if gatekeeper is None:
+            return
+        new = load_keyring(gatekeeper.keys_dir)
+        old = self._keyring
+        if (new.by_key, new.revoked) == (old.by_key, old.revoked):
+            log.info("SIGHUP: keys unchanged (%d principal(s))", len(new.by_principal))
+            return
+        for problem in new.problems:
+            log.error("key not admitted: %s", problem)
+        gatekeeper.keyring = new  # the ZAP thread answers from it from now on
+        self._post_keyring(old, new)
 
     def _apply_keyring(self, core: Broker, now: float) -> list[list[bytes]]:
         """The keys changed: new policies here and on the bus; revoked peers cut (within the
