@@ -54,8 +54,10 @@ from plantd.cli import (
     _mmi_cmd,
     _module_cmd,
     _proxy_cmd,
+    _reload_cmd,
     _sink_cmd,
     _state_cmd,
+    _system_cmd,
     _up_cmd,
 )
 from plantd.cli._common import (
@@ -92,6 +94,7 @@ __all__ = [
 
 _SUBCOMMANDS = (
     _up_cmd,
+    _reload_cmd,
     _broker_cmd,
     _call_cmd,
     _mmi_cmd,
@@ -108,6 +111,7 @@ _SUBCOMMANDS = (
     _audit_cmd,
     _health_cmd,
     _logs_cmd,
+    _system_cmd,
 )
 
 

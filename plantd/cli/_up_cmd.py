@@ -22,7 +22,12 @@ For a demo or a HIL bench, the config directory may also hold simulator files in
 (``plant sim run FILE`` each, started right after the broker so their devices are there when
 the modules start) and module files in ``modules.d/``: one module host for all of them
 (``plant module host``), as on the appliance, and one ``plant module run NAME`` for each file
-with ``isolated: true``.
+with ``isolated: true``; and one ``plantd-sink NAME`` for each file of ``sinks.d/``.
+
+While it runs, ``modules.d/`` and ``sinks.d/`` are watched: a file added, changed or removed is
+applied within a second, touching only the children it concerns, and a bad one is refused with
+``plant config check``'s ``file:line`` errors while the running instance keeps running
+(:mod:`plantd.cli._watch`, docs/reload.md). SIGHUP (``plant reload``) makes it look at once.
 """
 
 from __future__ import annotations
@@ -44,7 +49,9 @@ from typing import Any
 from plantd._entry import CONFIG_ERROR
 from plantd._parent import PARENT_ENV
 from plantd.cli._common import OUTPUT_OPTIONS, cli_config
+from plantd.cli._watch import HOST, Watch
 from plantd.config import PlantdConfig
+from plantd.reconfigure import Snapshot, snapshot
 from plantd.security import KeySet, local_principals
 
 __all__ = ["register"]
@@ -113,28 +120,41 @@ def register(sub: Any) -> None:
     up.set_defaults(run=_run_up)
 
 
-def _stack(config_args: list[str], config_dir: Path | None) -> list[_Child]:
-    from plantd.module import is_isolated, module_files  # the runtime comes with them
-
+def _stack(config_args: list[str], config_dir: Path | None, files: Snapshot) -> dict[str, _Child]:
+    """The children to start, in order, by key (the module host's is ``host``; the others'
+    keys are their names: ``module NAME``, ``sink NAME``, ...)."""
     python = sys.executable
     cli = [python, "-m", "plantd.cli", *config_args]
     sims = _visible_yaml(config_dir / "sim.d") if config_dir else []
-    modules = module_files(config_dir)
-    isolated = [path.stem for path in modules if is_isolated(path)]
-    hosted = [path.stem for path in modules if path.stem not in isolated]
-    return [
+    hosted = sorted(files.of("host"))
+    children = [
         _Child("broker", [python, "-m", "plantd.broker", *config_args]),
         *(_Child(f"sim {path.stem}", [*cli, "sim", "run", str(path)]) for path in sims),
         _Child("state", [python, "-m", "plantd.state", *config_args]),
         _Child("logger", [python, "-m", "plantd.logger", *config_args]),
         _Child("historian", [python, "-m", "plantd.historian", *config_args]),
+        # After the historian (as on the appliance), before the modules whose data they take.
+        *(_child(f"sink {name}", [name], config_args) for name in sorted(files.of("sink"))),
         _Child("echo", [*cli, "serve", "echo"]),
-        *([_Child(f"modules {' '.join(hosted)}", [*cli, "module", "host"])] if hosted else []),
-        *(_Child(f"module {name}", [*cli, "module", "run", name]) for name in isolated),
+        *([_child(HOST, hosted, config_args)] if hosted else []),
+        *(_child(f"module {name}", [name], config_args) for name in sorted(files.of("module"))),
         _Child("control", [python, "-m", "plantd.control", *config_args]),
         # Last: the web app is ready when the services it shows are.
         _Child("proxy", [python, "-m", "plantd.proxy", *config_args]),
     ]
+    return {HOST if child.name.startswith("modules ") else child.name: child for child in children}
+
+
+def _child(key: str, names: list[str], config_args: list[str]) -> _Child:
+    """The child that runs the modules or the sink of ``key`` (at start, and for the watch)."""
+    python = sys.executable
+    cli = [python, "-m", "plantd.cli", *config_args]
+    if key == HOST:
+        return _Child(" ".join(["modules", *names]), [*cli, "module", "host"])
+    kind, name = key.split(" ", 1)
+    if kind == "sink":
+        return _Child(key, [python, "-m", "plantd.sinks", *config_args, name])
+    return _Child(key, [*cli, "module", "run", name])
 
 
 def _visible_yaml(directory: Path) -> list[Path]:
@@ -206,7 +226,10 @@ def _run_stack(config: PlantdConfig, config_args: list[str]) -> int:
         web = _web_login(config, f"user.{login}")
     else:
         web = "  (the web app needs security.mode curve: its people are key-ring principals)\n"
-    children = _stack(config_args, config.source_dir)
+    config_dir = config.source_dir.absolute() if config.source_dir else None
+    files = snapshot(config_dir) if config_dir else Snapshot()
+    children = _stack(config_args, config_dir, files)
+    watch = _watch(config, config_args, config_dir, files, children)
     stopping = threading.Event()
 
     def stop(signum: int, frame: object) -> None:
@@ -214,36 +237,83 @@ def _run_stack(config: PlantdConfig, config_args: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    for child in children:
+
+    def look(signum: int, frame: object) -> None:
+        if watch is not None:  # without a config directory, there is nothing to look at
+            watch.wake()
+
+    signal.signal(signal.SIGHUP, look)  # plant reload: look at modules.d/ and sinks.d/ now
+    for child in list(children.values()):
         child.start()
         time.sleep(0.3)  # the broker binds first; the others would only retry meanwhile
     print(
         f"plantd stack up (broker {config.broker.endpoint}). Try, in another terminal:\n"
         f"  {_plant(config_args)} mmi workers\n"
         f"  {_plant(config_args)} echo hello\n"
-        + _demo_hints(children, config_args)
+        + _demo_hints(list(children.values()), config_args)
         + web
         + "Ctrl-C stops everything.",
         flush=True,
     )
     while not stopping.wait(0.2):
         now = time.monotonic()
-        for child in children:
+        if watch is not None:
+            watch.tick(now)  # children it starts are supervised below like the others
+        for child in list(children.values()):
             _supervise(child, now)
-        if _hopeless(children):
+        if _hopeless(list(children.values())):
             break
     # Reverse order, each gone before the next: modules and services leave the broker first.
-    for child in reversed(children):
-        if child.process is None:
-            continue
-        if child.process.poll() is None:
-            child.process.terminate()
-        try:
-            child.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.process.kill()
-            child.process.wait()
-    return _summary(children)
+    for child in reversed(list(children.values())):
+        _stop(child)
+    return _summary(list(children.values()))
+
+
+def _stop(child: _Child) -> None:
+    """Stop it and wait for it (SIGTERM; SIGKILL after 10 s)."""
+    if child.process is None:
+        return
+    if child.process.poll() is None:
+        child.process.terminate()
+    try:
+        child.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        child.process.kill()
+        child.process.wait()
+
+
+def _watch(
+    config: PlantdConfig,
+    config_args: list[str],
+    config_dir: Path | None,
+    files: Snapshot,
+    children: dict[str, _Child],
+) -> Watch[_Child] | None:
+    """The file watch on modules.d/ and sinks.d/ (none without a config directory)."""
+    if config_dir is None:
+        return None
+
+    def make_keys() -> None:
+        # Under CURVE a new module or sink needs its key, and the broker must admit it: the
+        # broker re-reads the key ring on SIGHUP (it keeps running: no one is dropped).
+        if not config.security.enabled:
+            return
+        login = pwd.getpwuid(os.geteuid()).pw_name
+        if KeySet(config).init(local_principals(config_dir), [login]):
+            broker = children.get("broker")
+            if broker is not None and broker.process is not None:
+                broker.process.send_signal(signal.SIGHUP)
+
+    return Watch(
+        config_dir,
+        Path(config.paths.run),
+        children,
+        lambda key, names: _child(key, names, config_args),
+        applied=files,
+        environ=os.environ,
+        stop=_stop,
+        before_start=make_keys,
+    )
 
 
 def _supervise(child: _Child, now: float) -> None:
