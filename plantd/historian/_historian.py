@@ -17,20 +17,29 @@ Theory of operation. Children of one TaskGroup:
 - the **service** answers ``org.plantd.Historian`` (``status``, ``query``, ``samples``).
 
 On stop, the batch in hand is committed before the store closes.
+
+SIGHUP (``systemctl reload``) re-reads ``plantd.yaml``: :meth:`Historian.reload` takes the
+``historian:`` settings that can change live (:mod:`plantd.historian._reload`) and runs a
+retention pass at once when retention changed; a file with problems is logged and changes
+nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from plantd.bus import BusPublisher, BusSubscriber, GapTracker, Sample
-from plantd.config import PlantdConfig
+from plantd.config import PlantdConfig, load_config
+from plantd.errors import ConfigError
 from plantd.historian import _metrics
 from plantd.historian._query import summary
+from plantd.historian._reload import merge
 from plantd.historian._service import historian_service
 from plantd.historian._store import HistoryStore
 from plantd.service import ServiceWorker
@@ -59,6 +68,7 @@ class Historian:
         self._writing_size = 0
         self._stopping = asyncio.Event()
         self._lock = asyncio.Lock()  # one hand-over to the writer at a time, in order
+        self._reloads: set[asyncio.Task[None]] = set()  # retention passes a reload started
         self.worker = ServiceWorker(
             historian_service(self.status, self.store.read, self.flush), config
         )
@@ -78,9 +88,13 @@ class Historian:
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._intake(subscriber))
-                tasks.create_task(self._every(self.settings.maintenance_interval, self._maintain))
                 tasks.create_task(
-                    self._every(self.settings.status_interval, lambda: self._publish(publisher))
+                    self._every(lambda: self.settings.maintenance_interval, self._maintain)
+                )
+                tasks.create_task(
+                    self._every(
+                        lambda: self.settings.status_interval, lambda: self._publish(publisher)
+                    )
                 )
                 tasks.create_task(self.worker.run())
         finally:
@@ -94,8 +108,10 @@ class Historian:
     async def _intake(self, subscriber: BusSubscriber) -> None:
         loop = asyncio.get_running_loop()
         receive, observe, stopping = subscriber.receive_within, self.gaps.observe, self._stopping
-        size, interval, skip = self.settings.batch_size, self.settings.batch_interval, len(_DATA)
+        skip = len(_DATA)
         while not stopping.is_set():
+            # Read each round, not once: a reload may change them (two attribute reads).
+            size, interval = self.settings.batch_size, self.settings.batch_interval
             deadline = self._batch_deadline
             wait = 0.25 if deadline is None else min(0.25, max(0.0, deadline - loop.time()))
             message = await receive(wait)
@@ -145,10 +161,11 @@ class Historian:
 
     # -- housekeeping ------------------------------------------------------------------------
 
-    async def _every(self, interval: float, job: Any) -> None:
+    async def _every(self, interval: Callable[[], float], job: Any) -> None:
+        """Run ``job`` every ``interval()`` seconds (read each round: a reload may change it)."""
         while True:
             try:
-                async with asyncio.timeout(interval):
+                async with asyncio.timeout(interval()):
                     await self._stopping.wait()
                 return
             except TimeoutError:
@@ -162,6 +179,39 @@ class Historian:
 
     async def _maintain(self) -> None:
         await self.store.maintain_async()
+
+    # -- reload ------------------------------------------------------------------------------
+
+    def reload(self, read: PlantdConfig) -> None:
+        """Take the live ``historian:`` settings of ``read`` (SIGHUP; on the event loop, does
+        not block); a retention change gets a retention pass at once."""
+        merged = merge(self.config, read)
+        for line in merged.restart:
+            log.warning("SIGHUP: %s: needs a restart, not applied", line)
+        if not merged.applied:
+            log.info("SIGHUP: no setting that applies live has changed")
+            return
+        self.settings = merged.settings
+        self.config = dataclasses.replace(self.config, historian=merged.settings)
+        self.store.config = merged.settings  # the writer reads it at each retention pass
+        for line in merged.applied:
+            log.info("SIGHUP: applied %s", line)
+        if merged.retention_changed:
+            task = asyncio.get_running_loop().create_task(self._maintain_now())
+            self._reloads.add(task)
+            task.add_done_callback(self._reloads.discard)
+
+    async def _maintain_now(self) -> None:
+        try:
+            deleted = await self.store.maintain_async()
+        except Exception:  # the periodic pass tries again
+            log.exception("historian: the retention pass after the reload failed")
+        else:
+            log.info(
+                "historian: retention pass after the reload: %d row(s) by age, %d by size",
+                deleted["by_age"],
+                deleted["by_size"],
+            )
 
     async def _publish(self, publisher: BusPublisher) -> None:
         publisher.publish_record(STATUS_TOPIC, await self.status())
@@ -196,10 +246,13 @@ class Historian:
 
 
 async def run_historian(config: PlantdConfig, environ: Mapping[str, str] | None = None) -> None:
-    """Run the historian until SIGTERM/SIGINT (telling systemd when it serves)."""
+    """Run the historian until SIGTERM/SIGINT (telling systemd when it serves); SIGHUP
+    re-reads ``plantd.yaml`` from ``config.source_dir`` with ``environ`` (the process's
+    environment when None)."""
     from plantd.runtime import run_until_signal
 
     historian = Historian(config)
+    reread_environ = dict(os.environ if environ is None else environ)
     log.info(
         "historian: %s, batches of %g s or %d samples",
         historian.path,
@@ -207,5 +260,25 @@ async def run_historian(config: PlantdConfig, environ: Mapping[str, str] | None 
         config.historian.batch_size,
     )
     await run_until_signal(
-        [historian], environ=environ, description=f"storing samples in {historian.path}"
+        [historian],
+        environ=environ,
+        description=f"storing samples in {historian.path}",
+        reload=lambda: reload_from_file(historian, config, reread_environ),
     )
+
+
+def reload_from_file(
+    historian: Historian, config: PlantdConfig, environ: Mapping[str, str]
+) -> None:
+    """SIGHUP: read ``plantd.yaml`` again (a small file: quick enough for the event loop) and
+    hand it to ``historian``; a file with problems is logged, file:line, and changes nothing."""
+    try:
+        read = load_config(config.source_dir, environ)
+    except ConfigError as exc:
+        log.error(
+            "SIGHUP: the configuration has problems; nothing applied, running on with the "
+            "settings as they were:\n%s",
+            exc,
+        )
+        return
+    historian.reload(read)
