@@ -111,10 +111,9 @@ def _apply(
         return None, ""
     if args.check:
         return "plant up", f"(--check: nothing applied; plant up, pid {pid}, runs it)"
-    if not changes:
-        return "plant up", ""
-    # plant up checks and applies the files itself (and saves what it applied): the same
-    # rule, so it refuses what was refused here.
+    # plant up checks and applies the files itself (and saves what it applied): the same rule,
+    # so it refuses what was refused here. Sent even when nothing changed since it last
+    # looked: it looks at once, instead of within half a second.
     os.kill(pid, signal.SIGHUP)
     return "plant up", f"sent SIGHUP to plant up (pid {pid}), which applies it"
 
