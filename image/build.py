@@ -11,6 +11,9 @@ order. ``genimage`` then makes the file systems from the directory (``mke2fs -d`
 loop mounts, no mounting at all) and the partitioned disk image.
 
 Outputs, in ``--out`` (default ``image/out/TARGET``): ``plantd-TARGET.img`` (raw disk image),
+``plantd-TARGET.raucb`` (for a target with the ``update`` layer: the same root file system as a
+RAUC update bundle, signed with ``--signing-key``/``--signing-cert``, whose certificate is the
+image's key ring; without them a development pair is made once in ``image/out/signing/``),
 ``plantd-TARGET.manifest`` (every Debian and Python package with its version), the kernel,
 initrd and command line beside it (``.vmlinuz``, ``.initrd``, ``.cmdline``: QEMU boots them
 directly), and ``build.json`` (timings, sizes, partition UUIDs).
@@ -102,11 +105,21 @@ class Layer:
         return script if script.is_file() else None
 
 
+@dataclass(frozen=True)
+class Signing:
+    """The key an update bundle is signed with, and the certificate devices check it against
+    (it goes into the image as RAUC's key ring)."""
+
+    key: Path
+    certificate: Path
+
+
 @dataclass
 class Build:
     target: Target
     out: Path
     work: Path
+    signing: Signing
     timings: dict[str, float] = field(default_factory=dict)
     uuids: dict[str, str] = field(default_factory=dict)
 
@@ -202,7 +215,8 @@ def make_uuids(target: Target) -> dict[str, str]:
 
 
 def cmdline(build: Build) -> str:
-    return build.target.cmdline.format(root_partuuid=build.uuids["root_a"])
+    """Slot A's kernel command line (the target's, with slot A's partition and name)."""
+    return build.target.cmdline.format(root_partuuid=build.uuids["root_a"], slot="a")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -354,6 +368,8 @@ def hook_environment(build: Build) -> dict[str, str]:
         PLANTD_IMAGE_PYTHON=sys.executable,
         PLANTD_IMAGE_WHEELHOUSE=str(build.wheelhouse),
         PLANTD_IMAGE_CMDLINE=cmdline(build),
+        PLANTD_IMAGE_CMDLINE_TEMPLATE=build.target.cmdline,
+        PLANTD_IMAGE_KEYRING=str(build.signing.certificate),
         PLANTD_IMAGE_ROOT_PARTUUID=build.uuids["root_a"],
         PLANTD_IMAGE_VERSION=plantd_version(),
     )
@@ -475,7 +491,57 @@ def make_disk(build: Build) -> Path:
     result = build.out / f"{build.stem}.img"
     result.unlink(missing_ok=True)
     shutil.move(images / f"{build.stem}.img", result)
+    if "update" in build.target.layers:
+        with timed(build, "bundle"):
+            make_bundle(build, images / "root.ext4")
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# The update bundle: the root file system genimage made, signed, for RAUC.
+
+DEV_SIGNING = IMAGE_DIR / "out" / "signing"
+
+
+def development_signing(directory: Path = DEV_SIGNING) -> Signing:
+    """A self-signed key pair for bundles, made once: fine for a bench, not for a fleet (its
+    secret lies beside the checkout). docs/appliance.md says how to use your own."""
+    signing = Signing(directory / "development.key.pem", directory / "development.cert.pem")
+    if not signing.key.is_file() or not signing.certificate.is_file():
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        run(
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-days", "3650", "-subj", "/O=plantd/CN=plantd development update signing",
+            "-keyout", signing.key, "-out", signing.certificate,
+        )  # fmt: skip
+        print(f"build.py: made a DEVELOPMENT update signing key in {directory}", flush=True)
+    return signing
+
+
+def make_bundle(build: Build, root_image: Path) -> Path:
+    """``plantd-TARGET.raucb``: ``root_image`` (slot A's file system) as a signed RAUC bundle
+    (verity format: RAUC checks every block it reads against the signed hash tree)."""
+    content = build.work / "bundle"
+    shutil.rmtree(content, ignore_errors=True)
+    content.mkdir(parents=True)
+    os.link(root_image, content / "root.ext4")
+    (content / "manifest.raucm").write_text(
+        "[update]\n"
+        f"compatible=plantd-{build.target.name}\n"
+        f"version={plantd_version()}\n"
+        "[bundle]\n"
+        "format=verity\n"
+        "[image.rootfs]\n"
+        "filename=root.ext4\n"
+    )
+    bundle = build.out / f"{build.stem}.raucb"
+    bundle.unlink(missing_ok=True)
+    run(
+        "rauc", "bundle", "--cert", build.signing.certificate, "--key", build.signing.key,
+        content, bundle,
+    )  # fmt: skip
+    shutil.rmtree(content)
+    return bundle
 
 
 # ---------------------------------------------------------------------------------------------
@@ -532,9 +598,16 @@ def du(path: Path) -> int:
 
 
 def build_image(
-    target: Target, out: Path, work: Path, *, keep: bool, compress: bool, reuse: bool = False
+    target: Target,
+    out: Path,
+    work: Path,
+    *,
+    keep: bool,
+    compress: bool,
+    reuse: bool = False,
+    signing: Signing | None = None,
 ) -> Build:
-    build = Build(target=target, out=out, work=work)
+    build = Build(target=target, out=out, work=work, signing=signing or development_signing())
     build.uuids = make_uuids(target)
     layers = [load_layer(name) for name in target.layers]
     out.mkdir(parents=True, exist_ok=True)
@@ -573,6 +646,8 @@ def build_image(
         "image_allocated_bytes": du(image),
         "rootfs_bytes": rootfs_bytes,
         "compressed_bytes": Path(f"{image}.zst").stat().st_size if compress else None,
+        "bundle": f"{build.stem}.raucb" if "update" in target.layers else None,
+        "signing_certificate": str(build.signing.certificate),
         "partuuids": build.uuids,
         "cmdline": cmdline(build),
         "seconds": build.timings,
@@ -598,6 +673,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="make the disk again from the root directory an earlier --keep build left",
     )
+    build.add_argument("--signing-key", type=Path, help="PEM key the update bundle is signed with")
+    build.add_argument(
+        "--signing-cert",
+        type=Path,
+        help="its PEM certificate (or the CA's): the image's key ring for updates",
+    )
     hook = sub.add_parser("install-venv", help="(a layer hook) fill ROOT's plantd venv")
     hook.add_argument("root", type=Path)
     args = parser.parse_args(argv)
@@ -609,6 +690,13 @@ def main(argv: list[str] | None = None) -> int:
     target = load_target(args.target)
     out = (args.out or IMAGE_DIR / "out" / target.name).resolve()
     work = (args.work or out / "work").resolve()
+    if (args.signing_key is None) != (args.signing_cert is None):
+        raise SystemExit("build.py: give --signing-key and --signing-cert together")
+    signing = (
+        Signing(args.signing_key.resolve(), args.signing_cert.resolve())
+        if args.signing_key is not None
+        else None
+    )
     build_image(
         target,
         out,
@@ -616,6 +704,7 @@ def main(argv: list[str] | None = None) -> int:
         keep=args.keep or args.reuse_rootfs,
         compress=args.compress,
         reuse=args.reuse_rootfs,
+        signing=signing,
     )
     return 0
 

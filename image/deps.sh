@@ -5,9 +5,12 @@
 # Does nothing when everything is there already; as another user it only says what is missing.
 set -eu
 
+# rauc, squashfs-tools, openssl: the signed update bundle; ovmf: UEFI firmware, so that QEMU
+# boots through systemd-boot (A/B slots and boot counting) as a real machine does.
 packages="mmdebstrap genimage e2fsprogs dosfstools mtools fdisk zstd qemu-system-x86 \
-    qemu-utils openssh-client debian-archive-keyring"
-tools="mmdebstrap genimage mke2fs mkdosfs mcopy sfdisk zstd qemu-system-x86_64 ssh ssh-keygen"
+    qemu-utils openssh-client debian-archive-keyring rauc squashfs-tools openssl ovmf"
+tools="mmdebstrap genimage mke2fs mkdosfs mcopy sfdisk zstd qemu-system-x86_64 ssh ssh-keygen \
+    rauc mksquashfs openssl"
 if [ "${1:-}" = --arm64 ]; then
     packages="$packages qemu-user-static binfmt-support arch-test"
     tools="$tools qemu-aarch64-static arch-test"
@@ -17,6 +20,7 @@ missing=""
 for tool in $tools; do
     command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
 done
+[ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] || missing="$missing OVMF"
 if [ -n "$missing" ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "image/deps.sh: missing:$missing (run as root to install: $packages)" >&2

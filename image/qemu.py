@@ -7,8 +7,10 @@ register the outer hypervisor refuses, or start and the guest's kernel hang befo
 anything (both seen on the machines this was written on). So KVM is tried once per process
 (:func:`kvm_boots`): the image's kernel must reach its init under KVM within a minute, or the
 machine runs under TCG. ``PLANTD_QEMU_ACCEL=kvm`` or ``=tcg`` decides without the trial.
-It boots the kernel and initrd written beside the image with the image's own command
-line, on a *copy* of the image (sparse), optionally made larger (to see the data partition
+It boots either through UEFI firmware (OVMF, ``firmware=True``: systemd-boot on the disk picks
+the slot, as on a real machine; what the A/B update tests need) or the kernel and initrd
+written beside the image directly with the image's own command line (slot A, quicker), on a
+*copy* of the image (sparse), optionally made larger (to see the data partition
 grow) and with a provisioning file and SSH key put on its boot partition with mtools, as a
 technician would with a card reader. The guest's network is QEMU's user-mode network with
 ``restrict=on``: the guest reaches nothing; the host reaches the guest's SSH port through a
@@ -224,14 +226,28 @@ def prepare(
     )
 
 
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+
+
 class Machine:
-    """One QEMU process booting a prepared disk; SSH into it as root."""
+    """One QEMU process booting a prepared disk; SSH into it as root.
+
+    ``firmware``: boot through OVMF and the disk's boot loader, with the machine's own UEFI
+    variable store (``OVMF_VARS.fd`` in ``work``, kept across its boots as NVRAM is)."""
 
     def __init__(
-        self, prepared: Prepared, work: Path, *, memory: str = "1024M", cpus: int = 2
+        self,
+        prepared: Prepared,
+        work: Path,
+        *,
+        memory: str = "1024M",
+        cpus: int = 2,
+        firmware: bool = False,
     ) -> None:
         self.prepared = prepared
         self.work = work
+        self.firmware = firmware
         self.memory = memory
         self.cpus = cpus
         self.port = 0  # the SSH forward's host port, known once QEMU has bound it (start)
@@ -257,9 +273,7 @@ class Machine:
             "-nodefaults",
             "-no-user-config",
             "-display", "none",
-            "-kernel", str(p.kernel),
-            "-initrd", str(p.initrd),
-            "-append", p.cmdline,
+            *self._boot_options(),
             "-drive", f"file={p.disk},format=raw,if=virtio,cache=writeback,discard=unmap",
             "-nic",
             # Host port 0: the kernel picks a free one as QEMU binds it (no port is chosen
@@ -269,6 +283,18 @@ class Machine:
             "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
             "-device", "virtio-rng-pci",
             "-serial", f"file:{self.console}",
+        ]  # fmt: skip
+
+    def _boot_options(self) -> list[str]:
+        p = self.prepared
+        if not self.firmware:
+            return ["-kernel", str(p.kernel), "-initrd", str(p.initrd), "-append", p.cmdline]
+        variables = self.work / "OVMF_VARS.fd"
+        if not variables.exists():
+            variables.write_bytes(OVMF_VARS.read_bytes())
+        return [
+            "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+            "-drive", f"if=pflash,format=raw,unit=1,file={variables}",
         ]  # fmt: skip
 
     @property
@@ -395,11 +421,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grow", type=int, default=1 << 30, help="bytes added to the disk")
     parser.add_argument("--provision", type=Path, help="a plantd-provision.yaml to put on it")
     parser.add_argument("--memory", default="1024M")
+    parser.add_argument(
+        "--firmware", action="store_true", help="boot through UEFI (OVMF) and systemd-boot"
+    )
     args = parser.parse_args(argv)
     work = (args.work or args.out / "qemu").resolve()
     provision = args.provision.read_text() if args.provision else None
     prepared = prepare(args.out.resolve(), work, grow=args.grow, provision=provision)
-    machine = Machine(prepared, work, memory=args.memory)
+    machine = Machine(prepared, work, memory=args.memory, firmware=args.firmware)
     machine.start()
     print(f"booting ({machine.accelerator}); console: {machine.console}", flush=True)
     try:
