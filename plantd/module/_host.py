@@ -36,10 +36,22 @@ States of a hosted module (:data:`_MOVES`; each move is logged, a repeated failu
     running   -> starting               its key changed
     crashed   -> starting | no-key      after the backoff
     no-key    -> starting               its key is there
-    any but broken -> stopped           the host stops
+    any but broken -> stopped           the host stops, or a reload stops the module
 
 The host is *connected* (systemd's READY=1) once no module is ``starting`` any more: each is
 registered, or known not to run for now (broken, no key, crashed), which its status says.
+
+Reload (SIGHUP, :meth:`ModuleHost.reload`): the host is handed the modules as their files are
+now and compares each file's digest (SHA-256 of its bytes) with the one it runs. A module that
+is new starts; one whose file changed stops (its runtime, worker and state sync end; its task
+is awaited) and starts again from the new file, as a new :class:`HostedModule`; one whose file
+is gone, or now says ``isolated: true``, stops and leaves the status. A module whose file is
+unchanged is not touched: its runtime runs on and does not miss a sample. A new or changed file
+that cannot be loaded is refused with its ``file:line`` problems, logged: the module that runs
+keeps running from the file it was started with (its status says ``refused``), and a new one
+is listed ``broken``. A changed file that loads to the same configuration (a comment) restarts
+nothing. Reloads run one at a time, as a task of the host; one that fails is logged, and the
+host runs on.
 """
 
 from __future__ import annotations
@@ -133,6 +145,10 @@ class HostedModule:
     # crash is logged once, and the recovery once it has run healthy_after seconds.
     failing: str | None = None
     settled: asyncio.Event = field(default_factory=asyncio.Event)
+    digest: str | None = None  # SHA-256 of the file's bytes as loaded (None: not read)
+    # Why the file on disk is not what runs: a reload found it changed and could not load it.
+    refused: str | None = None
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)  # the host, or a reload
 
     @property
     def principal(self) -> str:
@@ -146,11 +162,13 @@ class HostedModule:
             "error": self.error,
             "restarts": self.restarts,
             "driver": self.module.driver if self.module is not None else None,
+            "refused": self.refused,
         }
 
 
 class ModuleHost:
-    """Runs ``modules`` (:func:`plantd.module._main.load_host` reads them) until :meth:`stop`.
+    """Runs ``modules`` (:func:`plantd.module._main.load_host` reads them) until :meth:`stop`;
+    :meth:`reload` (or :meth:`reload_soon`, SIGHUP's) changes them while it runs.
 
     ``on_change`` is called after every move of a module, and when one that crashed has run
     ``healthy_after`` seconds again (to update systemd's status line). ``clock`` times the
@@ -178,6 +196,9 @@ class ModuleHost:
         self._key_retry = (min(1.0, key_retry_max), key_retry_max)
         self._healthy_after = healthy_after
         self._stopping = asyncio.Event()
+        self._tasks: asyncio.TaskGroup | None = None  # while run() runs: where modules start
+        self._supervisors: dict[HostedModule, asyncio.Task[None]] = {}
+        self._reloading = asyncio.Lock()  # one reload at a time
         for hosted in modules:
             if hosted.state is not State.STARTING:
                 hosted.settled.set()
@@ -205,6 +226,9 @@ class ModuleHost:
         ):
             if by_state.get(state):
                 parts.append(f"{label}: {', '.join(by_state[state])}")
+        refused = [name for name, hosted in self.modules.items() if hosted.refused]
+        if refused:
+            parts.append(f"changed file refused: {', '.join(refused)}")
         return "; ".join(parts)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -213,31 +237,146 @@ class ModuleHost:
         """Stop every module; :meth:`run` returns once they have stopped."""
         self._stopping.set()
         for hosted in self.modules.values():
-            if hosted.runtime is not None:
-                hosted.runtime.stop()
+            _stop_module(hosted)
 
     async def run(self) -> None:
-        """Run and supervise every module that is not broken, until :meth:`stop`."""
+        """Run and supervise every module that is not broken, and those a reload brings,
+        until :meth:`stop`."""
         self._check_connected()  # nothing to wait for if no module can start
         async with asyncio.TaskGroup() as tasks:
-            for hosted in self.modules.values():
-                if hosted.state is not State.BROKEN:
-                    # A context of its own, so that the module's name goes with its tasks only.
-                    context = contextvars.copy_context()
-                    context.run(_current_module.set, hosted.name)
-                    tasks.create_task(self._supervise(hosted), context=context)
+            self._tasks = tasks
+            try:
+                for hosted in self.modules.values():
+                    self._start(hosted)
+                await self._stopping.wait()  # a reload may start modules until then
+            finally:
+                self._tasks = None
+
+    def _start(self, hosted: HostedModule) -> None:
+        """Start ``hosted``'s supervisor task (a broken module has none)."""
+        if hosted.state is State.BROKEN or self._tasks is None:
+            return
+        # A context of its own, so that the module's name goes with its tasks only.
+        context = contextvars.copy_context()
+        context.run(_current_module.set, hosted.name)
+        task = self._tasks.create_task(self._supervise(hosted), context=context)
+        self._supervisors[hosted] = task
+        task.add_done_callback(lambda _: self._supervisors.pop(hosted, None))
+
+    # -- reload ---------------------------------------------------------------------------------
+
+    def reload_soon(self, load: Callable[[], Sequence[HostedModule]]) -> None:
+        """Reload (:meth:`reload`) from what ``load()`` returns, in a task of the host, after
+        any reload in progress; for a signal handler: it does not block, and a failure (of
+        ``load`` too) is logged, never the host's end."""
+        if self._tasks is None or self._stopping.is_set():
+            log.warning("reload: the host does not run; nothing to reload")
+            return
+        self._tasks.create_task(self._reload_from(load))
+
+    async def _reload_from(self, load: Callable[[], Sequence[HostedModule]]) -> None:
+        async with self._reloading:
+            try:
+                # Loaded once the reload before has finished: it sees the files as they are.
+                await self._reconcile(load())
+            except Exception:  # a reload that fails leaves the modules as they were
+                log.exception("reload failed; the modules run on as they were")
+
+    async def reload(self, modules: Sequence[HostedModule]) -> None:
+        """Run ``modules`` (the files as they are now) from now on, touching only what changed:
+        see *Reload* in the module doc. Returns once the stopped modules have stopped and the
+        new ones are started (not yet registered)."""
+        async with self._reloading:
+            await self._reconcile(modules)
+
+    async def _reconcile(self, modules: Sequence[HostedModule]) -> None:
+        if self._stopping.is_set():
+            return
+        incoming = {hosted.name: hosted for hosted in modules}
+        removed = [h for name, h in self.modules.items() if name not in incoming]
+        replaced: list[HostedModule] = []  # stopped, to start again from their new files
+        arriving: list[HostedModule] = []  # new modules, and the new files of changed ones
+        for hosted in removed:
+            log.warning(
+                "module %s: its file is gone or says isolated: true now; stopping it", hosted.name
+            )
+        for name, new in incoming.items():
+            old = self.modules.get(name)
+            if old is not None and new.digest == old.digest:
+                old.refused = None  # a refused change undone, if any
+                continue  # untouched: it runs on, sample after sample
+            if new.state is State.BROKEN:
+                if old is None or old.state is State.BROKEN:
+                    log.error("module %s cannot run: %s", name, new.error)
+                    arriving.append(new)
+                elif old.refused != new.error:
+                    log.error(
+                        "module %s: its changed file is refused; it runs on as it was: %s",
+                        name,
+                        new.error,
+                    )
+                    old.refused = new.error
+                continue
+            if old is None or old.state is State.BROKEN:
+                log.info("module %s: %s file; starting it", name, "new" if old is None else "fixed")
+                if new.state is State.NO_KEY:
+                    log.error("module %s cannot run: %s; the other modules run", name, new.error)
+            elif old.module == new.module and old.driver_class is new.driver_class:
+                log.info("module %s: its file changed, its configuration did not", name)
+                old.digest, old.refused = new.digest, None
+                continue
+            else:
+                log.warning("module %s: its file changed; starting it again from it", name)
+                replaced.append(old)
+            arriving.append(new)
+        await self._stop_modules([*removed, *replaced])
+        if self._stopping.is_set():
+            return  # the host stops: nothing new starts
+        for hosted in removed:
+            del self.modules[hosted.name]
+        for hosted in arriving:
+            self.modules[hosted.name] = hosted  # a changed one keeps its place in the status
+            if hosted.state is not State.STARTING:
+                hosted.settled.set()
+            self._start(hosted)
+        self._check_connected()
+        restarted = {hosted.name for hosted in replaced}
+        log.info(
+            "reload: %d started, %d restarted, %d stopped, %d broken, %d refused; "
+            "the others untouched",
+            sum(1 for h in arriving if h.name not in restarted and h.state is not State.BROKEN),
+            len(replaced),
+            len(removed),
+            sum(1 for h in arriving if h.state is State.BROKEN),
+            sum(1 for hosted in self.modules.values() if hosted.refused),
+        )
+        if self.on_change is not None:
+            self.on_change(self)
+
+    async def _stop_modules(self, modules: Sequence[HostedModule]) -> None:
+        """Stop ``modules`` and wait until their tasks have ended (their workers said goodbye,
+        their drivers are closed)."""
+        tasks = []
+        for hosted in modules:
+            _stop_module(hosted)
+            if (task := self._supervisors.get(hosted)) is not None:
+                tasks.append(task)
+        if tasks:
+            await asyncio.wait(tasks)
+
+    # -- one module -----------------------------------------------------------------------------
 
     async def _supervise(self, hosted: HostedModule) -> None:
         restart_delays = backoff_delays(*self._restart)
         key_delays = backoff_delays(*self._key_retry)
-        while not self._stopping.is_set():
+        while not hosted.stopping.is_set():
             try:
                 identity = service_identity(self.config, hosted.principal)
                 credentials = identity.credentials() if identity is not None else None
             except SecurityError as exc:
                 if hosted.state is not State.NO_KEY:
                     self._move(hosted, State.NO_KEY, str(exc))
-                await self._wait_stop(next(key_delays))
+                await self._wait_stop(hosted, next(key_delays))
                 continue
             key_delays = backoff_delays(*self._key_retry)
             if hosted.state is not State.STARTING:
@@ -248,7 +387,7 @@ class ModuleHost:
             except Exception as exc:  # supervisor edge: a module's crash is its own
                 self._crashed(hosted, exc)
             else:
-                if self._stopping.is_set():
+                if hosted.stopping.is_set():
                     break
                 if rotated:
                     restart_delays = backoff_delays(*self._restart)
@@ -256,7 +395,7 @@ class ModuleHost:
                 self._crashed(hosted, None)
             if self.clock.monotonic() - started >= self._healthy_after:
                 restart_delays = backoff_delays(*self._restart)
-            await self._wait_stop(next(restart_delays))
+            await self._wait_stop(hosted, next(restart_delays))
             hosted.restarts += 1
         self._move(hosted, State.STOPPED)
 
@@ -350,8 +489,15 @@ class ModuleHost:
                 # was started with), the line as it is now.
                 asyncio.get_running_loop().call_soon(self.on_change, self)
 
-    async def _wait_stop(self, seconds: float) -> None:
-        await set_within(self._stopping, seconds, self.clock)
+    async def _wait_stop(self, hosted: HostedModule, seconds: float) -> None:
+        await set_within(hosted.stopping, seconds, self.clock)
+
+
+def _stop_module(hosted: HostedModule) -> None:
+    """Ask ``hosted`` to stop: its run ends, and its supervisor starts no other."""
+    hosted.stopping.set()
+    if hosted.runtime is not None:
+        hosted.runtime.stop()
 
 
 class _Watch:

@@ -4,6 +4,7 @@ per process (``plant module run NAME``) or several in one (``plant module host``
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ __all__ = [
     "load_module",
     "module_files",
     "module_path",
+    "rescan_host",
     "run_host",
     "run_module",
 ]
@@ -131,41 +133,16 @@ def load_host(config: PlantdConfig, names: Sequence[str] = ()) -> list[HostedMod
     ``no-key``, and the others run — unless ``names`` named it: then ConfigError (or
     SecurityError), as ``plant module run`` would. So is a host with nothing it could run.
     """
-    if names:
-        paths = [module_path(config, name) for name in dict.fromkeys(names)]
-    else:
-        paths = [path for path in module_files(config.source_dir) if not is_isolated(path)]
     hosted: list[HostedModule] = []
-    for path in paths:
-        try:
-            module, driver_class = _load_class(path)
-        except ConfigError as exc:
-            if names:
-                raise
-            log.error("module %s cannot run: %s", path.stem, exc)
-            hosted.append(HostedModule(path.stem, path, State.BROKEN, error=str(exc)))
-            continue
-        if names and module.isolated:
-            log.warning("module %s says isolated: true, but was named: it runs here", path.stem)
-        state, error = State.STARTING, None
-        try:
-            service_identity(config, f"module.{path.stem}")
-        except SecurityError as exc:
-            if names:
-                raise
-            log.error("module %s cannot run: %s; the other modules run", path.stem, exc)
-            state, error = State.NO_KEY, str(exc)
-        hosted.append(
-            HostedModule(
-                path.stem,
-                path,
-                state,
-                error,
-                module=module,
-                driver_class=driver_class,
-                failing="no-key" if state is State.NO_KEY else None,
-            )
-        )
+    for path in _host_paths(config, names):
+        one = _load_hosted(config, path, named=bool(names))
+        if one.state is State.BROKEN:
+            log.error("module %s cannot run: %s", one.name, one.error)
+        elif one.state is State.NO_KEY:
+            log.error("module %s cannot run: %s; the other modules run", one.name, one.error)
+        elif names and one.module is not None and one.module.isolated:
+            log.warning("module %s says isolated: true, but was named: it runs here", one.name)
+        hosted.append(one)
     if not hosted:
         where = config.source_dir / MODULES_DIR if config.source_dir else MODULES_DIR
         raise ConfigError([f"{where}: no module to host (isolated ones run on their own)"])
@@ -174,17 +151,74 @@ def load_host(config: PlantdConfig, names: Sequence[str] = ()) -> list[HostedMod
     return hosted
 
 
+def rescan_host(config: PlantdConfig, names: Sequence[str] = ()) -> list[HostedModule]:
+    """The modules a host runs, as their files are now: what a reload hands the host
+    (:meth:`ModuleHost.reload`). As :func:`load_host`, but nothing is raised or logged (the
+    host logs what changed): a file that cannot be loaded is ``broken``, named or not; a named
+    file that is gone is left out (the host stops its module); there may be none at all."""
+    paths = _host_paths(config, names)
+    if names:
+        paths = [path for path in paths if path.exists()]
+    return [_load_hosted(config, path, named=False) for path in paths]
+
+
+def _host_paths(config: PlantdConfig, names: Sequence[str]) -> list[Path]:
+    """The files of those ``names``, else every file of ``modules.d/`` that is not isolated."""
+    if names:
+        return [module_path(config, name) for name in dict.fromkeys(names)]
+    return [path for path in module_files(config.source_dir) if not is_isolated(path)]
+
+
+def _load_hosted(config: PlantdConfig, path: Path, *, named: bool) -> HostedModule:
+    """One module of the host from its file: ``starting``, or ``broken`` (its file or driver
+    cannot be loaded), or ``no-key``; ``named`` (on the command line): those two raise."""
+    try:
+        digest: str | None = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        digest = None  # not there (any more): loading it says so
+    try:
+        module, driver_class = _load_class(path)
+    except ConfigError as exc:
+        if named:
+            raise
+        return HostedModule(path.stem, path, State.BROKEN, error=str(exc), digest=digest)
+    state, error = State.STARTING, None
+    try:
+        service_identity(config, f"module.{path.stem}")
+    except SecurityError as exc:
+        if named:
+            raise
+        state, error = State.NO_KEY, str(exc)
+    return HostedModule(
+        path.stem,
+        path,
+        state,
+        error,
+        module=module,
+        driver_class=driver_class,
+        failing="no-key" if state is State.NO_KEY else None,
+        digest=digest,
+    )
+
+
 async def run_host(
     config: PlantdConfig, names: Sequence[str] = (), environ: Mapping[str, str] | None = None
 ) -> None:
     """Run the module host until SIGTERM/SIGINT: READY=1 once every module that can run is
-    registered, the status line kept up to date as modules fail and recover."""
+    registered, the status line kept up to date as modules fail and recover. SIGHUP reloads:
+    the files are read again (``names``' only, if it was given names) and what changed is
+    applied (:meth:`ModuleHost.reload`)."""
     notifier = Notifier.from_environ(environ or {})
     host = ModuleHost(
         config, load_host(config, names), on_change=lambda h: notifier.status(h.summary())
     )
     try:
-        await run_until_signal([host], environ=environ, description=_ready_line(host))
+        await run_until_signal(
+            [host],
+            environ=environ,
+            description=_ready_line(host),
+            reload=lambda: host.reload_soon(lambda: rescan_host(config, names)),
+        )
     finally:
         notifier.close()
 
