@@ -10,8 +10,8 @@ ZeroMQ context and the heap. Under CURVE every module proves itself with its OWN
 that module's credentials explicitly, so the broker holds each module to what it may do (serve
 its service, publish its topics, write its state scope) as it holds a process.
 
-One supervisor task per module, all children of the host's TaskGroup. A module's trouble
-stays its own:
+One supervisor task per module, all children of the host's TaskGroup (open until the host
+stops, so that a reload can start modules in it). A module's trouble stays its own:
 
 - its file or driver cannot be loaded: it is *broken*, reported, and the others run (named on
   the command line, it keeps the host from starting: exit 2, as ``plant module run``);
@@ -29,7 +29,8 @@ those.
 
 States of a hosted module (:data:`_MOVES`; each move is logged, a repeated failure once)::
 
-    broken                              its file or driver cannot be loaded (for good)
+    broken                              its file or driver cannot be loaded (until a
+                                        reload brings a file that loads: a new module)
     starting  -> running                its worker is registered with the broker
     starting  -> no-key                 its key is missing
     starting, running -> crashed        an exception escaped its task tree
@@ -44,8 +45,9 @@ registered, or known not to run for now (broken, no key, crashed), which its sta
 Reload (SIGHUP, :meth:`ModuleHost.reload`): the host is handed the modules as their files are
 now and compares each file's digest (SHA-256 of its bytes) with the one it runs. A module that
 is new starts; one whose file changed stops (its runtime, worker and state sync end; its task
-is awaited) and starts again from the new file, as a new :class:`HostedModule`; one whose file
-is gone, or now says ``isolated: true``, stops and leaves the status. A module whose file is
+is awaited) and starts again from the new file, as a new :class:`HostedModule` (whatever its
+state: running, crashed, no-key, or broken); one whose file is gone, or now says
+``isolated: true``, stops and leaves the status. A module whose file is
 unchanged is not touched: its runtime runs on and does not miss a sample. A new or changed file
 that cannot be loaded is refused with its ``file:line`` problems, logged: the module that runs
 keeps running from the file it was started with (its status says ``refused``), and a new one
