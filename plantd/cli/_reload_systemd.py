@@ -19,6 +19,9 @@ What each change takes:
   the sink re-reads its file and keeps its queue; a sink that is not running is started) or
   stopped.
 
+A file new to the applied snapshot whose unit already runs (the first ``plant reload`` after a
+boot: the snapshot lives in /run) is applied only if it is not older than the unit's process.
+
 Then the applied snapshot is saved. A systemctl command that fails is reported (the unit, the
 exit status, ``systemctl status UNIT``) and the others are still run: one sink that does not
 start must not keep a module from starting.
@@ -117,14 +120,16 @@ def apply_systemd(
         systemctl("stop", _module(name))
     if plan.touches("host"):
         _apply_host(systemctl, bool(new_snapshot.of("host")), _read(drop_in) != before)
+    added = new_snapshot.of("module")
     for name in plan.added.get("module", []):
-        systemctl("start", _module(name))
+        _start(systemctl, _module(name), added[name].path, "restart")
     for name in plan.changed.get("module", []):
         systemctl("restart", _module(name))
     for name in plan.removed.get("sink", []):
         systemctl("stop", _sink(name))
+    sinks = new_snapshot.of("sink")
     for name in plan.added.get("sink", []):
-        systemctl("start", _sink(name))
+        _start(systemctl, _sink(name), sinks[name].path, "reload-or-restart")
     for name in plan.changed.get("sink", []):
         systemctl("reload-or-restart", _sink(name))
     run_dir = config.paths.run
@@ -148,6 +153,26 @@ def _apply_host(systemctl: _Systemctl, hosted: bool, new_sandbox: bool) -> None:
         systemctl("restart", HOST_UNIT, note="it was starting with the files as they were")
     else:
         systemctl("start", HOST_UNIT)
+
+
+def _start(systemctl: _Systemctl, unit: str, path: Path, renew: str) -> None:
+    """Start the unit of a file that is new to the applied snapshot. It may run already: after
+    a boot there is no applied snapshot yet (it lives in /run), so every file is new to the
+    first ``plant reload``. Then it runs with the file as it was when it started: if the file
+    is not older than that, ``renew`` (restart, or reload a sink) applies it; if it is, the
+    unit is left alone."""
+    if _state(systemctl.run, unit) not in _RUNNING:
+        systemctl("start", unit)
+        return
+    started = _started_at(systemctl.run, unit)
+    try:
+        written = path.stat().st_mtime
+    except OSError:
+        written = None
+    if started is None or written is None or written >= started:
+        systemctl(renew, unit, note="it ran with an older file")
+    else:
+        systemctl.lines.append(f"{unit}: already running with this file")
 
 
 class _Systemctl:
@@ -181,6 +206,17 @@ def _state(run: Runner, unit: str) -> str:
     except OSError:
         return "unknown"
     return (result.stdout or "").strip() or "unknown"
+
+
+def _started_at(run: Runner, unit: str) -> float | None:
+    """When the unit's main process started (seconds since the epoch; ``--timestamp=unix``
+    prints ``@SECONDS``), or None if systemctl cannot say."""
+    argv = ["systemctl", "show", "--property=ExecMainStartTimestamp", "--timestamp=unix"]
+    try:
+        result = run([*argv, "--value", unit], capture_output=True, text=True, check=False)
+        return float((result.stdout or "").strip().lstrip("@"))
+    except (OSError, ValueError):
+        return None
 
 
 def _read(path: Path) -> str | None:

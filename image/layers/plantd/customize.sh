@@ -5,7 +5,7 @@ root=$1
 repo=$PLANTD_IMAGE_REPO
 units=$root/usr/lib/systemd/system
 
-install -m 0644 "$repo"/systemd/*.service "$repo"/systemd/*.target "$units/"
+install -m 0644 "$repo"/systemd/*.service "$repo"/systemd/*.target "$repo"/systemd/*.path "$units/"
 install -D -m 0755 "$repo/systemd/plantd-module-generator" \
     "$root/usr/lib/systemd/system-generators/plantd-module-generator"
 install -D -m 0644 "$repo/systemd/plantd.sysusers" "$root/usr/lib/sysusers.d/plantd.conf"
@@ -34,3 +34,5 @@ echo "$PLANTD_IMAGE_VERSION" > "$root/opt/plantd/VERSION"
 systemctl --root="$root" enable plantd.target plantd-keys.service plantd-broker.service \
     plantd-state.service plantd-historian.service plantd-logger.service plantd-proxy.service \
     plantd-control.service
+# Hot-plug: a change to modules.d/ or sinks.d/ runs `plant reload` (docs/reload.md).
+systemctl --root="$root" enable plantd-reload.path

@@ -5,6 +5,7 @@ the generator's drop-in are real files in a temporary directory."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -28,17 +29,20 @@ MODULE = "driver: sim\n"
 
 
 class FakeSystemctl:
-    """Records every systemctl command; ``states`` answers ``is-active`` (default
-    ``inactive``); a command in ``failing`` exits 1 (``is-active`` aside); ``on_daemon_reload``
-    stands for the generator, which runs at ``daemon-reload``."""
+    """Records every systemctl command but the questions; ``states`` answers ``is-active``
+    (default ``inactive``), ``started`` the start time of a unit's process (``show``); a
+    command in ``failing`` exits 1; ``on_daemon_reload`` stands for the generator, which runs
+    at ``daemon-reload``."""
 
     def __init__(
         self,
         states: Mapping[str, str] | None = None,
         failing: set[str] | None = None,
         on_daemon_reload: Callable[[], None] | None = None,
+        started: Mapping[str, float] | None = None,
     ) -> None:
         self.states = dict(states or {})
+        self.started = dict(started or {})
         self.failing = failing or set()
         self.on_daemon_reload = on_daemon_reload
         self.commands: list[str] = []
@@ -50,6 +54,10 @@ class FakeSystemctl:
         if argv[1] == "is-active":
             state = self.states.get(argv[2], "inactive")
             return subprocess.CompletedProcess(argv, 0 if state == "active" else 3, state + "\n")
+        if argv[1] == "show":
+            assert argv[2:5] == ["--property=ExecMainStartTimestamp", "--timestamp=unix", "--value"]
+            started = self.started.get(argv[5])
+            return subprocess.CompletedProcess(argv, 0, f"@{started:.0f}\n" if started else "\n")
         self.commands.append(line)
         if argv[1] == "daemon-reload" and self.on_daemon_reload is not None:
             self.on_daemon_reload()
@@ -347,6 +355,38 @@ def test_a_refused_file_does_not_ask_for_another_run(setup: Setup) -> None:
         generator_dir=setup.generator,
     )
     assert not (setup.run_dir / AGAIN_FILE).exists()
+
+
+def test_after_a_boot_a_running_unit_with_an_older_file_is_left_alone(setup: Setup) -> None:
+    # No applied snapshot yet (it lives in /run): every file is new to the first reload.
+    setup.write("modules.d/pump.yaml", MODULE + ISOLATED)
+    setup.write("sinks.d/upstream.yaml", "type: mqtt\n")
+    os.utime(setup.config_dir / "modules.d/pump.yaml", (1000, 1000))
+    os.utime(setup.config_dir / "sinks.d/upstream.yaml", (1000, 1000))
+    pump, sink = "plantd-module@pump.service", "plantd-sink@upstream.service"
+    fake = FakeSystemctl({pump: "active", sink: "active"}, started={pump: 2000, sink: 2000})
+    lines = setup.apply(Snapshot(), fake)
+    assert fake.commands == ["daemon-reload"]
+    assert f"{pump}: already running with this file" in lines
+
+
+def test_after_a_boot_a_running_unit_with_a_newer_file_gets_it(setup: Setup) -> None:
+    setup.write("modules.d/pump.yaml", MODULE + ISOLATED)
+    setup.write("sinks.d/upstream.yaml", "type: mqtt\n")
+    os.utime(setup.config_dir / "modules.d/pump.yaml", (3000, 3000))
+    os.utime(setup.config_dir / "sinks.d/upstream.yaml", (3000, 3000))
+    pump, sink = "plantd-module@pump.service", "plantd-sink@upstream.service"
+    fake = FakeSystemctl({pump: "active", sink: "active"}, started={pump: 2000, sink: 2000})
+    setup.apply(Snapshot(), fake)
+    assert fake.commands == ["daemon-reload", f"restart {pump}", f"reload-or-restart {sink}"]
+
+
+def test_after_a_boot_a_unit_that_cannot_say_when_it_started_gets_the_file(setup: Setup) -> None:
+    setup.write("sinks.d/upstream.yaml", "type: mqtt\n")
+    sink = "plantd-sink@upstream.service"
+    fake = FakeSystemctl({sink: "active"})  # `show` prints nothing
+    setup.apply(Snapshot(), fake)
+    assert fake.commands == ["daemon-reload", f"reload-or-restart {sink}"]
 
 
 def test_systemd_runs_the_appliance_configuration_when_the_target_is_up(tmp_path: Path) -> None:
