@@ -107,7 +107,7 @@ async def run_sink(
 ) -> None:
     """Run sink ``name`` (``sinks.d/NAME.yaml``) until SIGTERM/SIGINT (telling systemd when it
     serves). :class:`SinkAlreadyRunning` if another process runs it (exit with its
-    ``exit_status``)."""
+    ``exit_status``). SIGHUP re-reads the sink file and applies it, keeping the queue."""
     from plantd.runtime import run_until_signal
 
     # Past RLIMIT_FSIZE the kernel would kill the sink with SIGXFSZ; ignored, the write fails
@@ -124,5 +124,8 @@ async def run_sink(
         sink.queue.length,
     )
     await run_until_signal(
-        [sink], environ=environ, description=f"sink {name}: {sink.sink.type} upstream"
+        [sink],
+        environ=environ,
+        description=f"sink {name}: {sink.sink.type} upstream",
+        reload=sink.reload_file,  # SIGHUP: sinks.d/NAME.yaml again (plantd.sinks._reload)
     )

@@ -32,6 +32,12 @@ Theory of operation. Children of one TaskGroup:
 - **commands**: if the upstream has ``serve_commands`` (commands from upstream to the
   modules, through ``UpstreamContext.write``), it runs here until the sink stops.
 
+Reload. SIGHUP re-reads ``sinks.d/NAME.yaml`` (:meth:`Sink.reload`, what changes how in
+:mod:`plantd.sinks._reload`): a new upstream is built first (a bad one changes nothing), then
+the delivery hands over after the batch in hand; a new bus subscription is opened before the
+old one closes; the rest is read by its task at its next round. The disk queue, the cursors
+and the gaps stay: nothing taken from the bus is dropped by a reload.
+
 Backpressure. The intake never waits for the upstream: a slow or absent upstream only slows
 the delivery task, so the bus socket keeps being drained into the disk queue (which grows,
 up to ``queue.max_bytes``) instead of into the broker's memory. The intake's work per sample
@@ -46,6 +52,7 @@ import fnmatch
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import Any
 
 from plantd.bus import (
@@ -59,14 +66,16 @@ from plantd.bus import (
 )
 from plantd.client import AsyncClient
 from plantd.config import PlantdConfig
+from plantd.errors import ConfigError
 from plantd.runtime import set_within
 from plantd.service import ServiceDefinition, ServiceWorker, call_async
-from plantd.sinks._config import SinkConfig
+from plantd.sinks._config import SinkConfig, load_sink
 from plantd.sinks._intake import IntakeState
 from plantd.sinks._kind import UpstreamContext
 from plantd.sinks._metrics import DROP_REASONS, track, untrack
 from plantd.sinks._queue import DiskQueue, Entry, EventEntry, entry_samples
 from plantd.sinks._registry import load_sink_kind
+from plantd.sinks._reload import plan
 from plantd.sinks._repair import Repairer
 from plantd.sinks._upstream import (
     Outgoing,
@@ -105,18 +114,18 @@ class Sink:
         )
         self._client: AsyncClient | None = None
         try:
-            self.upstream: Upstream = upstream or self._make_upstream()
+            self.upstream: Upstream = upstream or self._make_upstream(sink)
         except BaseException:  # e.g. the kind's client library is missing: free queue and lock
             self.queue.close()
             raise
-        # Events go only to an upstream that can take them (``deliver_events``).
-        self.events: tuple[str, ...] = ()
-        if sink.events:
-            if hasattr(self.upstream, "deliver_events"):
-                self.events = sink.events
-            else:
-                log.info("sink %s: the %s kind forwards no events (%s ignored)", sink.name,
-                         sink.type, ", ".join(sink.events))  # fmt: skip
+        self.events = self._events_for(self.upstream)
+        # Reload (SIGHUP): the upstream to hand over to, and the flags the tasks look at.
+        self._next_upstream: Upstream | None = None
+        self._handover = asyncio.Event()  # wakes the delivery: a new upstream, or stop
+        self._upstream_changed = asyncio.Event()  # the commands task follows the upstream
+        self._resubscribe = asyncio.Event()
+        self._repairer: Repairer | None = None
+        self._subscriber: BusSubscriber | None = None
         self.worker = ServiceWorker(sink_service(self), config)
         self.connected = self.worker.connected  # registered at the broker: ready to serve
         self.started = time.time()
@@ -130,9 +139,17 @@ class Sink:
         self._stopping = asyncio.Event()
         self._publisher: BusPublisher | None = None
 
-    def _make_upstream(self) -> Upstream:
-        """The upstream of the sink's kind (its ``plantd.sinks`` entry point)."""
+    def _events_for(self, upstream: Upstream) -> tuple[str, ...]:
+        """Events go only to an upstream that can take them (``deliver_events``)."""
         sink = self.sink
+        if sink.events and not hasattr(upstream, "deliver_events"):
+            log.info("sink %s: the %s kind forwards no events (%s ignored)", sink.name,
+                     sink.type, ", ".join(sink.events))  # fmt: skip
+            return ()
+        return sink.events
+
+    def _make_upstream(self, sink: SinkConfig) -> Upstream:
+        """The upstream of ``sink``'s kind (its ``plantd.sinks`` entry point)."""
         kind = load_sink_kind(sink.type, source=str(sink.source or sink.name))
         context = UpstreamContext(
             queue=self.queue,
@@ -152,52 +169,120 @@ class Sink:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._handover.set()
         self.worker.stop()
+
+    # -- reload ------------------------------------------------------------------------------
+
+    def reload_file(self) -> None:
+        """SIGHUP: read ``sinks.d/NAME.yaml`` again and apply it; a file with problems is
+        logged (file:line) and the sink runs on as it was. On the event loop: quick."""
+        try:
+            read = load_sink(self.config, self.name)
+        except ConfigError as exc:
+            log.error(
+                "sink %s: SIGHUP: the sink file has problems; nothing applied, running on with "
+                "the settings as they were:\n%s",
+                self.name,
+                exc,
+            )
+            return
+        self.reload(read)
+
+    def reload(self, read: SinkConfig) -> None:
+        """Apply ``read`` (a valid sink file) to the running sink (see
+        :mod:`plantd.sinks._reload`); a new upstream that cannot be built changes nothing."""
+        todo = plan(self.sink, read)
+        for line in todo.restart:
+            log.warning("sink %s: SIGHUP: %s: needs a restart, not applied", self.name, line)
+        if not todo.changed:
+            log.info("sink %s: SIGHUP: no setting that applies live has changed", self.name)
+            return
+        upstream: Upstream | None = None
+        if todo.new_upstream:
+            try:
+                upstream = self._make_upstream(todo.config)
+            except Exception as exc:  # e.g. its client library is missing
+                log.error("sink %s: SIGHUP: the new upstream cannot be made, nothing "
+                          "applied: %s", self.name, exc)  # fmt: skip
+                return
+        self.sink = new = todo.config
+        self.queue.max_bytes, self.queue.max_age = new.queue.max_bytes, new.queue.max_age
+        self.intake.batch_size = new.queue.batch_size
+        self.intake.max_pending = new.queue.max_pending
+        if self._repairer is not None:
+            self._repairer.settings = new.repair
+        if upstream is not None:
+            self._next_upstream = upstream
+            self._handover.set()
+            self._queued.set()  # wake a delivery waiting for entries: it hands over
+        else:
+            self.events = self._events_for(self.upstream)  # ``events`` may have changed
+        if todo.resubscribe:
+            self._resubscribe.set()
+        for line in todo.applied:
+            log.info("sink %s: SIGHUP: applied %s", self.name, line)
+
+    def _subscribe(self) -> BusSubscriber:
+        return BusSubscriber(
+            self.config.bus.backend,
+            sorted({_literal_prefix(t) for t in self.sink.topics} | set(self.events)),
+            high_water_mark=self.config.bus.high_water_mark,
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
 
     async def run(self) -> None:
         config = self.config
-        subscriber = BusSubscriber(
-            config.bus.backend,
-            sorted({_literal_prefix(t) for t in self.sink.topics} | set(self.events)),
-            high_water_mark=config.bus.high_water_mark,
-        )
+        self._subscriber = self._subscribe()
         self._publisher = BusPublisher(config.bus.frontend)
         client = AsyncClient.from_config(config.broker.endpoint, config.client)
         self._client = client
         track(self)
         try:
             async with client, asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._intake(subscriber))
+                tasks.create_task(self._intake_until_stopped())
                 tasks.create_task(self._commits())
                 tasks.create_task(self._delivery())
-                repairer = Repairer(
+                repairer = self._repairer = Repairer(
                     self.name, self.intake, self.sink.repair, lambda: self._client, self._stopping
                 )
                 tasks.create_task(repairer.run())
-                tasks.create_task(self._every(self.sink.status_interval, self._publish_status))
-                tasks.create_task(self._every(_TRIM_EVERY, self._trim))
+                tasks.create_task(
+                    self._every(lambda: self.sink.status_interval, self._publish_status)
+                )
+                tasks.create_task(self._every(lambda: _TRIM_EVERY, self._trim))
                 tasks.create_task(self.worker.run())
-                serve_commands = getattr(self.upstream, "serve_commands", None)
-                if serve_commands is not None:
-                    tasks.create_task(self._until_stopped(serve_commands()))
+                tasks.create_task(self._commands())
         finally:
             untrack(self)
-            subscriber.close()
+            if self._subscriber is not None:  # the one in use (the intake closed the others)
+                self._subscriber.close()
             await self._commit()
             self._publisher.close()
             self.queue.close()
 
-    async def _until_stopped(self, work: Any) -> None:
-        task = asyncio.ensure_future(work)
-        try:
-            await self._stopping.wait()
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async def _commands(self) -> None:
+        """The upstream's ``serve_commands``, if it has one, until the sink stops or the
+        upstream is replaced (then the new one's)."""
+        while not self._stopping.is_set():
+            self._upstream_changed.clear()
+            serve_commands = getattr(self.upstream, "serve_commands", None)
+            task = asyncio.ensure_future(serve_commands()) if serve_commands else None
+            stopping = asyncio.ensure_future(self._stopping.wait())
+            changed = asyncio.ensure_future(self._upstream_changed.wait())
+            try:
+                await asyncio.wait([stopping, changed], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiting in (task, stopping, changed):
+                    if waiting is not None:
+                        waiting.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await waiting
 
-    async def _every(self, interval: float, job: Any) -> None:
-        while not await self._sleep(interval):
+    async def _every(self, interval: Callable[[], float], job: Any) -> None:
+        """``job`` every ``interval()`` seconds (read each round: a reload may change it)."""
+        while not await self._sleep(interval()):
             try:
                 await job()
             except Exception:  # supervisor edge: housekeeping must not end the sink
@@ -209,14 +294,35 @@ class Sink:
 
     # -- intake and commits ------------------------------------------------------------------
 
-    async def _intake(self, subscriber: BusSubscriber) -> None:
+    async def _intake_until_stopped(self) -> None:
+        """The intake, on a new subscription whenever a reload changes the topics: the new
+        one is opened before the old one is read to its end and closed (a sample both
+        deliver is taken once: its ``seq`` is not above the topic's cursor the second time)."""
+        while not self._stopping.is_set():
+            old = self._subscriber
+            assert old is not None  # run() opened it
+            await self._intake(old)
+            if self._resubscribe.is_set():
+                self._resubscribe.clear()
+                self._subscriber = self._subscribe()
+                try:
+                    await self._intake(old, drain=True)
+                finally:
+                    old.close()
+
+    async def _intake(self, subscriber: BusSubscriber, *, drain: bool = False) -> None:
+        """Take samples until the sink stops or a reload asks for a new subscription
+        (``drain``: only what ``subscriber`` already holds)."""
         globs = [t for t in self.sink.topics if any(c in t for c in "*?[")]
         prefixes = tuple(t for t in self.sink.topics if t not in globs)
         offer, receive, stopping = self.intake.offer, subscriber.receive_within, self._stopping
+        resubscribe = self._resubscribe
         events = self.events
         # The subscriber already keeps only the literal prefixes: without globs, that is all.
-        while not stopping.is_set():
-            message = await receive(0.25)
+        while not (stopping.is_set() or resubscribe.is_set()):
+            message = await receive(0.0 if drain else 0.25)
+            if message is None and drain:
+                return
             if message is None:
                 continue
             sample = message.payload
@@ -302,11 +408,14 @@ class Sink:
     async def _delivery(self) -> None:
         delay = self.sink.reconnect_initial
         while not self._stopping.is_set():
+            if self._take_next_upstream():
+                delay = self.sink.reconnect_initial
             try:
                 await self.upstream.connect()
             except UpstreamUnavailable as exc:
                 self._error("upstream", f"upstream unavailable: {exc}")
-                if await self._sleep(delay):
+                await set_within(self._handover, delay)  # a new upstream does not wait
+                if self._stopping.is_set():
                     return
                 delay = min(delay * 2, self.sink.reconnect_max)
                 continue
@@ -321,18 +430,33 @@ class Sink:
                 self.upstream_connected = False
                 await self.upstream.close()
 
+    def _take_next_upstream(self) -> bool:
+        """Switch to the upstream a reload made (the old one is closed); True if it did."""
+        self._handover.clear()
+        upstream, self._next_upstream = self._next_upstream, None
+        if upstream is None:
+            return False
+        self.upstream = upstream
+        events, self.events = self.events, self._events_for(upstream)
+        self._upstream_changed.set()
+        if events != self.events:  # it takes events where the old one took none, or not
+            self._resubscribe.set()
+        log.info("sink %s: a new upstream (%s) takes over", self.name, self.sink.type)
+        return True
+
     async def _deliver_while_connected(self) -> None:
-        settings = self.sink.queue
         queue = self.queue
         watermark = self.backlog_watermark = queue.last_id
         live_after, backlog_after = watermark, 0
-        size, rate = settings.batch_size, settings.drain_rate
+        size = self.sink.queue.batch_size
         # The backlog's token bucket, in samples: an entry is taken whole, so the bucket may
         # go into debt by up to one entry; it is paid back before the next backlog entry.
         tokens, refilled = float(size), time.monotonic()
         # Events: every queued record in id order, those queued before this connect historical.
         events_after, events_watermark = 0, queue.last_event_id
-        while not self._stopping.is_set():
+        while not (self._stopping.is_set() or self._next_upstream is not None):
+            # Read each round: a reload may change them.
+            size, rate = self.sink.queue.batch_size, self.sink.queue.drain_rate
             self._queued.clear()
             if self.events:
                 events = await queue.peek_events(events_after, size)

@@ -57,8 +57,8 @@ class Repairer:
 
     async def run(self) -> None:
         """Every 0.5 s, one attempt at every open gap, until the sink stops."""
-        settings = self.settings
         while not await set_within(self._stopping, _REPAIR_RETRY):
+            settings = self.settings  # each round: a reload may change it
             reachable = settings.enabled
             for gap in list(self.intake.gaps.values()):
                 if self._stopping.is_set():
