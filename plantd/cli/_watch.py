@@ -21,9 +21,7 @@ in ``<paths.run>/applied-config.json`` (:data:`plantd.reconfigure.APPLIED_FILE`)
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -31,7 +29,7 @@ from typing import Generic, Protocol, TextIO, TypeVar
 
 from plantd.reconfigure import APPLIED_FILE, Entry, Plan, Snapshot, plan, refusals, snapshot
 
-__all__ = ["HOST", "Child", "Watch", "applicable", "candidates", "refusal_lines"]
+__all__ = ["HOST", "Child", "Process", "Watch", "applicable", "candidates", "refusal_lines"]
 
 HOST = "host"  # the key of the module host's child; the others are "module NAME", "sink NAME"
 LOOK_EVERY = 0.5  # seconds between two looks at the directories (the issue's bound is 2 s)
@@ -40,12 +38,22 @@ LOOK_EVERY = 0.5  # seconds between two looks at the directories (the issue's bo
 _SINKS_RELOAD = False
 
 
+class Process(Protocol):
+    """What the watch needs of a child's process (a ``subprocess.Popen``)."""
+
+    def poll(self) -> int | None: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+
 class Child(Protocol):
     """What the watch needs of one of ``plant up``'s children (``plantd.cli._up_cmd._Child``)."""
 
     name: str
-    process: subprocess.Popen[bytes] | None
     stopped_because: str | None
+
+    @property
+    def process(self) -> Process | None: ...
 
     def start(self) -> None: ...
 
@@ -230,4 +238,4 @@ class Watch(Generic[C]):
             child.stopped_because = None
             child.start()
         elif process is not None and process.poll() is None:
-            os.kill(process.pid, signal.SIGHUP)
+            process.send_signal(signal.SIGHUP)
