@@ -536,9 +536,10 @@ def make_bundle(build: Build, root_image: Path) -> Path:
     )
     bundle = build.out / f"{build.stem}.raucb"
     bundle.unlink(missing_ok=True)
+    # zstd: seconds where mksquashfs's default (gzip -9) takes minutes, for a bundle 5 % larger.
     run(
-        "rauc", "bundle", "--cert", build.signing.certificate, "--key", build.signing.key,
-        content, bundle,
+        "rauc", "bundle", "--mksquashfs-args=-comp zstd -Xcompression-level 9",
+        "--cert", build.signing.certificate, "--key", build.signing.key, content, bundle,
     )  # fmt: skip
     shutil.rmtree(content)
     return bundle
@@ -647,7 +648,10 @@ def build_image(
         "rootfs_bytes": rootfs_bytes,
         "compressed_bytes": Path(f"{image}.zst").stat().st_size if compress else None,
         "bundle": f"{build.stem}.raucb" if "update" in target.layers else None,
-        "signing_certificate": str(build.signing.certificate),
+        "signing": {
+            "key": str(build.signing.key),
+            "certificate": str(build.signing.certificate),
+        },
         "partuuids": build.uuids,
         "cmdline": cmdline(build),
         "seconds": build.timings,

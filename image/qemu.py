@@ -368,6 +368,16 @@ class Machine:
         if result.returncode != 0:
             raise AssertionError(f"unpacking into {directory}: {result.stderr.decode()}")
 
+    def send(self, source: Path, destination: str) -> None:
+        """Copy a host file to ``destination`` in the guest (over SSH, as scp would)."""
+        with open(source, "rb") as data:
+            result = subprocess.run(
+                self.ssh_command(f"cat > {shlex.quote(destination)}"),
+                stdin=data, capture_output=True, timeout=600, check=False,
+            )  # fmt: skip
+        if result.returncode != 0:
+            raise AssertionError(f"copying {source} to {destination}: {result.stderr.decode()}")
+
     def wait_for_ssh(self, timeout: float = 300) -> float:
         """Seconds from QEMU's start until a command ran over SSH."""
         deadline = time.monotonic() + timeout

@@ -90,6 +90,30 @@ def check_manifest(built: Built, kernel: str, arch: str) -> None:
     assert re.search(r"^python\tpyzmq\t\d", manifest, re.M)
 
 
+def check_update(built: Built) -> None:
+    """The signed bundle beside the image, and what the image needs to install one."""
+    bundle = built.out / f"plantd-{built.target}.raucb"
+    assert built.report["bundle"] == bundle.name
+    certificate = built.report["signing"]["certificate"]
+    info = subprocess.run(
+        ["rauc", "info", "--keyring", certificate, "--output-format=json", str(bundle)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    manifest = json.loads(info)
+    assert manifest["compatible"] == f"plantd-{built.target}"
+    assert [image["filename"] for image in manifest["images"][0].values()] == ["root.ext4"]
+    for path in (
+        "/etc/rauc/system.conf",
+        "/etc/rauc/keyring.pem",
+        "/usr/lib/plantd/cmdline",
+        "/usr/lib/systemd/system/plantd-boot-check.service",
+        "/etc/systemd/system/multi-user.target.wants/plantd-boot-check.service",
+        "/opt/plantd/venv/bin/plantd-slots",
+        "/usr/bin/rauc",
+    ):
+        assert root_has(built, path), path
+
+
 def test_amd64_contents(amd64: Built) -> None:
     parts = partitions(amd64.image)
     assert [p["table"] for p in parts[:1]] == ["gpt"]
@@ -102,11 +126,19 @@ def test_amd64_contents(amd64: Built) -> None:
     boot = list_boot_partition(amd64.image)
     assert sorted(boot) == [
         "EFI/BOOT/BOOTX64.EFI", "a/initrd.img", "a/vmlinuz",
-        "loader/entries/plantd-a.conf", "loader/loader.conf",
+        "loader/entries/plantd-1-a.conf", "loader/loader.conf",
     ]  # fmt: skip
-    entry = read_boot_partition(amd64.image, "loader/entries/plantd-a.conf")
+    entry = read_boot_partition(amd64.image, "loader/entries/plantd-1-a.conf")
     assert entry is not None
     assert f"root=PARTUUID={uuids['root_a']} ro " in entry.decode()
+    assert "plantd.slot=a rauc.slot=a" in entry.decode()
+    # No default: the first entry in systemd-boot's order boots (plantd/system/_slots.py).
+    loader = read_boot_partition(amd64.image, "loader/loader.conf")
+    assert loader is not None
+    assert "default" not in loader.decode()
+    # RAUC finds the slots by GPT partition name, the same on every device of the target.
+    assert [p.get("name") for p in parts] == ["boot", "root-a", "root-b", "data"]
+    check_update(amd64)
     check_root(amd64)
     check_manifest(amd64, "linux-image-amd64", "amd64")
 

@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"
 SERVICES = sorted(p.name for p in UNITS.glob("*.service"))
 KEYS = "plantd-keys.service"  # the oneshot that makes keys, as root; the others are plantd's
-DAEMONS = [name for name in SERVICES if name != KEYS]
+RELOAD = "plantd-reload.service"  # hot-plug's oneshot, as root (tests/systemd/test_reload_units.py)
+DAEMONS = [name for name in SERVICES if name not in (KEYS, RELOAD)]
 EXECUTABLES = (
     "plant",
     "plantd-broker",
@@ -61,6 +62,10 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "usr/bin").mkdir(parents=True)
     (root / "usr/bin/flock").write_text("#!/bin/sh\n")  # util-linux, Essential in Debian
     (root / "usr/bin/flock").chmod(0o755)
+    (root / "bin").mkdir()
+    for name in ("kill", "rm"):  # ExecReload=/bin/kill -HUP (procps), plantd-reload's /bin/rm
+        (root / "bin" / name).write_text("#!/bin/sh\n")
+        (root / "bin" / name).chmod(0o755)
     return root
 
 
@@ -263,7 +268,7 @@ def test_the_module_host() -> None:
     assert "plantd-broker.service" in unit["Unit"]["After"]
     host, template = unit["Service"], read_unit("plantd-module@.service")["Service"]
     # The same sandbox as a module instance, option for option (but what names the unit).
-    differ = {"ExecStart", "TimeoutStartSec", "SyslogIdentifier"}
+    differ = {"ExecStart", "ExecReload", "TimeoutStartSec", "SyslogIdentifier"}
     assert {k: v for k, v in host.items() if k not in differ} == {
         k: v for k, v in template.items() if k not in differ
     }

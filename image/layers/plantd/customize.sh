@@ -12,7 +12,7 @@ install -D -m 0644 "$repo/systemd/plantd.sysusers" "$root/usr/lib/sysusers.d/pla
 install -D -m 0644 "$repo/systemd/plantd.tmpfiles" "$root/usr/lib/tmpfiles.d/plantd.conf"
 install -D -m 0644 "$repo/systemd/60-plantd-gpio.rules" "$root/usr/lib/udev/rules.d/60-plantd-gpio.rules"
 for doc in appliance.md configuration.md security.md audit.md state.md historian.md sinks.md observability.md \
-    app.md bus.md protocol.md control.md control-cli.md; do
+    app.md bus.md protocol.md control.md control-cli.md reload.md; do
     if [ -f "$repo/docs/$doc" ]; then
         install -D -m 0644 "$repo/docs/$doc" "$root/usr/share/doc/plantd/$doc"
     fi
