@@ -463,8 +463,10 @@ class BrokerServer:
             return
         new = load_keyring(gatekeeper.keys_dir)
         old = self._keyring
-        if (new.by_key, new.revoked) == (old.by_key, old.revoked):
-            log.info("SIGHUP: keys unchanged (%d principal(s))", len(new.by_principal))
+        unchanged = (new.by_key, new.revoked) == (old.by_key, old.revoked)
+        log.info("SIGHUP: keys re-read: %d principal(s), %s", len(new.by_principal),
+                 "unchanged" if unchanged else "changed")  # fmt: skip
+        if unchanged:
             return
         for problem in new.problems:
             log.error("key not admitted: %s", problem)

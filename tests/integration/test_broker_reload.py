@@ -1,5 +1,6 @@
 """SIGHUP (``systemctl reload``) on a real broker process: a changed limit in plantd.yaml is in
-effect at once; a file with problems is logged and the broker routes on as it was."""
+effect at once; a file with problems is logged and the broker routes on as it was; the keys
+are read again at once."""
 
 from __future__ import annotations
 
@@ -10,10 +11,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 import zmq
 
+from plantd.client import Client
+from plantd.security import Identity
 from plantd.testing import ANY_PORT, ManagedProcess, start_broker, write_config
+from tests.conftest import Stack
 
 TOO_BIG = b"x" * 2000
 
@@ -81,3 +86,17 @@ def test_sighup_applies_a_changed_limit_and_a_bad_file_changes_nothing(tmp_path:
         assert broker.terminate() == 0
     finally:
         broker.kill()
+
+
+@pytest.mark.stack(security={"mode": "curve"})
+def test_sighup_reads_the_keys_at_once(stack: Stack) -> None:
+    broker = stack.start_broker()
+    keyset = stack.keyset()
+    secret = keyset.secret_path("module.late")
+    keyset.add("module.late", generate_secret=secret)
+    broker.process.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+    wait_for_log(broker, "SIGHUP: keys re-read:")
+    credentials = Identity(secret, keyset.public_path("broker")).credentials()
+    with Client(stack.endpoint, timeout=5, retries=2, credentials=credentials) as client:
+        assert client.request("mmi.service", b"mmi.broker")  # admitted: an answer at all
+    assert broker.running()
