@@ -1,19 +1,25 @@
 """SIGHUP (``systemctl reload``) on a real MQTT sink process, delivering to the machine's
 Mosquitto (127.0.0.1:1883): a new upstream topic in ``sinks.d/NAME.yaml`` is in use within a
 few seconds, with nothing taken from the bus lost on the way (the disk queue is kept); a sink
-file with problems is logged with its file:line and the sink forwards on as it was."""
+file with problems is logged with its file:line and the sink forwards on as it was. In-process,
+with a scripted upstream: new bus topics are taken, the old ones no more, on the same upstream."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from plantd.bus import BusPublisher
+from plantd.config import load_config
+from plantd.sinks import Sink, load_sink
+from plantd.testing import wait_for_workers
 from tests.conftest import Stack
 from tests.integration.sinks._helpers import (
     MqttCollector,
@@ -22,6 +28,7 @@ from tests.integration.sinks._helpers import (
     wait_until,
     write_file,
 )
+from tests.integration.sinks.test_forwarder import ScriptedUpstream
 
 
 def sink_file(name: str, branch: str) -> str:
@@ -116,3 +123,49 @@ def test_sighup_moves_to_a_new_topic_losing_nothing_and_a_bad_file_changes_nothi
     finally:
         publisher.stop()
         collector.close()
+
+
+SCRIPTED = """
+type: mqtt
+topics: ["data.a."]
+queue: {commit_interval: 50ms}
+repair: {enabled: false}
+"""
+
+
+async def test_new_bus_topics_are_taken_after_a_reload_and_the_old_ones_no_more(
+    stack: Stack,
+) -> None:
+    stack.start_broker()
+    write_file(stack, "sinks.d", "s", SCRIPTED)
+    config = load_config(stack.config_dir)
+    upstream = ScriptedUpstream()
+    sink = Sink(config, load_sink(config, "s"), upstream=upstream)
+    publisher = BusPublisher(config.bus.frontend)
+
+    def topics() -> set[str]:
+        return {topic for topic, _, _ in upstream.delivered()}
+
+    async def publish_until(topic: str, condition: Callable[[], bool]) -> None:
+        async with asyncio.timeout(10):
+            while not condition():
+                publisher.publish_sample(topic, 1.0)
+                await asyncio.sleep(0.05)
+
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(sink.run())
+            await asyncio.to_thread(wait_for_workers, stack.endpoint, sink.service)
+            await publish_until("data.a.p", lambda: "data.a.p" in topics())
+
+            write_file(stack, "sinks.d", "s", SCRIPTED.replace("data.a.", "data.b."))
+            sink.reload_file()
+            assert sink.sink.topics == ("data.b.",)
+            await publish_until("data.b.p", lambda: "data.b.p" in topics())
+            late = publisher.publish_sample("data.a.p", 2.0)  # no longer taken
+            await publish_until("data.b.p", lambda: len(upstream.delivered()) > 30)
+            assert late not in {seq for t, seq, _ in upstream.delivered() if t == "data.a.p"}
+            assert upstream.connects == 1  # the same upstream all along
+            sink.stop()
+    finally:
+        publisher.close()
