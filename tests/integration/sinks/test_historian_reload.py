@@ -58,11 +58,14 @@ def test_sighup_applies_retention_at_once_and_a_bad_file_changes_nothing(stack: 
     try:
 
         def publish() -> bool:
-            publisher.publish_sample("data.test.old", 1.0, timestamp=time.time() - 2 * HOUR)
             publisher.publish_sample("data.test.new", 2.0)
-            return stored(database) >= {"test.old", "test.new"}
+            return "test.new" in stored(database)
 
         assert wait_until(publish, timeout=20), "the samples were never stored"
+        # Subscribed: one old sample, and nothing more in flight once it is stored.
+        publisher.publish_sample("data.test.old", 1.0, timestamp=time.time() - 2 * HOUR)
+        assert wait_until(lambda: "test.old" in stored(database), timeout=10)
+        assert wait_until(lambda: status(stack)["pending"] == 0, timeout=10)
 
         set_historian(stack, raw_max_age="1h")
         historian.process.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
