@@ -77,7 +77,7 @@ def run_reload(args: argparse.Namespace) -> int:
         "refused": refused,
         "applied_by": None,
     }
-    runner, done = _apply(args, config, changes, target, applied_file)
+    runner, done = _apply(args, config, changes, target, new)
     if runner is None:
         print(
             f"plant reload: nothing runs the configuration in {config_dir} (start it with "
@@ -87,6 +87,8 @@ def run_reload(args: argparse.Namespace) -> int:
         return NOTHING_RUNS
     report["applied_by"] = None if args.check else runner
     emit(args, report, "\n".join(line for line in [*lines, done] if line))
+    if not status and any(line.startswith("failed:") for line in done.splitlines()):
+        status = 1  # a systemctl command failed (said above); the others were applied
     return status
 
 
@@ -95,7 +97,7 @@ def _apply(
     config: PlantdConfig,
     changes: Plan,
     target: Snapshot,
-    applied_file: Path,
+    seen: Snapshot,
 ) -> tuple[str | None, str]:
     """Who runs the configuration (``systemd``, ``plant up`` or None), and what was done;
     with ``--check``, nothing is done."""
@@ -103,9 +105,10 @@ def _apply(
     if systemd is not None and systemd.systemd_manages(config):
         if args.check or not changes:
             return "systemd", "(--check: nothing applied)" if args.check else ""
-        systemd.apply_systemd(config, changes, target)
-        target.save(applied_file)
-        return "systemd", "applied by systemd (plantd.target)"
+        # It saves the applied snapshot itself, and asks for another run if the files
+        # changed since ``seen`` (taken before they were checked).
+        lines: list[str] = systemd.apply_systemd(config, changes, target, seen=seen)
+        return "systemd", "\n".join(lines or ["applied by systemd (plantd.target)"])
     pid = plant_up_pid(Path(config.paths.data))
     if pid is None:
         return None, ""

@@ -229,7 +229,8 @@ def _run_stack(config: PlantdConfig, config_args: list[str]) -> int:
     config_dir = config.source_dir.absolute() if config.source_dir else None
     files = snapshot(config_dir) if config_dir else Snapshot()
     children = _stack(config_args, config_dir, files)
-    watch = _watch(config, config_args, config_dir, files, children)
+    retiring: list[tuple[_Child, float]] = []  # stopped by the watch: (child, when to kill)
+    watch = _watch(config, config_args, config_dir, files, children, retiring=retiring)
     stopping = threading.Event()
 
     def stop(signum: int, frame: object) -> None:
@@ -259,12 +260,13 @@ def _run_stack(config: PlantdConfig, config_args: list[str]) -> int:
         now = time.monotonic()
         if watch is not None:
             watch.tick(now)  # children it starts are supervised below like the others
+            retiring[:] = [(c, kill_at) for c, kill_at in retiring if not _gone(c, kill_at, now)]
         for child in list(children.values()):
             _supervise(child, now)
         if _hopeless(list(children.values())):
             break
     # Reverse order, each gone before the next: modules and services leave the broker first.
-    for child in reversed(list(children.values())):
+    for child in [c for c, _ in retiring] + list(reversed(children.values())):
         _stop(child)
     return _summary(list(children.values()))
 
@@ -282,12 +284,24 @@ def _stop(child: _Child) -> None:
         child.process.wait()
 
 
+def _gone(child: _Child, kill_at: float, now: float) -> bool:
+    """Whether a child the watch stopped has exited (reaped); SIGKILL once ``kill_at`` passed."""
+    assert child.process is not None
+    if child.process.poll() is not None:
+        return True
+    if now >= kill_at:
+        child.process.kill()
+    return False
+
+
 def _watch(
     config: PlantdConfig,
     config_args: list[str],
     config_dir: Path | None,
     files: Snapshot,
     children: dict[str, _Child],
+    *,
+    retiring: list[tuple[_Child, float]],
 ) -> Watch[_Child] | None:
     """The file watch on modules.d/ and sinks.d/ (none without a config directory)."""
     if config_dir is None:
@@ -304,6 +318,13 @@ def _watch(
             if broker is not None and broker.process is not None:
                 broker.process.send_signal(signal.SIGHUP)
 
+    def retire(child: _Child) -> None:
+        # SIGTERM, and on: a child that takes its time to stop (a sink waiting on its
+        # upstream) must not hold up the others' supervision, nor the next change.
+        if child.process is not None and child.process.poll() is None:
+            child.process.terminate()
+            retiring.append((child, time.monotonic() + 10))
+
     return Watch(
         config_dir,
         Path(config.paths.run),
@@ -311,7 +332,7 @@ def _watch(
         lambda key, names: _child(key, names, config_args),
         applied=files,
         environ=os.environ,
-        stop=_stop,
+        stop=retire,
         before_start=make_keys,
     )
 

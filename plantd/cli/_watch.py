@@ -35,11 +35,14 @@ HOST = "host"  # the key of the module host's child; the others are "module NAME
 LOOK_EVERY = 0.5  # seconds between two looks at the directories (the issue's bound is 2 s)
 # Whether a sink re-reads sinks.d/NAME.yaml on SIGHUP (plantd.sinks, docs/reload.md); without
 # that, a changed sink is restarted (its disk queue survives a restart as well).
-_SINKS_RELOAD = False
+_SINKS_RELOAD = True
 
 
 class Process(Protocol):
     """What the watch needs of a child's process (a ``subprocess.Popen``)."""
+
+    @property
+    def pid(self) -> int: ...
 
     def poll(self) -> int | None: ...
 
@@ -99,6 +102,20 @@ def refusal_lines(
     return lines
 
 
+def catches_sighup(pid: int) -> bool:
+    """Whether process ``pid`` has a SIGHUP handler yet (``SigCgt`` in /proc/PID/status). A
+    child still starting has none, and SIGHUP's default action would end it: it is signalled
+    once it has one. Where /proc cannot tell, yes."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+    for line in status.splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGHUP - 1)))
+    return True
+
+
 def _relative(path: Path, config_dir: Path) -> str:
     try:
         return str(path.relative_to(config_dir))
@@ -121,6 +138,7 @@ class Watch(Generic[C]):
         environ: Mapping[str, str],
         stop: Callable[[C], None],
         before_start: Callable[[], None] = lambda: None,
+        ready: Callable[[int], bool] = catches_sighup,
         out: TextIO | None = None,
         err: TextIO | None = None,
     ) -> None:
@@ -135,6 +153,8 @@ class Watch(Generic[C]):
         self.before_start = before_start  # e.g. make the keys of new modules and sinks
         self.out = out or sys.stdout
         self.err = err or sys.stderr
+        self.ready = ready  # whether a child's process (by pid) can take SIGHUP yet
+        self.hangups: set[str] = set()  # children to signal once they can take it
         self.next_look = 0.0
         self.woken = False
         self.applied.save(self.applied_file)
@@ -145,6 +165,7 @@ class Watch(Generic[C]):
 
     def tick(self, now: float) -> None:
         """Look, if it is time (or woken), and apply what changed."""
+        self._send_hangups()
         if not self.woken and now < self.next_look:
             return
         forced, self.woken = self.woken, False
@@ -178,6 +199,7 @@ class Watch(Generic[C]):
             print(f"plant up: {line}", file=self.out, flush=True)
         self.applied = target
         self.applied.save(self.applied_file)
+        self._send_hangups()
 
     def _host_starts(self, target: Snapshot) -> bool:
         return bool(target.of("host")) and HOST not in self.children
@@ -228,14 +250,24 @@ class Watch(Generic[C]):
             self.stop_child(child)
 
     def _hangup(self, key: str) -> None:
-        """SIGHUP to a child that runs; one stopped for a bad file is started again (the file
-        may be fixed now); one waiting for its restart reads the new files when it starts."""
-        child = self.children.get(key)
-        if child is None:
-            return
-        process = child.process
-        if child.stopped_because is not None:
-            child.stopped_because = None
-            child.start()
-        elif process is not None and process.poll() is None:
-            process.send_signal(signal.SIGHUP)
+        """SIGHUP to a child, as soon as it can take it (see :meth:`_send_hangups`)."""
+        self.hangups.add(key)
+
+    def _send_hangups(self) -> None:
+        """SIGHUP to the children that wait for one and can take it now. One stopped for a bad
+        file is started again instead (the file may be fixed now); one that is not running
+        (waiting for its restart) reads the new files when it starts."""
+        for key in sorted(self.hangups):
+            child = self.children.get(key)
+            process = child.process if child is not None else None
+            if child is None:
+                self.hangups.discard(key)
+            elif child.stopped_because is not None:
+                self.hangups.discard(key)
+                child.stopped_because = None
+                child.start()
+            elif process is None or process.poll() is not None:
+                self.hangups.discard(key)
+            elif self.ready(process.pid):
+                self.hangups.discard(key)
+                process.send_signal(signal.SIGHUP)

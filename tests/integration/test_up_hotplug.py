@@ -284,3 +284,34 @@ def test_plant_reload_hands_the_change_to_plant_up_and_reports_refusals(
     gone = plant(stack, "reload")
     assert gone.returncode == 1
     assert "plant reload: nothing runs the configuration in" in gone.stderr
+
+
+def test_a_sink_is_started_reloaded_in_place_and_stopped(stack: Stack, up: Up, bus: Bus) -> None:
+    sinks = stack.config_dir / "sinks.d"
+    sinks.mkdir()
+    # An upstream that is not there: the sink keeps its queue and retries, it runs on.
+    sink = "type: mqtt\nmqtt: {host: 127.0.0.1, port: 1}\n"
+    (sinks / "cloud.yaml").write_text(sink)
+    wait_until(lambda: "plant up: sink cloud: added (sink)" in up.stdout(), "the sink added")
+    wait_until(lambda: _has_child(up, "plantd.sinks"), "the sink's process")
+    pid = up.child("plantd.sinks")
+    (sinks / "cloud.yaml").write_text(sink + "status_interval: 2s\n")
+    wait_until(lambda: "plant up: sink cloud: changed (sink)" in up.stdout(), "the change")
+    time.sleep(1.0)
+    assert up.child("plantd.sinks") == pid  # SIGHUP: it re-read its file, no restart
+    (sinks / "cloud.yaml").unlink()
+    wait_until(lambda: "plant up: sink cloud: removed (sink)" in up.stdout(), "the removal")
+    # Stopped: SIGTERM at once; a sink still waiting on its upstream may take 10 s to go.
+    wait_until(lambda: not _has_child(up, "plantd.sinks"), "the sink to stop", timeout=30)
+    assert "sink cloud exited" not in up.stderr()  # stopped, not seen to die
+    assert len(gapless(bus, "data.keep.n")) > 10
+    up.process.send_signal(signal.SIGINT)
+    assert up.process.wait(timeout=60) == 0
+
+
+def _has_child(up: Up, module: str) -> bool:
+    try:
+        up.child(module)
+    except AssertionError:
+        return False
+    return True

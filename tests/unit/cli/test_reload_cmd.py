@@ -145,10 +145,11 @@ def test_json(
 def test_under_systemd_it_hands_the_plan_to_the_appliance_side(
     stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    calls: list[tuple[Plan, Snapshot]] = []
+    calls: list[tuple[Plan, Snapshot, Snapshot]] = []
 
-    def apply_systemd(config: Any, plan: Plan, new: Snapshot, run: Any = None) -> None:
-        calls.append((plan, new))
+    def apply_systemd(config: Any, plan: Plan, new: Snapshot, *, seen: Snapshot) -> list[str]:
+        calls.append((plan, new, seen))
+        return ["systemctl start plantd-module@extra.service"]
 
     fake = SimpleNamespace(systemd_manages=lambda config: True, apply_systemd=apply_systemd)
     monkeypatch.setitem(sys.modules, "plantd.cli._reload_systemd", fake)
@@ -158,10 +159,29 @@ def test_under_systemd_it_hands_the_plan_to_the_appliance_side(
     out, _ = capsys.readouterr()
     assert out.splitlines() == [
         "module extra: added (own process)",
-        "applied by systemd (plantd.target)",
+        "systemctl start plantd-module@extra.service",
     ]
-    [(plan, new)] = calls
+    [(plan, new, seen)] = calls
     assert plan.added["module"] == ["extra"]
     assert sorted(name for _, name in new.entries) == ["extra", "keep"]  # not the refused one
-    saved = Snapshot.load(Path(stack.settings["paths"]["run"]) / APPLIED_FILE)
-    assert saved == new
+    assert sorted(name for _, name in seen.entries) == ["bad", "extra", "keep"]  # what was read
+
+
+def test_a_failed_systemctl_is_exit_1(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def apply_systemd(config: Any, plan: Plan, new: Snapshot, *, seen: Snapshot) -> list[str]:
+        return ["failed: systemctl start plantd-sink@s.service: exit 1"]
+
+    fake = SimpleNamespace(systemd_manages=lambda config: True, apply_systemd=apply_systemd)
+    monkeypatch.setitem(sys.modules, "plantd.cli._reload_systemd", fake)
+    (stack.config_dir / "modules.d/extra.yaml").write_text(PUMP)
+    assert reload(stack) == 1
+    assert "failed: systemctl start plantd-sink@s.service" in capsys.readouterr().out
+
+
+def test_the_real_appliance_side_says_a_checkout_is_not_its_own(stack: Stack) -> None:
+    from plantd.cli._reload_systemd import systemd_manages
+    from plantd.config import load_config
+
+    assert not systemd_manages(load_config(stack.config_dir))  # not /etc/plantd

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import io
 import signal
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from plantd.cli import _watch
-from plantd.cli._watch import HOST, Watch
+from plantd.cli._watch import HOST, Watch, catches_sighup
 from plantd.reconfigure import APPLIED_FILE, Snapshot, snapshot
 
 PUMP = "driver: fake\ngroups:\n  - name: main\n    interval: 1s\n    points: [{name: n}]\n"
@@ -28,6 +30,7 @@ class FakeChild:
     process: FakeChild | None = None
     stopped_because: str | None = None
     starts: int = 0
+    pid: int = 0
 
     def start(self) -> None:
         self.starts += 1
@@ -49,6 +52,7 @@ class Harness:
     err: io.StringIO
     stopped: list[str]
     hangups: list[str]
+    starting: set[int]
     now: float = 0.0
 
     def write(self, relative: str, text: str) -> None:
@@ -72,6 +76,7 @@ def harness(tmp_path: Path) -> Harness:
     (config_dir / "modules.d/keep.yaml").write_text(PUMP)
     hangups: list[str] = []
     stopped: list[str] = []
+    starting: set[int] = set()  # pids of processes without a SIGHUP handler yet
     children = {"broker": FakeChild("broker", hangups), HOST: FakeChild("modules keep", hangups)}
     for child in children.values():
         child.start()
@@ -88,10 +93,11 @@ def harness(tmp_path: Path) -> Harness:
         applied=snapshot(config_dir),
         environ={},
         stop=lambda child: stopped.append(child.name),
+        ready=lambda pid: pid not in starting,
         out=out,
         err=err,
     )
-    return Harness(config_dir, watch, out, err, stopped, hangups)
+    return Harness(config_dir, watch, out, err, stopped, hangups, starting)
 
 
 def test_a_hosted_module_added_signals_the_host_and_nothing_else(harness: Harness) -> None:
@@ -216,3 +222,30 @@ def test_the_applied_snapshot_is_saved_from_the_start(harness: Harness) -> None:
     saved = Snapshot.load(harness.watch.applied_file)
     assert saved == harness.watch.applied
     assert harness.watch.applied_file.name == APPLIED_FILE
+
+
+def test_a_child_still_starting_gets_its_sighup_once_it_can_take_it(harness: Harness) -> None:
+    harness.starting.add(harness.children[HOST].pid)  # SIGHUP now would end it
+    harness.write("modules.d/extra.yaml", PUMP)
+    harness.look()
+    harness.look()
+    assert harness.hangups == []
+    harness.starting.clear()  # its handler is in place
+    harness.watch.tick(harness.now)  # not a look: the pending signal alone
+    assert harness.hangups == ["modules extra keep"]
+    harness.look()
+    assert harness.hangups == ["modules extra keep"]  # once
+
+
+def test_sighup_is_caught_by_a_python_that_set_a_handler() -> None:
+    code = (
+        "import signal,time;signal.signal(signal.SIGHUP, print); print(flush=True); time.sleep(9)"
+    )
+    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE) as process:
+        assert process.stdout is not None
+        process.stdout.readline()  # the handler is set
+        assert catches_sighup(process.pid)
+        process.kill()
+    with subprocess.Popen(["sleep", "30"]) as process:
+        assert not catches_sighup(process.pid)
+        process.kill()
