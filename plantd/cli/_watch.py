@@ -190,8 +190,8 @@ class Watch(Generic[C]):
         changes = plan(self.applied, target)
         if not changes:
             return
-        if changes.added.get("module") or changes.added.get("sink") or self._host_starts(target):
-            self.before_start()
+        if any(changes.added.values()):
+            self.before_start()  # a new module or sink may need its key first
         self._apply_modules(changes)
         self._apply_host(changes, target)
         self._apply_sinks(changes)
@@ -200,9 +200,6 @@ class Watch(Generic[C]):
         self.applied = target
         self.applied.save(self.applied_file)
         self._send_hangups()
-
-    def _host_starts(self, target: Snapshot) -> bool:
-        return bool(target.of("host")) and HOST not in self.children
 
     def _apply_modules(self, changes: Plan) -> None:
         """Isolated modules: each its own process. Removed ones first: a module that moved

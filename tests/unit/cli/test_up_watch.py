@@ -53,6 +53,7 @@ class Harness:
     stopped: list[str]
     hangups: list[str]
     starting: set[int]
+    keys: list[str]
     now: float = 0.0
 
     def write(self, relative: str, text: str) -> None:
@@ -77,6 +78,7 @@ def harness(tmp_path: Path) -> Harness:
     hangups: list[str] = []
     stopped: list[str] = []
     starting: set[int] = set()  # pids of processes without a SIGHUP handler yet
+    keys: list[str] = []  # each time the keys of new modules and sinks were made
     children = {"broker": FakeChild("broker", hangups), HOST: FakeChild("modules keep", hangups)}
     for child in children.values():
         child.start()
@@ -94,10 +96,11 @@ def harness(tmp_path: Path) -> Harness:
         environ={},
         stop=lambda child: stopped.append(child.name),
         ready=lambda pid: pid not in starting,
+        before_start=lambda: keys.append("made"),
         out=out,
         err=err,
     )
-    return Harness(config_dir, watch, out, err, stopped, hangups, starting)
+    return Harness(config_dir, watch, out, err, stopped, hangups, starting, keys)
 
 
 def test_a_hosted_module_added_signals_the_host_and_nothing_else(harness: Harness) -> None:
@@ -249,3 +252,12 @@ def test_sighup_is_caught_by_a_python_that_set_a_handler() -> None:
     with subprocess.Popen(["sleep", "30"]) as process:
         assert not catches_sighup(process.pid)
         process.kill()
+
+
+def test_keys_are_made_before_anything_new_starts_and_only_then(harness: Harness) -> None:
+    harness.write("modules.d/keep.yaml", PUMP + "# changed\n")
+    harness.look()
+    assert harness.keys == []
+    harness.write("modules.d/extra.yaml", PUMP)  # a module of the running host needs one too
+    harness.look()
+    assert harness.keys == ["made"]
