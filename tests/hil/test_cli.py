@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from plantd.cli import _up_cmd
+from plantd.reconfigure import snapshot
 from plantd.testing import ManagedProcess, wait_for_workers
 from tests.conftest import Stack
 
@@ -93,7 +94,7 @@ def test_sim_check_names_the_problem(tmp_path: Path) -> None:
 
 def test_plant_up_starts_the_demo_plant_and_its_modules() -> None:
     config = ROOT / "config" / "local"
-    children = _up_cmd._stack(["--config", str(config)], config)
+    children = list(_up_cmd._stack(["--config", str(config)], config, snapshot(config)).values())
     names = [child.name for child in children]
     assert names == [
         "broker",

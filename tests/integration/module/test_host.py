@@ -25,6 +25,7 @@ from plantd.config import load_config
 from plantd.errors import RequestTimeout, ServiceError
 from plantd.module import ModuleHost, load_host
 from plantd.module._host import State
+from plantd.reconfigure import snapshot
 from plantd.service import call, call_async
 from plantd.testing import FakeDriver, ManagedProcess, NotifySocket, wait_for_workers
 from tests.conftest import Stack
@@ -428,7 +429,7 @@ def test_plant_up_runs_one_host_and_each_isolated_module_alone(tmp_path: Path) -
     for name in ("b", "a", "c"):
         (config / "modules.d" / f"{name}.yaml").write_text(pump(1.0))
     (config / "modules.d" / "opc.yaml").write_text(pump(1.0) + "isolated: true\n")
-    children = _up_cmd._stack(["--config", str(config)], config)
+    children = list(_up_cmd._stack(["--config", str(config)], config, snapshot(config)).values())
     assert [child.name for child in children] == [
         "broker", "state", "logger", "historian", "echo", "modules a b c", "module opc",
         "control", "proxy",
@@ -438,7 +439,8 @@ def test_plant_up_runs_one_host_and_each_isolated_module_alone(tmp_path: Path) -
     only_isolated = tmp_path / "other"
     (only_isolated / "modules.d").mkdir(parents=True)
     (only_isolated / "modules.d" / "opc.yaml").write_text(pump(1.0) + "isolated: true\n")
-    names = [c.name for c in _up_cmd._stack(["--config", str(only_isolated)], only_isolated)]
+    stack = _up_cmd._stack(["--config", str(only_isolated)], only_isolated, snapshot(only_isolated))
+    names = [c.name for c in stack.values()]
     assert names == [
         "broker", "state", "logger", "historian", "echo", "module opc", "control", "proxy",
     ]  # fmt: skip
