@@ -46,6 +46,12 @@ def register(sub: Any) -> None:
     update.add_argument(
         "--no-reboot", action="store_true", help="install only; it boots at the next reboot"
     )
+    update.add_argument(
+        "--from-proxy",
+        action="store_true",
+        help="BUNDLE is the one the web app dropped (plantd-update.service): move it aside, "
+        "write status.json and slots.json beside it, reboot on success",
+    )
     update.set_defaults(run=_update)
     rollback = actions.add_parser(
         "rollback", parents=[OUTPUT_OPTIONS], help="boot the other slot next (on trial)"
@@ -86,6 +92,8 @@ def _update(args: argparse.Namespace) -> int:
     if refusal is not None:
         print(refusal, file=sys.stderr)
         return 1
+    if args.from_proxy:
+        return _update_from_proxy(args)
     bundle = args.bundle.resolve()
     if not bundle.is_file():
         print(f"plant: system update: {args.bundle}: no such file", file=sys.stderr)
@@ -100,6 +108,23 @@ def _update(args: argparse.Namespace) -> int:
         )
         return 1
     return _reboot_into_next(args, "installed")
+
+
+def _update_from_proxy(args: argparse.Namespace) -> int:
+    """The bundle the web app dropped (plantd.system._incoming)."""
+    from plantd.system._backend import booted_slot, esp, slots_status
+    from plantd.system._incoming import install_incoming
+    from plantd.system._slots import BootEntries
+
+    def reboot() -> None:
+        if not args.no_reboot:
+            subprocess.run(["systemctl", "reboot"], check=False)
+
+    return install_incoming(
+        args.bundle.absolute(),
+        slots_now=lambda: slots_status(BootEntries(esp()), booted_slot()),
+        reboot=reboot,
+    )
 
 
 def _rollback(args: argparse.Namespace) -> int:

@@ -36,7 +36,8 @@ __all__ = [
 
 OPENAPI_VERSION = "3.1.0"
 PROBLEM_STATUSES = (400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 502, 503, 504)
-FIXED_PARTS = ("_auth", "_streams", "_insight")  # modules of plantd.proxy that may export paths
+# The modules of plantd.proxy that may export paths.
+FIXED_PARTS = ("_auth", "_streams", "_insight", "_system")
 
 _DESCRIPTIONS = {
     400: "The request is malformed (bad JSON, or params the operation refuses)",

@@ -39,6 +39,7 @@ from plantd.audit import AUDIT_SERVICE
 from plantd.config import Access
 from plantd.proxy._context import ProxyContext, User
 from plantd.proxy._control_pages import alarm_values, control_values
+from plantd.proxy._system import system_values
 
 __all__ = ["SECURITY_HEADERS", "routes", "safe_next"]
 
@@ -65,6 +66,7 @@ _NAV = (
     ("/logs", "Logs", "logs"),
     ("/config", "Config", "config"),
     ("/hil", "HIL", "hil"),
+    ("/system", "System", "system"),
     ("/audit", "Audit", "audit"),
 )
 
@@ -204,6 +206,11 @@ def routes(ctx: ProxyContext) -> list[BaseRoute]:
         Route("/logs", page("logs.html", "Logs", "logs"), methods=["GET"]),
         Route("/config", page("config.html", "Config", "config"), methods=["GET"]),
         Route("/hil", page("hil.html", "HIL results", "hil"), methods=["GET"]),
+        Route(
+            "/system",
+            page("system.html", "System", "system", values=system_values),
+            methods=["GET"],
+        ),
         Route(
             "/audit",
             page("audit.html", "Audit", "audit", access=audit_access),

@@ -66,7 +66,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 def build_app(ctx: ProxyContext) -> Starlette:
     """The whole proxy as one ASGI application over ``ctx``."""
-    from plantd.proxy import _auth, _insight, _pages, _rest, _streams
+    from plantd.proxy import _auth, _insight, _pages, _rest, _streams, _system
     from plantd.proxy._metrics import RequestMetrics, track_streams
 
     routes = [
@@ -74,6 +74,7 @@ def build_app(ctx: ProxyContext) -> Starlette:
         *_rest.routes(ctx),
         *_streams.routes(ctx),
         *_insight.routes(ctx),
+        *_system.routes(ctx),
         *_pages.routes(ctx),
         Mount(
             "/static",

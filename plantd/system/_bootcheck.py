@@ -28,7 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from plantd.system._backend import booted_slot, esp, writable
+from plantd.system._backend import booted_slot, esp, slots_status, writable
+from plantd.system._incoming import refresh_at_boot
 from plantd.system._slots import SLOTS, BootEntries
 
 __all__ = ["Check", "main", "run_check"]
@@ -152,6 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         look_now=lambda: look(PLANT, args.config),
         reboot=_reboot,
         bless=bless,
+    )
+    refresh_at_boot(  # what the web app shows (slots.json, the last update's outcome)
+        lambda: slots_status(entries, booted_slot()), settle=decision != "rebooting"
     )
     return 1 if decision in ("rebooting", "no-fallback") else 0
 

@@ -21,7 +21,8 @@ UNITS = REPO / "systemd"
 SERVICES = sorted(p.name for p in UNITS.glob("*.service"))
 KEYS = "plantd-keys.service"  # the oneshot that makes keys, as root; the others are plantd's
 RELOAD = "plantd-reload.service"  # hot-plug's oneshot, as root (tests/systemd/test_reload_units.py)
-DAEMONS = [name for name in SERVICES if name not in (KEYS, RELOAD)]
+UPDATE = "plantd-update.service"  # updates from the web app, as root (test_update_units.py)
+DAEMONS = [name for name in SERVICES if name not in (KEYS, RELOAD, UPDATE)]
 EXECUTABLES = (
     "plant",
     "plantd-broker",

@@ -36,3 +36,4 @@ systemctl --root="$root" enable plantd.target plantd-keys.service plantd-broker.
     plantd-control.service
 # Hot-plug: a change to modules.d/ or sinks.d/ runs `plant reload` (docs/reload.md).
 systemctl --root="$root" enable plantd-reload.path
+systemctl --root="$root" enable plantd-update.path  # updates from the web app (appliance.md)
