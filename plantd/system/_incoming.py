@@ -9,7 +9,8 @@ and renames the bundle to ``incoming.raucb``. The rename is what ``plantd-update
 ``plantd-update.service`` (root), which runs ``plant system update --from-proxy
 .../incoming.raucb``, i.e. :func:`install_incoming`:
 
-1. the bundle is moved aside (``installing.raucb``), so the path unit does not fire again;
+1. the bundle is moved aside (``installing.raucb``), so the path unit does not fire again,
+   and made root's (refused unless it is one plain file: never a link);
 2. ``status.json`` says ``installing``; RAUC installs it (its signature is checked against the
    device's key ring, as for ``plant system update``: a dropped file can do no more than a
    bundle signed by the release key can);
@@ -34,6 +35,7 @@ import contextlib
 import json
 import logging
 import os
+import stat
 import subprocess
 import tempfile
 import time
@@ -81,9 +83,11 @@ def timestamp(seconds: float) -> str:
 
 
 def read_json(path: Path, limit: int = 1 << 20) -> dict[str, Any] | None:
-    """The JSON object in ``path``; None when it is missing, too large or not an object."""
+    """The JSON object in ``path``; None when it is missing, a link (the directory is the
+    proxy's: root must not read through a link it planted), too large or not an object."""
     try:
-        with path.open("rb") as file:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as file:
             data = file.read(limit + 1)
     except OSError:
         return None
@@ -149,6 +153,30 @@ def _rauc_message(output: str) -> str:
 SlotsNow = Callable[[], dict[str, Any] | None]
 
 
+class UnsafeBundle(Exception):
+    """The dropped file is not one plain file of its own (a link, a device, a directory)."""
+
+
+def _take_over(path: Path) -> None:
+    """Make the dropped bundle root's, 0640, before RAUC reads it: the proxy that wrote it
+    can no longer change it (RAUC checks a bundle's owner and mode too). Opened without
+    following a link and refused unless it is one regular file with one name, so that a
+    link planted by the directory's owner can never make root change another file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise UnsafeBundle(f"cannot open it as a plain file ({exc.strerror or exc})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            raise UnsafeBundle("not a regular file with one name")
+        if os.geteuid() == 0:
+            os.fchown(fd, 0, 0)
+        os.fchmod(fd, 0o640)
+    finally:
+        os.close(fd)
+
+
 def install_incoming(
     bundle: Path,
     *,
@@ -181,20 +209,7 @@ def install_incoming(
     write_json(directory / STATUS_FILE, status)
     log.warning("installing %s (sent by %s)", status["bundle"], info.get("by", "?"))
     try:
-        done = subprocess.run(
-            [rauc, "install", str(installing)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            timeout=RAUC_TIMEOUT,
-            check=False,
-        )
-        output, code = done.stdout, done.returncode
-    except subprocess.TimeoutExpired:
-        output, code = f"rauc install did not end within {RAUC_TIMEOUT:.0f} s", -1
-    except OSError as exc:
-        output, code = f"cannot run {rauc}: {exc.strerror or exc}", -1
+        output, code = _run_rauc(rauc, installing)
     finally:
         with contextlib.suppress(OSError):
             installing.unlink()
@@ -214,6 +229,29 @@ def install_incoming(
     log.warning("installed %s: %s", status["bundle"], status["message"])
     reboot()
     return 0
+
+
+def _run_rauc(rauc: str, bundle: Path) -> tuple[str, int]:
+    """``rauc install bundle`` once the bundle is root's: what it said, and its exit status
+    (-1: it did not run, or did not end)."""
+    try:
+        _take_over(bundle)
+        done = subprocess.run(
+            [rauc, "install", str(bundle)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            timeout=RAUC_TIMEOUT,
+            check=False,
+        )
+    except UnsafeBundle as exc:
+        return f"{INCOMING} refused, not given to rauc: {exc}", -1
+    except subprocess.TimeoutExpired:
+        return f"rauc install did not end within {RAUC_TIMEOUT:.0f} s", -1
+    except OSError as exc:
+        return f"cannot run {rauc}: {exc.strerror or exc}", -1
+    return done.stdout, done.returncode
 
 
 def _write_slots(directory: Path, slots_now: SlotsNow) -> dict[str, Any] | None:

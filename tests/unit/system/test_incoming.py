@@ -30,8 +30,8 @@ from tests.unit.system._bootloader_model import make_esp
 BUNDLE = b"hsqs" + bytes(range(256)) * 40  # any bytes: the fake rauc does not look inside
 SLOTS = {"booted": "a", "primary": "b", "slots": {"a": "good", "b": "trying"}}
 
-# The fake rauc: `rauc install FILE` keeps a copy of FILE and of status.json as it is while it
-# runs, says what FAKE_RAUC_SAYS holds, and exits FAKE_RAUC_EXIT.
+# The fake rauc: `rauc install FILE` keeps a copy of FILE, its mode, and status.json as it is
+# while it runs, says what FAKE_RAUC_SAYS holds, and exits FAKE_RAUC_EXIT.
 FAKE_RAUC = """#!{python}
 import os, shutil, sys
 record = os.environ["FAKE_RAUC_RECORD"]
@@ -40,6 +40,8 @@ with open(os.path.join(record, "argv"), "w") as f:
     f.write("\\n".join(sys.argv[1:]))
 bundle = sys.argv[2]
 shutil.copy(bundle, os.path.join(record, "bundle"))
+with open(os.path.join(record, "mode"), "w") as f:
+    f.write(oct(os.stat(bundle).st_mode & 0o7777))
 folder = os.path.dirname(bundle)
 shutil.copy(os.path.join(folder, "status.json"), os.path.join(record, "status.json"))
 with open(os.path.join(record, "incoming-there"), "w") as f:
@@ -174,6 +176,34 @@ def test_rauc_missing_is_a_failure_not_a_crash(
     assert "cannot run" in final["message"]
 
 
+def test_a_link_dropped_as_the_bundle_is_refused_and_its_target_untouched(
+    rauc: Path, update_dir: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "a-file-of-roots"
+    target.write_text("secret")
+    target.chmod(0o600)
+    (update_dir / INCOMING).unlink()
+    (update_dir / INCOMING).symlink_to(target)
+    reboot = Reboots(update_dir)
+    code = install_incoming(update_dir / INCOMING, slots_now=lambda: SLOTS, reboot=reboot)
+    assert (code, reboot.seen) == (1, [])
+    final = read_status(update_dir)
+    assert final["state"] == "failed"
+    assert "not given to rauc" in final["message"]
+    assert not rauc.exists()  # rauc never ran
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert target.read_text() == "secret"
+    assert not (update_dir / INSTALLING).exists()
+
+
+def test_the_bundle_rauc_reads_is_no_longer_the_senders_to_change(
+    rauc: Path, update_dir: Path
+) -> None:
+    (update_dir / INCOMING).chmod(0o664)
+    install_incoming(update_dir / INCOMING, slots_now=lambda: SLOTS, reboot=Reboots(update_dir))
+    assert (rauc / "mode").read_text() == "0o640"
+
+
 def test_nothing_dropped_is_nothing_to_do(tmp_path: Path, rauc: Path) -> None:
     reboot = Reboots(tmp_path)
     assert install_incoming(tmp_path / INCOMING, slots_now=lambda: SLOTS, reboot=reboot) == 0
@@ -232,6 +262,11 @@ def test_a_boot_leaves_other_statuses_and_a_missing_directory_alone(tmp_path: Pa
 def test_no_status_file_reads_as_idle(tmp_path: Path) -> None:
     assert read_status(tmp_path) == {"state": "idle"}
     (tmp_path / STATUS_FILE).write_text("not json")
+    assert read_status(tmp_path) == {"state": "idle"}
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text('{"state": "installed"}')
+    (tmp_path / STATUS_FILE).unlink()
+    (tmp_path / STATUS_FILE).symlink_to(elsewhere)  # never read through a link
     assert read_status(tmp_path) == {"state": "idle"}
 
 
