@@ -18,9 +18,8 @@ before binding), and ``logging:``/``metrics:``/``paths:``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
-from plantd.config import BrokerConfig, PlantdConfig
+from plantd.config import PlantdConfig, section_changes, sections_changed
 
 __all__ = ["LIVE_BROKER_KEYS", "Merged", "merge"]
 
@@ -59,33 +58,25 @@ def merge(running: PlantdConfig, read: PlantdConfig) -> Merged:
     port's) and ``read`` as :func:`plantd.config.load_config` gives it (it reads them back
     from the broker's endpoints file).
     """
-    applied: list[str] = []
-    restart: list[str] = []
-    live: dict[str, Any] = {}
-    for field in dataclasses.fields(BrokerConfig):
-        old, new = getattr(running.broker, field.name), getattr(read.broker, field.name)
-        if old == new:
-            continue
-        line = f"broker.{field.name}: {old!r} -> {new!r}"
-        if field.name in LIVE_BROKER_KEYS:
-            live[field.name] = new
-            applied.append(line)
-        else:
-            restart.append(line)
-    for section in _RESTART_SECTIONS:
-        if getattr(running, section) != getattr(read, section):
-            restart.append(f"{section}: changed")
-    security = running.security
-    for field in dataclasses.fields(security):
-        old, new = getattr(security, field.name), getattr(read.security, field.name)
-        if old == new:
-            continue
-        if field.name in _LIVE_SECURITY_KEYS:  # a new policy over the same key ring
-            security = dataclasses.replace(security, **{field.name: new})
-            applied.append(f"security.{field.name}: changed")
-        else:
-            restart.append(f"security.{field.name}: changed")
-    config = dataclasses.replace(
-        running, broker=dataclasses.replace(running.broker, **live), security=security
+    broker = section_changes(
+        "broker", running.broker, read.broker, lambda key: key in LIVE_BROKER_KEYS
     )
-    return Merged(config, applied, restart)
+    # A new policy over the same key ring; values left out (roles are long).
+    security = section_changes(
+        "security",
+        running.security,
+        read.security,
+        lambda key: key in _LIVE_SECURITY_KEYS,
+        values=False,
+    )
+    restart = [
+        *broker.restart,
+        *sections_changed(running, read, _RESTART_SECTIONS),
+        *security.restart,
+    ]
+    config = dataclasses.replace(
+        running,
+        broker=dataclasses.replace(running.broker, **broker.live),
+        security=dataclasses.replace(running.security, **security.live),
+    )
+    return Merged(config, [*broker.applied, *security.applied], restart)

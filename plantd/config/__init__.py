@@ -20,6 +20,7 @@ and line, and :func:`did_you_mean` suggests the closest of the known names.
 
 from __future__ import annotations
 
+from plantd.config._changes import ConfigChanges, section_changes, sections_changed
 from plantd.config._env import env_override_names
 from plantd.config._loader import CONFIG_FILE, DEFAULT_CONFIG_DIR, load_config, resolve_config_dir
 from plantd.config._location import KeyPath, Locator
@@ -72,6 +73,7 @@ __all__ = [
     "BusConfig",
     "Check",
     "ClientConfig",
+    "ConfigChanges",
     "ControlConfig",
     "Duration",
     "Ge",
@@ -105,5 +107,7 @@ __all__ = [
     "read_yaml",
     "reserved_by",
     "resolve_config_dir",
+    "section_changes",
+    "sections_changed",
     "to_data",
 ]

@@ -13,9 +13,8 @@ Applied live: retention (``raw_max_age``, ``minute_max_age``, ``hour_max_age``,
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
-from plantd.config import HistorianConfig, PlantdConfig
+from plantd.config import HistorianConfig, PlantdConfig, section_changes, sections_changed
 
 __all__ = ["RESTART_KEYS", "RETENTION_KEYS", "Merged", "merge"]
 
@@ -41,20 +40,10 @@ class Merged:
 
 def merge(running: PlantdConfig, read: PlantdConfig) -> Merged:
     """``running.historian`` with every live setting taken from ``read``."""
-    applied: list[str] = []
-    restart: list[str] = []
-    live: dict[str, Any] = {}
-    for field in dataclasses.fields(HistorianConfig):
-        old, new = getattr(running.historian, field.name), getattr(read.historian, field.name)
-        if old == new:
-            continue
-        line = f"historian.{field.name}: {old!r} -> {new!r}"
-        if field.name in RESTART_KEYS:
-            restart.append(line)
-        else:
-            live[field.name] = new
-            applied.append(line)
-    for section in _OTHER_SECTIONS:
-        if getattr(running, section) != getattr(read, section):
-            restart.append(f"{section}: changed")
-    return Merged(dataclasses.replace(running.historian, **live), applied, restart)
+    historian = section_changes(
+        "historian", running.historian, read.historian, lambda key: key not in RESTART_KEYS
+    )
+    restart = [*historian.restart, *sections_changed(running, read, _OTHER_SECTIONS)]
+    return Merged(
+        dataclasses.replace(running.historian, **historian.live), historian.applied, restart
+    )
