@@ -17,6 +17,7 @@ import pytest
 
 from plantd.cli._reload_systemd import AGAIN_FILE, HOST_DROP_IN, HOST_UNIT
 from plantd.config import DEFAULT_CONFIG_DIR, PathsConfig
+from tests.systemd._analyze import analyze, exposure, needs_systemd
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"
@@ -34,10 +35,6 @@ RELOADABLE = [
     "plantd-modules.service",
     "plantd-sink@.service",
 ]
-
-needs_systemd = pytest.mark.skipif(
-    shutil.which("systemd-analyze") is None, reason="needs systemd-analyze (systemd)"
-)
 
 
 def settings(name: str) -> list[tuple[str, str, str]]:
@@ -185,17 +182,6 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def analyze(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["systemd-analyze", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, "SYSTEMD_COLORS": "0", "SYSTEMD_PAGER": ""},
-    )
-
-
 @needs_systemd
 def test_the_units_verify_with_no_output(root: Path) -> None:
     names = [PATH_UNIT, SERVICE, "plantd.target"]
@@ -208,5 +194,4 @@ def test_the_units_verify_with_no_output(root: Path) -> None:
 def test_the_reload_service_scores_at_most_2(root: Path) -> None:
     result = analyze("security", "--offline=true", f"--root={root}", SERVICE)
     assert result.returncode == 0, result.stderr
-    line = next(x for x in result.stdout.splitlines() if "Overall exposure level" in x)
-    assert float(line.split(":")[1].split()[0]) <= 2.0, result.stdout
+    assert exposure(result.stdout) <= 2.0, result.stdout

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import configparser
 import os
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.systemd._analyze import analyze, exposure
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"
@@ -68,23 +69,6 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (root / "bin" / name).write_text("#!/bin/sh\n")
         (root / "bin" / name).chmod(0o755)
     return root
-
-
-def analyze(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["systemd-analyze", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, "SYSTEMD_COLORS": "0", "SYSTEMD_PAGER": ""},
-    )
-
-
-def exposure(output: str) -> float:
-    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", output)
-    assert match, output
-    return float(match.group(1))
 
 
 def read_unit(name: str) -> configparser.RawConfigParser:

@@ -6,24 +6,19 @@ stays at most 2.0 on ``systemd-analyze security``."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from plantd.config import PathsConfig
 from plantd.system._incoming import INCOMING, UPDATE_DIR
+from tests.systemd._analyze import analyze, exposure, needs_systemd
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"
 PATH_UNIT = "plantd-update.path"
 SERVICE = "plantd-update.service"
-
-needs_systemd = pytest.mark.skipif(
-    shutil.which("systemd-analyze") is None, reason="needs systemd-analyze (systemd)"
-)
 
 
 def values(name: str, section: str, key: str) -> list[str]:
@@ -105,17 +100,6 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def analyze(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["systemd-analyze", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, "SYSTEMD_COLORS": "0", "SYSTEMD_PAGER": ""},
-    )
-
-
 @needs_systemd
 def test_the_units_verify_with_no_output(root: Path) -> None:
     result = analyze("verify", f"--root={root}", PATH_UNIT, SERVICE)
@@ -126,5 +110,4 @@ def test_the_units_verify_with_no_output(root: Path) -> None:
 def test_the_update_service_scores_at_most_2(root: Path) -> None:
     result = analyze("security", "--offline=true", f"--root={root}", SERVICE)
     assert result.returncode == 0, result.stderr
-    line = next(x for x in result.stdout.splitlines() if "Overall exposure level" in x)
-    assert float(line.split(":")[1].split()[0]) <= 2.0, result.stdout
+    assert exposure(result.stdout) <= 2.0, result.stdout
