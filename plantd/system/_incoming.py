@@ -43,6 +43,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from plantd.errors import PlantdError
+
 __all__ = [
     "INCOMING",
     "INCOMING_INFO",
@@ -153,7 +155,7 @@ def _rauc_message(output: str) -> str:
 SlotsNow = Callable[[], dict[str, Any] | None]
 
 
-class UnsafeBundle(Exception):
+class UnsafeBundle(PlantdError):
     """The dropped file is not one plain file of its own (a link, a device, a directory)."""
 
 

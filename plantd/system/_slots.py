@@ -29,6 +29,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from plantd.errors import PlantdError
+
 __all__ = ["SLOTS", "BootEntries", "Entry", "SlotError", "check_slot"]
 
 SLOTS = ("a", "b")
@@ -36,7 +38,7 @@ ENTRIES_DIR = "loader/entries"
 _ENTRY = re.compile(r"plantd-(\d+)-([ab])(?:\+(\d+)(?:-(\d+))?)?\.conf", re.ASCII)
 
 
-class SlotError(Exception):
+class SlotError(PlantdError):
     """A slot operation that cannot be done (unknown slot, no entry, no kernel)."""
 
 
