@@ -96,13 +96,14 @@ def run_check(
         log.info("slot %s: not on trial (%s)", booted, entries.state(booted))
         return "not-a-trial"
     log.info("slot %s on trial: it stays if plantd is healthy %.0f s after boot", booted, deadline)
-    last = Check(False, "not looked at yet")
-    while clock() < deadline:
+    while True:  # one look at least, even if the boot was slower than the deadline
         last = look_now()
         if last.healthy:
             (bless or entries.bless)(booted)
             log.warning("slot %s is healthy after %.0f s (%s): kept", booted, clock(), last.why)
             return "kept"
+        if clock() >= deadline:
+            break
         sleep(min(POLL, max(0.0, deadline - clock())))
     others = [slot for slot in SLOTS if slot != booted]
     if all(entries.state(other) == "missing" for other in others):

@@ -3,7 +3,7 @@
 The good bundle's root file system (``rauc extract``, checked against the image's key ring)
 is changed with debugfs — no mount — so that plantd-broker fails to start (its ExecStart is
 ``/bin/false``), and signed again with the same key: a release that installs fine and then
-does not come up. Its own boot check gets a shorter deadline (120 s from the kernel's start
+does not come up. Its own boot check gets a shorter deadline (60 s from the kernel's start
 instead of 300 s), so that the test waits less for the fallback; the fallback itself is the
 boot loader's, whatever the deadline.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 BROKEN_BROKER = "[Service]\nExecStart=\nExecStart=/bin/false\n"
 SHORT_DEADLINE = (
-    "[Service]\nExecStart=\nExecStart=/opt/plantd/venv/bin/plantd-boot-check --deadline 120\n"
+    "[Service]\nExecStart=\nExecStart=/opt/plantd/venv/bin/plantd-boot-check --deadline 60\n"
 )
 UNITS = "/usr/lib/systemd/system"
 

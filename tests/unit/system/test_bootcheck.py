@@ -90,3 +90,14 @@ def test_with_nothing_to_go_back_to_it_stays(tmp_path: Path) -> None:
     box = Box(healthy_at=None)
     assert check(esp, box, "a") == "no-fallback"
     assert box.reboots == 0
+
+
+def test_a_boot_slower_than_the_deadline_still_gets_one_look(
+    esp: BootEntries, tmp_path: Path
+) -> None:
+    install_b(esp, tmp_path)
+    boot(esp)
+    box = Box(healthy_at=0)
+    box.now = 500  # the check starts after its deadline
+    assert check(esp, box, "b", deadline=120) == "kept"
+    assert (box.looks, box.reboots) == (1, 0)
