@@ -92,7 +92,11 @@ def run_check(
         log.warning("no plantd.slot= on the kernel command line: not an A/B boot")
         return "not-a-trial"
     entry = entries.entry(booted)
-    if entry is None or not entry.on_trial:
+    if entry is None:
+        log.error("slot %s: no boot entry in %s: is the boot partition mounted?", booted,
+                  entries.directory)  # fmt: skip
+        return "not-a-trial"
+    if not entry.on_trial:
         log.info("slot %s: not on trial (%s)", booted, entries.state(booted))
         return "not-a-trial"
     log.info("slot %s on trial: it stays if plantd is healthy %.0f s after boot", booted, deadline)
