@@ -8,7 +8,6 @@ generator's drop-in it compares) is where the units and the generator say."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,9 +17,8 @@ import pytest
 from plantd.cli._reload_systemd import AGAIN_FILE, HOST_DROP_IN, HOST_UNIT
 from plantd.config import DEFAULT_CONFIG_DIR, PathsConfig
 from tests.systemd._analyze import analyze, exposure, needs_systemd
+from tests.systemd._unitfiles import REPO, UNITS, appliance_root, one, settings, values
 
-REPO = Path(__file__).resolve().parents[2]
-UNITS = REPO / "systemd"
 PATH_UNIT = "plantd-reload.path"
 SERVICE = "plantd-reload.service"
 GENERATOR = UNITS / "plantd-module-generator"
@@ -35,32 +33,6 @@ RELOADABLE = [
     "plantd-modules.service",
     "plantd-sink@.service",
 ]
-
-
-def settings(name: str) -> list[tuple[str, str, str]]:
-    """(section, key, value) for every line of a unit file, in order: a key may repeat
-    (ExecReload=, PathChanged=), which configparser would fold into one."""
-    found, section = [], ""
-    for raw in (UNITS / name).read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("["):
-            section = line.strip("[]")
-            continue
-        key, _, value = line.partition("=")
-        found.append((section, key, value))
-    return found
-
-
-def values(name: str, section: str, key: str) -> list[str]:
-    return [v for s, k, v in settings(name) if (s, k) == (section, key)]
-
-
-def one(name: str, section: str, key: str) -> str:
-    found = values(name, section, key)
-    assert len(found) == 1, (name, key, found)
-    return found[0]
 
 
 def test_the_path_unit_watches_both_directories_and_starts_plant_reload() -> None:
@@ -167,19 +139,10 @@ def test_the_image_installs_and_enables_the_path_unit() -> None:
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A root as on the appliance: this host's units, ours, stubs for what they run."""
-    root = tmp_path_factory.mktemp("root")
-    system = root / "usr/lib/systemd/system"
-    host = Path("/usr/lib/systemd/system")
-    shutil.copytree(host if host.is_dir() else Path("/lib/systemd/system"), system, symlinks=True)
-    for unit in [*UNITS.glob("*.service"), *UNITS.glob("*.target"), *UNITS.glob("*.path")]:
-        shutil.copy(unit, system / unit.name)
     stubs = [f"opt/plantd/venv/bin/{name}" for name in EXECUTABLES]
-    for stub in [*stubs, "usr/bin/flock", "bin/kill", "bin/rm"]:
-        (root / stub).parent.mkdir(parents=True, exist_ok=True)
-        (root / stub).write_text("#!/bin/sh\n")
-        (root / stub).chmod(0o755)
-    return root
+    return appliance_root(
+        tmp_path_factory.mktemp("root"), [*stubs, "usr/bin/flock", "bin/kill", "bin/rm"]
+    )
 
 
 @needs_systemd

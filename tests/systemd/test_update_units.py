@@ -6,7 +6,6 @@ stays at most 2.0 on ``systemd-analyze security``."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,33 +13,10 @@ import pytest
 from plantd.config import PathsConfig
 from plantd.system._incoming import INCOMING, UPDATE_DIR
 from tests.systemd._analyze import analyze, exposure, needs_systemd
+from tests.systemd._unitfiles import REPO, UNITS, appliance_root, one, values
 
-REPO = Path(__file__).resolve().parents[2]
-UNITS = REPO / "systemd"
 PATH_UNIT = "plantd-update.path"
 SERVICE = "plantd-update.service"
-
-
-def values(name: str, section: str, key: str) -> list[str]:
-    """Every value of ``key`` in ``[section]`` of a unit file (a key may repeat)."""
-    found, current = [], ""
-    for raw in (UNITS / name).read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("["):
-            current = line.strip("[]")
-            continue
-        got, _, value = line.partition("=")
-        if (current, got) == (section, key):
-            found.append(value)
-    return found
-
-
-def one(name: str, section: str, key: str) -> str:
-    found = values(name, section, key)
-    assert len(found) == 1, (name, key, found)
-    return found[0]
 
 
 def test_the_directory_is_the_proxys_update_directory_on_the_appliance() -> None:
@@ -86,18 +62,7 @@ def test_the_image_enables_the_path_unit() -> None:
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A root as on the appliance: this host's units, ours, a stub for what they run."""
-    root = tmp_path_factory.mktemp("root")
-    system = root / "usr/lib/systemd/system"
-    host = Path("/usr/lib/systemd/system")
-    shutil.copytree(host if host.is_dir() else Path("/lib/systemd/system"), system, symlinks=True)
-    for unit in [*UNITS.glob("*.service"), *UNITS.glob("*.target"), *UNITS.glob("*.path")]:
-        shutil.copy(unit, system / unit.name)
-    stub = root / "opt/plantd/venv/bin/plant"
-    stub.parent.mkdir(parents=True)
-    stub.write_text("#!/bin/sh\n")
-    stub.chmod(0o755)
-    return root
+    return appliance_root(tmp_path_factory.mktemp("root"), ["opt/plantd/venv/bin/plant"])
 
 
 @needs_systemd
