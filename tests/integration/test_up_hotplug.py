@@ -23,6 +23,7 @@ from plantd.bus import BusSubscriber, Sample
 from plantd.config import load_config
 from plantd.testing import ipc_endpoints
 from tests.conftest import Stack, make_stack
+from tests.integration._plant_up import Up, run_plant_up
 
 KEEP = """
 driver: fake
@@ -99,28 +100,6 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = PATIEN
         time.sleep(0.02)
 
 
-@dataclass
-class Up:
-    process: subprocess.Popen[bytes]
-    out: Path
-    err: Path
-
-    def stdout(self) -> str:
-        return self.out.read_text(errors="replace")
-
-    def stderr(self) -> str:
-        return self.err.read_text(errors="replace")
-
-    def child(self, module: str) -> int:
-        """The pid of its child that runs ``python -m MODULE``."""
-        pid = self.process.pid
-        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-            argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
-            if module.encode() in argv:
-                return int(child)
-        raise AssertionError(f"plant up has no child running {module}")
-
-
 @pytest.fixture
 def stack(tmp_path: Path) -> Stack:
     stack = make_stack(tmp_path, security={"mode": "none"}, **ipc_endpoints(tmp_path / "sockets"))
@@ -131,18 +110,9 @@ def stack(tmp_path: Path) -> Stack:
 
 @pytest.fixture
 def up(stack: Stack, tmp_path: Path) -> Iterator[Up]:
-    out, err = tmp_path / "up.out", tmp_path / "up.err"
-    with out.open("wb") as out_file, err.open("wb") as err_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "plantd.cli", "--config", str(stack.config_dir), "up"],
-            stdout=out_file,
-            stderr=err_file,
-        )
-    up = Up(process, out, err)
+    up = run_plant_up(stack.config_dir, tmp_path)
     yield up
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+    up.kill()
 
 
 @pytest.fixture

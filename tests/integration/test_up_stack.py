@@ -3,46 +3,20 @@ and a second stack on the same data directory is refused while the first one liv
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from plantd.testing import ipc_endpoints, wait_for_workers
 from tests.conftest import Stack, make_stack
+from tests.integration._plant_up import Up, run_plant_up
 
 ECHO = "org.plantd.module.Echo"
 BAD_DRIVER = "no driver named 'nosuchdriver'"
-
-
-@dataclass
-class Up:
-    """One ``plant up`` process, its output in files (a pipe left unread would block it)."""
-
-    process: subprocess.Popen[bytes]
-    out: Path
-    err: Path
-
-    def stdout(self) -> str:
-        return self.out.read_text(errors="replace")
-
-    def stderr(self) -> str:
-        return self.err.read_text(errors="replace")
-
-    def children(self) -> list[int]:
-        pid = self.process.pid
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-        return [int(child) for child in text.split()]
-
-    def interrupt(self) -> int:
-        """Ctrl-C, as in its terminal: it stops its children in order and exits."""
-        self.process.send_signal(signal.SIGINT)
-        return self.process.wait(timeout=60)
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
@@ -73,23 +47,13 @@ def start_up(tmp_path: Path) -> Iterator[Callable[[Stack], Up]]:
     started: list[Up] = []
 
     def start(stack: Stack) -> Up:
-        n = len(started)
-        out, err = tmp_path / f"up{n}.out", tmp_path / f"up{n}.err"
-        with out.open("wb") as out_file, err.open("wb") as err_file:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "plantd.cli", "--config", str(stack.config_dir), "up"],
-                stdout=out_file,
-                stderr=err_file,
-            )
-        up = Up(process, out, err)
+        up = run_plant_up(stack.config_dir, tmp_path, f"up{len(started)}")
         started.append(up)
         return up
 
     yield start
     for up in started:
-        if up.process.poll() is None:
-            up.process.kill()
-            up.process.wait()
+        up.kill()
 
 
 def test_a_child_with_a_bad_file_is_stopped_once_and_the_rest_runs_on(
