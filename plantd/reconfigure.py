@@ -20,6 +20,7 @@ what it is about to change.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -126,9 +127,11 @@ def snapshot(config_dir: Path) -> Snapshot:
     return Snapshot(entries)
 
 
+@functools.lru_cache(maxsize=256)
 def _says_isolated(data: bytes) -> bool:
     """Whether a module file says ``isolated: true`` (a file that cannot be read says no: the
-    module host is where a broken file is reported)."""
+    module host is where a broken file is reported). Cached by content: ``plant up`` takes a
+    snapshot every 0.5 s, and an unchanged file need not be parsed again."""
     try:
         document = yaml.safe_load(data)
     except yaml.YAMLError:
