@@ -74,9 +74,11 @@ def start_module(stack: Stack, name: str = "m1", text: str = MODULE) -> None:
 def test_the_stack_serves_under_curve(stack: Stack) -> None:
     stack.start_broker()
     start_state(stack)
-    start_module(stack)
+    # The historian subscribes before the module publishes: the module's steady level is
+    # published once, then only every max_silence (60 s), and a bus drops what nobody hears.
     start(stack, "historian", ["plantd.historian", "--config", str(stack.config_dir)])
     wait_for_workers(stack.endpoint, "org.plantd.Historian")
+    start_module(stack)
     with Client(stack.endpoint, timeout=3, retries=2) as admin:  # this process: an admin
         wait_for(lambda: call(admin, "org.plantd.module.m1", "read").get("level", {})
                  .get("quality") == "good", what="the module reads its device")  # fmt: skip
