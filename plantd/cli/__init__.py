@@ -1,7 +1,8 @@
 """The ``plant`` command line, and the kit its commands are written with.
 
 Each subcommand lives in its own module with a ``register(subparsers)`` function that adds its
-parser and sets ``run=`` to a function ``(args) -> int``. Drivers and the HIL rig add their own
+parser and sets ``run=`` to a function ``(args) -> int``; :data:`_BUILTIN` names the module of
+each built-in command, so that ``plant`` imports only the one it runs. Drivers and the HIL rig add their own
 commands (``plant modbus``, ``plant sim``, ``plant hil``) through the ``plantd.cli``
 entry-point group, whose entries are such ``register`` functions — the same door for built-in
 and third-party commands. Human output by default, ``--json`` for scripts. This module is the
@@ -34,32 +35,12 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from importlib import import_module
 from importlib.metadata import entry_points
 
 from plantd import __version__
 from plantd._entry import CONFIG_ERROR
 from plantd._parent import follow_parent
-from plantd.cli import (
-    _alarms_cmd,
-    _audit_cmd,
-    _broker_cmd,
-    _bus_cmd,
-    _call_cmd,
-    _config_cmd,
-    _control_cmd,
-    _health_cmd,
-    _historian_cmd,
-    _keys_cmd,
-    _logs_cmd,
-    _mmi_cmd,
-    _module_cmd,
-    _proxy_cmd,
-    _reload_cmd,
-    _sink_cmd,
-    _state_cmd,
-    _system_cmd,
-    _up_cmd,
-)
 from plantd.cli._common import (
     NO_BROKER,
     NO_WORKER,
@@ -92,31 +73,42 @@ __all__ = [
     "setup_logging",
 ]
 
-_SUBCOMMANDS = (
-    _up_cmd,
-    _reload_cmd,
-    _broker_cmd,
-    _call_cmd,
-    _mmi_cmd,
-    _module_cmd,
-    _state_cmd,
-    _bus_cmd,
-    _historian_cmd,
-    _alarms_cmd,
-    _control_cmd,
-    _sink_cmd,
-    _config_cmd,
-    _keys_cmd,
-    _proxy_cmd,
-    _audit_cmd,
-    _health_cmd,
-    _logs_cmd,
-    _system_cmd,
-)
+# The built-in commands: the module that registers each top-level name. `plant` imports only
+# the one named on its command line (each pulls in its own client, store or server code, and
+# on a Raspberry Pi every import shows in how long `plant` takes to answer), and every one of
+# them, with the entry points', for help or a name it does not know.
+_BUILTIN: dict[str, str] = {
+    "up": "_up_cmd",
+    "reload": "_reload_cmd",
+    "broker": "_broker_cmd",
+    "serve": "_broker_cmd",
+    "call": "_call_cmd",
+    "echo": "_call_cmd",
+    "mmi": "_mmi_cmd",
+    "module": "_module_cmd",
+    "state": "_state_cmd",
+    "bus": "_bus_cmd",
+    "historian": "_historian_cmd",
+    "history": "_historian_cmd",
+    "alarms": "_alarms_cmd",
+    "control": "_control_cmd",
+    "sink": "_sink_cmd",
+    "config": "_config_cmd",
+    "keys": "_keys_cmd",
+    "proxy": "_proxy_cmd",
+    "audit": "_audit_cmd",
+    "health": "_health_cmd",
+    "logs": "_logs_cmd",
+    "system": "_system_cmd",
+}
+# The global options that may come before the command, and which of them take a value.
+_GLOBAL_FLAGS = frozenset({"--json"})
+_GLOBAL_VALUED = frozenset({"--config", "--identity", "--log-level"})
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``plant`` parser: the built-in commands, then every ``plantd.cli`` entry point's."""
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``plant`` parser: the built-in commands, then every ``plantd.cli`` entry point's.
+    Given the command line, only the command it names, where that is a built-in one."""
     parser = argparse.ArgumentParser(
         prog="plant", description="Control and inspect a plantd appliance."
     )
@@ -136,14 +128,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default=None, help="override logging.level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in _SUBCOMMANDS:
-        module.register(sub)
+    command = None if argv is None else _command_named(argv)
+    if command in _BUILTIN:
+        import_module(f"plantd.cli.{_BUILTIN[command]}").register(sub)
+        return parser
+    for module in dict.fromkeys(_BUILTIN.values()):  # each once, in the table's order
+        import_module(f"plantd.cli.{module}").register(sub)
     for entry in entry_points(group="plantd.cli"):
         try:
             entry.load()(sub)
         except ImportError:
             continue  # the driver's extra is not installed: its commands are simply absent
     return parser
+
+
+def _command_named(argv: Sequence[str]) -> str | None:
+    """The command word of a ``plant`` command line, or None where that is not certain (an
+    option argparse would take as an abbreviation, ``--help``, no command): then every command
+    is loaded and argparse decides, as it always did."""
+    words = iter(argv)
+    for word in words:
+        if word in _GLOBAL_VALUED:
+            next(words, None)
+        elif word in _GLOBAL_FLAGS or word.split("=", 1)[0] in _GLOBAL_VALUED:
+            continue
+        elif word.startswith("-"):
+            return None
+        else:
+            return word
+    return None
 
 
 def _answer_interrupts() -> None:
@@ -201,7 +214,8 @@ def _quiet_after_broken_pipe() -> int:
 
 
 def _run(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     args.environ = dict(os.environ)
     try:

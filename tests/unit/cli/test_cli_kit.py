@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import inspect
 import json
 from importlib.metadata import entry_points
@@ -70,3 +71,50 @@ def test_the_rig_and_the_drivers_enter_through_the_entry_point_group() -> None:
     assert commands is not None
     (action,) = [a for a in commands._group_actions if isinstance(a, plantd.cli.Subcommands)]
     assert {"sim", "hil", "modbus", "opcua", "up", "config"} <= set(action.choices)
+
+
+def registered_commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    commands = parser._subparsers
+    assert commands is not None
+    (action,) = [a for a in commands._group_actions if isinstance(a, plantd.cli.Subcommands)]
+    return dict(action.choices)
+
+
+def test_a_built_in_command_loads_alone_and_parses_as_with_every_command() -> None:
+    """`plant state get …` builds only the state command's parser (quicker on a Pi), and what
+    it parses is what the whole parser parses. The table of built-in names is what their
+    modules register: a command added to a module and not to the table is caught here."""
+    everything = registered_commands(plantd.cli.build_parser())
+    built_in = {name for name in everything if name in plantd.cli._BUILTIN}
+    assert set(plantd.cli._BUILTIN) == built_in
+    for name in plantd.cli._BUILTIN:
+        module = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(f"plantd.cli.{plantd.cli._BUILTIN[name]}").register(module)
+        assert name in module.choices, f"{plantd.cli._BUILTIN[name]} does not register {name}"
+    line = ["--config", "/etc/x", "--json", "state", "get", "scope", "key"]
+    alone = plantd.cli.build_parser(line)
+    assert list(registered_commands(alone)) == ["state"]
+    assert vars(alone.parse_args(line)) == vars(plantd.cli.build_parser().parse_args(line))
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        ["--help"],
+        [],
+        ["--conf", "/etc/x", "mmi", "services"],  # an abbreviation: argparse's to read
+        ["--log-level=debug", "sim", "run"],  # not built in: an entry point's
+        ["nonsense"],
+    ],
+)
+def test_otherwise_every_command_is_loaded(line: list[str]) -> None:
+    commands = registered_commands(plantd.cli.build_parser(line))
+    assert {"sim", "hil", "modbus", "up", "state", "system"} <= set(commands)
+
+
+def test_the_command_word_skips_the_global_options_and_their_values() -> None:
+    named = plantd.cli._command_named
+    assert named(["--config", "state", "mmi"]) == "mmi"  # a directory called "state"
+    assert named(["--identity=/k", "--log-level", "info", "keys", "list"]) == "keys"
+    assert named(["--json", "health"]) == "health"
+    assert named(["--version"]) is None
