@@ -2,12 +2,12 @@
 
 Each subcommand lives in its own module with a ``register(subparsers)`` function that adds its
 parser and sets ``run=`` to a function ``(args) -> int``; :data:`_BUILTIN` names the module of
-each built-in command, so that ``plant`` imports only the one it runs. Drivers and the HIL rig add their own
-commands (``plant modbus``, ``plant sim``, ``plant hil``) through the ``plantd.cli``
-entry-point group, whose entries are such ``register`` functions — the same door for built-in
-and third-party commands. Human output by default, ``--json`` for scripts. This module is the
-process entry point: it reads the environment (into ``args.environ``), loads the config once
-and configures logging once; nothing below it reads ``os.environ``.
+each built-in command, so that ``plant`` imports only the one it runs. Drivers and the HIL rig
+add their own commands (``plant modbus``, ``plant sim``, ``plant hil``) through the
+``plantd.cli`` entry-point group, whose entries are such ``register`` functions — the same
+door for built-in and third-party commands. Human output by default, ``--json`` for scripts.
+This module is the process entry point: it reads the environment (into ``args.environ``),
+loads the config once and configures logging once; nothing below it reads ``os.environ``.
 
 A command module outside this package uses only what is exported here::
 

@@ -22,6 +22,7 @@ UNITS = "/usr/lib/systemd/system"
 
 
 def broken_bundle(good: Path, key: Path, certificate: Path, work: Path) -> Path:
+    work.mkdir(parents=True, exist_ok=True)
     content = work / "broken-bundle"
     shutil.rmtree(content, ignore_errors=True)
     subprocess.run(

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -92,11 +93,24 @@ RSS_BUDGET_MB = 150
 class Appliance:
     """A booted machine and what the tests learned about it along the way."""
 
-    def __init__(self, built: Built, machine: Machine, progress: Progress) -> None:
+    def __init__(
+        self, built: Built, machine: Machine, progress: Progress, aside: ThreadPoolExecutor
+    ) -> None:
         self.built = built
         self.machine = machine
         self.progress = progress
         self.figures: dict[str, Any] = {"image": built.report}
+        # Made on the host while the guest boots, rather than while a test waits for them:
+        # gpio-sim.ko for the guest's kernel, and the broken update bundle.
+        self.gpio_sim: Future[Path] = aside.submit(build_gpio_sim, built.out)
+        signing = built.report["signing"]
+        self.broken_bundle: Future[Path] = aside.submit(
+            broken_bundle,
+            built.out / "plantd-amd64.raucb",
+            Path(signing["key"]),
+            Path(signing["certificate"]),
+            machine.work / "broken",
+        )
 
     def start(self, why: str) -> None:
         self.machine.start()
@@ -189,12 +203,14 @@ def appliance(
     work = tmp_path_factory.mktemp("qemu")
     prepared = prepare(amd64.out, work, grow=GROW, provision=PROVISION)
     machine = Machine(prepared, work, firmware=True)
-    appliance = Appliance(amd64, machine, progress)
+    aside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="made-aside")
+    appliance = Appliance(amd64, machine, progress, aside)
     appliance.start("first boot")
     try:
         appliance.figures["first_boot"] = appliance.wait_booted("first boot")
         yield appliance
     finally:
+        aside.shutdown(cancel_futures=True)
         machine.close()
         target = Path(os.environ.get("PLANTD_IMAGE_FIGURES") or amd64.out / "figures.json")
         target.write_text(json.dumps(appliance.figures, indent=2) + "\n")
@@ -580,8 +596,9 @@ def test_the_gpio_driver_on_the_kernels_gpio_sim(appliance: Appliance) -> None:
     expected = gpio_sim_tests()
     assert len(expected) == 7, expected
     started = time.monotonic()
-    module = build_gpio_sim(appliance.built.out)
-    appliance.progress(f"gpio: {module} ready in {minutes(time.monotonic() - started)}")
+    module = appliance.gpio_sim.result()
+    waited = minutes(time.monotonic() - started)
+    appliance.progress(f"gpio: {module} ready (built beside the boot; waited {waited} for it)")
     started = time.monotonic()
     shipped = ship(appliance.machine, GPIO_TESTS, {"gpio-sim.ko": module})
     appliance.sh(f"modprobe configfs && insmod {GUEST_DIR}/gpio-sim.ko")
@@ -667,7 +684,7 @@ with urllib.request.urlopen(request, context=ssl._create_unverified_context(), t
 
 
 def test_a_broken_update_from_the_web_api_falls_back_to_the_previous_slot_by_itself(
-    appliance: Appliance, tmp_path: Path
+    appliance: Appliance,
 ) -> None:
     """A bundle that installs fine but whose plantd-broker cannot start, sent by an admin
     through the proxy's API (the unprivileged proxy drops it; plantd-update.service installs it
@@ -675,13 +692,7 @@ def test_a_broken_update_from_the_web_api_falls_back_to_the_previous_slot_by_its
     deadline, and the boot loader — counting the try used up — boots slot B again, with the
     data partition as it was."""
     plant, sh, machine = appliance.plant, appliance.sh, appliance.machine
-    signing = appliance.built.report["signing"]
-    bundle = broken_bundle(
-        appliance.built.out / "plantd-amd64.raucb",
-        Path(signing["key"]),
-        Path(signing["certificate"]),
-        tmp_path,
-    )
+    bundle = appliance.broken_bundle.result()
     plant("state", "set", "test", "setpoint", "44.5")
     identity = appliance.identity()
     boots_before = len(sh("journalctl --list-boots --no-pager").strip().splitlines())
