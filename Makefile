@@ -69,7 +69,7 @@ test-image-arm64: $(STAMP)
 	PLANTD_IMAGE_ARM64=1 $(BIN)/pytest tests/image/test_contents.py -k raspberry $(PYTEST_ARGS)
 
 ## bench: benchmarks that print figures and ratios (not part of `make test`; ~15 minutes)
-BENCHES ?= mdp_broker security state modbus opcua sinks historian_writer dataplane observability
+BENCHES ?= mdp_broker security state modbus opcua sinks historian_writer dataplane observability cli_start
 bench: $(STAMP)
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; echo; done
 
