@@ -1,7 +1,7 @@
 """Helpers shared by the benchmarks in ``bench/``: what machine, how to repeat, how to report.
 
 A benchmark here is a program people run on a noisy shared machine (see
-``/work/shared/BENCHMARKING.md``), so the helpers lean towards comparisons made in one run:
+bench/README.md), so the helpers lean towards comparisons made in one run:
 
 - :func:`machine_line` says what the figures were measured on (Python, pyzmq, libzmq, cores,
   pinning, load average);

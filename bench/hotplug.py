@@ -34,7 +34,7 @@ count of untouched modules whose epoch changed is shown too (expected 0 for all 
 Figures: p50 (the median, with min–max) and p95 of each time, samples lost per operation,
 and per interleaved pair the ratios hot-plug ÷ restart for time to recover and samples lost,
 then a one-line verdict. Nothing is pinned: a restart is interpreter start-up and imports
-spread over every core, and the ratio is what is read (see ``/work/shared/BENCHMARKING.md``).
+spread over every core, and the ratio is what is read (see bench/README.md).
 
 ``--quick``: 4 modules, one repetition (the smoke test's mode, ~15 s; a default run takes
 ~3–4 min). Exit status 0 whatever the figures, 1 if a run went wrong (a process died, a module
