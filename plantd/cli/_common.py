@@ -98,7 +98,10 @@ def add_client_options(parser: argparse.ArgumentParser, default: object = None) 
     a service. ``default=argparse.SUPPRESS`` on an action's parser keeps a value given before
     the action (``plant alarms --timeout 5 ack X``)."""
     parser.add_argument(
-        "--timeout", type=float, default=default, help="seconds per attempt (client.timeout)"
+        "--timeout",
+        type=float,
+        default=default,
+        help="seconds per attempt, and for the broker to answer at all (client.timeout)",
     )
     parser.add_argument(
         "--retries", type=int, default=default, help="attempts after a timeout (client.retries)"
@@ -118,11 +121,16 @@ def refused(args: argparse.Namespace, exc: ServiceError) -> int:
 def client_for(args: argparse.Namespace) -> Client:
     """A blocking client to the configured broker, with the command line's ``--timeout`` and
     ``--retries`` (see :func:`add_client_options`) over ``client.*`` of the config. It fails at
-    once with NoBroker or NoWorker when nobody is there: a person is waiting for the answer."""
+    once with NoBroker or NoWorker when nobody is there: a person is waiting for the answer.
+
+    Whether a broker is there at all is given 1 s, or the ``--timeout`` a person chose: a
+    busy small device (or an emulated one) can take longer than a second to answer, and
+    whoever says how long they will wait means it for that question too."""
     config = cli_config(args)
     overrides: dict[str, object] = {}
     if args.timeout is not None:
         overrides["timeout"] = args.timeout
+        overrides["presence_timeout"] = args.timeout
     if args.retries is not None:
         overrides["retries"] = args.retries
     return Client.from_config(

@@ -472,7 +472,9 @@ def test_module_files_are_hot_plugged_with_their_keys(appliance: Appliance) -> N
     pids = sh("systemctl show -P MainPID plantd-broker plantd-modules")
 
     def services() -> str:
-        return plant("mmi", "services")
+        # While plant reload starts processes, the emulated guest's broker can take more than
+        # the default second to answer at all (CI saw "no broker" once).
+        return plant("mmi", "services", "--timeout", "10")
 
     def wait(condition: Any, what: str) -> float:
         # Generous: under emulation beside the rest of the suite, plant reload (a Python

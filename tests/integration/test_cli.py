@@ -74,6 +74,15 @@ def test_no_broker_is_a_timeout_not_a_hang(stack: Stack) -> None:
     assert f"no broker at {stack.endpoint} (nothing answered within 0.2 s" in result.stderr
 
 
+def test_a_longer_timeout_also_waits_longer_for_the_broker(stack: Stack) -> None:
+    # A slow device's broker may need more than the default second to answer: --timeout is
+    # how long the person will wait, for the broker's presence as for the reply.
+    stack.without_broker()
+    result = plant(stack, "mmi", "services", "--timeout", "1.5", "--retries", "0")
+    assert result.returncode == 3
+    assert "(nothing answered within 1.5 s" in result.stderr
+
+
 def _catches_sigint(pid: int) -> bool:
     """Whether process ``pid`` has a handler installed for SIGINT (SigCgt in /proc)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
