@@ -68,8 +68,9 @@ test-image-arm64: $(STAMP)
 	image/deps.sh --arm64
 	PLANTD_IMAGE_ARM64=1 $(BIN)/pytest tests/image/test_contents.py -k raspberry $(PYTEST_ARGS)
 
-## bench: benchmarks that print figures and ratios (not part of `make test`; ~15 minutes)
-BENCHES ?= mdp_broker security state modbus opcua sinks historian_writer dataplane observability cli_start
+## bench: benchmarks that print figures and ratios (not part of `make test`; ~25 minutes)
+BENCHES ?= mdp_broker security state modbus opcua sinks historian_writer dataplane observability \
+	control proxy hotplug cli_start
 bench: $(STAMP)
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; echo; done
 
