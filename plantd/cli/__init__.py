@@ -101,9 +101,6 @@ _BUILTIN: dict[str, str] = {
     "logs": "_logs_cmd",
     "system": "_system_cmd",
 }
-# The global options that may come before the command, and which of them take a value.
-_GLOBAL_FLAGS = frozenset({"--json"})
-_GLOBAL_VALUED = frozenset({"--config", "--identity", "--log-level"})
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -113,20 +110,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         prog="plant", description="Control and inspect a plantd appliance."
     )
     parser.add_argument("--version", action="version", version=f"plant {__version__}")
-    parser.add_argument(
-        "--config",
-        metavar="DIR",
-        help="configuration directory (default: $PLANTD_CONFIG, else /etc/plantd if present, "
-        "else built-in defaults)",
-    )
-    parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
-    parser.add_argument(
-        "--identity",
-        metavar="FILE",
-        help="your secret key file (default: $PLANTD_IDENTITY, security.identity, "
-        "~/.config/plantd/identity.key_secret, then the secrets directory's user.LOGIN key)",
-    )
-    parser.add_argument("--log-level", default=None, help="override logging.level")
+    _add_global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     command = None if argv is None else _command_named(argv)
     if command in _BUILTIN:
@@ -142,15 +126,40 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _add_global_options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """Add the options that may come before any command; their actions."""
+    return [
+        parser.add_argument(
+            "--config",
+            metavar="DIR",
+            help="configuration directory (default: $PLANTD_CONFIG, else /etc/plantd if "
+            "present, else built-in defaults)",
+        ),
+        parser.add_argument("--json", action="store_true", help="machine-readable JSON output"),
+        parser.add_argument(
+            "--identity",
+            metavar="FILE",
+            help="your secret key file (default: $PLANTD_IDENTITY, security.identity, "
+            "~/.config/plantd/identity.key_secret, then the secrets directory's user.LOGIN key)",
+        ),
+        parser.add_argument("--log-level", default=None, help="override logging.level"),
+    ]
+
+
 def _command_named(argv: Sequence[str]) -> str | None:
     """The command word of a ``plant`` command line, or None where that is not certain (an
     option argparse would take as an abbreviation, ``--help``, no command): then every command
     is loaded and argparse decides, as it always did."""
+    # Which global options take a value, read from the options themselves (argparse has no
+    # public way to ask a whole parser), so that a new one cannot be missed here.
+    options = _add_global_options(argparse.ArgumentParser(add_help=False))
+    flags = {name for option in options if option.nargs == 0 for name in option.option_strings}
+    valued = {name for option in options if option.nargs != 0 for name in option.option_strings}
     words = iter(argv)
     for word in words:
-        if word in _GLOBAL_VALUED:
+        if word in valued:
             next(words, None)
-        elif word in _GLOBAL_FLAGS or word.split("=", 1)[0] in _GLOBAL_VALUED:
+        elif word in flags or word.split("=", 1)[0] in valued:
             continue
         elif word.startswith("-"):
             return None
