@@ -59,7 +59,14 @@ async def state_client(stack: Stack) -> AsyncIterator[StateClient]:
         yield StateClient(client)
 
 
-@pytest.mark.stack(state={"workers": 8})
+# The test counts what the service did, and a request whose worker the broker took for dead
+# is given to another worker (worker_loss_retries) and done twice: 8 sets were, when the suite's
+# fast heartbeats (0.8 s) expired all 8 workers of this process under CI's load. Heartbeats
+# that only a stall of seconds expires.
+UNHURRIED = {"heartbeat_interval": 1.0, "heartbeat_liveness": 20}
+
+
+@pytest.mark.stack(state={"workers": 8}, broker=UNHURRIED, worker=UNHURRIED)
 async def test_requests_commits_and_size_through_the_broker(
     service: StateService, state_client: StateClient
 ) -> None:
